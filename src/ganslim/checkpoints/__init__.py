@@ -1,0 +1,92 @@
+"""Load and save models: ganslim checkpoints and the reference pix2pix/CycleGAN files, behind one call."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from ganslim.checkpoints.format import ModelCheckpoint, read_checkpoint, save_model
+from ganslim.errors import GanslimError
+
+__all__ = ["LoadedModel", "load_generator", "load_discriminator", "save_model", "resolve_generator_file"]
+
+# Files a reference (junyanz/pytorch-CycleGAN-and-pix2pix) checkpoints folder holds, by direction.
+_REFERENCE_GENERATOR_FILES = {"AtoB": ("latest_net_G.pth", "latest_net_G_A.pth"),
+                              "BtoA": ("latest_net_G.pth", "latest_net_G_B.pth")}
+_GANSLIM_GENERATOR_FILES = {"AtoB": ("generator.pt", "generator_A.pt", "generator.safetensors"),
+                            "BtoA": ("generator.pt", "generator_B.pt", "generator.safetensors")}
+
+
+@dataclass
+class LoadedModel:
+    """A rebuilt model and how it was described: ``source`` is 'ganslim' or 'reference'."""
+
+    model: nn.Module
+    arch: str
+    arch_kwargs: dict
+    source: str
+    path: Path
+    meta: dict = field(default_factory=dict)
+
+
+def resolve_generator_file(path: str | os.PathLike, direction: str = "AtoB") -> Path:
+    """A checkpoint file, or the generator of ``direction`` inside a run / reference checkpoints folder."""
+    path = Path(path)
+    if direction not in _REFERENCE_GENERATOR_FILES:
+        raise GanslimError(f"direction '{direction}' is not valid: use AtoB or BtoA")
+    if not path.is_dir():
+        return path
+    for folder in (path, path / "checkpoints"):
+        for name in _GANSLIM_GENERATOR_FILES[direction] + _REFERENCE_GENERATOR_FILES[direction]:
+            if (folder / name).is_file():
+                return folder / name
+    expected = ", ".join(_GANSLIM_GENERATOR_FILES[direction] + _REFERENCE_GENERATOR_FILES[direction])
+    raise GanslimError(f"no generator checkpoint in folder '{path}' (looked for {expected}): pass the file")
+
+
+def load_generator(path: str | os.PathLike, arch: str | None = None, direction: str = "AtoB",
+                   **arch_overrides) -> LoadedModel:
+    """Rebuild a generator from a ganslim checkpoint or a reference ``latest_net_G*.pth`` (eval mode).
+
+    For reference files the architecture is inferred from the tensors unless ``arch`` / overrides say.
+    """
+    return _load(resolve_generator_file(path, direction), "generator", arch, arch_overrides)
+
+
+def load_discriminator(path: str | os.PathLike, arch: str | None = None, **arch_overrides) -> LoadedModel:
+    """Rebuild a discriminator from a ganslim checkpoint or a reference ``latest_net_D*.pth``."""
+    return _load(Path(path), "discriminator", arch, arch_overrides)
+
+
+def _load(path: Path, kind: str, arch: str | None, overrides: dict) -> LoadedModel:
+    from ganslim.checkpoints import reference
+
+    content = read_checkpoint(path)
+    if isinstance(content, ModelCheckpoint):
+        if content.kind != kind:
+            raise GanslimError(f"'{path}' holds a {content.kind}, not a {kind}: pass the {kind}'s checkpoint")
+        model = _build_ganslim(path, content, kind)
+        loaded = LoadedModel(model, content.arch, content.arch_kwargs, "ganslim", path, content.meta)
+    else:
+        importer = reference.import_generator if kind == "generator" else reference.import_discriminator
+        model, arch_name, kwargs = importer(content, arch=arch, **overrides)
+        loaded = LoadedModel(model, arch_name, kwargs, "reference", path)
+    loaded.model.eval()
+    return loaded
+
+
+def _build_ganslim(path: Path, checkpoint: ModelCheckpoint, kind: str) -> nn.Module:
+    from ganslim.archs import build_discriminator, build_generator
+
+    build = build_generator if kind == "generator" else build_discriminator
+    model = build(checkpoint.arch, **checkpoint.arch_kwargs)
+    try:
+        model.load_state_dict(checkpoint.state_dict, strict=True)
+    except RuntimeError as error:
+        first_problem = str(error).strip().splitlines()[1].strip() if "\n" in str(error) else str(error)
+        raise GanslimError(f"checkpoint '{path}' does not match {checkpoint.arch} {checkpoint.arch_kwargs} "
+                           f"({first_problem[:200]}): the file is damaged or from another ganslim version") from None
+    return model

@@ -1,0 +1,106 @@
+"""The ganslim model checkpoint: a versioned plain dict (``.pt``/``.pth``) or safetensors + JSON metadata.
+
+A model is rebuilt from ``arch`` + ``arch_kwargs`` through the registries and its weights loaded strictly;
+nothing is ever unpickled (``torch.load(weights_only=True)``). Training state lives in separate files
+(see ``ganslim.engine``), so a model checkpoint stays small and deployable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ganslim.atomic import atomic_torch_save, atomic_write
+from ganslim.errors import GanslimError
+
+FORMAT_NAME = "ganslim"
+FORMAT_VERSION = 1
+KINDS = ("generator", "discriminator")
+
+
+@dataclass
+class ModelCheckpoint:
+    """A model description plus weights, as stored on disk."""
+
+    kind: str
+    arch: str
+    arch_kwargs: dict
+    state_dict: dict[str, torch.Tensor]
+    meta: dict = field(default_factory=dict)
+
+
+def save_model(
+    path: str | os.PathLike,
+    model: nn.Module,
+    arch: str,
+    arch_kwargs: dict,
+    kind: str = "generator",
+    meta: dict | None = None,
+) -> Path:
+    """Write ``model``'s weights with the description needed to rebuild it; ``.safetensors`` or torch file."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    path = Path(path)
+    state_dict = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "kind": kind, "arch": arch,
+              "arch_kwargs": dict(arch_kwargs), "meta": dict(meta or {})}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        metadata = {key: json.dumps(value) for key, value in header.items()}
+        return atomic_write(path, lambda tmp: save_file(state_dict, str(tmp), metadata=metadata))
+    return atomic_torch_save({**header, "state_dict": state_dict}, path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> ModelCheckpoint | dict[str, torch.Tensor]:
+    """Read a file: a ``ModelCheckpoint`` for ganslim files, else the raw state dict it holds."""
+    path = Path(path)
+    if not path.is_file():
+        raise GanslimError(f"checkpoint '{path}' not found: check the path")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise GanslimError(f"cannot read checkpoint '{path}' as weights-only PyTorch data ({reason}): "
+                           "pass a ganslim or reference state_dict file") from None
+    if isinstance(content, dict) and content.get("format") == FORMAT_NAME:
+        return _checkpoint_from_header(path, content, content.get("state_dict"))
+    if isinstance(content, dict) and content and all(isinstance(v, torch.Tensor) for v in content.values()):
+        return content
+    raise GanslimError(f"'{path}' is neither a ganslim checkpoint nor a state_dict of tensors: "
+                       "pass the generator's weights file (e.g. latest_net_G.pth)")
+
+
+def _read_safetensors(path: Path) -> ModelCheckpoint | dict[str, torch.Tensor]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            state_dict = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as error:  # noqa: BLE001
+        raise GanslimError(f"cannot read '{path}' as safetensors ({error}): check the file") from None
+    if json.loads(metadata.get("format", "null")) != FORMAT_NAME:
+        return state_dict
+    header = {key: json.loads(value) for key, value in metadata.items()}
+    return _checkpoint_from_header(path, header, state_dict)
+
+
+def _checkpoint_from_header(path: Path, header: dict, state_dict: object) -> ModelCheckpoint:
+    version = header.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise GanslimError(f"checkpoint '{path}' has format version {version}; this ganslim reads up to "
+                           f"{FORMAT_VERSION}: upgrade ganslim")
+    missing = [key for key in ("kind", "arch", "arch_kwargs") if key not in header]
+    if missing or not isinstance(state_dict, dict):
+        raise GanslimError(f"checkpoint '{path}' is damaged (missing {', '.join(missing) or 'weights'}): "
+                           "re-export it")
+    return ModelCheckpoint(kind=header["kind"], arch=header["arch"], arch_kwargs=dict(header["arch_kwargs"]),
+                           state_dict=state_dict, meta=dict(header.get("meta") or {}))

@@ -1,0 +1,42 @@
+"""The `ganslim` command line: thin commands over the library. Nothing imports this package.
+
+Each command lives in its own module exposing ``add_parser(subparsers)``, which registers the command and
+sets ``func`` to a function taking the parsed arguments. User mistakes (``GanslimError``) print as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ganslim import __version__
+from ganslim.errors import GanslimError
+
+COMMAND_MODULES = ("translate", "profile", "data", "demo", "train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganslim", description="Make image generators small and fast.")
+    parser.add_argument("--version", action="version", version=f"ganslim {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"ganslim.cli.{name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.func(args)
+    except GanslimError as error:
+        print(f"ganslim {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ganslim {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

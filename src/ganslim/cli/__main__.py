@@ -1,0 +1,5 @@
+import sys
+
+from ganslim.cli import main
+
+sys.exit(main())

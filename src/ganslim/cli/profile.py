@@ -1,0 +1,58 @@
+"""`ganslim profile MODEL_OR_CKPT`: params, MACs (both conventions), latency and peak memory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("profile", help="params, MACs, latency and memory of a generator")
+    parser.add_argument("model", metavar="MODEL_OR_CKPT",
+                        help="a checkpoint file/folder, or a registered generator name (e.g. resnet_9blocks)")
+    parser.add_argument("--size", type=int, default=256, help="input height and width (default 256)")
+    parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs after warm-up (default 10)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs (default 3)")
+    parser.add_argument("--ngf", type=int, default=None, help="width, when MODEL is an architecture name")
+    parser.add_argument("--norm", default=None, choices=["instance", "batch", "none"],
+                        help="norm, when MODEL is a name (default: instance for resnet, batch for unet, "
+                             "as the reference CycleGAN/pix2pix)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def build_named_generator(name: str, ngf: int | None, norm: str | None):
+    """A freshly initialised registered generator, with the reference's default norm for its family."""
+    from ganslim.archs import build_generator
+
+    kwargs = {"norm": norm or ("batch" if name.startswith("unet") else "instance")}
+    if ngf is not None:
+        kwargs["ngf"] = ngf
+    return build_generator(name, **kwargs)
+
+
+def run(args: argparse.Namespace) -> None:
+    from ganslim.checkpoints import load_generator
+    from ganslim.profile import format_profile, profile_model
+
+    import ganslim.archs  # noqa: F401 - registers the generators
+    from ganslim.errors import GanslimError
+    from ganslim.registry import GENERATORS
+
+    if Path(args.model).exists():
+        model = load_generator(args.model).model
+    elif args.model in GENERATORS:
+        model = build_named_generator(args.model, args.ngf, args.norm)
+    else:
+        raise GanslimError(f"'{args.model}' is neither an existing checkpoint nor a generator name: pass a "
+                           f"checkpoint path or one of {', '.join(GENERATORS.names())}")
+    profile = profile_model(model, input_size=args.size, batch=args.batch, device=args.device,
+                            threads=args.threads, warmup=args.warmup, repeats=args.repeats)
+    if args.json:
+        print(json.dumps({"model": args.model, **profile.to_dict()}))
+    else:
+        print(format_profile(profile, args.model))

@@ -1,0 +1,82 @@
+"""Translate image files with a generator, using the reference test-time pre/post-processing.
+
+Each input is resized to ``size`` x ``size`` (bicubic), mapped to [-1, 1], passed through the generator in
+eval mode, and written as ``(x + 1) / 2 * 255`` PNG with the input's file stem (subfolders kept).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ganslim.data.images import image_to_tensor, is_image_file, list_images, load_image, save_image
+from ganslim.errors import GanslimError
+
+
+def input_channels(generator: nn.Module) -> int:
+    """Channels the generator expects: those of its first convolution."""
+    for module in generator.modules():
+        if isinstance(module, nn.Conv2d):
+            return module.in_channels
+    raise GanslimError("the generator has no convolution to read its input channels from")
+
+
+def find_inputs(path: str | os.PathLike) -> tuple[Path, list[Path]]:
+    """(root, image files): ``path`` is one image file or a folder searched recursively."""
+    path = Path(path)
+    if path.is_file():
+        if not is_image_file(path):
+            raise GanslimError(f"input '{path}' is not an image file (png, jpg, ...): pass an image or a folder")
+        return path.parent, [path]
+    if not path.exists():
+        raise GanslimError(f"input '{path}' not found: pass an image file or a folder of images")
+    files = list_images(path)
+    if not files:
+        raise GanslimError(f"input folder '{path}' holds no images (png, jpg, ...): check the path")
+    return path, files
+
+
+def load_input(path: Path, size: int, channels: int, aligned: bool, direction: str) -> torch.Tensor:
+    """One input file as a (C, size, size) tensor in [-1, 1]; ``aligned`` takes one half of an A|B pair."""
+    image = load_image(path, channels)
+    if aligned:
+        width, height = image.size
+        if width != 2 * height:
+            raise GanslimError(f"aligned image '{path}' is {width}x{height}; an A|B pair must be twice as wide "
+                               "as high: drop --aligned or fix the file")
+        left = 0 if direction == "AtoB" else height
+        image = image.crop((left, 0, left + height, height))
+    return image_to_tensor(image.resize((size, size), resample=3))  # 3 = PIL bicubic, as the reference
+
+
+@torch.inference_mode()
+def translate_files(generator: nn.Module, inputs: str | os.PathLike, output_dir: str | os.PathLike,
+                    size: int = 256, device: torch.device | str = "cpu", aligned: bool = False,
+                    direction: str = "AtoB", batch_size: int = 1, progress: bool = True) -> list[Path]:
+    """Translate every image under ``inputs`` and write ``output_dir/<relative path>/<stem>.png``."""
+    if size < 4 or size % 4:
+        raise GanslimError(f"--size {size} must be a positive multiple of 4 (e.g. 256)")
+    if batch_size < 1:
+        raise GanslimError(f"--batch-size {batch_size} must be at least 1")
+    if direction not in ("AtoB", "BtoA"):
+        raise GanslimError(f"direction '{direction}' is not valid: use AtoB or BtoA")
+    root, files = find_inputs(inputs)
+    output_dir = Path(output_dir)
+    generator = generator.to(device).eval()
+    channels = input_channels(generator)
+    written: list[Path] = []
+    bar = tqdm(total=len(files), desc="translate", unit="img", disable=not progress or len(files) == 1)
+    for start in range(0, len(files), batch_size):
+        chunk = files[start:start + batch_size]
+        batch = torch.stack([load_input(f, size, channels, aligned, direction) for f in chunk]).to(device)
+        outputs = generator(batch).float().cpu()
+        for source, output in zip(chunk, outputs):
+            target = output_dir / source.relative_to(root).parent / f"{source.stem}.png"
+            written.append(save_image(output, target))
+        bar.update(len(chunk))
+    bar.close()
+    return written

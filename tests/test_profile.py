@@ -1,0 +1,317 @@
+"""Tests for ganslim.profile: MAC conventions, reference figures, memory, latency, the profile and errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganslim.archs import build_generator
+from ganslim.errors import GanslimError
+from ganslim.profile import (
+    LatencyStats,
+    MacCount,
+    Profile,
+    count_macs,
+    count_params,
+    format_profile,
+    measure_latency,
+    measure_peak_memory,
+    profile_model,
+)
+from reference_impl import reference_generator
+
+# name -> (M params, published GMACs, true GMACs) at 256x256, batch 1, to the digits METHODS.md gives.
+REFERENCE_FIGURES = {
+    "resnet_9blocks": ("11.378", "56.80", "49.55"),
+    "unet_256": ("54.41", "18.14", "6.05"),
+}
+REFERENCE_NORMS = {"resnet_9blocks": "instance", "unet_256": "batch"}
+
+
+def _build(source: str, name: str) -> nn.Module:
+    """The generator from ganslim.archs, or from the tests' independent re-implementation of the reference."""
+    if source == "ganslim.archs":
+        return build_generator(name, norm=REFERENCE_NORMS[name])
+    return reference_generator(name, norm=REFERENCE_NORMS[name])
+
+
+@pytest.mark.parametrize("source", ["ganslim.archs", "reference_impl"])
+@pytest.mark.parametrize("name", sorted(REFERENCE_FIGURES))
+def test_reference_figures(source, name):
+    """Counted on the meta device: shapes only, no arithmetic."""
+    params_m, published_g, true_g = REFERENCE_FIGURES[name]
+    with torch.device("meta"):
+        generator = _build(source, name)
+    counts = count_macs(generator, torch.empty(1, 3, 256, 256, device="meta"))
+    assert _as_given(count_params(generator) / 1e6, params_m) == params_m
+    assert _as_given(counts.macs_published / 1e9, published_g) == published_g
+    assert _as_given(counts.macs / 1e9, true_g) == true_g
+
+
+def _as_given(value: float, figure: str) -> str:
+    """``value`` rounded to as many decimals as ``figure`` shows."""
+    return f"{value:.{len(figure.partition('.')[2])}f}"
+
+
+# Exact totals, so that a change in any rule shows up, not only one that moves the rounding.
+EXACT_COUNTS = {
+    "resnet_9blocks": (11_378_179, MacCount(macs=49_551_507_456, macs_published=56_799_264_768)),
+    "unet_256": (54_413_955, MacCount(macs=6_048_186_368, macs_published=18_143_334_400)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXACT_COUNTS))
+def test_reference_counts_are_exact(name):
+    params, macs = EXACT_COUNTS[name]
+    with torch.device("meta"):
+        generator = _build("ganslim.archs", name)
+    assert count_params(generator) == params
+    assert count_macs(generator, torch.empty(1, 3, 256, 256, device="meta")) == macs
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Hand-computed single-layer cases: (module, input shape, true MACs, published MACs)
+
+
+class _Call(nn.Module):
+    """A module around a plain function, to count functional calls."""
+
+    def __init__(self, function) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.function(x)
+
+
+TINY_CASES = {
+    # 8 out channels x 5x5 pixels x (4 in x 3x3 taps)
+    "conv": (nn.Conv2d(4, 8, 3, padding=1), (1, 4, 5, 5), 8 * 25 * 4 * 9, 8 * 25 * 4 * 9),
+    # each output sees 4/2 = 2 input channels
+    "conv_groups2": (nn.Conv2d(4, 8, 3, padding=1, groups=2), (1, 4, 5, 5), 8 * 25 * 2 * 9, 8 * 25 * 2 * 9),
+    "conv_depthwise": (nn.Conv2d(4, 4, 3, padding=1, groups=4), (1, 4, 5, 5), 4 * 25 * 9, 4 * 25 * 9),
+    "conv_stride2_batch2": (nn.Conv2d(3, 6, 3, stride=2, padding=1), (2, 3, 8, 8), 2 * 6 * 16 * 3 * 9,
+                            2 * 6 * 16 * 3 * 9),  # fmt: skip
+    # transposed 4 -> 6, 5x5 -> 10x10: true = input pixels x C_in x C_out x 9;
+    # published = output pixels x C_in x 9 (torchprofile reads C_in from weight.shape[0] since 6 != 4)
+    "conv_transpose": (nn.ConvTranspose2d(4, 6, 3, 2, 1, output_padding=1), (1, 4, 5, 5), 4 * 25 * 6 * 9,
+                       6 * 100 * 4 * 9),  # fmt: skip
+    # same channels: torchprofile reads weight.shape[1] = C_out/groups = 4
+    "conv_transpose_square": (nn.ConvTranspose2d(4, 4, 3, 2, 1, output_padding=1), (1, 4, 5, 5), 4 * 25 * 4 * 9,
+                              4 * 100 * 4 * 9),  # fmt: skip
+    # grouped transposed 4 -> 6 in 2 groups: weight [4, 3, 3, 3]; true uses C_out/groups = 3,
+    # torchprofile still reads the full C_in = 4 from weight.shape[0]
+    "conv_transpose_groups2": (nn.ConvTranspose2d(4, 6, 3, 2, 1, output_padding=1, groups=2), (1, 4, 5, 5),
+                               4 * 25 * 3 * 9, 6 * 100 * 4 * 9),  # fmt: skip
+    "linear": (nn.Linear(10, 7), (3, 10), 3 * 10 * 7, 3 * 10 * 7),
+    "linear_3d": (nn.Linear(10, 7, bias=False), (2, 5, 10), 2 * 5 * 10 * 7, 2 * 5 * 10 * 7),
+    # torchprofile: affine norms count one per output element, non-affine ones nothing
+    "batch_norm": (nn.BatchNorm2d(4), (1, 4, 5, 5), 0, 100),
+    "instance_norm": (nn.InstanceNorm2d(4), (1, 4, 5, 5), 0, 0),
+    "instance_norm_affine": (nn.InstanceNorm2d(4, affine=True), (1, 4, 5, 5), 0, 100),
+    "group_norm": (nn.GroupNorm(2, 4), (1, 4, 5, 5), 0, 100),
+    "layer_norm": (nn.LayerNorm(10), (3, 10), 0, 30),
+    "leaky_relu": (nn.LeakyReLU(0.2), (1, 4, 5, 5), 0, 100),
+    "leaky_relu_inplace": (nn.LeakyReLU(0.2, inplace=True), (1, 4, 5, 5), 0, 0),
+    "relu": (nn.ReLU(), (1, 4, 5, 5), 0, 0),
+    "tanh": (nn.Tanh(), (1, 4, 5, 5), 0, 0),
+    "reflection_pad": (nn.ReflectionPad2d(1), (1, 4, 5, 5), 0, 0),
+    "upsample_bilinear": (nn.Upsample(scale_factor=2, mode="bilinear"), (1, 2, 3, 3), 0, 4 * 2 * 36),
+    "upsample_nearest": (nn.Upsample(scale_factor=2), (1, 2, 3, 3), 0, 0),
+    "avg_pool": (nn.AvgPool2d(2), (1, 4, 4, 4), 0, 16),
+    "adaptive_avg_pool": (nn.AdaptiveAvgPool2d(1), (1, 4, 4, 4), 0, 4),
+    "dropout": (nn.Dropout(0.5), (1, 4, 5, 5), 0, 0),
+    # functional calls: (2, 3, 4) @ (2, 4, 3) -> 2*3*3 outputs x 4 terms
+    "matmul_batched": (_Call(lambda x: x @ x.transpose(-1, -2)), (2, 3, 4), 2 * 3 * 3 * 4, 2 * 3 * 3 * 4),
+    "einsum": (_Call(lambda x: torch.einsum("bij,bkj->bik", x, x)), (2, 3, 4), 2 * 3 * 3 * 4, 2 * 3 * 3 * 4),
+    # Q K^T and P V, each 2 heads x 4 x 4 x 8
+    "attention": (_Call(lambda x: F.scaled_dot_product_attention(x, x, x)), (1, 2, 4, 8), 2 * 2 * 4 * 4 * 8,
+                  2 * 2 * 4 * 4 * 8),  # fmt: skip
+    "mul": (_Call(lambda x: x * x), (1, 4, 5, 5), 0, 100),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TINY_CASES))
+def test_tiny_single_layer_macs(case):
+    module, shape, true, published = TINY_CASES[case]
+    assert count_macs(module, torch.randn(shape)) == MacCount(macs=true, macs_published=published)
+
+
+@pytest.mark.parametrize("case", sorted(TINY_CASES))
+def test_counts_are_the_same_when_called_in_inference_mode(case):
+    """A caller inside inference mode, with an inference-tensor input, gets the same totals."""
+    module, shape, true, published = TINY_CASES[case]
+    with torch.inference_mode():
+        counts = count_macs(module, torch.randn(shape))
+    assert counts == MacCount(macs=true, macs_published=published)
+
+
+class _Functional(nn.Module):
+    """Weights used through functional calls and tensor methods, no conv/linear modules."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(8, 4, 3, 3))
+        self.up = nn.Parameter(torch.randn(8, 2, 4, 4))
+        self.proj = nn.Parameter(torch.randn(16, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.conv2d(x, self.weight, padding=1)  # (1, 8, 4, 4)
+        x = F.conv_transpose2d(x, self.up, stride=2, padding=1)  # (1, 2, 8, 8)
+        x = x * 0.5
+        return x.flatten(2)[..., :16] @ self.proj  # (1, 2, 16) @ (16, 5)
+
+
+def test_functional_calls_are_counted():
+    conv = 8 * 16 * 4 * 9
+    transposed_true, transposed_published = 8 * 16 * 2 * 16, 2 * 64 * 8 * 16
+    mul = 2 * 64
+    matmul = 2 * 16 * 5
+    counts = count_macs(_Functional(), torch.randn(1, 4, 4, 4))
+    assert counts.macs == conv + transposed_true + matmul
+    assert counts.macs_published == conv + transposed_published + mul + matmul
+
+
+def test_count_macs_restores_train_flags_and_counts_params():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Linear(2, 2))
+    model[1].eval()
+    count_macs(model[:2], torch.randn(1, 3, 6, 6))
+    assert [m.training for m in model] == [True, False, True]
+    assert count_params(model) == (4 * 3 * 9 + 4) + (4 + 4) + (2 * 2 + 2)
+    shared = nn.Linear(3, 3)
+    assert count_params(nn.Sequential(shared, shared)) == 12
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Memory
+
+
+def test_peak_memory_of_a_chain_is_exact():
+    """Input + two activations alive at once (Sequential drops each input after the next op runs)."""
+    image = torch.randn(1, 4, 16, 16)
+    nbytes = image.numel() * image.element_size()
+    chain = nn.Sequential(nn.ReLU(), nn.ReLU(), nn.ReLU())
+    assert measure_peak_memory(chain, image) == 3 * nbytes
+    in_place = nn.Sequential(nn.ReLU(inplace=True), nn.ReLU(inplace=True))
+    assert measure_peak_memory(in_place, image) == nbytes
+
+
+def test_peak_memory_counts_parameters_and_activations():
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 3, 3, padding=1))
+    image = torch.randn(1, 3, 32, 32)
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    activation_bytes = 16 * 32 * 32 * 4
+    assert measure_peak_memory(model, image) >= param_bytes + image.numel() * 4 + activation_bytes
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Latency and the whole profile
+
+
+def _tiny_generator() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.InstanceNorm2d(4), nn.ReLU(), nn.Conv2d(4, 1, 1))
+
+
+def test_measure_latency_stats_are_ordered():
+    stats = measure_latency(_tiny_generator(), torch.randn(1, 1, 16, 16), warmup=1, repeats=3, device="cpu")
+    assert isinstance(stats, LatencyStats)
+    assert stats.repeats == 3
+    assert 0 < stats.min_ms <= stats.median_ms <= stats.max_ms
+
+
+def test_profile_model_figures_and_threads_restored():
+    model = _tiny_generator()
+    before = torch.get_num_threads()
+    profile = profile_model(model, input_size=16, threads=1, warmup=1, repeats=3)
+    assert torch.get_num_threads() == before
+    assert isinstance(profile, Profile)
+    assert profile.threads == 1
+    assert profile.device == "cpu"
+    assert profile.input_shape == (1, 1, 16, 16)  # in_channels inferred from the first conv
+    assert profile.params == (4 * 9 + 4) + (4 + 1)
+    assert profile.macs == profile.macs_published == 4 * 256 * 9 + 256 * 4
+    assert profile.latency.min_ms <= profile.latency.median_ms <= profile.latency.max_ms
+    assert profile.peak_memory_bytes > profile.params * 4
+    assert model.training  # eval only while profiled
+
+
+def test_profile_model_rectangular_batch_and_explicit_channels():
+    profile = profile_model(nn.Conv2d(2, 3, 1), input_size=(4, 6), batch=2, in_channels=2, warmup=0, repeats=1)
+    assert profile.input_shape == (2, 2, 4, 6)
+    assert profile.macs == 2 * 3 * 24 * 2
+
+
+def test_to_dict_is_json_ready():
+    data = profile_model(_tiny_generator(), input_size=8, warmup=0, repeats=2).to_dict()
+    json.dumps(data)
+    assert {"params", "macs", "macs_published", "latency_ms", "peak_memory_bytes"} <= set(data)
+    assert set(data["latency_ms"]) == {"median", "min", "max"}
+    assert data["peak_memory_kind"] == "peak tensor memory"
+
+
+def test_format_profile_labels_both_conventions():
+    profile = Profile(
+        params=11_378_179, macs=49_551_507_456, macs_published=56_799_264_768,
+        latency=LatencyStats(median_ms=622.0, min_ms=610.0, max_ms=640.0, repeats=10),
+        peak_memory_bytes=80 * 2**20, device="cpu", threads=2, input_shape=(1, 3, 256, 256),
+    )  # fmt: skip
+    text = format_profile(profile, "resnet_9blocks")
+    lines = text.splitlines()
+    assert lines[0].startswith("resnet_9blocks")
+    assert "1x3x256x256" in lines[0]
+    assert any("true" in line and line.endswith("49.55 G") for line in lines)
+    assert any("published (torchprofile convention)" in line and line.endswith("56.80 G") for line in lines)
+    assert any(line.strip().startswith("params") and line.endswith("11.378 M") for line in lines)
+    assert any("peak tensor memory" in line and line.endswith("80.0 MiB") for line in lines)
+    assert "622.0 / 610.0 / 640.0 ms" in text
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Errors
+
+
+def _one_line_error(call, *args, **kwargs) -> str:
+    with pytest.raises(GanslimError) as info:
+        call(*args, **kwargs)
+    message = str(info.value)
+    assert message and "\n" not in message
+    return message
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_a_user_error():
+    assert "CUDA is not available" in _one_line_error(profile_model, _tiny_generator(), 8, device="cuda")
+    assert "cuda" in _one_line_error(measure_latency, _tiny_generator(), torch.randn(1, 1, 8, 8), device="cuda")
+
+
+@pytest.mark.parametrize(
+    "kwargs, names",
+    [
+        ({"input_size": 0}, "input_size"),
+        ({"input_size": (8, -1)}, "input_size"),
+        ({"batch": 0}, "batch"),
+        ({"repeats": 0}, "repeats"),
+        ({"warmup": -1}, "warmup"),
+        ({"threads": 0}, "threads"),
+        ({"in_channels": 0}, "in_channels"),
+        ({"device": "bogus"}, "bogus"),
+        ({"device": "meta"}, "meta"),
+    ],
+)
+def test_bad_arguments_are_user_errors(kwargs, names):
+    assert names in _one_line_error(profile_model, _tiny_generator(), **{"input_size": 8, **kwargs})
+
+
+def test_in_channels_cannot_be_inferred_without_a_conv():
+    assert "in_channels" in _one_line_error(profile_model, nn.Identity(), 8)
+
+
+def test_failing_forward_is_a_user_error_and_threads_are_restored():
+    before = torch.get_num_threads()
+    message = _one_line_error(profile_model, _tiny_generator(), 8, in_channels=3, threads=1)
+    assert "in_channels" in message and "[1, 3, 8, 8]" in message
+    assert torch.get_num_threads() == before
