@@ -1,0 +1,30 @@
+"""Datasets in the pix2pix/CycleGAN layouts, their preprocessing, and built-in demo data.
+
+- :class:`AlignedDataset` (``train/ val/ test/`` of A|B images), :class:`UnalignedDataset`
+  (``trainA/ trainB/ testA/ testB/``), :class:`SingleImageDataset` (inference), :func:`detect_layout`.
+- :func:`tensor_to_image` / :func:`save_image`: (C, H, W) tensors in [-1, 1] back to images.
+- :func:`list_builtin` / :func:`make_builtin`: offline, deterministic demo datasets.
+"""
+
+from ganslim.data.builtin import DEFAULT_BUILTIN, list_builtin, make_builtin
+from ganslim.data.datasets import AlignedDataset, SingleImageDataset, UnalignedDataset, detect_layout
+from ganslim.data.images import IMG_EXTENSIONS, image_to_tensor, list_images, load_image, save_image, tensor_to_image
+from ganslim.data.transforms import PREPROCESS_MODES, Preprocess
+
+__all__ = [
+    "AlignedDataset",
+    "DEFAULT_BUILTIN",
+    "IMG_EXTENSIONS",
+    "PREPROCESS_MODES",
+    "Preprocess",
+    "SingleImageDataset",
+    "UnalignedDataset",
+    "detect_layout",
+    "image_to_tensor",
+    "list_builtin",
+    "list_images",
+    "load_image",
+    "make_builtin",
+    "save_image",
+    "tensor_to_image",
+]
