@@ -12,7 +12,7 @@ import inspect
 
 from torch import nn
 
-from ganslim.archs import patchgan, resnet, unet
+from ganslim.archs import mobile_resnet, patchgan, resnet, super_mobile_resnet, unet
 from ganslim.archs.patchgan import NLayerDiscriminator, PixelDiscriminator
 from ganslim.archs.resnet import ResnetBlock, ResnetGenerator
 from ganslim.archs.unet import UnetGenerator, UnetSkipConnectionBlock
@@ -68,7 +68,9 @@ __all__ = [
     "build_generator",
     "builder_parameters",
     "init_weights",
+    "mobile_resnet",
     "patchgan",
     "resnet",
+    "super_mobile_resnet",
     "unet",
 ]

@@ -1,0 +1,37 @@
+"""Turn a configuration of a once-for-all supernet into a standalone compact generator with real tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ganslim.archs.mobile_resnet import MobileResnetGenerator
+from ganslim.archs.super_mobile_resnet import SuperMobileResnetGenerator
+from ganslim.nn.elastic import leading_slice
+
+
+def extract_subnet(supernet: SuperMobileResnetGenerator, channels: Sequence[int]) -> MobileResnetGenerator:
+    """A ``mobile_resnet`` at widths ``channels`` holding copies of the supernet's leading weight slices.
+
+    Every tensor of the compact model (weights, biases, BatchNorm affine parameters and running statistics)
+    is a fresh copy of the leading block of the supernet's tensor with the same name, so in eval mode its
+    output equals ``supernet.configure(channels)``'s. The supernet is left as it was (weights and
+    configuration); the compact model is on its device and dtype, in its train/eval mode, and is rebuilt from
+    ``"mobile_resnet"`` + ``compact.arch_kwargs()``.
+
+    Raises a GanslimError if ``channels`` is not a configuration of the supernet (wrong length, a width
+    above the largest).
+    """
+    channels = supernet.check_config(channels)
+    kwargs = {**supernet.arch_kwargs(), "channels": channels}
+    with torch.device("meta"):  # no point initialising weights that are overwritten next
+        compact = MobileResnetGenerator(**kwargs)
+    shared = supernet.state_dict()
+    with torch.no_grad():
+        state = {
+            name: leading_slice(shared[name], tensor.shape).clone()
+            for name, tensor in compact.state_dict().items()
+        }
+    compact.load_state_dict(state, strict=True, assign=True)
+    return compact.train(supernet.training)
