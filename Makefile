@@ -20,7 +20,7 @@ demo: install
 	$(BIN)/ganslim demo
 
 test: install
-	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) runs demo_out

@@ -1,0 +1,241 @@
+"""Training configuration: frozen dataclasses holding every default, filled from YAML and ``key=value`` overrides.
+
+A config class is a frozen dataclass whose fields are declared with :func:`option` (default, one-line help,
+optional bounds and choices). Values are checked when the object is built, so an unknown key or a bad value
+fails with one :class:`~ganslim.errors.GanslimError` line before anything trains. Field types are limited to
+``int``, ``float``, ``bool`` and ``str`` so every value round-trips through YAML and the command line.
+
+``TrainConfig`` holds what the engine reads; ``ImageTranslationConfig`` adds the image-to-image data options;
+each method subclasses one of them next to its code (e.g. ``ganslim.methods.teacher.Pix2PixConfig``) and
+overrides defaults by re-declaring a field.
+
+Precedence when loading: class defaults < YAML file < overrides (in the order given).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, TypeVar, Union, get_type_hints
+
+import yaml
+
+from ganslim.errors import GanslimError
+
+C = TypeVar("C", bound="TrainConfig")
+Choices = Union[tuple, Callable[[], Iterable[str]]]
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+_SCALAR_TYPES = (int, float, bool, str)
+
+
+def option(default: Any, help: str, *, min: float | None = None, max: float | None = None,
+           choices: Choices | None = None, above: float | None = None) -> Any:
+    """Declare a config field: its default, a one-line help, and optional checks.
+
+    ``min``/``max`` are inclusive bounds, ``above`` an exclusive lower bound; ``choices`` is a tuple of
+    allowed values or a callable returning them (e.g. a registry's ``names``), looked up at check time.
+    """
+    return field(default=default, metadata={"help": help, "min": min, "max": max, "above": above,
+                                            "choices": choices})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options every training method shares; the engine reads only these."""
+
+    data: str = option("", "dataset folder (layout depends on the method)")
+    out_dir: str = option("runs", "folder holding the numbered run folders")
+    name: str = option("", "suffix of the run folder name (default: the dataset folder's name)")
+    seed: int = option(0, "seed for weights init, data order, augmentation and dropout", min=0)
+    device: str = option("auto", "auto (CUDA if present), cpu, cuda or cuda:N")
+    amp: bool = option(False, "mixed precision (float16 autocast + gradient scaling); CUDA only")
+    batch_size: int = option(1, "images per optimisation step and process", min=1)
+    num_workers: int = option(0, "DataLoader worker processes", min=0)
+    epochs: int = option(100, "epochs at the initial learning rate", min=0)
+    epochs_decay: int = option(100, "epochs over which the learning rate decays linearly to zero", min=0)
+    grad_clip: float = option(0.0, "clip each optimizer's gradient norm to this (0: off)", min=0.0)
+    ema_decay: float = option(0.0, "keep an exponential moving average of the generator(s) (0: off)",
+                              min=0.0, max=0.99999)
+    log_every: int = option(50, "steps between logged losses", min=1)
+    sample_every: int = option(500, "steps between sample grids (0: only at the end)", min=0)
+    val_every: int = option(1000, "steps between validations (0: only at the end)", min=0)
+    ckpt_every: int = option(1000, "steps between checkpoints (0: only at the end)", min=0)
+    val_images: int = option(0, "validate on at most this many images (0: the whole val split)", min=0)
+    sample_images: int = option(4, "rows in each sample grid", min=1)
+
+    def __post_init__(self) -> None:
+        hints = get_type_hints(type(self))
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            _check_value(type(self), item, hints[item.name], value)
+            if hints[item.name] is float:  # 100 from YAML is stored as 100.0, so the written YAML round-trips
+                object.__setattr__(self, item.name, float(value))
+        if self.epochs + self.epochs_decay < 1:
+            raise GanslimError("epochs + epochs_decay is 0: train at least one epoch, e.g. --set epochs=1")
+        self.check()
+
+    def check(self) -> None:
+        """Cross-field checks of a subclass; raise GanslimError with a one-line fix."""
+
+
+@dataclass(frozen=True)
+class ImageTranslationConfig(TrainConfig):
+    """Data options of image-to-image methods (aligned or unaligned folders, reference preprocessing)."""
+
+    direction: str = option("AtoB", "which side is the input", choices=("AtoB", "BtoA"))
+    preprocess: str = option("resize_and_crop", "reference preprocessing of training images",
+                             choices=("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"))
+    load_size: int = option(286, "resize images to this size first", min=1)
+    crop_size: int = option(256, "then crop this size (train); val images are resized to it", min=1)
+    flip: bool = option(True, "random horizontal flips during training")
+    input_nc: int = option(3, "input channels (1 or 3)", choices=(1, 3))
+    output_nc: int = option(3, "output channels (1 or 3)", choices=(1, 3))
+    max_train_images: int = option(0, "use at most this many training images (0: all)", min=0)
+
+    def check(self) -> None:
+        super().check()
+        if "crop" in self.preprocess and self.crop_size > self.load_size:
+            raise GanslimError(f"crop_size {self.crop_size} is larger than load_size {self.load_size}: "
+                               f"set load_size >= crop_size")
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
+    """``["lr=1e-4", "flip=false"]`` -> ``{"lr": "1e-4", "flip": "false"}`` (values stay strings)."""
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise GanslimError(f"override '{pair}' is not KEY=VALUE: write e.g. --set lr=0.0001")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The mapping stored in a YAML config file (a flat ``key: value`` mapping)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GanslimError(f"config file '{path}' not found: check the path")
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        raise GanslimError(f"config file '{path}' is not valid YAML ({line.strip() or 'parse error'}): "
+                           f"fix the syntax") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict) or not all(isinstance(key, str) for key in content):
+        raise GanslimError(f"config file '{path}' must hold a flat 'key: value' mapping")
+    return content
+
+
+def build_config(cls: type[C], *sources: Mapping[str, Any], method: str | None = None) -> C:
+    """Build ``cls`` from mappings applied in order (later wins); string values are parsed by field type.
+
+    A ``method`` key in a source must equal ``method`` (so a pix2pix config is not run as cyclegan).
+    """
+    fields = {item.name: item for item in dataclasses.fields(cls)}
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for source in sources:
+        for key, raw in source.items():
+            if key == "method":
+                if method is not None and raw != method:
+                    raise GanslimError(f"config is for method '{raw}', not '{method}': "
+                                       f"run 'ganslim train {raw}' or remove the 'method' key")
+                continue
+            if key not in fields:
+                raise GanslimError(_unknown_key_message(key, list(fields), method))
+            values[key] = _coerce(key, hints[key], raw)
+    return cls(**values)
+
+
+def load_config(cls: type[C], path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None,
+                method: str | None = None) -> C:
+    """Defaults of ``cls``, then the YAML file at ``path`` (if any), then ``overrides``."""
+    file_values = read_config_file(path) if path is not None else {}
+    return build_config(cls, file_values, dict(overrides or {}), method=method)
+
+
+def config_to_yaml(config: TrainConfig, method: str | None = None) -> str:
+    """The resolved config as YAML (``method`` first when given), each key followed by its help as a comment.
+
+    :func:`load_config` reads it back to an equal object; ``ganslim train --show-config`` prints it and every run
+    folder keeps it as ``config.yaml``.
+    """
+    lines = [_yaml_line("method", method)] if method is not None else []
+    for item in dataclasses.fields(config):
+        lines.append(f"{_yaml_line(item.name, getattr(config, item.name))}  # {item.metadata.get('help', '')}")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_line(key: str, value: Any) -> str:
+    return yaml.safe_dump({key: value}, default_flow_style=False, width=2**16).rstrip("\n")
+
+
+def _unknown_key_message(key: str, valid: list[str], method: str | None) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(valid)}"
+    owner = f" for {method}" if method else ""
+    return f"unknown config key '{key}'{owner}: {hint}"
+
+
+def _coerce(key: str, kind: type, raw: Any) -> Any:
+    """Parse a string from the command line / YAML into ``kind``; other values are checked later."""
+    if not isinstance(raw, str) or kind is str:
+        return raw
+    text = raw.strip()
+    if kind is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise GanslimError(f"bad value for '{key}': '{raw}' is not true or false")
+    try:
+        return kind(text)
+    except ValueError:
+        example = "0.0002" if kind is float else "10"
+        raise GanslimError(f"bad value for '{key}': '{raw}' is not {'a number' if kind is float else 'an integer'}"
+                           f" (e.g. {key}={example})") from None
+
+
+def _choices(item: dataclasses.Field) -> tuple | None:
+    choices = item.metadata.get("choices")
+    if choices is None:
+        return None
+    return tuple(choices() if callable(choices) else choices)
+
+
+def _check_value(cls: type, item: dataclasses.Field, kind: type, value: Any) -> None:
+    name = item.name
+    if kind not in _SCALAR_TYPES:
+        raise TypeError(f"{cls.__name__}.{name}: config fields must be int, float, bool or str, not {kind}")
+    ok = (isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))) or (
+        kind is float and isinstance(value, int) and not isinstance(value, bool))
+    if not ok:
+        raise GanslimError(f"bad value for '{name}': {value!r} is not {_type_words(kind)}")
+    if kind is float and not math.isfinite(value):
+        raise GanslimError(f"bad value for '{name}': {value!r} is not a finite number")
+    choices = _choices(item)
+    if choices is not None and value not in choices:
+        close = difflib.get_close_matches(str(value), [str(choice) for choice in choices], n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise GanslimError(f"bad value for '{name}': {value!r}{hint}; choose one of: "
+                           f"{', '.join(map(str, choices))}")
+    meta = item.metadata
+    if meta.get("min") is not None and value < meta["min"]:
+        raise GanslimError(f"bad value for '{name}': {value!r} is below the minimum {meta['min']}")
+    if meta.get("max") is not None and value > meta["max"]:
+        raise GanslimError(f"bad value for '{name}': {value!r} is above the maximum {meta['max']}")
+    if meta.get("above") is not None and not value > meta["above"]:
+        raise GanslimError(f"bad value for '{name}': {value!r} must be greater than {meta['above']}")
+
+
+def _type_words(kind: type) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[kind]

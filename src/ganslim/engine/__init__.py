@@ -1,0 +1,38 @@
+"""The generic training engine: one loop for every method, resumable, logged, single- or multi-process.
+
+Use :func:`fit` with a config (a :class:`ganslim.config.TrainConfig` subclass) and a method class that
+follows :class:`Method` (see :mod:`ganslim.engine.protocol`); methods update their optimizers through the
+:class:`TrainContext` they are given. The engine never imports a method.
+"""
+
+from ganslim.engine.context import TrainContext
+from ganslim.engine.distributed import DistInfo, init_distributed, launched_by_torchrun
+from ganslim.engine.ema import EMA
+from ganslim.engine.logging import image_grid
+from ganslim.engine.loop import RunResult, epoch_batches, fit, steps_per_epoch
+from ganslim.engine.protocol import Method
+from ganslim.engine.runs import create_run_dir, read_run_config, resolve_resume
+from ganslim.engine.schedules import ConstantThenLinearDecay
+from ganslim.engine.seed import derive_seed, seed_everything
+from ganslim.engine.state import load_weights
+
+__all__ = [
+    "ConstantThenLinearDecay",
+    "DistInfo",
+    "EMA",
+    "Method",
+    "RunResult",
+    "TrainContext",
+    "create_run_dir",
+    "derive_seed",
+    "epoch_batches",
+    "fit",
+    "image_grid",
+    "init_distributed",
+    "launched_by_torchrun",
+    "load_weights",
+    "read_run_config",
+    "resolve_resume",
+    "seed_everything",
+    "steps_per_epoch",
+]

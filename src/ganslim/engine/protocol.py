@@ -1,0 +1,68 @@
+"""The protocol a training method implements so :func:`ganslim.engine.fit` can run it.
+
+The engine never imports a method; it is handed a method class. The class provides::
+
+    name: str                          # "pix2pix": run folder label, ``method`` key of config.yaml
+    Config: type[TrainConfig]          # its frozen config dataclass (defaults live there)
+    monitor: tuple[str, str] | None    # ("psnr", "max"): validation metric that picks best.pt; None: no pick
+    ema_networks: tuple[str, ...]      # names in networks() averaged when config.ema_decay > 0
+
+    __init__(config, ctx: TrainContext)   # build networks on ctx.device, ctx.wrap() the trained ones,
+                                          # create optimizers (weights init draws from the seeded global RNG)
+    networks() -> dict[str, nn.Module]    # plain modules whose weights are checkpointed, by stable name
+    optimizers() -> dict[str, Optimizer]  # by name; ctx.step(name, loss) updates one
+    train_dataset() -> Dataset            # items are dicts of tensors (and strings); needs __len__
+    val_dataset() -> Dataset | None       # the validation split (never test); None: no validation
+    train_step(batch) -> dict[str, Tensor | float]   # one iteration (all its updates); loss terms to log
+    validate(batches: Iterable[dict]) -> dict[str, float]  # metrics over val batches (eval mode, no grad)
+    visuals(batch) -> list[Tensor]        # grid columns, each (N, C, H, W) in [-1, 1]: input | output | target
+    extra_state() -> dict                 # anything else a resume needs (e.g. image pools, own generators)
+    load_extra_state(state: dict) -> None
+    export(run_dir: Path) -> dict[str, Path]  # final models (called once, with the best weights loaded)
+
+Batches arrive on ``ctx.device``. The engine owns everything else: data order and sharding, learning-rate
+schedule, EMA, eval/train mode switching around validation and samples, logging, checkpoints and resume.
+Randomness a method draws inside ``train_step`` must come from the global torch generator (saved in the
+checkpoint) or from its own generators saved through ``extra_state``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Iterable, Protocol
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+from torch.utils.data import Dataset
+
+from ganslim.config import TrainConfig
+
+
+class Method(Protocol):
+    """See the module docstring."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[TrainConfig]]
+    monitor: ClassVar[tuple[str, str] | None]
+    ema_networks: ClassVar[tuple[str, ...]]
+
+    def networks(self) -> dict[str, nn.Module]: ...
+
+    def optimizers(self) -> dict[str, Optimizer]: ...
+
+    def train_dataset(self) -> Dataset: ...
+
+    def val_dataset(self) -> Dataset | None: ...
+
+    def train_step(self, batch: dict) -> dict[str, torch.Tensor | float]: ...
+
+    def validate(self, batches: Iterable[dict]) -> dict[str, float]: ...
+
+    def visuals(self, batch: dict) -> list[torch.Tensor]: ...
+
+    def extra_state(self) -> dict: ...
+
+    def load_extra_state(self, state: dict) -> None: ...
+
+    def export(self, run_dir: Path) -> dict[str, Path]: ...

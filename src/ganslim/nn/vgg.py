@@ -1,0 +1,235 @@
+"""VGG16 ``features`` in torchvision's exact layout, as a frozen extractor of named ReLU activations.
+
+The module tree is ``features.0`` ... ``features.30`` as in torchvision's ``vgg16().features`` (configuration
+"D": 13 3×3 convolutions, each followed by a ReLU, and 5 max-pools), so the ImageNet weights file
+``vgg16-397923af.pth`` loads strictly into it: keys ``features.{0,2,5,7,10,12,14,17,19,21,24,26,28}.weight``
+and ``.bias``; the file's ``classifier.*`` keys are ignored. Style and feature losses (OMGD, AutoGAN-Distiller)
+read relu1_2, relu2_2, relu3_3 and relu4_3, and the forward pass stops after the deepest layer asked for.
+
+Nothing is downloaded: see :func:`load_vgg16` for where the weights file is looked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ganslim.errors import GanslimError
+
+WEIGHTS_FILENAME = "vgg16-397923af.pth"
+WEIGHTS_URL = f"https://download.pytorch.org/models/{WEIGHTS_FILENAME}"
+WEIGHTS_ENV_VAR = "GANSLIM_VGG16_WEIGHTS"
+
+# torchvision's configuration "D": output channels of each 3×3 conv, "M" for a 2×2 max-pool.
+VGG16_CONFIG: tuple[int | str, ...] = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M",
+)
+
+
+def _relu_indices() -> dict[str, int]:
+    """``reluB_K`` (block B, K-th conv of the block) -> index of that ReLU inside ``features``."""
+    names: dict[str, int] = {}
+    index, block, conv = 0, 1, 0
+    for item in VGG16_CONFIG:
+        if item == "M":
+            index += 1
+            block, conv = block + 1, 0
+        else:
+            conv += 1
+            names[f"relu{block}_{conv}"] = index + 1
+            index += 2
+    return names
+
+
+#: Every ReLU of ``features`` by name: relu1_1 -> 1, relu1_2 -> 3, relu2_2 -> 8, relu3_3 -> 15, relu4_3 -> 22, ...
+VGG16_LAYERS: dict[str, int] = _relu_indices()
+#: The layers the OMGD / AutoGAN-Distiller style loss reads; relu2_2 is also the feature-loss layer.
+STYLE_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def make_vgg16_features() -> nn.Sequential:
+    """torchvision's ``vgg16().features``: 31 modules, convs at 0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28.
+
+    (N, 3, H, W) -> (N, 512, H/32, W/32). Weights are left at PyTorch's default initialisation.
+    """
+    layers: list[nn.Module] = []
+    in_channels = 3
+    for item in VGG16_CONFIG:
+        if item == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            assert isinstance(item, int)
+            layers.append(nn.Conv2d(in_channels, item, kernel_size=3, padding=1))
+            # Not in-place: the activation handed out for a loss must not be overwritten by the next layer.
+            layers.append(nn.ReLU(inplace=False))
+            in_channels = item
+    return nn.Sequential(*layers)
+
+
+class VGG16Features(nn.Module):
+    """Frozen VGG16 returning the activations of named ReLU layers for images in [-1, 1].
+
+    The state dict holds exactly torchvision's ``features.*`` keys; the ImageNet mean / std are
+    non-persistent buffers, so they follow ``.to(device)`` without entering the state dict. Parameters have
+    ``requires_grad=False``, but gradients still flow through the network to its input image.
+
+    Args:
+        layers: names from :data:`VGG16_LAYERS` (default :data:`STYLE_LAYERS`).
+    """
+
+    def __init__(self, layers: Sequence[str] = STYLE_LAYERS) -> None:
+        super().__init__()
+        unknown = [name for name in layers if name not in VGG16_LAYERS]
+        if unknown or not layers:
+            raise GanslimError(
+                f"unknown VGG16 layer(s) {unknown or '(none given)'}; choose from: {', '.join(VGG16_LAYERS)}"
+            )
+        # Shallow to deep, so the forward pass can hand out each one as it passes and stop at the last.
+        self.layers: tuple[str, ...] = tuple(sorted(dict.fromkeys(layers), key=VGG16_LAYERS.__getitem__))
+        self.features = make_vgg16_features()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> VGG16Features:
+        """Stay in eval mode: a loss network inside a method's ``.train()`` call is still frozen."""
+        return super().train(False)
+
+    def forward(self, image: Tensor) -> dict[str, Tensor]:
+        """Activations of :attr:`layers` for ``image``.
+
+        Args:
+            image: (N, 3, H, W) or (N, 1, H, W) in [-1, 1]; grey images are repeated to 3 channels. It is mapped
+                to [0, 1] and then normalised with the ImageNet mean / std, as torchvision's weights expect.
+
+        Returns:
+            ``{name: (N, C, H / 2**(block-1), W / 2**(block-1))}`` in :attr:`layers` order (shallow to deep),
+            e.g. relu1_2 (N, 64, H, W), relu2_2 (N, 128, H/2, W/2), relu3_3 (N, 256, H/4, W/4),
+            relu4_3 (N, 512, H/8, W/8); pooled sizes round down.
+        """
+        if image.dim() != 4 or image.shape[1] not in (1, 3):
+            raise GanslimError(
+                f"VGG16 features take (N,3,H,W) or (N,1,H,W) images in [-1, 1], got {tuple(image.shape)}"
+            )
+        if image.shape[1] == 1:
+            image = image.expand(-1, 3, -1, -1)
+        x = ((image + 1) / 2 - self.mean) / self.std
+        wanted = {VGG16_LAYERS[name]: name for name in self.layers}
+        last = VGG16_LAYERS[self.layers[-1]]
+        out: dict[str, Tensor] = {}
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in wanted:
+                out[wanted[index]] = x
+            if index == last:
+                break
+        return out
+
+
+def default_vgg16_weights_path() -> Path:
+    """``~/.cache/ganslim/vgg16-397923af.pth``, the last place :func:`find_vgg16_weights` looks."""
+    return Path.home() / ".cache" / "ganslim" / WEIGHTS_FILENAME
+
+
+def find_vgg16_weights(weights: str | os.PathLike | None = None) -> Path | None:
+    """Where the VGG16 ImageNet weights file is, or ``None`` when nobody named one and the cache has none.
+
+    Looked for, in this order (the first source that is set is used):
+
+    1. ``weights``, when given;
+    2. the path in the environment variable ``GANSLIM_VGG16_WEIGHTS``, when set and non-empty;
+    3. ``~/.cache/ganslim/vgg16-397923af.pth``, when that file exists.
+
+    Raises:
+        GanslimError: ``weights`` or the environment variable names a path that is not a file (a path the user
+            set is never silently skipped).
+    """
+    if weights is not None:
+        path, source = Path(weights).expanduser(), "the weights argument"
+    elif os.environ.get(WEIGHTS_ENV_VAR):
+        path, source = Path(os.environ[WEIGHTS_ENV_VAR]).expanduser(), f"${WEIGHTS_ENV_VAR}"
+    else:
+        path = default_vgg16_weights_path()
+        return path if path.is_file() else None
+    if not path.is_file():
+        raise GanslimError(
+            f"VGG16 weights not found at {path} (from {source}); point it at torchvision's {WEIGHTS_FILENAME} "
+            f"(from {WEIGHTS_URL})"
+        )
+    return path
+
+
+def vgg16_weights_hint() -> str:
+    """How a user supplies the weights file, for error and warning messages (one line)."""
+    return (
+        f"put torchvision's {WEIGHTS_FILENAME} (from {WEIGHTS_URL}) at {default_vgg16_weights_path()}, "
+        f"or set {WEIGHTS_ENV_VAR} to its path"
+    )
+
+
+def _mismatch(path: Path, state: dict[str, Tensor], expected: dict[str, Tensor]) -> str | None:
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys (first '{missing[0]}')")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys (first '{unexpected[0]}')")
+    if reshaped:
+        k = reshaped[0]
+        problems.append(
+            f"{len(reshaped)} shape mismatches (first '{k}': file {tuple(state[k].shape)}, "
+            f"expected {tuple(expected[k].shape)})"
+        )
+    if not problems:
+        return None
+    return (
+        f"{path} is not torchvision's VGG16 weights file {WEIGHTS_FILENAME}: {'; '.join(problems)}; "
+        f"use the file from {WEIGHTS_URL}"
+    )
+
+
+def load_vgg16(weights: str | os.PathLike | None = None, layers: Sequence[str] = STYLE_LAYERS) -> VGG16Features:
+    """Build :class:`VGG16Features` and load the ImageNet weights; returned frozen, in eval mode, on the CPU.
+
+    The file is found by :func:`find_vgg16_weights` (argument, then ``$GANSLIM_VGG16_WEIGHTS``, then
+    ``~/.cache/ganslim/vgg16-397923af.pth``), read with ``torch.load(weights_only=True)`` and loaded strictly
+    into ``features.*``; ``classifier.*`` keys (present in torchvision's file) are ignored. Nothing is
+    downloaded.
+
+    Args:
+        weights: path of the weights file, or ``None`` to look it up.
+        layers: the ReLU layers the extractor returns (see :class:`VGG16Features`).
+
+    Raises:
+        GanslimError: no file found, the file is unreadable, or its keys or shapes differ (the message names
+            the first difference of each kind).
+    """
+    path = find_vgg16_weights(weights)
+    if path is None:
+        raise GanslimError(f"VGG16 weights not found: {vgg16_weights_hint()}, or pass weights= to its path")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for foreign or truncated files
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GanslimError(f"cannot read VGG16 weights {path} with torch.load: {detail}") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise GanslimError(
+            f"{path} is not a state dict of tensors (got {type(state).__name__}); use {WEIGHTS_FILENAME}"
+        )
+    state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    vgg = VGG16Features(layers)
+    problem = _mismatch(path, state, vgg.state_dict())
+    if problem:
+        raise GanslimError(problem)
+    vgg.load_state_dict(state, strict=True)
+    return vgg

@@ -1,0 +1,120 @@
+"""The command line as a user drives it: translate, profile, data; one-line errors, no tracebacks."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganslim.archs import build_generator
+from ganslim.checkpoints import save_model
+from ganslim.cli import main
+from ganslim.data import image_to_tensor, tensor_to_image
+
+SIZE = 32
+
+
+def _write_images(folder, count, size=(40, 30)):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"img{index}.png")
+
+
+@pytest.fixture
+def generator():
+    torch.manual_seed(0)
+    return build_generator("resnet_6blocks", ngf=4, norm="instance").eval()
+
+
+def _expected_output(generator, path, size=SIZE):
+    image = Image.open(path).convert("RGB").resize((size, size), Image.BICUBIC)
+    with torch.no_grad():
+        output = generator(image_to_tensor(image)[None])[0]
+    return np.asarray(tensor_to_image(output))
+
+
+def test_translate_reference_checkpoint_folder(tmp_path, generator):
+    torch.save(generator.state_dict(), tmp_path / "latest_net_G.pth")
+    _write_images(tmp_path / "in" / "sub", 3)
+    code = main(["translate", "--ckpt", str(tmp_path / "latest_net_G.pth"), "--input", str(tmp_path / "in"),
+                 "--output", str(tmp_path / "out"), "--size", str(SIZE), "--device", "cpu"])
+    assert code == 0
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png"))
+    assert written == ["sub/img0.png", "sub/img1.png", "sub/img2.png"]
+    result = np.asarray(Image.open(tmp_path / "out" / "sub" / "img1.png"))
+    assert result.shape == (SIZE, SIZE, 3)
+    assert np.array_equal(result, _expected_output(generator, tmp_path / "in" / "sub" / "img1.png"))
+
+
+def test_translate_ganslim_checkpoint_aligned_direction(tmp_path, generator):
+    ckpt = save_model(tmp_path / "g.pt", generator, "resnet_6blocks", {"ngf": 4, "norm": "instance"})
+    pair = np.zeros((SIZE, 2 * SIZE, 3), dtype=np.uint8)
+    pair[:, SIZE:] = 200  # B half bright, A half black
+    (tmp_path / "in").mkdir()
+    Image.fromarray(pair).save(tmp_path / "in" / "p.png")
+    Image.fromarray(pair[:, SIZE:]).save(tmp_path / "b_half.png")
+    assert main(["translate", "--ckpt", str(ckpt), "--input", str(tmp_path / "in"), "--output",
+                 str(tmp_path / "out"), "--size", str(SIZE), "--aligned", "--direction", "BtoA"]) == 0
+    result = np.asarray(Image.open(tmp_path / "out" / "p.png"))
+    assert np.array_equal(result, _expected_output(generator, tmp_path / "b_half.png"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ckpt", "{tmp}/missing.pth"], "not found"),
+    (["--ckpt", "{tmp}/bad.pth"], "weights-only"),
+])
+def test_translate_errors_are_one_line(tmp_path, capsys, args, message):
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    _write_images(tmp_path / "in", 1)
+    argv = ["translate"] + [a.format(tmp=tmp_path) for a in args] + ["--input", str(tmp_path / "in"),
+                                                                     "--output", str(tmp_path / "out")]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and "\n" not in error and "Traceback" not in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_translate_corrupt_image_named(tmp_path, generator, capsys):
+    torch.save(generator.state_dict(), tmp_path / "latest_net_G.pth")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG garbage")
+    assert main(["translate", "--ckpt", str(tmp_path / "latest_net_G.pth"), "--input", str(tmp_path / "in"),
+                 "--output", str(tmp_path / "out"), "--size", str(SIZE)]) == 2
+    assert "broken.png" in capsys.readouterr().err
+
+
+def test_profile_json_for_checkpoint(tmp_path, generator, capsys):
+    ckpt = save_model(tmp_path / "g.safetensors", generator, "resnet_6blocks", {"ngf": 4, "norm": "instance"})
+    assert main(["profile", str(ckpt), "--size", "64", "--repeats", "2", "--warmup", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["params"] == sum(p.numel() for p in generator.parameters())
+    assert report["macs_published"] > report["macs"] > 0  # transposed convs count more when published
+    assert report["latency_ms"]["min"] <= report["latency_ms"]["median"] <= report["latency_ms"]["max"]
+
+
+def test_profile_unknown_name(capsys):
+    assert main(["profile", "resnet_99blocks"]) == 2
+    assert "resnet_9blocks" in capsys.readouterr().err
+
+
+def test_data_list_and_make(tmp_path, capsys):
+    assert main(["data", "list"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.strip().splitlines()]
+    assert {"shapes2render", "flat2striped"} <= set(names)
+    assert main(["data", "make", "shapes2render", str(tmp_path / "d"), "--size", "32", "--count", "8"]) == 0
+    assert len(list((tmp_path / "d" / "train").glob("*.png"))) == 8
+    assert main(["data", "make", "shapes2render", str(tmp_path / "d")]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_console_entry_point_prints_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ganslim.cli", "translate", "--ckpt", str(tmp_path / "x.pth"),
+                             "--input", str(tmp_path), "--output", str(tmp_path / "o")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "not found" in result.stderr

@@ -1,0 +1,127 @@
+"""Config: defaults in one place, YAML + overrides, up-front one-line errors, and the `train` command's use of it."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import yaml
+
+from ganslim.cli import train as train_command
+from ganslim.config import (
+    TrainConfig,
+    build_config,
+    config_to_yaml,
+    load_config,
+    parse_overrides,
+)
+from ganslim.errors import GanslimError
+from ganslim.methods import CycleGANConfig, Pix2PixConfig
+
+
+def run_train_command(*argv: str):
+    parser = argparse.ArgumentParser(prog="ganslim")
+    train_command.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["train", *argv])
+    return args.func(args)
+
+
+def one_line_error(excinfo) -> str:
+    message = str(excinfo.value)
+    assert "\n" not in message and message
+    return message
+
+
+def test_precedence_defaults_file_then_overrides(tmp_path):
+    path = tmp_path / "p2p.yaml"
+    path.write_text("method: pix2pix\nlr: 1.0e-3\nbatch_size: 4\nflip: false\nlambda_l1: 50\n")
+    config = load_config(Pix2PixConfig, path, {"batch_size": "8", "gan_mode": "lsgan"}, method="pix2pix")
+    assert (config.lr, config.batch_size, config.flip, config.gan_mode) == (1e-3, 8, False, "lsgan")
+    assert config.lambda_l1 == 50.0 and isinstance(config.lambda_l1, float)
+    assert config.generator == "unet_256" and config.beta1 == 0.5  # untouched keys keep the class defaults
+
+
+def test_resolved_yaml_round_trips(tmp_path):
+    config = build_config(CycleGANConfig, {"data": "d", "lr": "5e-5", "pool_size": "0", "amp": "no", "name": "a: b #c"})
+    path = tmp_path / "config.yaml"
+    path.write_text(config_to_yaml(config, "cyclegan"))
+    assert yaml.safe_load(path.read_text())["method"] == "cyclegan"
+    assert load_config(CycleGANConfig, path, method="cyclegan") == config
+
+
+@pytest.mark.parametrize("values, expected", [
+    ({"batchsize": "2"}, "unknown config key 'batchsize' for pix2pix: did you mean 'batch_size'?"),
+    ({"lr": "fast"}, "bad value for 'lr': 'fast' is not a number"),
+    ({"lr": "nan"}, "bad value for 'lr': nan is not a finite number"),
+    ({"lr": "0"}, "bad value for 'lr': 0.0 must be greater than 0.0"),
+    ({"batch_size": "1.5"}, "bad value for 'batch_size': '1.5' is not an integer"),
+    ({"batch_size": 2.5}, "bad value for 'batch_size': 2.5 is not an integer"),
+    ({"batch_size": True}, "bad value for 'batch_size': True is not an integer"),
+    ({"batch_size": "0"}, "bad value for 'batch_size': 0 is below the minimum 1"),
+    ({"flip": "maybe"}, "bad value for 'flip': 'maybe' is not true or false"),
+    ({"gan_mode": "minimax"}, "bad value for 'gan_mode': 'minimax'; choose one of: vanilla, lsgan, hinge"),
+    ({"norm": "batchnorm"}, "bad value for 'norm': 'batchnorm' (did you mean 'batch'?)"),
+    ({"input_nc": "2"}, "bad value for 'input_nc': 2; choose one of: 1, 3"),
+    ({"ema_decay": "1.5"}, "bad value for 'ema_decay': 1.5 is above the maximum"),
+    ({"epochs": "0", "epochs_decay": "0"}, "epochs + epochs_decay is 0"),
+    ({"crop_size": "512"}, "crop_size 512 is larger than load_size 286"),
+    ({"method": "cyclegan"}, "config is for method 'cyclegan', not 'pix2pix'"),
+])
+def test_bad_keys_and_values_are_one_line_errors(values, expected):
+    with pytest.raises(GanslimError) as excinfo:
+        build_config(Pix2PixConfig, values, method="pix2pix")
+    assert expected in one_line_error(excinfo)
+
+
+def test_overrides_and_files_are_checked(tmp_path):
+    assert parse_overrides(["lr=1e-4", " name = a=b "]) == {"lr": "1e-4", "name": "a=b"}
+    with pytest.raises(GanslimError, match="not KEY=VALUE"):
+        parse_overrides(["lr"])
+    with pytest.raises(GanslimError, match="not found"):
+        load_config(TrainConfig, tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: [1,\n")
+    with pytest.raises(GanslimError, match="not valid YAML") as excinfo:
+        load_config(Pix2PixConfig, bad)
+    one_line_error(excinfo)
+    bad.write_text("- lr\n- 2\n")
+    with pytest.raises(GanslimError, match="flat 'key: value' mapping"):
+        load_config(Pix2PixConfig, bad)
+
+
+def test_configs_are_frozen():
+    config = Pix2PixConfig(data="x")
+    with pytest.raises(AttributeError):
+        config.lr = 1.0
+
+
+def test_train_command_fills_the_config_from_flags(capsys, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 0.001\nbatch_size: 2\n")
+    run_train_command("pix2pix", "--data", "somewhere", "--config", str(path), "--lr", "0.003", "--set",
+                      "lr=0.004", "--batch-size", "3", "--gan-mode", "hinge", "--amp", "--show-config")
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["method"] == "pix2pix" and shown["data"] == "somewhere"
+    assert (shown["lr"], shown["batch_size"], shown["gan_mode"], shown["amp"]) == (0.004, 3, "hinge", True)
+
+
+def test_train_command_fails_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    cases = [
+        (["pix3pix", "--data", str(data)], "unknown training method 'pix3pix'; choose one of: cyclegan, pix2pix"),
+        (["pix2pix", "--data", str(data), "--set", "lambda_L1=3"], "did you mean 'lambda_l1'?"),
+        (["pix2pix", "--data", str(data), "--epochs", "ten"], "bad value for 'epochs'"),
+        (["pix2pix", "--data", str(tmp_path / "nowhere")], "not found"),
+        (["pix2pix"], "no dataset given"),
+        (["pix2pix", "--data", str(data)], "no images in"),
+        (["pix2pix", "--resume", str(tmp_path / "runs" / "00000-x")], "not found"),
+        (["cyclegan", "--data", str(data), "--resume", str(tmp_path), "--config", "c.yaml"], "cannot be combined"),
+    ]
+    for argv, expected in cases:
+        with pytest.raises(GanslimError) as excinfo:
+            run_train_command(*argv, "--generator", "unet", "--set", "num_downs=5", "--set", "ngf=2",
+                              "--set", "ndf=2") if argv[0] == "pix2pix" else run_train_command(*argv)
+        assert expected in one_line_error(excinfo), argv
+    assert not (tmp_path / "runs").exists()
