@@ -13,7 +13,7 @@ import sys
 from ganslim import __version__
 from ganslim.errors import GanslimError
 
-COMMAND_MODULES = ("translate", "profile", "data", "demo", "train")
+COMMAND_MODULES = ("translate", "profile", "data", "demo", "train", "compress")
 
 
 def build_parser() -> argparse.ArgumentParser:

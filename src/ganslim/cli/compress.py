@@ -1,0 +1,225 @@
+"""`ganslim compress METHOD`: turn a trained teacher into a compact generator.
+
+``ganslim compress gan-compression --teacher CKPT --data DIR --budget-macs 3G`` runs GAN Compression's four
+stages (supernet distillation -> search -> fine-tune -> export) in one resumable run folder. Each stage is
+also a command of its own: ``gan-compression-supernet`` (alias ``gan-compression-train``),
+``gan-compression-search``, ``gan-compression-finetune`` and ``gan-compression-export``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+PIPELINE = "gan-compression"
+
+# flag -> (config key, metavar, help); each command takes the groups it needs, every other key goes via --set
+COMMON_FLAGS = {
+    "--data": ("data", "DIR", "dataset folder: train/ (paired A|B images) or trainA/ trainB/ (unpaired)"),
+    "--teacher": ("teacher", "CKPT", "teacher generator: generator.pt, latest_net_G*.pth or a teacher run folder"),
+    "--device": ("device", "DEV", "auto (default: CUDA if present), cpu, cuda or cuda:N"),
+    "--seed": ("seed", "N", "random seed (default 0)"),
+    "--batch-size": ("batch_size", "N", "images per step and process"),
+    "--out-dir": ("out_dir", "DIR", "where run folders are created (default runs/)"),
+    "--name": ("name", "NAME", "run folder suffix (default: the dataset folder's name)"),
+}
+TRAIN_FLAGS = {
+    "--epochs": ("epochs", "N", "epochs at the initial learning rate (pipeline: of the supernet)"),
+    "--epochs-decay": ("epochs_decay", "N", "epochs of linear learning-rate decay to zero"),
+    "--lr": ("lr", "LR", "initial learning rate"),
+    "--student-ngf": ("student_ngf", "N", "stem width of the largest student (default: the teacher's ngf)"),
+    "--sampling": ("sampling", "MODE", "supernet: uniform (one random sub-network per step) or sandwich"),
+    "--teacher-discriminator": ("teacher_discriminator", "CKPT",
+                                "discriminator to start from (default: found next to the teacher; 'none': fresh)"),
+}
+SEARCH_FLAGS = {
+    "--budget-macs": ("budget_macs", "MACS", "MACs budget of one --size image, e.g. 3G or 500M"),
+    "--budget-ms": ("budget_ms", "MS", "latency budget in ms, measured on this machine's CPU"),
+    "--macs-convention": ("macs_convention", "CONV", "published (torchprofile, default) or true"),
+    "--size": ("size", "PX", "image side for the budget (default 256)"),
+    "--threads": ("threads", "N", "CPU threads when measuring latency (default: torch's)"),
+    "--strategy": ("strategy", "S", "auto (default), exhaustive or evolution"),
+    "--metric": ("metric", "M", "auto (default), psnr, ssim, fid or psnr_teacher"),
+}
+PIPELINE_FLAGS = {
+    "--finetune-epochs": ("finetune_epochs", "N", "fine-tune epochs at the initial learning rate"),
+    "--finetune-epochs-decay": ("finetune_epochs_decay", "N", "fine-tune epochs of learning-rate decay"),
+}
+SUPERNET_FLAG = {"--supernet": ("supernet", "RUN", "the supernet: a gan-compression-supernet run folder or its "
+                                                   "supernet.pt")}
+
+DESCRIPTION = """\
+Turn a trained teacher generator into a compact one.
+
+gan-compression runs GAN Compression's four stages (distil a once-for-all supernet, search it under a MACs or
+latency budget, fine-tune the chosen sub-network, export it) in one resumable run folder. Each stage is also
+a command of its own (gan-compression-supernet, -search, -finetune, -export)."""
+
+EPILOG = """\
+Config precedence: defaults < --config FILE < flags < --set KEY=VALUE (every key: --show-config).
+Paired data defaults to the paper's pix2pix settings (lambda_recon 100, lambda_distill 1, hinge), unpaired to
+its CycleGAN ones (10, 0.01, lsgan). Several processes / GPUs: torchrun --nproc_per_node=N -m ganslim.cli
+compress ... (same flags)."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compress", help="compress a teacher generator (GAN Compression)", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    methods = parser.add_subparsers(dest="method", metavar="METHOD", required=True)
+
+    pipeline = _command(methods, PIPELINE, "all stages in one resumable run folder: supernet -> search -> fine-tune "
+                                           "-> export", [COMMON_FLAGS, TRAIN_FLAGS, SEARCH_FLAGS, PIPELINE_FLAGS])
+    pipeline.add_argument("--resume", metavar="RUN_DIR", help="continue a run: skip finished stages, resume the rest")
+    pipeline.add_argument("--stop-after", metavar="STAGE", choices=("supernet", "search", "finetune"),
+                          help="stop after this stage (supernet, search, finetune); --resume continues later")
+    pipeline.set_defaults(func=run_pipeline_command)
+
+    supernet = _command(methods, f"{PIPELINE}-supernet", "stage 1: distil a once-for-all supernet from the teacher",
+                        [COMMON_FLAGS, TRAIN_FLAGS], aliases=[f"{PIPELINE}-train"])
+    supernet.add_argument("--resume", metavar="RUN_DIR", help="continue a supernet run from its last checkpoint")
+    supernet.set_defaults(func=run_training_command, stage="supernet")
+
+    search = _command(methods, f"{PIPELINE}-search", "stage 2: search the supernet's sub-networks under a budget",
+                      [COMMON_FLAGS, SEARCH_FLAGS, SUPERNET_FLAG])
+    search.add_argument("--resume", metavar="RUN_DIR", help="continue a search, skipping scored candidates")
+    search.set_defaults(func=run_search_command)
+
+    finetune = _command(methods, f"{PIPELINE}-finetune", "stage 3: fine-tune one sub-network (exports the compact "
+                                                         "generator.pt)", [COMMON_FLAGS, TRAIN_FLAGS, SUPERNET_FLAG])
+    finetune.add_argument("--channels", metavar="C1,C2,...", help="the sub-network's widths")
+    finetune.add_argument("--search", metavar="RUN_DIR", help="take the widths (and supernet) a search chose")
+    finetune.add_argument("--resume", metavar="RUN_DIR", help="continue a fine-tune run from its last checkpoint")
+    finetune.set_defaults(func=run_training_command, stage="finetune")
+
+    export = methods.add_parser(f"{PIPELINE}-export", help="stage 4: write the fine-tuned student as a compact "
+                                                           "checkpoint and a teacher-vs-student summary")
+    export.add_argument("--finetune", metavar="RUN_OR_CKPT", required=True,
+                        help="a gan-compression-finetune run folder or its generator.pt")
+    export.add_argument("--out", metavar="FILE", required=True, help="the compact checkpoint to write (.pt)")
+    export.add_argument("--search", metavar="RUN_DIR", help="check the MACs against this search's prediction")
+    export.add_argument("--size", type=int, default=None, help="image side for MACs (default: the search's, or 256)")
+    export.set_defaults(func=run_export_command)
+
+
+def _command(methods: argparse._SubParsersAction, name: str, text: str, groups: list[dict],
+             aliases: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = methods.add_parser(name, help=text, description=text, epilog=EPILOG, aliases=aliases or [],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    for group in groups:
+        for flag, (key, metavar, help_text) in group.items():
+            parser.add_argument(flag, dest=key, metavar=metavar, default=None, help=help_text)
+    parser.set_defaults(flag_keys=[key for group in groups for key, _, _ in group.values()])
+    parser.add_argument("--config", metavar="FILE", help="YAML file of config keys")
+    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                        help="set any config key, e.g. --set lambda_distill=0.5 (repeatable)")
+    parser.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
+    return parser
+
+
+def _config(args: argparse.Namespace, cls: type, method: str, resumed: dict | None, **extra):
+    """Defaults < --config or the resumed run's config.yaml < flags < ``extra`` < --set."""
+    from ganslim.config import build_config, parse_overrides, read_config_file
+    from ganslim.errors import GanslimError
+
+    if resumed is not None and args.config is not None:
+        raise GanslimError("--config cannot be combined with --resume (the run's config.yaml is used): pass "
+                           "changes with --set")
+    base = resumed if resumed is not None else (read_config_file(args.config) if args.config else {})
+    flags = {key: getattr(args, key) for key in args.flag_keys if getattr(args, key) is not None}
+    return build_config(cls, base, flags, extra, parse_overrides(args.overrides), method=method)
+
+
+def _resumed_config(run_dir: str | None, method: str) -> dict | None:
+    from ganslim.config import read_config_file
+    from ganslim.engine.runs import CONFIG_FILE
+    from ganslim.errors import GanslimError
+
+    if run_dir is None:
+        return None
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise GanslimError(f"--resume '{run_dir}' is not a run folder (no {CONFIG_FILE}): pass the folder a "
+                           f"'ganslim compress {method}' run made")
+    return read_config_file(path)
+
+
+def _show(config, method: str) -> int:
+    from ganslim.config import config_to_yaml
+
+    print(config_to_yaml(config, method), end="")
+    return 0
+
+
+def _print(line: str) -> None:
+    if os.environ.get("RANK", "0") == "0":
+        print(line)
+
+
+def run_pipeline_command(args: argparse.Namespace) -> int:
+    from ganslim.methods.gan_compression.pipeline import METHOD, PipelineConfig, run_pipeline
+
+    config = _config(args, PipelineConfig, METHOD, _resumed_config(args.resume, METHOD))
+    if args.show_config:
+        return _show(config, METHOD)
+    result = run_pipeline(config, resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress)
+    _print(f"ganslim compress {result.report()}")
+    return 0
+
+
+def run_training_command(args: argparse.Namespace) -> int:
+    from ganslim.engine import fit
+    from ganslim.errors import GanslimError
+    from ganslim.methods.gan_compression.distill import DistillConfig, FinetuneDistillation, SupernetDistillation
+    from ganslim.methods.gan_compression.search import read_result
+
+    method_cls = SupernetDistillation if args.stage == "supernet" else FinetuneDistillation
+    extra = {}
+    if args.stage == "finetune":
+        if args.channels is not None and args.search is not None:
+            raise GanslimError("pass either --channels or --search, not both")
+        if args.search is not None:
+            chosen = read_result(args.search)
+            extra["fixed_channels"] = ",".join(map(str, chosen["channels"]))
+            if args.supernet is None:
+                extra["supernet"] = chosen["supernet"]
+        elif args.channels is not None:
+            extra["fixed_channels"] = args.channels
+    config = _config(args, DistillConfig, method_cls.name, _resumed_config(args.resume, method_cls.name), **extra)
+    if args.show_config:
+        return _show(config, method_cls.name)
+    result = fit(config, method_cls, resume=args.resume, progress=not args.no_progress)
+    _print(f"ganslim compress {result.summary()}")
+    return 0
+
+
+def run_search_command(args: argparse.Namespace) -> int:
+    from ganslim.methods.gan_compression.search import METHOD, SearchConfig, run_search
+
+    config = _config(args, SearchConfig, METHOD, _resumed_config(args.resume, METHOD))
+    if args.show_config:
+        return _show(config, METHOD)
+    result = run_search(config, resume=args.resume, progress=not args.no_progress)
+    _print(f"ganslim compress {result.summary()}")
+    return 0
+
+
+def run_export_command(args: argparse.Namespace) -> int:
+    import json
+
+    from ganslim.config import build_config, read_config_file
+    from ganslim.engine.runs import CONFIG_FILE
+    from ganslim.methods.gan_compression.distill import GENERATOR_FILE, DistillConfig
+    from ganslim.methods.gan_compression.pipeline import export_student
+    from ganslim.methods.gan_compression.search import read_result
+
+    source = Path(args.finetune)
+    generator = source / GENERATOR_FILE if source.is_dir() else source
+    run_config = generator.parent / CONFIG_FILE
+    config = build_config(DistillConfig, read_config_file(run_config)) if run_config.is_file() else None
+    search = read_result(args.search) if args.search else None
+    summary = export_student(generator, args.out, config, search_result=search, size=args.size)
+    _print(json.dumps(summary, indent=1))
+    return 0

@@ -1,0 +1,280 @@
+"""All of GAN Compression in one resumable run folder: supernet -> search -> fine-tune -> export.
+
+``run_pipeline(config)`` creates ``out_dir/NNNNN-gan-compression-NAME/`` holding::
+
+    config.yaml                               the resolved PipelineConfig (read back by --resume)
+    pipeline.json                             finished stages and their folders
+    00000-gan-compression-supernet-NAME/      stage 1: supernet.pt, discriminator.pt, adapters.pt, checkpoints/
+    00001-gan-compression-search-NAME/        stage 2: candidates.jsonl/.json/.csv, result.json
+    00002-gan-compression-finetune-NAME/      stage 3: generator.pt (compact), checkpoints/best.pt, ...
+    generator.pt                              stage 4: the compact student (what translate / profile take)
+    summary.json                              teacher vs student: parameters, MACs, held-out / val metrics
+
+``run_pipeline(config, resume=RUN)`` skips finished stages and continues the unfinished one (a training stage
+from its last checkpoint, the search from its progress file); ``stop_after`` ends after a stage. The
+training stages run under ``ganslim.engine.fit`` (progress bar, TensorBoard, checkpoints), so under
+``torchrun`` every stage is shared across the processes; the export runs on rank 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ganslim.archs import build_generator
+from ganslim.atomic import atomic_write_text
+from ganslim.checkpoints import load_generator, save_model
+from ganslim.config import TrainConfig, option
+from ganslim.engine import distributed as ddp
+from ganslim.engine import fit
+from ganslim.engine.runs import CHECKPOINT_DIR, CONFIG_FILE, LATEST, create_run_dir, run_label, write_config
+from ganslim.errors import GanslimError
+from ganslim.methods.gan_compression.distill import (
+    GENERATOR_FILE,
+    DistillConfig,
+    FinetuneDistillation,
+    SupernetDistillation,
+    data_kind,
+    image_metrics,
+    load_teacher,
+    resolve_defaults,
+    student_kwargs,
+    validation_items,
+)
+from ganslim.methods.gan_compression.search import (
+    SearchConfig,
+    check_budget,
+    format_macs,
+    read_result,
+    run_search,
+)
+from ganslim.profile import count_macs, count_params
+
+METHOD = "gan-compression"
+STAGES = ("supernet", "search", "finetune", "export")
+STATE_FILE = "pipeline.json"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class PipelineConfig(SearchConfig):
+    """Every option of the stages; ``epochs`` / ``epochs_decay`` are the supernet's training length."""
+
+    finetune_epochs: int = option(100, "fine-tune: epochs at the initial learning rate", min=0)
+    finetune_epochs_decay: int = option(100, "fine-tune: epochs of linear learning-rate decay to zero", min=0)
+
+    def check(self) -> None:
+        super().check()
+        if self.finetune_epochs + self.finetune_epochs_decay < 1:
+            raise GanslimError("finetune_epochs + finetune_epochs_decay is 0: fine-tune at least one epoch")
+        if self.fixed_channels:
+            raise GanslimError("fixed_channels is chosen by the search in the pipeline: drop it, or run the stages "
+                               "separately (gan-compression-finetune --channels ...)")
+
+
+def stage_config(config: PipelineConfig, cls: type[TrainConfig], run_dir: Path, **changes) -> TrainConfig:
+    """The ``cls`` config of a stage: the pipeline's values for ``cls``'s keys, its folder, ``changes``."""
+    names = {item.name for item in dataclasses.fields(cls)}
+    values = {key: value for key, value in dataclasses.asdict(config).items() if key in names}
+    return cls(**{**values, "out_dir": str(run_dir), **changes})
+
+
+def _stage_dirs(run_dir: Path, label: str) -> list[Path]:
+    pattern = re.compile(rf"^\d{{5,}}-{re.escape(label)}$")
+    return sorted(entry for entry in run_dir.iterdir() if entry.is_dir() and pattern.match(entry.name))
+
+
+def _read_state(run_dir: Path) -> dict:
+    path = run_dir / STATE_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"stages": {}}
+
+
+def _write_state(run_dir: Path, state: dict) -> None:
+    atomic_write_text(json.dumps(state, indent=1) + "\n", run_dir / STATE_FILE)
+
+
+@dataclass
+class PipelineResult:
+    """Where each stage left its output; ``summary`` once exported."""
+
+    run_dir: Path
+    stages: dict
+    summary: dict | None = None
+
+    def report(self) -> str:
+        if self.summary is None:
+            done = ", ".join(self.stages) or "none"
+            return f"{METHOD}: stopped; finished stages: {done}; resume with --resume {self.run_dir}"
+        s, t = self.summary["student"], self.summary.get("teacher", {})
+        line = (f"{METHOD}: student {'_'.join(map(str, s['channels']))}: {s['params'] / 1e6:.3g}M params, "
+                f"{format_macs(s['macs_published'])} MACs published at {self.summary['size']}x{self.summary['size']}")
+        if "macs_published" in t:
+            line += f" ({t['macs_published'] / s['macs_published']:.1f}x fewer than the teacher)"
+        holdout = s.get("holdout", {})
+        if "psnr" in holdout:
+            line += (f"; held-out psnr {holdout['psnr']:.2f} dB (teacher "
+                     f"{t.get('holdout', {}).get('psnr', float('nan')):.2f})")
+        elif "psnr_teacher" in holdout:
+            line += f"; held-out psnr to the teacher's outputs {holdout['psnr_teacher']:.2f} dB"
+        return line + f"; model {self.run_dir / GENERATOR_FILE}"
+
+
+def run_pipeline(config: PipelineConfig, *, resume: str | os.PathLike | None = None, stop_after: str | None = None,
+                 progress: bool = True) -> PipelineResult:
+    """Run (or continue) every stage of GAN Compression in one run folder; see the module docstring."""
+    if stop_after is not None and stop_after not in STAGES:
+        raise GanslimError(f"unknown stage '{stop_after}'; choose one of: {', '.join(STAGES)}")
+    joined_here = not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    info, _ = ddp.init_distributed(config.device)
+    try:
+        return _Pipeline(config, info, progress).run(resume, stop_after)
+    finally:
+        if joined_here:
+            ddp.shutdown_distributed()
+
+
+class _Pipeline:
+    def __init__(self, config: PipelineConfig, info: ddp.DistInfo, progress: bool) -> None:
+        self.config = resolve_defaults(config)
+        self.info, self.progress = info, progress
+        data_kind(config.data)  # a bad data folder fails before anything trains
+
+    def check_budget(self) -> None:
+        """Refuse an impossible budget before training, on an untrained supernet of the same widths."""
+        teacher = load_teacher(self.config, torch.device("cpu"))
+        supernet = build_generator("super_mobile_resnet", **student_kwargs(self.config, teacher))
+        check_budget(self.config, supernet)
+
+    def run(self, resume: str | os.PathLike | None, stop_after: str | None) -> PipelineResult:
+        self.check_budget()
+        if resume is not None:
+            run_dir = Path(resume)
+            if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / STATE_FILE).is_file():
+                raise GanslimError(f"'{run_dir}' is not a {METHOD} run folder (no {STATE_FILE}): pass the folder "
+                                   f"'ganslim compress {METHOD}' made")
+        else:
+            run_dir = Path(ddp.broadcast_object(self.info, create_run_dir(
+                self.config.out_dir, run_label(METHOD, self.config)) if self.info.is_main else None))
+        self.run_dir = run_dir
+        state = ddp.broadcast_object(self.info, _read_state(run_dir) if self.info.is_main else None)
+        if self.info.is_main:
+            write_config(run_dir, self.config, METHOD)
+            _write_state(run_dir, state)
+        steps = {"supernet": self._supernet, "search": self._search, "finetune": self._finetune,
+                 "export": self._export}
+        for stage in STAGES:
+            if stage not in state["stages"]:
+                state["stages"][stage] = steps[stage](state["stages"])
+                if self.info.is_main:
+                    _write_state(run_dir, state)
+                ddp.barrier(self.info)
+            if stage == stop_after:
+                break
+        summary = state["stages"].get("export", {}).get("summary")
+        return PipelineResult(run_dir, state["stages"], summary)
+
+    # -------------------------------------------------------------- stages
+
+    def _train(self, method_cls: type, config: DistillConfig) -> str:
+        """Fit a training stage, continuing its folder under the run if it has a checkpoint."""
+        label = run_label(method_cls.name, config)
+        resumable = [d for d in _stage_dirs(self.run_dir, label) if (d / CHECKPOINT_DIR / LATEST).is_file()]
+        result = fit(config, method_cls, resume=resumable[-1] if resumable else None, progress=self.progress)
+        return str(result.run_dir)
+
+    def _supernet(self, done: dict) -> dict:
+        config = stage_config(self.config, DistillConfig, self.run_dir)
+        return {"run_dir": self._train(SupernetDistillation, config)}
+
+    def _search(self, done: dict) -> dict:
+        config = stage_config(self.config, SearchConfig, self.run_dir, supernet=done["supernet"]["run_dir"])
+        label = run_label("gan-compression-search", config)
+        started = _stage_dirs(self.run_dir, label)
+        result = run_search(config, resume=started[-1] if started else None, progress=self.progress)
+        return {"run_dir": str(result.run_dir), "channels": result.best["channels"]}
+
+    def _finetune(self, done: dict) -> dict:
+        channels = ",".join(map(str, done["search"]["channels"]))
+        config = stage_config(self.config, DistillConfig, self.run_dir, supernet=done["supernet"]["run_dir"],
+                              fixed_channels=channels, epochs=self.config.finetune_epochs,
+                              epochs_decay=self.config.finetune_epochs_decay)
+        return {"run_dir": self._train(FinetuneDistillation, config)}
+
+    def _export(self, done: dict) -> dict:
+        summary = None
+        if self.info.is_main:
+            summary = export_student(Path(done["finetune"]["run_dir"]) / GENERATOR_FILE,
+                                     self.run_dir / GENERATOR_FILE, self.config,
+                                     search_result=read_result(done["search"]["run_dir"]))
+            atomic_write_text(json.dumps(summary, indent=1) + "\n", self.run_dir / SUMMARY_FILE)
+        summary = ddp.broadcast_object(self.info, summary)
+        return {"model": str(self.run_dir / GENERATOR_FILE), "summary": summary}
+
+
+# ------------------------------------------------------------------------------------------ export
+
+
+def _macs_on_meta(arch: str, kwargs: dict, input_nc: int, size: int) -> dict[str, int]:
+    """Parameters and MACs (both conventions) of ``arch(**kwargs)`` on one size x size image, without arithmetic."""
+    with torch.device("meta"):
+        model = build_generator(arch, **kwargs).eval()
+        count = count_macs(model, torch.empty(1, input_nc, size, size))
+    return {"params": count_params(model), "macs": count.macs, "macs_published": count.macs_published}
+
+
+def export_student(generator_file: str | os.PathLike, out: str | os.PathLike, config: DistillConfig | None = None,
+                   search_result: dict | None = None, size: int | None = None) -> dict:
+    """Write the compact student to ``out`` (ganslim format, ``mobile_resnet`` + channels); return a summary.
+
+    Its MACs are counted at ``size`` (default: the search's size, else 256) and must equal the search's
+    prediction. With ``config`` (data and teacher), the summary also holds the teacher's figures and the
+    held-out / val metrics of both (see ``image_metrics``).
+    """
+    loaded = load_generator(generator_file)
+    if loaded.arch != "mobile_resnet":
+        raise GanslimError(f"'{generator_file}' holds a {loaded.arch}, not a compact mobile_resnet student: pass the "
+                           f"generator.pt of a gan-compression-finetune run")
+    student = loaded.model
+    size = size or (search_result or {}).get("size") or 256
+    counted = _macs_on_meta("mobile_resnet", loaded.arch_kwargs, student.input_nc, size)
+    if search_result is not None and search_result.get("size") == size:
+        predicted = {key: search_result[key] for key in ("macs", "macs_published")}
+        if predicted != {key: counted[key] for key in predicted}:
+            raise RuntimeError(f"profiled MACs {counted} differ from the search's prediction {predicted}")
+    meta = {**loaded.meta, "size": size, **{key: counted[key] for key in ("macs", "macs_published")}}
+    if search_result is not None:
+        meta["search"] = {key: search_result.get(key) for key in ("metric", "score", "metrics", "latency_ms",
+                                                                  "strategy", "budget")}
+    save_model(out, student, loaded.arch, loaded.arch_kwargs, meta=meta)
+    summary = {"size": size, "student": {**counted, "channels": list(student.channels), "file": str(out)}}
+    if config is not None and config.teacher:
+        config = resolve_defaults(config)
+        device = torch.device("cpu")
+        teacher = load_teacher(config, device)
+        summary["teacher"] = {"file": str(config.teacher), "arch": teacher.arch}
+        try:
+            summary["teacher"].update(_macs_on_meta(teacher.arch, teacher.arch_kwargs, student.input_nc, size))
+        except GanslimError:  # e.g. a U-Net that takes no size x size image: no cost figures for it
+            pass
+        paired = data_kind(config.data) == "paired"
+        batches = _validation_batches(config)
+        # Unpaired data has no ground truth: only the student is scored (against the teacher).
+        for name, model in (("student", student), ("teacher", teacher.model))[:2 if paired else 1]:
+            metrics = image_metrics(model.eval(), teacher.model, batches, paired)
+            if name == "teacher":
+                metrics.pop("psnr_teacher")
+            summary[name]["holdout"] = {k: v for k, v in metrics.items() if not k.startswith("val_")}
+            summary[name]["val"] = {k[4:]: v for k, v in metrics.items() if k.startswith("val_")}
+    return summary
+
+
+def _validation_batches(config: DistillConfig, batch_size: int = 8) -> list[dict]:
+    dataset = validation_items(config)
+    return [torch.utils.data.default_collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            for start in range(0, len(dataset), batch_size)]

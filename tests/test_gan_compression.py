@@ -1,0 +1,376 @@
+"""GAN Compression distillation and the all-stages pipeline: paired / unpaired losses, distilled layers, the
+teacher's discriminator, sandwich sampling, fine-tune parity with the supernet, and resume between stages."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ganslim.archs import ResnetGenerator, build_discriminator, build_generator, init_weights
+from ganslim.checkpoints import load_generator, save_model
+from ganslim.cli import compress
+from ganslim.data import make_builtin
+from ganslim.engine import DistInfo, TrainContext, fit
+from ganslim.errors import GanslimError
+from ganslim.methods.gan_compression import (
+    DistillConfig,
+    FinetuneDistillation,
+    SupernetDistillation,
+    distill_layers,
+    holdout_indices,
+    resolve_defaults,
+)
+from ganslim.methods.gan_compression import search as search_module
+from ganslim.methods.gan_compression.distill import training_items, validation_items
+from ganslim.methods.gan_compression.search import CandidateScorer, SearchConfig, run_search
+from ganslim.metrics import WEIGHTS_ENV_VAR
+from ganslim.profile import count_macs
+from ganslim.translate import translate_files
+from test_engine import one_torch_thread  # noqa: F401 (autouse fixture)
+
+TINY = dict(load_size=32, crop_size=32, batch_size=2, epochs=1, epochs_decay=0, log_every=1, sample_every=0,
+            val_every=0, ckpt_every=0)
+TEACHER = dict(input_nc=3, output_nc=3, ngf=8, n_blocks=9)
+
+
+@pytest.fixture(scope="module")
+def paired(tmp_path_factory):
+    return make_builtin("shapes2render", tmp_path_factory.mktemp("data") / "shapes", size=32, count=10)
+
+
+@pytest.fixture(scope="module")
+def unpaired(tmp_path_factory):
+    return make_builtin("flat2striped", tmp_path_factory.mktemp("data") / "stripes", size=32, count=6)
+
+
+@pytest.fixture(scope="module")
+def pix2pix_teacher(tmp_path_factory):
+    """An (untrained) batch-norm ResNet teacher and its conditional discriminator, as ganslim files."""
+    folder = tmp_path_factory.mktemp("pix2pix_teacher")
+    torch.manual_seed(1)
+    kwargs = dict(TEACHER, norm="batch")
+    save_model(folder / "generator.pt", init_weights(build_generator("resnet", **kwargs)), "resnet", kwargs)
+    d_kwargs = dict(input_nc=6, ndf=8, norm="batch")
+    save_model(folder / "discriminator.pt", init_weights(build_discriminator("basic", **d_kwargs)), "basic",
+               d_kwargs, kind="discriminator")
+    return folder / "generator.pt"
+
+
+@pytest.fixture(scope="module")
+def cyclegan_teacher(tmp_path_factory):
+    """An instance-norm ResNet G_A and D_A saved as the reference CycleGAN saves them (plain state dicts)."""
+    folder = tmp_path_factory.mktemp("cyclegan_teacher")
+    torch.manual_seed(2)
+    generator = init_weights(build_generator("resnet", **TEACHER, norm="instance"))
+    discriminator = init_weights(build_discriminator("basic", input_nc=3, ndf=8, norm="instance"))
+    torch.save(generator.state_dict(), folder / "latest_net_G_A.pth")
+    torch.save(discriminator.state_dict(), folder / "latest_net_D_A.pth")
+    return folder / "latest_net_G_A.pth"
+
+
+@pytest.fixture(scope="module")
+def unet_teacher(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("unet_teacher")
+    torch.manual_seed(3)
+    kwargs = dict(input_nc=3, output_nc=3, ngf=8, num_downs=5, norm="batch")
+    return save_model(folder / "generator.pt", init_weights(build_generator("unet", **kwargs)), "unet", kwargs)
+
+
+def distill_config(data, teacher, tmp_path, **overrides) -> DistillConfig:
+    return DistillConfig(**{**TINY, "data": str(data), "teacher": str(teacher), "out_dir": str(tmp_path / "runs"),
+                            **overrides})
+
+
+def build(method_cls, config):
+    torch.manual_seed(0)
+    ctx = TrainContext(config, torch.device("cpu"), DistInfo())
+    method = method_cls(config, ctx)
+    ctx.bind_optimizers(method.optimizers())
+    return method
+
+
+def first_batch(method, size=2) -> dict:
+    dataset = method.train_dataset()
+    return torch.utils.data.default_collate([dataset[i] for i in range(size)])
+
+
+def record_tap(method) -> list:
+    """Capture each student forward of a step: (configs, [(fake, features)]) with adapters as they were."""
+    seen = []
+    tap = method.tap
+
+    def spy(image, configs=(None,)):
+        adapters = copy.deepcopy(method.adapters)
+        results = tap(image, configs)
+        seen.append((list(configs), [(fake.detach(), [f.detach() for f in feats]) for fake, feats in results],
+                     adapters))
+        return results
+
+    method.tap = spy
+    return seen
+
+
+# ---------------------------------------------------------------------------------------------- configuration
+
+
+def test_paper_defaults_follow_the_data(paired, unpaired):
+    pix2pix = resolve_defaults(DistillConfig(data=str(paired)))
+    assert (pix2pix.lambda_recon, pix2pix.lambda_distill, pix2pix.gan_mode) == (100.0, 1.0, "hinge")
+    cyclegan = resolve_defaults(DistillConfig(data=str(unpaired)))
+    assert (cyclegan.lambda_recon, cyclegan.lambda_distill, cyclegan.gan_mode) == (10.0, 0.01, "lsgan")
+    chosen = resolve_defaults(DistillConfig(data=str(paired), lambda_recon=5.0, gan_mode="vanilla"))
+    assert (chosen.lambda_recon, chosen.lambda_distill, chosen.gan_mode) == (5.0, 1.0, "vanilla")
+    with pytest.raises(GanslimError, match="lambda_recon"):
+        DistillConfig(lambda_recon=-0.5)
+    with pytest.raises(GanslimError, match="channel_ratios"):
+        DistillConfig(channel_ratios="1,2")
+
+
+def test_held_out_training_images_are_never_trained_on(paired, unpaired, tmp_path):
+    assert holdout_indices(10) == [0] and holdout_indices(40) == [0, 10, 20, 30]
+    assert holdout_indices(1000, 0)[:3] == [0, 10, 20] and len(holdout_indices(5000)) == 100
+    assert holdout_indices(3, 5) == [0, 1]  # at least one image is left to train on
+    config = distill_config(paired, "x", tmp_path, holdout_images=3)
+    train, val = training_items(config), validation_items(config)
+    held = {val.datasets[0][i]["A_path"] for i in range(3)}
+    assert len(train) == 7 and held.isdisjoint(train.dataset.paths[i] for i in train.indices)
+    assert [val[i]["split"] for i in range(len(val))] == ["holdout"] * 3 + ["val"]  # then the val/ split
+    unpaired_train = training_items(distill_config(unpaired, "x", tmp_path))
+    assert len(unpaired_train) == 5 and 0 not in unpaired_train.indices
+
+
+def test_distilled_layers_are_the_papers_or_none():
+    student = build_generator("super_mobile_resnet", ngf=8, n_blocks=9)
+    assert distill_layers(ResnetGenerator(ngf=8, n_blocks=9), student) == [9, 12, 15, 18]  # blocks 3, 6, 9
+    six = build_generator("super_mobile_resnet", ngf=8, n_blocks=6)
+    assert distill_layers(ResnetGenerator(ngf=8, n_blocks=6), six) == [9, 11, 13, 15]  # blocks 2, 4, 6
+    assert distill_layers(ResnetGenerator(ngf=8, n_blocks=6), student) == []
+    assert distill_layers(build_generator("unet", ngf=8, num_downs=5), student) == []
+
+
+# ---------------------------------------------------------------------------------------------- losses
+
+
+@pytest.mark.parametrize("kind", ["paired", "unpaired"])
+def test_loss_terms_reconstruct_the_ground_truth_or_the_teacher(kind, paired, unpaired, pix2pix_teacher,
+                                                                 cyclegan_teacher, tmp_path):
+    data, teacher = (paired, pix2pix_teacher) if kind == "paired" else (unpaired, cyclegan_teacher)
+    method = build(SupernetDistillation, distill_config(data, teacher, tmp_path))
+    config = method.config
+    assert method.layers == [9, 12, 15, 18] and set(method.networks()) == {"G", "A", "D"}
+    teacher_before = {k: v.clone() for k, v in method.teacher.state_dict().items()}
+    seen = record_tap(method)
+    batch = first_batch(method)
+    losses = method.train_step(batch)
+    assert set(losses) == {"G_gan", "G_recon", "G_distill", "D_real", "D_fake"}
+
+    (configs, [(fake, features)], adapters), = seen
+    assert len(configs) == 1 and method.space.validate(configs[0]) == configs[0]
+    with torch.no_grad():
+        teacher_out, teacher_features = method.teacher.forward_features(batch["A"], method.layers)
+        ground_truth = config.lambda_recon * F.l1_loss(fake, batch["B"])
+        fidelity = config.lambda_recon * F.l1_loss(fake, teacher_out)
+        distill = config.lambda_distill * adapters(features, teacher_features)
+    expected, other = (ground_truth, fidelity) if kind == "paired" else (fidelity, ground_truth)
+    assert float(losses["G_recon"]) == pytest.approx(float(expected), rel=1e-5)
+    assert abs(float(losses["G_recon"]) - float(other)) > 1e-3
+    assert float(losses["G_distill"]) == pytest.approx(float(distill), rel=1e-5) and float(distill) > 0
+    # the teacher is frozen: eval mode, no gradients, unchanged weights
+    assert not method.teacher.training and not any(p.requires_grad for p in method.teacher.parameters())
+    assert all(torch.equal(teacher_before[k], v) for k, v in method.teacher.state_dict().items())
+
+
+def test_a_unet_teacher_is_distilled_at_the_output_only(paired, unet_teacher, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        method = build(SupernetDistillation, distill_config(paired, unet_teacher, tmp_path, student_ngf=8))
+    assert method.layers == [] and method.adapters is None and set(method.networks()) == {"G", "D"}
+    assert method.student.n_blocks == 9 and method.student.channels[0] == 8
+    warnings = [r for r in caplog.records if "output only" in r.getMessage()]
+    assert len(warnings) == 1 and "unet" in warnings[0].getMessage()
+    assert set(method.train_step(first_batch(method))) == {"G_gan", "G_recon", "D_real", "D_fake"}
+
+
+def test_the_discriminator_starts_from_the_teachers(paired, unpaired, pix2pix_teacher, cyclegan_teacher, tmp_path):
+    for data, teacher, reference in ((paired, pix2pix_teacher, "discriminator.pt"),
+                                     (unpaired, cyclegan_teacher, "latest_net_D_A.pth")):
+        from ganslim.checkpoints import load_discriminator
+
+        expected = load_discriminator(teacher.parent / reference).model.state_dict()
+        method = build(SupernetDistillation, distill_config(data, teacher, tmp_path))
+        got = method.networks()["D"].state_dict()
+        assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in expected)
+        fresh = build(SupernetDistillation, distill_config(data, teacher, tmp_path, teacher_discriminator="none"))
+        weights = fresh.networks()["D"].state_dict()
+        assert not torch.equal(weights["model.0.weight"], expected["model.0.weight"])
+    with pytest.raises(GanslimError, match="takes 3 channels but judges .* of 6 channels"):
+        build(SupernetDistillation, distill_config(paired, pix2pix_teacher, tmp_path,
+                                                   teacher_discriminator=str(cyclegan_teacher.parent /
+                                                                             "latest_net_D_A.pth")))
+
+
+def test_sandwich_sampling_trains_largest_smallest_and_a_random_one(paired, pix2pix_teacher, tmp_path):
+    method = build(SupernetDistillation, distill_config(paired, pix2pix_teacher, tmp_path, sampling="sandwich"))
+    twin = build(SupernetDistillation, distill_config(paired, pix2pix_teacher, tmp_path, sampling="sandwich"))
+    seen = record_tap(method)
+    losses = method.train_step(first_batch(method))
+    (configs, results, _), = seen
+    space = method.space
+    assert configs[:2] == [space.largest(), space.smallest()] and space.validate(configs[2]) == configs[2]
+    assert len(results) == 3 and all(torch.isfinite(v) for v in losses.values())
+    assert twin._step_configs() == configs  # the same draws in every process (no rank in the seed)
+    state = method.extra_state()
+    draws = [method._step_configs() for _ in range(3)]
+    twin.load_extra_state(state)
+    assert [twin._step_configs() for _ in range(3)] == draws  # the draw stream resumes exactly
+    assert method.student.active_channels == configs[2]
+
+
+# ---------------------------------------------------------------------------------------------- stages
+
+
+def test_supernet_then_finetune_from_its_weights(paired, pix2pix_teacher, tmp_path):
+    supernet_run = fit(distill_config(paired, pix2pix_teacher, tmp_path), SupernetDistillation, progress=False)
+    run = supernet_run.run_dir
+    assert {"supernet", "discriminator", "adapters"} <= set(supernet_run.exported)
+    supernet = load_generator(run / "supernet.pt").model
+    assert supernet.channels == [8, 16, 32, 32, 32, 32, 16, 8]
+    channels = [8, 8, 16, 24, 16, 32, 8, 8]
+    config = distill_config(paired, pix2pix_teacher, tmp_path, fixed_channels=",".join(map(str, channels)),
+                            supernet=str(run))
+    method = build(FinetuneDistillation, config)
+    student = method.networks()["G"]
+    assert type(student).__name__ == "MobileResnetGenerator" and student.channels == channels
+    image = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        expected = supernet.eval().configure(channels)(image)
+        assert torch.allclose(student.eval()(image), expected, atol=1e-5)  # starts as the supernet's sub-network
+    supernet_adapters = torch.load(run / "adapters.pt", weights_only=True)["state_dict"]
+    weight = method.networks()["A"].state_dict()["adapters.0.weight"]
+    assert torch.equal(weight, supernet_adapters["adapters.0.weight"][:, : weight.shape[1]])
+    # the discriminator continues from the supernet run's, not the teacher's
+    d_file = torch.load(run / "discriminator.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(method.networks()["D"].state_dict()[k], d_file[k]) for k in d_file)
+    with pytest.raises(GanslimError, match="exceeds the supernet"):
+        build(FinetuneDistillation, distill_config(paired, pix2pix_teacher, tmp_path, supernet=str(run),
+                                                   fixed_channels="16,16,32,32,32,32,16,8"))
+
+    finetuned = fit(config, FinetuneDistillation, progress=False)
+    assert finetuned.best["metric"] == "psnr"
+    loaded = load_generator(finetuned.run_dir / "generator.pt")
+    assert loaded.arch == "mobile_resnet" and loaded.arch_kwargs["channels"] == channels
+    assert loaded.meta["channels"] == channels and loaded.meta["method"] == "gan-compression-finetune"
+
+
+def test_unpaired_search_falls_back_to_fidelity_to_the_teacher(unpaired, cyclegan_teacher, tmp_path, monkeypatch):
+    monkeypatch.setenv(WEIGHTS_ENV_VAR, str(tmp_path / "no-inception.pth"))
+    supernet = fit(distill_config(unpaired, cyclegan_teacher, tmp_path), SupernetDistillation, progress=False)
+    config = SearchConfig(**{**TINY, "data": str(unpaired), "teacher": str(cyclegan_teacher),
+                             "supernet": str(supernet.run_dir), "out_dir": str(tmp_path / "runs"),
+                             "budget_macs": "10M", "size": 32, "candidates": "8;16,8;32,16;32,16;32,16;32,16;16;8"})
+    result = run_search(config, progress=False)
+    assert result.metric == "psnr_teacher" and result.strategy == "exhaustive"
+    assert set(result.best["metrics"]) == {"psnr_teacher"} and result.best["score"] > 0
+
+
+def cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    compress.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["compress", *argv])
+    return args.func(args)
+
+
+def test_pipeline_stops_after_search_resumes_to_export_and_refuses_impossible_budgets(
+        paired, pix2pix_teacher, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "runs"
+    common = ["--data", str(paired), "--teacher", str(pix2pix_teacher), "--out-dir", str(out), "--batch-size", "2",
+              "--epochs", "1", "--epochs-decay", "0", "--finetune-epochs", "1", "--finetune-epochs-decay", "0",
+              "--size", "32", "--no-progress", "--set", "load_size=32", "--set", "crop_size=32",
+              "--set", "sample_every=0", "--set", "candidates=8;16,8;32,16;32,16;32,16;32,16;16,8;8"]
+    with pytest.raises(GanslimError, match=r"budget 1M MACs is below the smallest sub-network \(4.02M published\)"):
+        cli("gan-compression", *common, "--budget-macs", "1M")
+    assert not out.exists() or not any(out.iterdir())  # refused before anything was created
+
+    assert cli("gan-compression", *common, "--budget-macs", "5M", "--stop-after", "search") == 0
+    run = out / "00000-gan-compression-shapes"
+    state = json.loads((run / "pipeline.json").read_text())
+    assert list(state["stages"]) == ["supernet", "search"] and not (run / "generator.pt").exists()
+    assert "resume with --resume" in capsys.readouterr().out
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished stage ran again")
+
+    monkeypatch.setattr(SupernetDistillation, "train_step", must_not_run)
+    monkeypatch.setattr(CandidateScorer, "score", must_not_run)
+    assert cli("gan-compression", "--resume", str(run), "--no-progress") == 0
+    state = json.loads((run / "pipeline.json").read_text())
+    assert list(state["stages"]) == ["supernet", "search", "finetune", "export"]
+    assert sorted(p.name for p in run.iterdir() if p.name[0].isdigit()) == [
+        "00000-gan-compression-supernet-shapes", "00001-gan-compression-search-shapes",
+        "00002-gan-compression-finetune-shapes"]
+
+    chosen = search_module.read_result(state["stages"]["search"]["run_dir"])
+    student = load_generator(run)  # the run folder's generator.pt, as translate / profile find it
+    assert student.arch == "mobile_resnet" and student.model.channels == chosen["channels"]
+    macs = count_macs(student.model, torch.zeros(1, 3, 32, 32))
+    assert (macs.macs, macs.macs_published) == (chosen["macs"], chosen["macs_published"]) and macs.macs_published <= 5e6
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["student"]["macs_published"] == chosen["macs_published"]
+    assert summary["teacher"]["macs_published"] > summary["student"]["macs_published"]
+    assert {"psnr", "ssim", "psnr_teacher"} <= set(summary["student"]["holdout"])
+    assert "psnr" in summary["teacher"]["val"]
+    assert "student 8_" in capsys.readouterr().out
+    written = translate_files(student.model, paired / "val", tmp_path / "translated", size=32, aligned=True,
+                              progress=False)
+    assert len(written) == 1 and written[0].is_file()
+
+
+def test_each_stage_is_a_command_of_its_own(paired, pix2pix_teacher, tmp_path, capsys):
+    out = tmp_path / "stages"
+    common = ["--data", str(paired), "--teacher", str(pix2pix_teacher), "--out-dir", str(out), "--batch-size", "2",
+              "--no-progress", "--set", "load_size=32", "--set", "crop_size=32", "--set", "sample_every=0",
+              "--set", "candidates=8;16,8;32,16;32,16;32,16;32,16;16,8;8"]
+    assert cli("gan-compression", *common, "--budget-ms", "20", "--show-config") == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("method: gan-compression\n") and "budget_ms: 20.0" in shown and "finetune_epochs:" in shown
+    training = ["--epochs", "1", "--epochs-decay", "0"]
+    cli("gan-compression-train", *common, *training)  # the supernet stage's alias
+    supernet_run = out / "00000-gan-compression-supernet-shapes"
+    cli("gan-compression-search", *common, "--supernet", str(supernet_run), "--budget-macs", "5M", "--size", "32")
+    search_run = out / "00001-gan-compression-search-shapes"
+    chosen = search_module.read_result(search_run)
+    cli("gan-compression-finetune", *common, *training, "--search", str(search_run))
+    finetune_run = out / "00002-gan-compression-finetune-shapes"
+    assert load_generator(finetune_run).model.channels == chosen["channels"]
+    capsys.readouterr()
+    cli("gan-compression-export", "--finetune", str(finetune_run), "--search", str(search_run),
+        "--out", str(tmp_path / "student.pt"))
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["student"]["macs_published"] == chosen["macs_published"] and summary["size"] == 32
+    assert load_generator(tmp_path / "student.pt").meta["search"]["score"] == chosen["score"]
+    with pytest.raises(GanslimError, match="either --channels or --search"):
+        cli("gan-compression-finetune", *common, "--search", str(search_run), "--channels", "8,8,16,16,16,16,8,8")
+
+
+def test_unpaired_candidates_are_scored_by_fid_when_inception_is_available(unpaired, cyclegan_teacher, tmp_path,
+                                                                           monkeypatch):
+    class MeanColour(torch.nn.Module):  # a stand-in feature extractor: uint8 (N, 3, H, W) -> (N, 3)
+        def forward(self, images):
+            return images.float().mean(dim=(2, 3)) + torch.arange(3.0)
+
+    monkeypatch.setattr(search_module, "load_inception", lambda: MeanColour())
+    net = init_weights(build_generator("super_mobile_resnet", ngf=8, norm="instance", n_blocks=9))
+    config = SearchConfig(**{**TINY, "data": str(unpaired), "teacher": str(cyclegan_teacher), "budget_macs": "10M",
+                             "holdout_images": 2})
+    scorer, metric = search_module.build_scorer(config, net, torch.device("cpu"))
+    assert metric == "fid" and scorer.real_features.shape == (6, 3)  # every training B image once
+    metrics = scorer.score(scorer.compact([8, 8, 16, 16, 16, 16, 8, 8]))
+    assert set(metrics) == {"psnr_teacher", "fid"} and metrics["fid"] >= 0
+    with pytest.raises(GanslimError, match="needs ground truth"):
+        search_module.build_scorer(SearchConfig(**{**TINY, "data": str(unpaired), "metric": "psnr"}), net,
+                                   torch.device("cpu"))

@@ -1,0 +1,289 @@
+"""GAN Compression's search: budgets, exhaustive vs evolutionary selection, BatchNorm recalibration, resume, the
+candidate table, and candidates shared across ranks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import threading
+
+import pytest
+import torch
+
+from ganslim.archs import build_generator, init_weights
+from ganslim.archs.mobile_resnet import uniform_channels
+from ganslim.checkpoints import save_model
+from ganslim.compress import SearchSpace, extract_subnet
+from ganslim.data import make_builtin
+from ganslim.engine import DistInfo
+from ganslim.engine import distributed
+from ganslim.errors import GanslimError
+from ganslim.methods.gan_compression import search as search_module
+from ganslim.methods.gan_compression.search import (
+    Budget,
+    CandidateScorer,
+    Search,
+    SearchConfig,
+    config_key,
+    format_macs,
+    parse_macs,
+    read_progress,
+    recalibrate_batchnorm,
+    run_search,
+)
+from ganslim.profile import count_macs, count_params
+from test_engine import one_torch_thread  # noqa: F401 (autouse fixture)
+
+# 3 blocks -> 8 positions; 64 configurations.
+CANDIDATES = "8;16,8;32,16;32,16;32,16;32,16;16,8;8"
+TINY = dict(load_size=32, crop_size=32, batch_size=2, size=32, recalibration_batches=2, holdout_images=2)
+
+
+def synthetic_search(budget: Budget, space: SearchSpace | None = None, info: DistInfo = DistInfo(), **kwargs):
+    """A search whose score is a fixed function of the widths (fast, no networks); calls are recorded."""
+    space = space or SearchSpace.default(uniform_channels(16, 9))
+    calls: list[str] = []
+
+    def evaluate(channels):
+        calls.append(config_key(channels))
+        noise = random.Random(config_key(channels)).random()  # a fixed, width-dependent bumpiness
+        return {"psnr": sum(channels) / 10 + 3 * noise}
+
+    return Search(space, budget, evaluate, kwargs.pop("latency", None), "psnr", info, **kwargs), calls
+
+
+# ---------------------------------------------------------------------------------------------- budgets
+
+
+def test_macs_budgets_parse_and_print():
+    assert parse_macs("3G") == 3_000_000_000 and parse_macs("500M") == 500_000_000
+    assert parse_macs("2.5e9") == 2_500_000_000 and parse_macs(" 1.5g MACs") == 1_500_000_000
+    assert format_macs(1_408_000_000) == "1.41G" and format_macs(5e8) == "500M"
+    for bad in ("3 apples", "", "-1G", "0"):
+        with pytest.raises(GanslimError, match="budget"):
+            parse_macs(bad)
+    with pytest.raises(GanslimError, match="--budget-macs .* or --budget-ms"):
+        Budget.from_config(SearchConfig(data="x"))
+
+
+def test_an_impossible_budget_is_refused_with_the_smallest_cost():
+    space = SearchSpace.default(uniform_channels(64, 9))  # smallest = the ngf-16 student, 1.408G published
+    search, calls = synthetic_search(Budget(macs=parse_macs("0.5G"), macs_text="0.5G"), space)
+    with pytest.raises(GanslimError) as error:
+        search.check_feasible()
+    assert str(error.value) == "budget 0.5G MACs is below the smallest sub-network (1.41G published): raise the budget"
+    search, _ = synthetic_search(Budget(macs=parse_macs("1.3G"), convention="true"), space)
+    search.check_feasible()  # 1.23G true multiply-adds fit
+    slow, _ = synthetic_search(Budget(ms=2.0, size=64), space, latency=lambda channels: 5.0)
+    with pytest.raises(GanslimError, match=r"budget 2 ms is below the smallest sub-network's latency \(5 ms at "
+                                           r"64x64 .*raise the budget"):
+        slow.check_feasible()
+    assert calls == []
+
+
+def test_exhaustive_search_finds_the_best_within_a_macs_budget():
+    space = SearchSpace([[16, 8], [32, 16], [64, 32], [64, 32], [64, 32], [64, 32], [32, 16], [16, 8]])
+    budget = Budget(macs=int(space.predict_macs(space.largest(), 256).macs_published * 0.6))
+    search, calls = synthetic_search(budget, space)
+    strategy, candidates = search.choose_strategy("auto", limit=500)
+    fitting = [c for c in space.enumerate() if space.predict_macs(c, 256).macs_published <= budget.macs]
+    assert strategy == "exhaustive" and candidates == fitting and 0 < len(fitting) < space.size()
+    best = search.exhaustive(candidates)
+    assert sorted(calls) == sorted(config_key(c) for c in fitting)  # every fitting one scored, once, nothing else
+    assert best["score"] == max(row["score"] for row in search.rows.values())
+    assert best["macs_published"] <= budget.macs and all(row["fits"] for row in search.rows.values())
+
+
+def test_evolution_respects_the_budget_and_approaches_the_exhaustive_best():
+    space = SearchSpace([[16, 12, 8], [32, 24, 16], *[[64, 48, 32]] * 4, [32, 24, 16], [16, 12, 8]])  # 3**8
+    budget = Budget(macs=int(space.predict_macs(space.largest(), 256).macs_published * 0.6))
+    exhaustive, _ = synthetic_search(budget, space)
+    strategy, candidates = exhaustive.choose_strategy("auto", limit=100)
+    assert strategy == "evolution" and candidates is None  # too many fit for an exhaustive search
+    optimum = exhaustive.exhaustive([c for c in space.enumerate() if exhaustive.fits_macs(c)])["score"]
+
+    evolution, calls = synthetic_search(budget, space)
+    best = evolution.evolution(random.Random(0), population=20, parents=0.25, mutation=0.5, mutation_prob=0.3,
+                               generations=8)
+    assert len(calls) == len(set(calls)) and len(calls) <= 20 + 8 * 15  # nothing scored twice
+    assert all(row["fits"] and row["macs_published"] <= budget.macs for row in evolution.rows.values())
+    first_generation = max(evolution.rows[key]["score"] for key in calls[:20])
+    assert first_generation < best["score"] <= optimum  # evolution improved on its random start
+    assert best["score"] > optimum - 0.15 * abs(optimum)
+
+
+def test_latency_budget_measures_and_rejects():
+    space = SearchSpace([[16, 8], [32, 16], [64, 32], [64, 32], [64, 32], [64, 32], [32, 16], [16, 8]])
+    latency = lambda channels: sum(channels) / 10  # noqa: E731 - a stand-in for the CPU timer
+    search, calls = synthetic_search(Budget(ms=28.0), space, latency=latency)
+    strategy, candidates = search.choose_strategy("auto", limit=500)
+    assert strategy == "exhaustive" and len(candidates) == space.size()  # latency is unknown before measuring
+    best = search.exhaustive(candidates)
+    over = [row for row in search.rows.values() if not row["fits"]]
+    assert over and all(row["latency_ms"] > 28 and row["metrics"] is None for row in over)
+    assert len(calls) == space.size() - len(over) and best["latency_ms"] <= 28.0
+
+    evolution, _ = synthetic_search(Budget(ms=28.0), space, latency=latency)
+    best = evolution.evolution(random.Random(1), 8, 0.25, 0.5, 0.3, 2)
+    assert best["latency_ms"] <= 28.0
+
+
+def test_rounds_are_shared_across_ranks_and_gathered(monkeypatch):
+    """Two ranks (threads) with an exchanging gather: each scores its share, both end with every row."""
+    space = SearchSpace([[16, 8], [32, 16], [64, 32], [64, 32], [64, 32], [64, 32], [32, 16], [16, 8]])
+    slots: dict[int, list] = {}
+    barrier = threading.Barrier(2)
+
+    def gather(info, value):
+        slots[info.rank] = value
+        barrier.wait()
+        gathered = [slots[0], slots[1]]
+        barrier.wait()
+        return gathered
+
+    monkeypatch.setattr(distributed, "gather_objects", gather)
+    ranks = [synthetic_search(Budget(macs=parse_macs("100G")), space, DistInfo(rank, 2)) for rank in range(2)]
+    results = {}
+    threads = [threading.Thread(target=lambda r=rank: results.__setitem__(r, ranks[r][0].exhaustive(
+        list(space.enumerate())))) for rank in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    calls = [set(ranks[r][1]) for r in range(2)]
+    assert not calls[0] & calls[1] and len(calls[0] | calls[1]) == space.size()  # disjoint shares, all covered
+    assert abs(len(calls[0]) - len(calls[1])) <= 1
+    assert results[0] == results[1] and ranks[0][0].rows == ranks[1][0].rows
+
+
+# ---------------------------------------------------------------------------------------------- BatchNorm
+
+
+def test_batchnorm_recalibration_recomputes_running_statistics():
+    torch.manual_seed(0)
+    model = build_generator("mobile_resnet", ngf=8, norm="batch", n_blocks=3, use_dropout=True)
+    norm = model.model[2]
+    norm.running_mean.fill_(5.0)
+    norm.running_var.fill_(7.0)
+    batches = [torch.rand(2, 3, 16, 16) * 2 - 1 for _ in range(3)]
+    recalibrate_batchnorm(model, batches)
+    with torch.no_grad():
+        stem = [model.model[:2](images) for images in batches]
+    expected_mean = torch.stack([x.mean(dim=(0, 2, 3)) for x in stem]).mean(0)
+    expected_var = torch.stack([x.var(dim=(0, 2, 3), unbiased=True) for x in stem]).mean(0)
+    torch.testing.assert_close(norm.running_mean, expected_mean)
+    torch.testing.assert_close(norm.running_var, expected_var)
+    assert norm.momentum == 0.1 and not any(module.training for module in model.modules())
+
+
+# ---------------------------------------------------------------------------------------------- real runs
+
+
+@pytest.fixture(scope="module")
+def paired(tmp_path_factory):
+    return make_builtin("shapes2render", tmp_path_factory.mktemp("data") / "shapes", size=32, count=10)
+
+
+@pytest.fixture(scope="module")
+def supernet_file(tmp_path_factory):
+    torch.manual_seed(0)
+    net = init_weights(build_generator("super_mobile_resnet", ngf=8, norm="batch", n_blocks=3))
+    return save_model(tmp_path_factory.mktemp("supernet") / "supernet.pt", net, "super_mobile_resnet",
+                      net.arch_kwargs())
+
+
+def search_config(paired, supernet_file, tmp_path, **overrides) -> SearchConfig:
+    values = dict(TINY, data=str(paired), supernet=str(supernet_file), out_dir=str(tmp_path / "runs"),
+                  candidates=CANDIDATES, budget_macs="4M")
+    return SearchConfig(**{**values, **overrides})
+
+
+def test_candidates_are_scored_after_recalibration(paired, supernet_file, tmp_path):
+    from ganslim.checkpoints import load_generator
+
+    config = search_config(paired, supernet_file, tmp_path)
+    supernet = load_generator(supernet_file).model
+    scorer, metric = search_module.build_scorer(config, supernet, torch.device("cpu"))
+    assert metric == "psnr" and len(scorer.calibration) == 2 and len(scorer.eval_batches) == 1
+    channels = [8, 8, 16, 16, 32, 16, 8, 8]
+    compact = scorer.compact(channels)
+    plain = extract_subnet(supernet, channels)
+    assert not torch.equal(compact.model[2].running_mean, plain.model[2].running_mean)  # recalibrated copy
+    assert torch.equal(supernet.model[2].running_mean[:8], plain.model[2].running_mean)  # supernet untouched
+    metrics = scorer.score(compact)
+    assert set(metrics) == {"psnr", "ssim"} and metrics["psnr"] > 0
+
+
+def test_search_run_respects_the_budget_and_writes_the_table(paired, supernet_file, tmp_path):
+    config = search_config(paired, supernet_file, tmp_path)
+    result = run_search(config, progress=False)
+    budget = parse_macs("4M")
+    run = result.run_dir
+    assert result.strategy == "exhaustive" and 0 < result.fitting == result.evaluated < 64
+    table = json.loads((run / "candidates.json").read_text())
+    rows = table["rows"]
+    assert table["metric"] == "psnr" and table["maximize"] and table["space_size"] == 64
+    assert [row["score"] for row in rows] == sorted((row["score"] for row in rows), reverse=True)
+    assert all(row["macs_published"] <= budget for row in rows)
+    with open(run / "candidates.csv", newline="") as handle:
+        lines = list(csv.DictReader(handle))
+    assert len(lines) == len(rows) and lines[0]["channels"] == config_key(rows[0]["channels"])
+    assert set(lines[0]) >= {"rank", "channels", "fits", "score", "macs_published", "macs", "psnr", "ssim"}
+    chosen = json.loads((run / "result.json").read_text())
+    assert chosen["channels"] == rows[0]["channels"] == result.best["channels"]
+    compact = build_generator("mobile_resnet", ngf=8, norm="batch", n_blocks=3, channels=chosen["channels"])
+    assert count_macs(compact, torch.zeros(1, 3, 32, 32)).macs_published == chosen["macs_published"] <= budget
+    with pytest.raises(GanslimError, match=r"budget 100K MACs is below the smallest sub-network \(\S+ published\)"):
+        run_search(search_config(paired, supernet_file, tmp_path, budget_macs="100K"), progress=False)
+
+
+def test_a_restarted_search_under_a_latency_budget_skips_scored_candidates(paired, supernet_file, tmp_path,
+                                                                           monkeypatch):
+    latency = lambda model: count_params(model) / 1000  # noqa: E731 - a deterministic stand-in timer
+    space = SearchSpace.default([8, 16, 32, 32, 32, 32, 16, 8], n_blocks=3, norm="batch")
+    sizes = [count_params(build_generator("mobile_resnet", n_blocks=3, channels=c)) / 1000
+             for c in (space.smallest(), space.largest())]
+    budget_ms = sum(sizes) / 2
+    config = search_config(paired, supernet_file, tmp_path, budget_macs="", budget_ms=budget_ms)
+    original = CandidateScorer.score
+    calls = {"n": 0}
+
+    def dies_at_twelve(self, model):
+        calls["n"] += 1
+        if calls["n"] == 12:
+            raise KeyboardInterrupt  # a killed search
+        return original(self, model)
+
+    monkeypatch.setattr(CandidateScorer, "score", dies_at_twelve)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config, progress=False, latency=latency)
+    run = sorted((tmp_path / "runs").iterdir())[-1]
+    done = read_progress(run / "candidates.jsonl")
+    assert len(done) % 8 == 0 and 8 <= len(done) < 64 and not (run / "result.json").exists()  # whole rounds
+
+    counted = {"n": 0}
+    monkeypatch.setattr(CandidateScorer, "score", lambda self, model: counted.__setitem__("n", counted["n"] + 1)
+                        or original(self, model))
+    result = run_search(config, resume=run, progress=False, latency=latency)
+    rows = read_progress(run / "candidates.jsonl")
+    fitting = [row for row in rows.values() if row["fits"]]
+    assert len(rows) == result.evaluated == 64 and all(rows[key] == done[key] for key in done)
+    assert counted["n"] == len(fitting) - sum(row["fits"] for row in done.values())  # only the unscored ones
+    assert 0 < len(fitting) < 64 and all(row["latency_ms"] <= budget_ms for row in fitting)
+    assert all(row["latency_ms"] > budget_ms and row["metrics"] is None for row in rows.values() if not row["fits"])
+    assert result.best["latency_ms"] <= budget_ms
+
+
+def test_a_resumed_search_judges_known_rows_by_the_new_budget():
+    space = SearchSpace([[16, 8], [32, 16], [64, 32], [64, 32], [64, 32], [64, 32], [32, 16], [16, 8]])
+    loose, _ = synthetic_search(Budget(macs=parse_macs("100G")), space)
+    loose.exhaustive(list(space.enumerate()))
+    budget = Budget(macs=int(space.predict_macs(space.largest(), 256).macs_published * 0.6))
+    strict, calls = synthetic_search(budget, space, rows=loose.rows)
+    best = strict.exhaustive(list(space.enumerate()))
+    assert calls == [] and best["macs_published"] <= budget.macs  # nothing scored again, the budget applies
+    assert any(not row["fits"] and row["score"] is None for row in strict.rows.values())
+    timed, calls = synthetic_search(Budget(ms=30.0), space, rows=loose.rows, latency=lambda c: sum(c) / 10)
+    timed.exhaustive(list(space.enumerate()))
+    assert len(calls) == sum(row["fits"] for row in timed.rows.values())  # no latency known: measured again
