@@ -1,0 +1,75 @@
+"""`ganslim export --ckpt FILE --format onnx|openvino|torchscript`: a deployable file set, checked for parity."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ganslim.checkpoints import LoadedModel
+
+# Suffix of the default output, next to the checkpoint: <checkpoint stem><suffix>.
+DEFAULT_SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".torchscript.pt"}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("export", help="export a generator to ONNX, OpenVINO or TorchScript, "
+                                                  "verified against PyTorch")
+    parser.add_argument("--ckpt", required=True,
+                        help="generator checkpoint (ganslim .pt/.safetensors or reference latest_net_G*.pth), "
+                             "or a folder holding one")
+    parser.add_argument("--format", default="onnx", metavar="FORMAT",
+                        help="onnx (checked in ONNX Runtime), openvino (.xml + .bin; needs ganslim[openvino]) "
+                             "or torchscript (traced .pt) (default onnx)")
+    parser.add_argument("--size", type=int, default=256, help="input height and width (default 256)")
+    parser.add_argument("--dynamic", action="store_true",
+                        help="dynamic batch, height and width (parity also checked at 2 x C x SIZE x 2*SIZE)")
+    parser.add_argument("--output", default=None,
+                        help="model file or folder (default: next to the checkpoint, e.g. <stem>.onnx)")
+    parser.add_argument("--tolerance", type=float, default=None,
+                        help="largest max-abs difference to eager PyTorch accepted (default 1e-3 for f32)")
+    parser.add_argument("--precision", default="f32", metavar="PRECISION",
+                        help="OpenVINO float precision for the check: f32 (default), bf16 or f16")
+    parser.add_argument("--onnx-exporter", default="auto", metavar="EXPORTER",
+                        help="auto (default: legacy tracer, torch.export if tracing fails), legacy or dynamo")
+    parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+                        help="which generator of a CycleGAN checkpoint folder (default AtoB)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from ganslim.checkpoints import load_generator, resolve_generator_file
+    from ganslim.errors import GanslimError
+    from ganslim.export import FORMATS, export_model
+
+    if args.format not in FORMATS:
+        raise GanslimError(f"unknown --format '{args.format}'; choose one of: {', '.join(FORMATS)}")
+    checkpoint = resolve_generator_file(args.ckpt, args.direction)
+    loaded = load_generator(checkpoint, direction=args.direction)
+    output = Path(args.output) if args.output else checkpoint.with_name(checkpoint.stem + DEFAULT_SUFFIXES[args.format])
+    if output.resolve() == checkpoint.resolve():
+        raise GanslimError(f"--output '{output}' is the checkpoint itself: pass another file name or a folder")
+    result = export_model(
+        loaded.model, output, args.format, size=args.size, dynamic=args.dynamic, meta=checkpoint_meta(loaded),
+        arch=loaded.arch, arch_kwargs=loaded.arch_kwargs, tolerance=args.tolerance, precision=args.precision,
+        onnx_exporter=args.onnx_exporter)
+    if args.json:
+        print(json.dumps({"format": result.format, "files": [str(f) for f in result.files],
+                          "sidecar": str(result.sidecar), "max_abs_diff": result.max_abs_diff,
+                          "tolerance": result.tolerance, "runtime": result.runtime,
+                          "checked_shapes": [list(s) for s in result.checked_shapes]}))
+        return
+    shapes = ", ".join("x".join(map(str, s)) for s in result.checked_shapes)
+    print(f"exported {loaded.arch} ({loaded.source} checkpoint {checkpoint}) to {result.format}")
+    print(f"  files        : {', '.join(str(f) for f in result.files)}")
+    print(f"  sidecar      : {result.sidecar}")
+    print(f"  max abs diff : {result.max_abs_diff:.3g} vs eager PyTorch (tolerance {result.tolerance:g}; "
+          f"{result.runtime}; inputs {shapes})")
+
+
+def checkpoint_meta(loaded: LoadedModel) -> dict:
+    """Where an exported model came from, for its sidecar."""
+    return {"checkpoint": str(loaded.path), "checkpoint_source": loaded.source, "checkpoint_meta": loaded.meta}

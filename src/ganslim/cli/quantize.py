@@ -1,0 +1,86 @@
+"""`ganslim quantize --ckpt FILE --data DIR --backend onnxruntime|openvino`: static int8 with a report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ganslim.export.quantize import QuantizeResult
+
+DEFAULT_SUFFIXES = {"onnxruntime": ".int8.onnx", "openvino": ".int8.xml"}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("quantize", help="post-training static int8 quantization calibrated on your "
+                                                    "images, with quality drop and speed-up")
+    parser.add_argument("--ckpt", required=True,
+                        help="generator checkpoint (ganslim .pt/.safetensors or reference latest_net_G*.pth), "
+                             "or a folder holding one")
+    parser.add_argument("--data", required=True,
+                        help="a folder of input images, or a dataset root: aligned (train/ calibrates, val/ or "
+                             "test/ evaluates against targets) or unaligned (trainA/, testA/)")
+    parser.add_argument("--backend", default="onnxruntime", metavar="BACKEND",
+                        help="onnxruntime (QDQ int8, default) or openvino (NNCF; needs ganslim[openvino])")
+    parser.add_argument("--size", type=int, default=256, help="images are resized to SIZE x SIZE (default 256)")
+    parser.add_argument("--output", default=None,
+                        help="int8 model file or folder (default: next to the checkpoint, <stem>.int8.onnx)")
+    parser.add_argument("--num-calibration", type=int, default=32, help="calibration images (default 32)")
+    parser.add_argument("--num-eval", type=int, default=8, help="evaluation images (default 8)")
+    parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+                        help="input side of A|B pairs and which generator of a CycleGAN folder (default AtoB)")
+    parser.add_argument("--threads", type=int, default=None, help="runtime CPU threads (default: its own)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs of each model (default 10)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from ganslim.checkpoints import load_generator, resolve_generator_file
+    from ganslim.cli.export import checkpoint_meta
+    from ganslim.errors import GanslimError
+    from ganslim.export.quantize import BACKENDS, quantize_model, split_data
+
+    if args.backend not in BACKENDS:
+        raise GanslimError(f"unknown --backend '{args.backend}'; choose one of: {', '.join(BACKENDS)}")
+    split = split_data(args.data, args.direction)
+    checkpoint = resolve_generator_file(args.ckpt, args.direction)
+    loaded = load_generator(checkpoint, direction=args.direction)
+    output = Path(args.output) if args.output else checkpoint.with_name(checkpoint.stem + DEFAULT_SUFFIXES[args.backend])
+    result = quantize_model(
+        loaded.model, split.calibration, output, backend=args.backend, size=args.size,
+        num_calibration=args.num_calibration, eval_images=split.evaluation, num_eval=args.num_eval,
+        aligned=split.aligned, direction=args.direction, arch=loaded.arch, arch_kwargs=loaded.arch_kwargs,
+        meta=checkpoint_meta(loaded), threads=args.threads, repeats=args.repeats)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return
+    print(format_report(result, f"{loaded.arch} ({checkpoint})"))
+
+
+def format_report(result: QuantizeResult, name: str) -> str:
+    """The quantization report as aligned text lines."""
+    fp32, int8 = result.latency_fp32, result.latency_int8
+    held = "held out from calibration" if result.eval_held_out else "the calibration image itself"
+    lines = [
+        f"int8 {name} with {result.runtime}",
+        f"  files         : {', '.join(str(f) for f in result.files)}",
+        f"  sidecar       : {result.sidecar}",
+        f"  images        : {result.num_calibration} calibration, {result.num_eval} evaluation ({held}), "
+        f"input {'x'.join(map(str, result.input_shape))}",
+        f"  int8 layers   : {', '.join(f'{op} x{n}' for op, n in sorted(result.int8_layers.items()))}",
+        f"  float layers  : {', '.join(layer.name for layer in result.float_layers) or 'none'}",
+    ]
+    for reason in dict.fromkeys(layer.reason for layer in result.float_layers):
+        ops = sorted({layer.op_type for layer in result.float_layers if layer.reason == reason})
+        lines.append(f"    {'/'.join(ops)}: {reason}")
+    lines.append(f"  int8 vs fp32  : PSNR {result.psnr_vs_fp32:.2f} dB, max abs diff {result.max_abs_diff_vs_fp32:.3g}")
+    if result.task is not None:
+        task = result.task
+        lines.append(f"  vs targets    : PSNR {task.psnr_fp32:.2f} -> {task.psnr_int8:.2f} dB, "
+                     f"SSIM {task.ssim_fp32:.4f} -> {task.ssim_int8:.4f} (fp32 -> int8)")
+    lines.append(f"  latency       : fp32 {fp32.median_ms:.1f} ms, int8 {int8.median_ms:.1f} ms (median of "
+                 f"{int8.repeats}, interleaved) -> {result.speedup:.2f}x")
+    return "\n".join(lines)

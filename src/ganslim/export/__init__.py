@@ -1,0 +1,330 @@
+"""Export generators for deployment (ONNX, OpenVINO IR, TorchScript) and quantize them to int8, with parity checks.
+
+:func:`export_model` writes one deployable file set plus a JSON sidecar, then runs the exported model in its
+runtime and compares it with eager PyTorch; above the tolerance it raises and leaves nothing behind.
+:func:`quantize_model` (in ``ganslim.export.quantize``) makes a static int8 model calibrated on the user's
+images and reports its quality drop, speed-up and the layers that stay float. :func:`load_exported` runs any
+exported file. Everything takes a plain ``nn.Module`` generator mapping (N, C, H, W) images in [-1, 1] to
+images in [-1, 1]; runtimes (onnxruntime, openvino, nncf) are imported only when used.
+
+Files appear complete or not at all: they are written into a hidden staging folder next to the target,
+verified there, and only then renamed into place, the sidecar last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganslim import __version__
+from ganslim.atomic import atomic_write_text
+from ganslim.errors import GanslimError
+from ganslim.export.onnx import DYNAMIC_AXES, EXPORTERS, INPUT_NAME, OUTPUT_NAME, export_onnx
+from ganslim.export.openvino import export_openvino
+from ganslim.export.runtime import (
+    PRECISIONS,
+    TORCHSCRIPT_SUFFIXES,
+    ExportedModel,
+    first_line,
+    format_of,
+    load_exported,
+)
+from ganslim.export.torchscript import export_torchscript
+from ganslim.profile import _eval_mode as eval_mode
+
+if TYPE_CHECKING:
+    from ganslim.export.quantize import QuantizeResult, quantize_model
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "ExportResult",
+    "ExportedModel",
+    "FORMATS",
+    "QuantizeResult",
+    "export_model",
+    "format_of",
+    "load_exported",
+    "quantize_model",
+]
+
+FORMATS = ("onnx", "openvino", "torchscript")
+SIDECAR_FORMAT = "ganslim-export"
+SIDECAR_VERSION = 1
+# File names used when the output given is a folder; TorchScript avoids "generator.pt", a checkpoint's name.
+DEFAULT_NAMES = {"onnx": "generator.onnx", "openvino": "generator.xml", "torchscript": "generator.torchscript.pt"}
+SUFFIXES = {"onnx": (".onnx",), "openvino": (".xml",), "torchscript": TORCHSCRIPT_SUFFIXES}
+# Names that look like a model file of some format (a wrong one is refused rather than made a folder).
+_MODEL_SUFFIXES = (".onnx", ".xml", ".bin", ".json", ".safetensors", *TORCHSCRIPT_SUFFIXES)
+# Max abs difference allowed between the exported and the eager output (images in [-1, 1]) by precision:
+# f32 runtimes agree to ~1e-6 (4e-5 for resnet_9blocks at 256 px), so 1e-3 only catches real export bugs.
+# bf16 keeps 8 bits of mantissa: 0.02 on a tiny generator, 0.06 on resnet_9blocks at 256 px (measured with
+# OpenVINO). An f16 hint gave the same numbers on a CPU without native f16 (OpenVINO ran bf16), so it gets the
+# same allowance.
+DEFAULT_TOLERANCE = {"f32": 1e-3, "bf16": 1e-1, "f16": 1e-1}
+NORMALIZATION = {
+    "input": "x / 127.5 - 1",
+    "output": "(y + 1) / 2 * 255",
+    "range": [-1.0, 1.0],
+    "note": "uint8 RGB (L for 1 channel) pixels x map to [-1, 1]; outputs y in [-1, 1] map back to uint8",
+}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_model` wrote and measured.
+
+    ``files`` are the model files (e.g. ``[generator.xml, generator.bin]``), ``sidecar`` the JSON next to
+    them, ``max_abs_diff`` the largest |exported - eager| over ``checked_shapes`` (N, C, H, W), ``runtime``
+    the runtime and version that ran the check.
+    """
+
+    format: str
+    files: list[Path]
+    sidecar: Path
+    max_abs_diff: float
+    tolerance: float
+    runtime: str
+    checked_shapes: list[tuple[int, ...]] = field(default_factory=list)
+
+
+def export_model(
+    generator: nn.Module,
+    out: str | os.PathLike,
+    format: str = "onnx",  # noqa: A002 - the word users know from --format
+    size: int = 256,
+    dynamic: bool = False,
+    in_channels: int | None = None,
+    meta: dict | None = None,
+    *,
+    arch: str | None = None,
+    arch_kwargs: dict | None = None,
+    tolerance: float | None = None,
+    precision: str = "f32",
+    onnx_exporter: str = "auto",
+    seed: int = 0,
+) -> ExportResult:
+    """Export ``generator`` to ``format``, verify it in its runtime against eager PyTorch, and write a sidecar.
+
+    Args:
+        generator: a CPU ``nn.Module`` mapping (N, C, H, W) in [-1, 1] to images; exported in eval mode (its
+            train/eval flags are restored afterwards).
+        out: the model file (``.onnx``; ``.xml`` for OpenVINO; ``.pt``/``.ts``/``.torchscript`` for
+            TorchScript) or a folder, which gets ``generator.onnx`` / ``generator.xml`` + ``.bin`` /
+            ``generator.torchscript.pt``. The sidecar is ``<model file>.json``.
+        format: ``onnx`` (checked in ONNX Runtime), ``openvino`` (OpenVINO, ``precision`` hint) or
+            ``torchscript`` (traced; checked with ``torch.jit.load``).
+        size: height and width of the export's input, (1, C, size, size).
+        dynamic: make batch, height and width dynamic; parity is then also checked at (2, C, size, 2*size).
+        in_channels: input channels C; default: those of the first convolution.
+        meta: JSON-serialisable facts copied into the sidecar (e.g. the checkpoint it came from).
+        arch: registered architecture name, recorded in the sidecar (None for unregistered modules).
+        arch_kwargs: its build arguments, recorded in the sidecar.
+        tolerance: largest max-abs difference accepted; default ``DEFAULT_TOLERANCE[precision]`` (1e-3 f32).
+        precision: OpenVINO float precision (``f32`` default, ``bf16``, ``f16``); other formats run f32 only.
+        onnx_exporter: ``auto`` (default: legacy tracer, dynamo if tracing fails), ``legacy`` or ``dynamo``, for
+            onnx and openvino (see ``ganslim.export.onnx``); the sidecar records the one used.
+        seed: seed of the uniform [-1, 1] check inputs.
+
+    Returns:
+        An :class:`ExportResult`. Raises GanslimError (and writes nothing) when the generator cannot run at
+        ``size``, the export fails, or the exported output differs by more than ``tolerance``.
+    """
+    if format not in FORMATS:
+        raise GanslimError(f"unknown export format '{format}'; choose one of: {', '.join(FORMATS)}")
+    if precision not in PRECISIONS:
+        raise GanslimError(f"unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
+    if format != "openvino" and precision != "f32":
+        raise GanslimError(f"precision '{precision}' applies to --format openvino only; {format} runs f32")
+    if onnx_exporter not in EXPORTERS:
+        raise GanslimError(f"unknown ONNX exporter '{onnx_exporter}'; choose one of: {', '.join(EXPORTERS)}")
+    tolerance = DEFAULT_TOLERANCE[precision] if tolerance is None else float(tolerance)
+    if not tolerance >= 0:
+        raise GanslimError(f"tolerance {tolerance} must be a non-negative number (e.g. 1e-3)")
+    target = resolve_output(out, SUFFIXES[format], DEFAULT_NAMES[format], f"--format {format}")
+    channels = input_channels_of(generator, in_channels)
+    _check_size(size)
+    shapes = [(1, channels, size, size)] + ([(2, channels, size, 2 * size)] if dynamic else [])
+    inputs = [seeded_image(shape, seed + index) for index, shape in enumerate(shapes)]
+
+    with eval_mode(generator):
+        expected = [run_eager(generator, image) for image in inputs]
+        with staging_folder(target.parent) as stage:
+            staged = stage / target.name
+            files, exporter_used = _write_format(format, generator, staged, inputs[0], dynamic, onnx_exporter)
+            exported = load_exported(staged, precision=precision)
+            diff = max(_max_abs_diff(exported, image, reference) for image, reference in zip(inputs, expected))
+            if not diff <= tolerance:
+                raise GanslimError(
+                    f"the {format} export differs from eager PyTorch by max abs {diff:.3g} > tolerance "
+                    f"{tolerance:g} ({exported.runtime}, {precision}); nothing was written: pass a larger "
+                    f"--tolerance if that is expected, else report the model")
+            sidecar = sidecar_header(format, files, arch, arch_kwargs, shapes[0], tuple(expected[0].shape),
+                                     dynamic, meta)
+            sidecar["export"] = {"onnx_exporter": exporter_used, "torch_version": torch.__version__}
+            sidecar["verification"] = {
+                "runtime": exported.runtime, "precision": precision, "max_abs_diff": diff,
+                "tolerance": tolerance, "input_shapes": [list(s) for s in shapes],
+                "input": f"uniform [-1, 1], seeds {seed}..{seed + len(shapes) - 1}",
+            }
+            del exported  # release the runtime's hold on the staged files before they move
+            published, sidecar_path = publish(stage, files, sidecar, target.parent)
+    return ExportResult(format=format, files=published, sidecar=sidecar_path, max_abs_diff=diff,
+                        tolerance=tolerance, runtime=sidecar["verification"]["runtime"], checked_shapes=shapes)
+
+
+def _write_format(format: str, generator: nn.Module, path: Path, example: torch.Tensor, dynamic: bool,  # noqa: A002
+                  onnx_exporter: str) -> tuple[list[Path], str | None]:
+    """Write ``format`` at ``path``: (files, ONNX exporter used; None for TorchScript)."""
+    try:
+        if format == "torchscript":
+            return export_torchscript(generator, path, example), None
+        write = export_onnx if format == "onnx" else export_openvino
+        written = write(generator, path, example, dynamic=dynamic, exporter=onnx_exporter)
+        return written.files, written.exporter
+    except GanslimError:
+        raise
+    except Exception as error:  # noqa: BLE001 - exporters raise many types; the user needs one line
+        raise GanslimError(f"{format} export of {type(generator).__name__} failed ({first_line(error)}); "
+                           f"nothing was written: try another --format") from error
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Helpers shared with ganslim.export.quantize
+
+
+def resolve_output(out: str | os.PathLike, suffixes: Sequence[str], default_name: str, what: str) -> Path:
+    """The model file for ``out``: ``out`` itself if it ends in one of ``suffixes``, else ``out/default_name``."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if out.is_dir():
+        return out / default_name
+    if suffix in suffixes:
+        return out
+    if suffix in _MODEL_SUFFIXES:
+        raise GanslimError(f"output '{out}' is not a {what} file name: end it in {' or '.join(suffixes)}, "
+                           f"or pass a folder")
+    return out / default_name
+
+
+def input_channels_of(generator: nn.Module, in_channels: int | None) -> int:
+    """``in_channels`` if given, else the input channels of the generator's first convolution."""
+    if in_channels is not None:
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+            raise GanslimError(f"in_channels={in_channels!r} must be a positive integer (3 for RGB)")
+        return in_channels
+    for module in generator.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            return module.in_channels
+    raise GanslimError(f"cannot tell the input channels of {type(generator).__name__} (no Conv2d): "
+                       "pass in_channels")
+
+
+def _check_size(size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise GanslimError(f"--size {size!r} must be a positive integer (e.g. 256)")
+
+
+def seeded_image(shape: Sequence[int], seed: int) -> torch.Tensor:
+    """A reproducible float32 batch of ``shape`` (N, C, H, W), uniform in [-1, 1] like images."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(tuple(shape), generator=generator) * 2 - 1
+
+
+def run_eager(generator: nn.Module, image: torch.Tensor) -> np.ndarray:
+    """``generator(image)`` on CPU as a float32 array; a generator that cannot take the shape is a user error."""
+    device = {t.device for t in (*generator.parameters(), *generator.buffers())}
+    if device - {torch.device("cpu")}:
+        raise GanslimError("the generator is not on the CPU: call generator.cpu() before exporting")
+    try:
+        with torch.inference_mode():
+            return generator(image).float().numpy()
+    except RuntimeError as error:
+        raise GanslimError(f"{type(generator).__name__} cannot run on a {'x'.join(map(str, image.shape))} "
+                           f"input ({first_line(error)}): pick a --size its downsampling accepts "
+                           f"(e.g. 256)") from None
+
+
+def _max_abs_diff(exported: ExportedModel, image: torch.Tensor, expected: np.ndarray) -> float:
+    try:
+        actual = exported(image.numpy())
+    except Exception as error:  # noqa: BLE001 - runtimes raise their own types for shape problems
+        raise GanslimError(f"the exported model fails on a {'x'.join(map(str, image.shape))} input in "
+                           f"{exported.runtime} ({first_line(error)}); nothing was written") from None
+    if actual.shape != expected.shape:
+        raise GanslimError(f"the exported model returns {actual.shape} where PyTorch returns {expected.shape}; "
+                           "nothing was written")
+    diff = float(np.max(np.abs(actual.astype(np.float64) - expected)))
+    return diff if math.isfinite(diff) else math.inf
+
+
+@contextlib.contextmanager
+def staging_folder(folder: Path) -> Iterator[Path]:
+    """A hidden temporary folder inside ``folder`` (created if needed), removed with whatever it still holds.
+
+    ``folder`` itself is removed again if this created it and it is still empty, so a failed export leaves
+    nothing behind.
+    """
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".ganslim-export-", dir=folder))
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def sidecar_header(model_format: str, files: Sequence[Path], arch: str | None, arch_kwargs: dict | None,
+                   input_shape: Sequence[int], output_shape: Sequence[int], dynamic: bool,
+                   meta: dict | None) -> dict[str, Any]:
+    """The sidecar fields every exported model has: what it is, its input/output and how pixels map."""
+    axes = {str(axis): name for axis, name in DYNAMIC_AXES.items()} if dynamic else {}
+    return {
+        "format": SIDECAR_FORMAT,
+        "format_version": SIDECAR_VERSION,
+        "ganslim_version": __version__,
+        "model_format": model_format,
+        "files": [f.name for f in files],
+        "arch": arch,
+        "arch_kwargs": dict(arch_kwargs or {}),
+        "input": {"name": INPUT_NAME, "shape": list(input_shape), "dtype": "float32", "layout": "NCHW",
+                  "dynamic_axes": axes},
+        "output": {"name": OUTPUT_NAME, "shape": list(output_shape), "dtype": "float32", "layout": "NCHW",
+                   "dynamic_axes": axes},
+        "normalization": NORMALIZATION,
+        "meta": dict(meta or {}),
+    }
+
+
+def publish(stage: Path, files: Sequence[Path], sidecar: dict, folder: Path) -> tuple[list[Path], Path]:
+    """Move the staged ``files`` into ``folder``, then write the sidecar ``<first file>.json`` there last."""
+    published = []
+    for staged in files:
+        published.append(folder / staged.name)
+        os.replace(staged, published[-1])
+    sidecar_path = folder / f"{files[0].name}.json"
+    atomic_write_text(json.dumps(sidecar, indent=2, default=str) + "\n", sidecar_path)
+    return published, sidecar_path
+
+
+def __getattr__(name: str) -> Any:
+    # quantize_model imports this module's helpers, so it is loaded on first use rather than at import.
+    if name in ("quantize_model", "QuantizeResult"):
+        from ganslim.export import quantize
+
+        return getattr(quantize, name)
+    raise AttributeError(f"module 'ganslim.export' has no attribute '{name}'")

@@ -1,0 +1,511 @@
+"""Post-training static int8 quantization of a generator, calibrated on the user's images, with a report.
+
+Two backends, both calibrating activation ranges on images preprocessed exactly as at test time
+(``ganslim.translate.load_input``: bicubic resize to ``size``, ``x / 127.5 - 1``):
+
+* ``onnxruntime``: ``onnxruntime.quantization.quantize_static`` writes a QDQ model (QuantizeLinear /
+  DequantizeLinear pairs around each op) with per-channel int8 weights and uint8 activations, MinMax
+  calibration. ONNX Runtime's CPU provider fuses ``DQ -> Conv -> Q`` into ``QLinearConv`` at load time. It has
+  no such int8 kernel for ``ConvTranspose``, which therefore dequantizes and runs in float.
+* ``openvino``: NNCF ``nncf.quantize`` (``MIXED`` preset: symmetric int8 weights, asymmetric activations)
+  inserts FakeQuantize ops into the OpenVINO model; the CPU plugin then picks int8 kernels where it has them.
+
+Whether a layer *really* runs in int8 is read from the graph the runtime executes, never assumed: for ONNX
+Runtime the optimized model it writes out (``QLinearConv`` and friends are int8, a remaining ``Conv`` or
+``ConvTranspose`` is float), for OpenVINO the compiled model's ``runtimePrecision`` of each layer. The report
+lists the float layers with the reason read from the quantized graph.
+
+Timing: fp32 and int8 models run in the same process, interleaved, ONNX Runtime with thread spinning off
+(see ``ganslim.export.runtime``), OpenVINO with ``INFERENCE_PRECISION_HINT=f32`` for its float parts, so the
+speed-up is int8 against honest fp32 of the same runtime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganslim.data.datasets import detect_layout
+from ganslim.data.images import is_image_file, list_images
+from ganslim.errors import GanslimError
+from ganslim.export import (
+    eval_mode,
+    input_channels_of,
+    publish,
+    resolve_output,
+    run_eager,
+    seeded_image,
+    sidecar_header,
+    staging_folder,
+)
+from ganslim.export.onnx import INPUT_NAME, export_onnx
+from ganslim.export.runtime import (
+    openvino_compiled,
+    openvino_version,
+    ort_session,
+    require_openvino,
+    time_interleaved,
+)
+from ganslim.metrics import psnr, ssim
+from ganslim.profile import LatencyStats
+from ganslim.translate import load_input
+
+__all__ = ["BACKENDS", "DataSplit", "FloatLayer", "QuantizeResult", "TaskMetrics", "quantize_model", "split_data"]
+
+BACKENDS = ("onnxruntime", "openvino")
+DEFAULT_NAMES = {"onnxruntime": "generator.int8.onnx", "openvino": "generator.int8.xml"}
+SUFFIXES = {"onnxruntime": (".onnx",), "openvino": (".xml",)}
+
+# Compute ops in the graph ONNX Runtime runs, by precision (contrib ops included).
+ORT_INT8_OPS = frozenset({"QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger", "QGemm",
+                          "QLinearConvTranspose", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QAttention"})
+ORT_FLOAT_OPS = frozenset({"Conv", "ConvTranspose", "FusedConv", "MatMul", "FusedMatMul", "Gemm", "FusedGemm",
+                           "Einsum"})
+# Compute layers in OpenVINO's compiled (runtime) model.
+OV_COMPUTE_LAYERS = frozenset({"Convolution", "GroupConvolution", "Deconvolution", "GroupDeconvolution",
+                               "FullyConnected", "MatMul"})
+OV_INT8_PRECISIONS = frozenset({"u8", "i8"})
+
+
+@dataclass(frozen=True)
+class FloatLayer:
+    """A compute layer (conv, transposed conv, matmul) that runs in float in the quantized model, and why."""
+
+    name: str
+    op_type: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TaskMetrics:
+    """Mean PSNR (dB) and SSIM against the dataset's targets, for the fp32 and the int8 model."""
+
+    psnr_fp32: float
+    psnr_int8: float
+    ssim_fp32: float
+    ssim_int8: float
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    """What :func:`quantize_model` wrote and measured.
+
+    ``int8_layers`` counts the compute layers that run in int8 by op type, as the runtime executes them;
+    ``float_layers`` lists the ones that stay float. ``psnr_vs_fp32`` (dB) and ``max_abs_diff_vs_fp32``
+    compare int8 and fp32 outputs (images in [-1, 1]) on the evaluation images, which are held out from
+    calibration unless ``eval_held_out`` is False (a single image). ``task`` holds PSNR/SSIM against targets
+    for aligned data, else None. Latencies are for one (1, C, size, size) image.
+    """
+
+    backend: str
+    runtime: str
+    files: list[Path]
+    sidecar: Path
+    input_shape: tuple[int, ...]
+    num_calibration: int
+    num_eval: int
+    eval_held_out: bool
+    int8_layers: dict[str, int]
+    float_layers: list[FloatLayer]
+    psnr_vs_fp32: float
+    max_abs_diff_vs_fp32: float
+    task: TaskMetrics | None
+    latency_fp32: LatencyStats
+    latency_int8: LatencyStats
+
+    @property
+    def speedup(self) -> float:
+        """Median fp32 latency over median int8 latency."""
+        return self.latency_fp32.median_ms / self.latency_int8.median_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the report (paths as strings, latencies in ms)."""
+        report = asdict(self)
+        report["files"] = [str(f) for f in self.files]
+        report["sidecar"] = str(self.sidecar)
+        report["input_shape"] = list(self.input_shape)
+        report["speedup"] = self.speedup
+        return report
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    """Images to calibrate on and to evaluate on; ``aligned``: files are A|B pairs (input | target)."""
+
+    calibration: list[Path]
+    evaluation: list[Path] | None
+    aligned: bool
+
+
+def split_data(root: str | os.PathLike, direction: str = "AtoB") -> DataSplit:
+    """Calibration and evaluation images of a dataset root or an image folder.
+
+    Aligned (pix2pix) datasets calibrate on the input side of ``train/`` and evaluate on ``val/`` (else
+    ``test/``) against the targets; unaligned (CycleGAN) ones on ``trainA/`` and ``testA/`` (``B`` for
+    ``BtoA``); a plain folder of images on part of them, the rest held out (see :func:`quantize_model`).
+    """
+    root = Path(root)
+    layout = detect_layout(root)
+    if layout == "single":
+        return DataSplit(_images(root, "calibration"), None, aligned=False)
+    if layout == "aligned":
+        evaluation = next((list_images(root / s) for s in ("val", "test") if (root / s).is_dir()), [])
+        if not (root / "train").is_dir():
+            raise GanslimError(f"aligned dataset '{root}' has no train/ folder to calibrate on: add one, or pass "
+                               "a folder of input images")
+        return DataSplit(_images(root / "train", "calibration"), evaluation or None, aligned=True)
+    side = "A" if direction == "AtoB" else "B"
+    evaluation = list_images(root / f"test{side}") if (root / f"test{side}").is_dir() else []
+    return DataSplit(_images(root / f"train{side}", "calibration"), evaluation or None, aligned=False)
+
+
+def quantize_model(
+    generator: nn.Module,
+    calibration_images: str | os.PathLike | Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    backend: str = "onnxruntime",
+    size: int = 256,
+    num_calibration: int = 32,
+    eval_images: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    num_eval: int = 8,
+    *,
+    aligned: bool = False,
+    direction: str = "AtoB",
+    in_channels: int | None = None,
+    arch: str | None = None,
+    arch_kwargs: dict | None = None,
+    meta: dict | None = None,
+    threads: int | None = None,
+    warmup: int = 2,
+    repeats: int = 10,
+) -> QuantizeResult:
+    """Quantize ``generator`` to static int8 for ``backend``, verify it runs in int8, and report.
+
+    Args:
+        generator: a CPU ``nn.Module`` mapping (N, C, H, W) in [-1, 1] to images in [-1, 1].
+        calibration_images: a folder (searched recursively) or a list of image files.
+        out: the int8 model file (``.onnx`` for onnxruntime, ``.xml`` for openvino) or a folder, which gets
+            ``generator.int8.onnx`` / ``generator.int8.xml`` + ``.bin``; the sidecar is ``<file>.json``.
+        backend: ``onnxruntime`` (QDQ, per-channel) or ``openvino`` (NNCF).
+        size: images are resized to ``size`` x ``size``; the model's input is (1, C, size, size).
+        num_calibration: calibration images used, spread evenly over the list.
+        eval_images: held-out images for the report; None: ``num_eval`` of the calibration images are held
+            out (not calibrated on), unless there is only one image, which then serves both.
+        num_eval: evaluation images used, spread evenly.
+        aligned: files are A|B pairs: the input half is calibrated on, the other half is the target of the
+            task metrics (PSNR/SSIM vs target).
+        direction: ``AtoB`` (input left) or ``BtoA`` (input right) for aligned files.
+        in_channels: input channels; default: those of the first convolution.
+        arch: registered architecture name for the sidecar; arch_kwargs: its build arguments.
+        meta: JSON-serialisable facts copied into the sidecar.
+        threads: CPU threads of both runtimes' sessions; None keeps their defaults.
+        warmup: untimed interleaved rounds; repeats: timed rounds.
+
+    Returns:
+        A :class:`QuantizeResult`. Raises GanslimError (and writes nothing) on bad inputs or when no layer
+        ends up running in int8.
+    """
+    if backend not in BACKENDS:
+        raise GanslimError(f"unknown backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
+    if backend == "openvino":
+        require_openvino()
+        _require_nncf()
+    for name, value in (("num_calibration", num_calibration), ("num_eval", num_eval), ("size", size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GanslimError(f"{name}={value!r} must be a positive integer")
+    target = resolve_output(out, SUFFIXES[backend], DEFAULT_NAMES[backend], f"--backend {backend}")
+    channels = input_channels_of(generator, in_channels)
+    calibration, evaluation, held_out = _select(_images(calibration_images, "calibration"),
+                                                None if eval_images is None else _images(eval_images, "evaluation"),
+                                                num_calibration, num_eval)
+
+    def load(path: Path, image_channels: int, side: str) -> np.ndarray:
+        return load_input(path, size, image_channels, aligned, side)[None].numpy()
+
+    calibration_arrays = [load(p, channels, direction) for p in calibration]
+    eval_arrays = [load(p, channels, direction) for p in evaluation]
+    shape = (1, channels, size, size)
+
+    with eval_mode(generator):
+        output_channels = run_eager(generator, seeded_image(shape, 0)).shape[1]
+        other_side = "BtoA" if direction == "AtoB" else "AtoB"
+        targets = ([load(p, output_channels, other_side) for p in evaluation]
+                   if aligned and output_channels in (1, 3) else None)
+        with staging_folder(target.parent) as stage:
+            quantizer = _quantize_onnxruntime if backend == "onnxruntime" else _quantize_openvino
+            built = quantizer(generator, shape, calibration_arrays, stage, stage / target.name, threads)
+            if not built.int8_layers:
+                raise GanslimError(f"no layer runs in int8 after {backend} quantization of "
+                                   f"{type(generator).__name__}; nothing was written: keep the fp32 export")
+            fp32_outputs = [built.fp32(image) for image in eval_arrays]
+            int8_outputs = [built.int8(image) for image in eval_arrays]
+            latency = time_interleaved({"fp32": built.fp32, "int8": built.int8}, eval_arrays[0], warmup, repeats)
+            task = _task_metrics(fp32_outputs, int8_outputs, targets)
+            sidecar = sidecar_header(f"{backend}-int8", built.files, arch, arch_kwargs, shape,
+                                     tuple(int8_outputs[0].shape), dynamic=False, meta=meta)
+            final_files = [target.parent / f.name for f in built.files]  # where publish() moves them
+            result = QuantizeResult(
+                backend=backend, runtime=built.runtime, files=final_files,
+                sidecar=target.parent / f"{final_files[0].name}.json",
+                input_shape=shape, num_calibration=len(calibration), num_eval=len(evaluation),
+                eval_held_out=held_out, int8_layers=dict(built.int8_layers), float_layers=built.float_layers,
+                psnr_vs_fp32=_mean_psnr(int8_outputs, fp32_outputs),
+                max_abs_diff_vs_fp32=max(float(np.max(np.abs(a - b))) for a, b in zip(int8_outputs, fp32_outputs)),
+                task=task, latency_fp32=latency["fp32"], latency_int8=latency["int8"])
+            sidecar["quantization"] = {key: value for key, value in result.to_dict().items()
+                                       if key not in ("files", "sidecar")}
+            sidecar["quantization"]["method"] = built.method
+            built.release()
+            publish(stage, built.files, sidecar, target.parent)
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Image selection
+
+
+def _images(source: str | os.PathLike | Sequence[str | os.PathLike], role: str) -> list[Path]:
+    """Image files of a folder (recursive), one image file, or a list of files; never empty."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_file() and is_image_file(path):
+            return [path]
+        if not path.is_dir():
+            raise GanslimError(f"{role} images '{path}' not found: pass a folder of images or an image file")
+        files = list_images(path)
+        if not files:
+            raise GanslimError(f"{role} folder '{path}' holds no images (png, jpg, ...): put some of the "
+                               "generator's input images there")
+        return files
+    files = [Path(p) for p in source]
+    if not files:
+        raise GanslimError(f"no {role} images given: pass a folder or a list of image files")
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise GanslimError(f"{role} image '{missing[0]}' not found ({len(missing)} missing): check the paths")
+    return files
+
+
+def _spread(items: Sequence[Path], count: int) -> list[Path]:
+    """``count`` items evenly spaced over ``items`` (all of them if there are fewer)."""
+    if len(items) <= count:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
+
+
+def _select(calibration: list[Path], evaluation: list[Path] | None, num_calibration: int,
+            num_eval: int) -> tuple[list[Path], list[Path], bool]:
+    """(calibration, evaluation, held out?): without evaluation images, hold some calibration ones out."""
+    if evaluation is not None:
+        return _spread(calibration, num_calibration), _spread(evaluation, num_eval), True
+    if len(calibration) == 1:
+        return calibration, calibration, False
+    held = _spread(calibration, min(num_eval, max(1, len(calibration) // 4)))
+    held_set = set(held)
+    rest = [p for p in calibration if p not in held_set]
+    return _spread(rest, num_calibration), held, True
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def _mean_psnr(outputs: Sequence[np.ndarray], references: Sequence[np.ndarray]) -> float:
+    values = [psnr(torch.from_numpy(o).clamp(-1, 1), torch.from_numpy(r).clamp(-1, 1)) for o, r in
+              zip(outputs, references)]
+    return float(torch.cat(values).mean())
+
+
+def _task_metrics(fp32: Sequence[np.ndarray], int8: Sequence[np.ndarray],
+                  targets: Sequence[np.ndarray] | None) -> TaskMetrics | None:
+    if targets is None or any(t.shape != o.shape for t, o in zip(targets, fp32)):
+        return None
+
+    def mean_ssim(outputs: Sequence[np.ndarray]) -> float:
+        # The standard 11-pixel window, or the largest odd one a tiny image holds.
+        window = min(11, (min(outputs[0].shape[-2:]) - 1) // 2 * 2 + 1)
+        return float(torch.cat([ssim(torch.from_numpy(o).clamp(-1, 1), torch.from_numpy(t), window=window)
+                                for o, t in zip(outputs, targets)]).mean())
+
+    return TaskMetrics(psnr_fp32=_mean_psnr(fp32, targets), psnr_int8=_mean_psnr(int8, targets),
+                       ssim_fp32=mean_ssim(fp32), ssim_int8=mean_ssim(int8))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Backends
+
+
+@dataclass
+class _Built:
+    """A quantized model staged on disk, runners for it and its fp32 twin, and what runs in int8."""
+
+    files: list[Path]
+    runtime: str
+    method: str
+    fp32: Callable[[np.ndarray], np.ndarray]
+    int8: Callable[[np.ndarray], np.ndarray]
+    int8_layers: Counter
+    float_layers: list[FloatLayer]
+    release: Callable[[], None]
+
+
+@contextlib.contextmanager
+def _quiet_quantizers() -> Iterator[None]:
+    """Mute the quantizers' chatter: onnxruntime.quantization logs per-tensor warnings on the root logger,
+    NNCF logs INFO lines and draws progress bars on stdout."""
+    loggers = [logging.getLogger(), logging.getLogger("nncf")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _quantize_onnxruntime(generator: nn.Module, shape: tuple[int, ...], calibration: list[np.ndarray],
+                          stage: Path, target: Path, threads: int | None) -> _Built:
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {INPUT_NAME: batch}
+
+    fp32_path, prepared = stage / "fp32.onnx", stage / "fp32.prepared.onnx"
+    export_onnx(generator, fp32_path, seeded_image(shape, 0), dynamic=False)
+    with _quiet_quantizers():
+        try:
+            # Shape inference and ORT's graph fusions first, as onnxruntime.quantization recommends.
+            quant_pre_process(str(fp32_path), str(prepared))
+        except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantize the raw export instead
+            prepared = fp32_path
+        quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+    optimized = stage / "int8.optimized.onnx"
+    fp32_session = ort_session(prepared, threads)
+    int8_session = ort_session(target, threads, optimized_path=optimized)
+    int8_layers, float_layers = _ort_precisions(onnx.load(str(target)), onnx.load(str(optimized)))
+    sessions = [fp32_session, int8_session]
+
+    def runner(index: int) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda image: sessions[index].run(None, {INPUT_NAME: image})[0]
+
+    return _Built(files=[target], runtime=f"onnxruntime {ort.__version__}",
+                  method="onnxruntime quantize_static: QDQ, per-channel int8 weights, uint8 activations, MinMax",
+                  fp32=runner(0), int8=runner(1), int8_layers=int8_layers, float_layers=float_layers,
+                  release=sessions.clear)
+
+
+def _ort_precisions(quantized: Any, optimized: Any) -> tuple[Counter, list[FloatLayer]]:
+    """Int8 compute ops by type, and the float ones with the reason, from the QDQ and the executed graph."""
+    int8 = Counter(node.op_type for node in optimized.graph.node if node.op_type in ORT_INT8_OPS)
+    producer = {output: node.op_type for node in quantized.graph.node for output in node.output}
+    by_name = {node.name: node for node in quantized.graph.node}
+    float_layers = []
+    for node in optimized.graph.node:
+        if node.op_type not in ORT_FLOAT_OPS:
+            continue
+        original = by_name.get(node.name)
+        if original is None:
+            reason = "created by ONNX Runtime's graph optimizer in float"
+        elif len(original.input) > 1 and producer.get(original.input[1]) == "DequantizeLinear":
+            reason = (f"its weights are int8 in the QDQ model, but ONNX Runtime's CPU provider has no int8 "
+                      f"{node.op_type} kernel to fuse DequantizeLinear -> {node.op_type} -> QuantizeLinear into, "
+                      f"so it dequantizes and runs in float")
+        else:
+            reason = "onnxruntime.quantization left it unquantized (no QDQ pair around it)"
+        float_layers.append(FloatLayer(node.name, node.op_type, reason))
+    return int8, float_layers
+
+
+def _require_nncf() -> Any:
+    try:
+        import nncf
+    except ImportError:
+        raise GanslimError("NNCF is not installed: pip install 'ganslim[openvino]' (or use "
+                           "--backend onnxruntime)") from None
+    return nncf
+
+
+def _quantize_openvino(generator: nn.Module, shape: tuple[int, ...], calibration: list[np.ndarray],
+                       stage: Path, target: Path, threads: int | None) -> _Built:
+    from ganslim.export.openvino import convert_onnx, save_ir
+
+    nncf = _require_nncf()
+    fp32_path = stage / "fp32.onnx"
+    export_onnx(generator, fp32_path, seeded_image(shape, 0), dynamic=False)
+    fp32_model = convert_onnx(fp32_path)
+    with _quiet_quantizers():
+        int8_model = nncf.quantize(fp32_model, nncf.Dataset(calibration), subset_size=len(calibration),
+                                   preset=nncf.QuantizationPreset.MIXED)
+    files = save_ir(int8_model, target)
+    compiled = [openvino_compiled(fp32_model, "f32", threads), openvino_compiled(target, "f32", threads)]
+    int8_layers, float_layers = _openvino_precisions(compiled[1].get_runtime_model(), int8_model)
+
+    def runner(index: int) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda image: np.asarray(compiled[index](image)[compiled[index].output(0)])
+
+    return _Built(files=files, runtime=openvino_version(),
+                  method="NNCF quantize, MIXED preset (symmetric int8 weights, asymmetric activations)",
+                  fp32=runner(0), int8=runner(1), int8_layers=int8_layers, float_layers=float_layers,
+                  release=compiled.clear)
+
+
+def _openvino_precisions(runtime_model: Any, quantized: Any) -> tuple[Counter, list[FloatLayer]]:
+    """Int8 compute layers by type, and the float ones with the reason, from the compiled model."""
+    ops = {op.get_friendly_name(): op for op in quantized.get_ops()}
+    int8: Counter = Counter()
+    float_layers = []
+    for op in runtime_model.get_ordered_ops():
+        info = op.get_rt_info()
+        layer_type = info["layerType"].astype(str)
+        if layer_type not in OV_COMPUTE_LAYERS:
+            continue
+        precision = info["runtimePrecision"].astype(str)
+        if precision in OV_INT8_PRECISIONS:
+            int8[layer_type] += 1
+            continue
+        names = info["originalLayersNames"].astype(str).split(",") if "originalLayersNames" in info else []
+        original = next((ops[n] for n in names if n in ops), None)
+        shown = next((n for n in names if n.startswith("/")), op.get_friendly_name())
+        float_layers.append(FloatLayer(shown, layer_type, _openvino_reason(original, precision)))
+    return int8, float_layers
+
+
+def _openvino_reason(original: Any, precision: str) -> str:
+    if original is None:
+        return f"created by the OpenVINO CPU plugin in {precision}"
+    source = original.input_value(0).get_node()
+    if source.get_type_name() != "FakeQuantize":
+        return f"NNCF left its input unquantized (no FakeQuantize), so it runs in {precision}"
+    low = float(np.min(source.input_value(3).get_node().get_data()))
+    signed = "signed" if low < 0 else "unsigned"
+    return (f"NNCF quantized its input ({signed} range), but the OpenVINO CPU plugin compiled it in {precision} "
+            f"(it has no int8 kernel it chose for this layer)")

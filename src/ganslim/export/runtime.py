@@ -1,0 +1,244 @@
+"""Load and run exported generators in their runtimes: ONNX Runtime, OpenVINO, TorchScript.
+
+Every runner takes and returns float32 NumPy arrays (N, C, H, W), images in [-1, 1], so an exported file can
+be compared with eager PyTorch and timed against another one without caring which runtime it uses.
+
+Two traps are handled here once, for every caller:
+
+* ONNX Runtime threads spin-wait between ops by default. In a process that also runs PyTorch (or a second
+  session) the spinning threads starve the others and fp32 runs about 2x slower, so every session is created
+  with ``session.intra_op.allow_spinning=0`` and ``session.inter_op.allow_spinning=0``.
+* OpenVINO's CPU plugin runs float layers in bf16 on CPUs that have it (AVX512-BF16, AMX) unless told
+  otherwise, which costs ~1e-2 of accuracy; models are compiled with ``INFERENCE_PRECISION_HINT=f32``
+  unless another precision is asked for explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ganslim.errors import GanslimError
+from ganslim.profile import LatencyStats
+
+__all__ = [
+    "ExportedModel",
+    "PRECISIONS",
+    "RUNTIMES",
+    "format_of",
+    "load_exported",
+    "openvino_compiled",
+    "openvino_version",
+    "ort_session",
+    "require_openvino",
+    "time_interleaved",
+]
+
+# Which runtime runs each export format; the format is read from the file name.
+RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino", "torchscript": "torchscript"}
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
+# OpenVINO float precisions; the other runtimes run f32 only.
+PRECISIONS = ("f32", "bf16", "f16")
+
+
+def format_of(path: str | os.PathLike) -> str:
+    """Export format of a file from its suffix: ``.onnx`` onnx, ``.xml`` openvino, ``.pt``/``.ts`` torchscript."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix == ".xml":
+        return "openvino"
+    if suffix in TORCHSCRIPT_SUFFIXES:
+        return "torchscript"
+    raise GanslimError(f"cannot tell the format of '{path}': pass a .onnx, OpenVINO .xml or TorchScript "
+                       f"{'/'.join(TORCHSCRIPT_SUFFIXES)} file")
+
+
+def require_openvino() -> ModuleType:
+    """The ``openvino`` module, or a GanslimError telling how to install it."""
+    try:
+        import openvino
+    except ImportError:
+        raise GanslimError("OpenVINO is not installed: pip install 'ganslim[openvino]' "
+                           "(or use --format onnx / --backend onnxruntime)") from None
+    return openvino
+
+
+def ort_session(path: str | os.PathLike, threads: int | None = None,
+                optimized_path: str | os.PathLike | None = None) -> Any:
+    """An ONNX Runtime CPU session on ``path`` with thread spinning disabled.
+
+    Args:
+        path: a ``.onnx`` file (external data next to it is found by ONNX Runtime).
+        threads: intra-op threads; None keeps ONNX Runtime's default (one per physical core).
+        optimized_path: if given, ONNX Runtime writes the graph it actually runs (after its own fusions,
+            e.g. QDQ -> QLinearConv) there, for inspection.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: the optimized-model dump otherwise warns about NCHWc ops
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    if optimized_path is not None:
+        options.optimized_model_filepath = str(optimized_path)
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # noqa: BLE001 - ORT raises its own exception types for unreadable models
+        raise GanslimError(f"ONNX Runtime cannot load '{path}' ({first_line(error)}): re-export the model") from None
+
+
+def openvino_version() -> str:
+    """``openvino 2026.4.1``: the release, without the build hash."""
+    return f"openvino {require_openvino().get_version().split('-')[0]}"
+
+
+def openvino_compiled(model: Any, precision: str = "f32", threads: int | None = None) -> Any:
+    """An OpenVINO CPU ``CompiledModel`` of ``model`` (an ``.xml``/``.onnx`` path or an ``ov.Model``).
+
+    ``precision`` is the ``INFERENCE_PRECISION_HINT`` for float layers: ``f32`` (default, exact),
+    ``bf16`` or ``f16``; int8 layers of a quantized model stay int8 whatever it says.
+    """
+    if precision not in PRECISIONS:
+        raise GanslimError(f"unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
+    ov = require_openvino()
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+    if threads is not None:
+        config["INFERENCE_NUM_THREADS"] = threads
+    source = str(model) if isinstance(model, (str, os.PathLike)) else model
+    return ov.Core().compile_model(source, "CPU", config)
+
+
+@dataclass
+class ExportedModel:
+    """An exported generator loaded in its runtime; call it on a float32 (N, C, H, W) array in [-1, 1].
+
+    ``runtime`` names the runtime and its version (e.g. ``onnxruntime 1.31.1``); ``handle`` is the runtime's
+    own object (``InferenceSession``, ``CompiledModel`` or ``ScriptModule``).
+    """
+
+    path: Path
+    format: str
+    runtime: str
+    precision: str
+    handle: Any
+    _run: Callable[[np.ndarray], np.ndarray]
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) float32 -> (N, C_out, H_out, W_out) float32."""
+        return self._run(np.ascontiguousarray(image, dtype=np.float32))
+
+
+def load_exported(path: str | os.PathLike, precision: str = "f32", threads: int | None = None) -> ExportedModel:
+    """Load an exported file in the runtime of its format (see :func:`format_of`).
+
+    Args:
+        path: ``.onnx`` (ONNX Runtime, CPU, spinning off), ``.xml`` (OpenVINO CPU), ``.pt``/``.ts``
+            (TorchScript, CPU).
+        precision: OpenVINO float precision hint (``f32`` unless asked otherwise); the other runtimes
+            accept only ``f32``.
+        threads: CPU threads for the runtime; None keeps its default.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GanslimError(f"exported model '{path}' not found: check the path")
+    kind = format_of(path)
+    if kind != "openvino" and precision != "f32":
+        raise GanslimError(f"precision '{precision}' applies to OpenVINO only; {kind} runs f32: drop the option")
+    if kind == "onnx":
+        import onnxruntime as ort
+
+        session = ort_session(path, threads)
+        input_name = session.get_inputs()[0].name
+        return ExportedModel(path, kind, f"onnxruntime {ort.__version__}", "f32", session,
+                             lambda image: session.run(None, {input_name: image})[0])
+    if kind == "openvino":
+        try:
+            compiled = openvino_compiled(path, precision, threads)
+        except RuntimeError as error:
+            raise GanslimError(f"OpenVINO cannot load '{path}' ({first_line(error)}): check that the .bin file "
+                               "sits next to it, or re-export") from None
+        output = compiled.output(0)
+        return ExportedModel(path, kind, openvino_version(), precision, compiled,
+                             lambda image: np.asarray(compiled(image)[output]))
+    return _load_torchscript(path, threads)
+
+
+def _load_torchscript(path: Path, threads: int | None) -> ExportedModel:
+    import torch
+
+    from ganslim.export.torchscript import quiet_torchscript
+
+    try:
+        with quiet_torchscript():
+            module = torch.jit.load(str(path), map_location="cpu")
+    except RuntimeError as error:
+        raise GanslimError(f"cannot load '{path}' as TorchScript ({first_line(error)}): pass a file written by "
+                           "`ganslim export --format torchscript` (a checkpoint is not one)") from None
+    module.eval()
+
+    def run(image: np.ndarray) -> np.ndarray:
+        with _torch_threads(threads), torch.inference_mode():
+            return module(torch.from_numpy(image)).float().numpy()
+
+    return ExportedModel(path, "torchscript", f"torchscript (torch {torch.__version__})", "f32", module, run)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def time_interleaved(runners: Mapping[str, Callable[[np.ndarray], Any]], image: np.ndarray,
+                     warmup: int = 2, repeats: int = 10) -> dict[str, LatencyStats]:
+    """Latency of several runners on the same input, measured in one process with their runs interleaved.
+
+    Each round runs every runner once, in order, so a slow phase of the machine (another process, frequency
+    scaling) hits all of them alike instead of biasing whichever was timed then.
+
+    Args:
+        runners: name -> callable on a float32 (N, C, H, W) array.
+        image: the input array.
+        warmup: untimed rounds first.
+        repeats: timed rounds.
+    Returns:
+        name -> median / min / max milliseconds over ``repeats`` runs.
+    """
+    if repeats < 1 or warmup < 0:
+        raise GanslimError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for round_index in range(warmup + repeats):
+        for name, runner in runners.items():
+            start = time.perf_counter()
+            runner(image)
+            elapsed = (time.perf_counter() - start) * 1000.0
+            if round_index >= warmup:
+                times[name].append(elapsed)
+    return {name: LatencyStats(median_ms=statistics.median(values), min_ms=min(values), max_ms=max(values),
+                               repeats=repeats)
+            for name, values in times.items()}
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (at most 200 characters), for one-line user errors."""
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__

@@ -1,0 +1,41 @@
+"""Write a generator as a traced TorchScript file (``torch.jit.trace`` + ``torch.jit.save``).
+
+Tracing records the ops one forward runs, so Python control flow that depends on tensor values is frozen at
+the example; convolutional generators have none, and the export is checked against eager PyTorch (at a
+second shape when dynamic) afterwards. TorchScript is deprecated in PyTorch in favour of ``torch.export``;
+its deprecation and tracer warnings are silenced because that parity check is what they ask for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["export_torchscript", "quiet_torchscript"]
+
+
+@contextlib.contextmanager
+def quiet_torchscript() -> Iterator[None]:
+    """Silence TorchScript's deprecation and tracer warnings for the block."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        yield
+
+
+def export_torchscript(generator: nn.Module, path: str | os.PathLike, example: torch.Tensor) -> list[Path]:
+    """Trace ``generator`` (already in eval mode) on ``example`` (N, C, H, W) and save it to ``path``.
+
+    Returns ``[path]``. The file loads with ``torch.jit.load(path)`` without ganslim installed.
+    """
+    path = Path(path)
+    with quiet_torchscript(), torch.no_grad():
+        traced = torch.jit.trace(generator, (example,), check_trace=False)
+        torch.jit.save(traced, str(path))
+    return [path]

@@ -1,0 +1,242 @@
+"""ganslim.export: parity of every registered generator in each runtime, sidecars, atomic failure, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import ganslim.archs  # noqa: F401 - registers the generators
+import ganslim.cli
+from ganslim.archs import build_generator, builder_parameters
+from ganslim.checkpoints import save_model
+from ganslim.errors import GanslimError
+from ganslim.export import DEFAULT_NAMES, export_model, load_exported
+from ganslim.export import onnx as onnx_export
+from ganslim.registry import GENERATORS
+
+# Exported outputs are images in [-1, 1]; f32 runtimes agree with eager PyTorch to ~3e-6 (measured on every
+# registered generator), so 1e-4 leaves room for kernel differences while catching any real export bug.
+PARITY = 1e-4
+# U-Nets at their fixed depth need their full size; everything else runs at 32 px.
+SIZES = {"unet_256": 256, "unet_128": 128}
+
+
+def tiny_generator(name: str) -> tuple[nn.Module, dict, int]:
+    """A registered generator at a tiny width with non-trivial BatchNorm statistics, its kwargs and size."""
+    accepted = builder_parameters(GENERATORS, name)
+    wanted = {"ngf": 2 if name == "unet_256" else 4, "num_downs": 5, "n_blocks": 2,
+              "norm": "batch" if name.startswith("unet") else "instance"}
+    kwargs = {key: value for key, value in wanted.items() if key in accepted}
+    torch.manual_seed(0)
+    generator = build_generator(name, **kwargs)
+    for module in generator.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return generator.eval(), kwargs, SIZES.get(name, 32)
+
+
+def random_image(shape: tuple[int, ...], seed: int = 123) -> torch.Tensor:
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def eager(generator: nn.Module, image: torch.Tensor) -> np.ndarray:
+    with torch.inference_mode():
+        return generator(image).numpy()
+
+
+@pytest.mark.parametrize("name", GENERATORS.names())
+def test_onnx_dynamic_parity_every_generator(tmp_path, name):
+    generator, kwargs, size = tiny_generator(name)
+    result = export_model(generator, tmp_path, "onnx", size=size, dynamic=True, arch=name, arch_kwargs=kwargs)
+    assert result.files == [tmp_path / "generator.onnx"]
+    assert result.max_abs_diff < PARITY
+    assert result.checked_shapes == [(1, result.checked_shapes[0][1], size, size),
+                                     (2, result.checked_shapes[0][1], size, 2 * size)]
+    # A third shape, not used by the check, also runs and matches: the axes are really dynamic.
+    exported = load_exported(result.files[0])
+    image = random_image((3, result.checked_shapes[0][1], 2 * size, size))
+    assert exported.runtime.startswith("onnxruntime")
+    np.testing.assert_allclose(exported(image.numpy()), eager(generator, image), atol=PARITY)
+
+
+@pytest.mark.parametrize("name", GENERATORS.names())
+def test_torchscript_dynamic_parity_every_generator(tmp_path, name):
+    generator, kwargs, size = tiny_generator(name)
+    result = export_model(generator, tmp_path, "torchscript", size=size, dynamic=True)
+    assert result.files == [tmp_path / "generator.torchscript.pt"]
+    assert result.max_abs_diff < PARITY
+    assert len(result.checked_shapes) == 2
+    assert result.runtime.startswith("torchscript")
+
+
+@pytest.mark.parametrize("name", GENERATORS.names())
+def test_openvino_parity_every_generator(tmp_path, name):
+    pytest.importorskip("openvino")
+    generator, kwargs, size = tiny_generator(name)
+    result = export_model(generator, tmp_path / "ov" / "model.xml", "openvino", size=size)
+    assert result.files == [tmp_path / "ov" / "model.xml", tmp_path / "ov" / "model.bin"]
+    assert result.max_abs_diff < PARITY
+    assert result.runtime.startswith("openvino")
+    sidecar = json.loads(result.sidecar.read_text())
+    assert sidecar["verification"]["precision"] == "f32"
+
+
+def test_sidecar_contents(tmp_path):
+    generator, kwargs, size = tiny_generator("resnet_6blocks")
+    result = export_model(generator, tmp_path / "g.onnx", "onnx", size=size, dynamic=True, arch="resnet_6blocks",
+                          arch_kwargs=kwargs, meta={"checkpoint": "ckpt.pt"})
+    assert result.sidecar == tmp_path / "g.onnx.json"
+    sidecar = json.loads(result.sidecar.read_text())
+    assert sidecar["format"] == "ganslim-export" and sidecar["model_format"] == "onnx"
+    assert sidecar["ganslim_version"] == ganslim.__version__
+    assert sidecar["files"] == ["g.onnx"]
+    assert sidecar["arch"] == "resnet_6blocks" and sidecar["arch_kwargs"] == kwargs
+    assert sidecar["input"]["shape"] == [1, 3, size, size]
+    assert sidecar["input"]["dynamic_axes"] == {"0": "batch", "2": "height", "3": "width"}
+    assert sidecar["output"]["shape"] == [1, 3, size, size]
+    assert sidecar["normalization"]["input"] == "x / 127.5 - 1"
+    assert sidecar["normalization"]["output"] == "(y + 1) / 2 * 255"
+    assert sidecar["verification"]["max_abs_diff"] == result.max_abs_diff
+    assert sidecar["verification"]["tolerance"] == 1e-3
+    assert sidecar["verification"]["runtime"].startswith("onnxruntime ")
+    assert sidecar["verification"]["input_shapes"] == [[1, 3, size, size], [2, 3, size, 2 * size]]
+    assert sidecar["export"]["onnx_exporter"] == "legacy"
+    assert sidecar["meta"] == {"checkpoint": "ckpt.pt"}
+    # Static export: no dynamic axes, one checked shape, and the file refuses another size.
+    static = export_model(generator, tmp_path / "static", "onnx", size=size)
+    assert json.loads(static.sidecar.read_text())["input"]["dynamic_axes"] == {}
+    with pytest.raises(Exception):
+        load_exported(static.files[0])(random_image((1, 3, 2 * size, 2 * size)).numpy())
+
+
+@pytest.mark.parametrize("existing_folder", [False, True])
+def test_failed_check_leaves_nothing_behind(tmp_path, existing_folder):
+    generator, _, size = tiny_generator("resnet_6blocks")
+    out = tmp_path / "exports"
+    if existing_folder:
+        out.mkdir()
+        (out / "keep.txt").write_text("unrelated")
+    # ONNX Runtime differs from eager PyTorch by ~1e-6, which a zero tolerance refuses.
+    with pytest.raises(GanslimError, match="tolerance 0.*nothing was written"):
+        export_model(generator, out, "onnx", size=size, tolerance=0.0)
+    if existing_folder:
+        assert sorted(os.listdir(out)) == ["keep.txt"]  # no model, no sidecar, no hidden staging folder
+    else:
+        assert not out.exists()
+
+
+def test_output_names_and_user_errors(tmp_path):
+    generator, _, size = tiny_generator("resnet_6blocks")
+    assert DEFAULT_NAMES["torchscript"] != "generator.pt"  # never the name of a ganslim checkpoint
+    with pytest.raises(GanslimError, match=r"not a --format openvino file name.*\.xml"):
+        export_model(generator, tmp_path / "model.onnx", "openvino", size=size)
+    with pytest.raises(GanslimError, match="unknown export format 'tflite'; choose one of: onnx, openvino"):
+        export_model(generator, tmp_path, "tflite", size=size)
+    with pytest.raises(GanslimError, match="precision 'bf16' applies to --format openvino only"):
+        export_model(generator, tmp_path, "onnx", size=size, precision="bf16")
+    checkpoint = save_model(tmp_path / "generator.pt", generator, "resnet_6blocks", {})
+    with pytest.raises(GanslimError, match="cannot load .* as TorchScript.*a checkpoint is not one"):
+        load_exported(checkpoint)
+    (tmp_path / "notes.json").write_text("{}")
+    with pytest.raises(GanslimError, match="cannot tell the format of"):
+        load_exported(tmp_path / "notes.json")
+    unet, _, _ = tiny_generator("unet_256")
+    with pytest.raises(GanslimError, match=r"32"):  # the generator's own message, or ours naming the shape
+        export_model(unet, tmp_path / "u", "onnx", size=32)
+    assert not (tmp_path / "u").exists()
+
+
+def test_weights_above_the_protobuf_limit_go_to_one_data_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_THRESHOLD_BYTES", 0)
+    generator, _, size = tiny_generator("resnet_6blocks")
+    result = export_model(generator, tmp_path, "onnx", size=size)
+    assert result.files == [tmp_path / "generator.onnx", tmp_path / "generator.onnx.data"]
+    assert sorted(os.listdir(tmp_path)) == ["generator.onnx", "generator.onnx.data", "generator.onnx.json"]
+    assert result.max_abs_diff < PARITY
+
+
+class SlicedByInputWidth(nn.Module):
+    """A depthwise conv taking its filters by ``x.shape[1]``, then an instance norm, as elastic supernet layers
+    do: the legacy tracer loses the channel count and fails, so ``auto`` must fall back to the dynamo exporter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (1, 1, 1, 1), mode="reflect")  # the width of an intermediate tensor is not folded away
+        channels = x.shape[1]
+        y = F.conv2d(x, self.conv.weight[:channels], self.conv.bias[:channels], groups=channels)
+        return torch.tanh(F.instance_norm(y))
+
+
+def test_auto_exporter_falls_back_to_dynamo(tmp_path, capfd):
+    torch.manual_seed(0)
+    result = export_model(SlicedByInputWidth().eval(), tmp_path, "onnx", size=16)
+    assert result.max_abs_diff < PARITY
+    assert json.loads(result.sidecar.read_text())["export"]["onnx_exporter"] == "dynamo"
+    assert "Torch IR graph" not in capfd.readouterr().out  # the failed tracer's dump is silenced
+    with pytest.raises(GanslimError, match="onnx export of SlicedByInputWidth failed"):
+        export_model(SlicedByInputWidth().eval(), tmp_path / "legacy", "onnx", size=16, onnx_exporter="legacy")
+    assert not (tmp_path / "legacy").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CLI
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    """``ganslim.cli.main`` with the export commands registered (the lead adds them to COMMAND_MODULES)."""
+    modules = tuple(dict.fromkeys((*ganslim.cli.COMMAND_MODULES, "export", "quantize")))
+    monkeypatch.setattr(ganslim.cli, "COMMAND_MODULES", modules)
+    return ganslim.cli.main
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    generator, kwargs, _ = tiny_generator("resnet_6blocks")
+    return save_model(tmp_path / "ckpt" / "generator.pt", generator, "resnet_6blocks", kwargs)
+
+
+def test_cli_export_prints_files_sidecar_and_diff(cli, checkpoint, capsys):
+    assert cli(["export", "--ckpt", str(checkpoint), "--format", "onnx", "--size", "32", "--dynamic"]) == 0
+    out = capsys.readouterr().out
+    model = checkpoint.with_name("generator.onnx")
+    assert model.is_file() and f"files        : {model}" in out
+    assert f"sidecar      : {model}.json" in out
+    assert "max abs diff :" in out and "vs eager PyTorch" in out
+    sidecar = json.loads(model.with_name("generator.onnx.json").read_text())
+    assert sidecar["arch"] == "resnet_6blocks"
+    assert sidecar["meta"]["checkpoint"] == str(checkpoint)
+    assert cli(["export", "--ckpt", str(checkpoint), "--format", "torchscript", "--size", "32", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["files"] == [str(checkpoint.with_name("generator.torchscript.pt"))]
+    assert report["max_abs_diff"] < PARITY
+
+
+@pytest.mark.parametrize(
+    "argv_tail, message",
+    [
+        (["--ckpt", "{missing}"], "checkpoint '{missing}' not found: check the path"),
+        (["--ckpt", "{ckpt}", "--format", "tflite"], "unknown --format 'tflite'; choose one of: onnx, openvino, "
+                                                     "torchscript"),
+        (["--ckpt", "{ckpt}", "--format", "torchscript", "--output", "{ckpt}"], "is the checkpoint itself"),
+    ],
+    ids=["missing_ckpt", "bad_format", "overwrite_ckpt"],
+)
+def test_cli_export_errors_are_one_line(cli, checkpoint, capsys, argv_tail, message):
+    fill = {"missing": str(checkpoint.parent / "nope.pt"), "ckpt": str(checkpoint)}
+    assert cli(["export", *(arg.format(**fill) for arg in argv_tail), "--size", "32"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ganslim export: error: ")
+    assert message.format(**fill) in lines[0]
+    assert sorted(os.listdir(checkpoint.parent)) == ["generator.pt"]
