@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from ganslim.archs import build_discriminator, build_generator, builder_parameters, init_weights
 from ganslim.atomic import atomic_torch_save
 from ganslim.checkpoints import save_model
+from ganslim.compress import parse_channels
 from ganslim.config import ImageTranslationConfig, option
 from ganslim.data import AlignedDataset, UnalignedDataset
 from ganslim.engine import TrainContext
@@ -53,6 +54,8 @@ class TeacherConfig(ImageTranslationConfig):
     dropout: bool = option(True, "dropout in the generator")
     num_downs: int = option(8, "downsamplings of the 'unet' generator", min=5)
     n_blocks: int = option(9, "residual blocks of the 'resnet' generator", min=1)
+    channels: str = option("", "per-layer widths of a 'mobile_resnet' generator, e.g. 16,16,32,16,16,16,16,16 "
+                               "(empty: uniform from ngf)")
     n_layers_d: int = option(3, "conv layers of the 'n_layers' discriminator", min=1)
     init_type: str = option("normal", "weight initialisation", choices=INIT_TYPES)
     init_gain: float = option(0.02, "scale of the initialisation", min=0.0)
@@ -66,6 +69,7 @@ class TeacherConfig(ImageTranslationConfig):
         # (config key, builder parameter, architecture it applies to, how to pick one that takes it)
         for key, parameter, arch, fix in (("num_downs", "num_downs", self.generator, "generator=unet"),
                                           ("n_blocks", "n_blocks", self.generator, "generator=resnet"),
+                                          ("channels", "channels", self.generator, "generator=mobile_resnet"),
                                           ("n_layers_d", "n_layers", self.discriminator, "discriminator=n_layers")):
             registry = DISCRIMINATORS if key == "n_layers_d" else GENERATORS
             default = next(item.default for item in dataclasses.fields(self) if item.name == key)
@@ -148,6 +152,8 @@ def generator_spec(config: TeacherConfig, input_nc: int, output_nc: int) -> tupl
                   use_dropout=config.dropout)
     accepted = builder_parameters(GENERATORS, config.generator)
     kwargs.update({key: getattr(config, key) for key in ("num_downs", "n_blocks") if key in accepted})
+    if config.channels:
+        kwargs["channels"] = parse_channels(config.channels)
     return config.generator, kwargs
 
 

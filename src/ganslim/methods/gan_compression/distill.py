@@ -51,7 +51,7 @@ from ganslim.archs.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.atomic import atomic_torch_save
 from ganslim.checkpoints import LoadedModel, load_discriminator, load_generator, resolve_generator_file, save_model
 from ganslim.checkpoints.format import read_checkpoint
-from ganslim.compress import SearchSpace, extract_subnet
+from ganslim.compress import SearchSpace, extract_subnet, parse_channels
 from ganslim.config import ImageTranslationConfig, option
 from ganslim.data import AlignedDataset, UnalignedDataset, detect_layout
 from ganslim.engine import TrainContext, derive_seed
@@ -131,15 +131,6 @@ class DistillConfig(ImageTranslationConfig):
 
 
 # ------------------------------------------------------------------------------------------ config helpers
-
-
-def parse_channels(text: str) -> list[int]:
-    """``"16,32,64"`` -> ``[16, 32, 64]``."""
-    try:
-        return [int(part) for part in text.replace(" ", "").split(",") if part]
-    except ValueError:
-        raise GanslimError(f"channels '{text}' are not comma-separated integers: write e.g. "
-                           f"16,32,64,32,48,64,32,16") from None
 
 
 def parse_ratios(text: str) -> list[float]:

@@ -1,0 +1,143 @@
+"""The task the compression benchmarks share: data, teacher, from-scratch student, and side-by-side measuring.
+
+Every model is trained on the built-in paired ``shapes2render`` data at 64 px on CPU for the same number of
+optimisation steps (``EPOCHS + EPOCHS_DECAY`` epochs of 100 steps at batch 4), selected on the held-out / val split,
+and measured in one process: params, MACs in both conventions at 256x256, eager CPU latency at 256x256
+(models interleaved, same threads), and val PSNR/SSIM against the ground truth and against the teacher.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ganslim.atomic import atomic_write_text
+from ganslim.checkpoints import load_generator
+from ganslim.config import load_config
+from ganslim.data import AlignedDataset, make_builtin
+from ganslim.data.builtin import INFO_FILE
+from ganslim.engine import fit
+from ganslim.methods.teacher import Pix2Pix, Pix2PixConfig
+from ganslim.metrics import psnr, ssim
+from ganslim.profile import count_macs, count_params
+
+DATASET, IMAGE_SIZE, BATCH_SIZE = "shapes2render", 64, 4
+EPOCHS, EPOCHS_DECAY = 3, 3  # 100 steps an epoch: 600 optimisation steps for every model
+TEACHER = {"generator": "resnet_9blocks", "ngf": 64, "norm": "instance", "dropout": False}
+TRAINING = {"batch_size": BATCH_SIZE, "gan_mode": "lsgan", "load_size": IMAGE_SIZE + 8, "crop_size": IMAGE_SIZE,
+            "sample_every": 0, "log_every": 25, "val_every": 200, "ckpt_every": 200}
+LATENCY_SIZE = 256
+
+
+def prepare_data(work: Path) -> Path:
+    """The built-in paired dataset under ``work/data`` (made once)."""
+    data = work / "data" / DATASET
+    if not (data / INFO_FILE).is_file():
+        make_builtin(DATASET, data, size=IMAGE_SIZE)
+    return data
+
+
+def train_pix2pix(work: Path, data: Path, name: str, generator: dict, epochs: int = EPOCHS,
+                  epochs_decay: int = EPOCHS_DECAY) -> Path:
+    """Train (once; a finished run of that name is reused) a pix2pix model; returns its ``generator.pt``."""
+    finished = sorted((work / "runs").glob(f"*-pix2pix-{name}/generator.pt"))
+    if finished:
+        return finished[-1]
+    overrides = {**TRAINING, **generator, "data": str(data), "out_dir": str(work / "runs"), "name": name,
+                 "device": "cpu", "epochs": epochs, "epochs_decay": epochs_decay}
+    result = fit(load_config(Pix2PixConfig, overrides=overrides, method=Pix2Pix.name), Pix2Pix)
+    return Path(result.exported["G"])
+
+
+def timed(label: str, timings: dict, run):
+    """Run ``run()``; record its wall-clock seconds under ``label``."""
+    started = time.perf_counter()
+    value = run()
+    timings[label] = time.perf_counter() - started
+    return value
+
+
+def interleaved_latency(models: dict[str, torch.nn.Module], size: int, threads: int, warmup: int,
+                        repeats: int) -> dict[str, dict]:
+    """Median/min/max ms per model at ``size``x``size``; each repeat runs every model once, in turn."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    image = torch.rand(1, 3, size, size) * 2 - 1
+    times: dict[str, list[float]] = {name: [] for name in models}
+    try:
+        with torch.inference_mode():
+            for round_index in range(warmup + repeats):
+                for name, model in models.items():
+                    started = time.perf_counter()
+                    model(image)
+                    if round_index >= warmup:
+                        times[name].append((time.perf_counter() - started) * 1000)
+    finally:
+        torch.set_num_threads(previous)
+    return {name: {"median": statistics.median(t), "min": min(t), "max": max(t)} for name, t in times.items()}
+
+
+@torch.inference_mode()
+def val_quality(models: dict[str, torch.nn.Module], data: Path, reference: str) -> dict[str, dict]:
+    """Mean PSNR/SSIM on the val split vs the ground truth and vs the ``reference`` model's outputs."""
+    val = AlignedDataset(data, split="val", load_size=IMAGE_SIZE, crop_size=IMAGE_SIZE, flip=False)
+    inputs = torch.stack([val[i]["A"] for i in range(len(val))])
+    targets = torch.stack([val[i]["B"] for i in range(len(val))])
+    outputs = {name: model(inputs) for name, model in models.items()}
+    quality = {}
+    for name, output in outputs.items():
+        quality[name] = {"psnr": psnr(output, targets).mean().item(), "ssim": ssim(output, targets).mean().item(),
+                         "psnr_vs_teacher": psnr(output, outputs[reference]).mean().item(),
+                         "ssim_vs_teacher": ssim(output, outputs[reference]).mean().item()}
+    return quality
+
+
+def measure(paths: dict[str, Path], data: Path, reference: str, threads: int = 2, repeats: int = 20) -> dict:
+    """Params, MACs (both conventions, 256x256), interleaved latency and val quality of every model."""
+    models = {name: load_generator(path).model.eval() for name, path in paths.items()}
+    example = torch.zeros(1, 3, LATENCY_SIZE, LATENCY_SIZE)
+    table = {}
+    for name, model in models.items():
+        macs = count_macs(model, example)
+        table[name] = {"checkpoint": str(paths[name]), "params": count_params(model), "macs": macs.macs,
+                       "macs_published": macs.macs_published}
+    latency = interleaved_latency(models, LATENCY_SIZE, threads, warmup=3, repeats=repeats)
+    quality = val_quality(models, data, reference)
+    for name in models:
+        table[name].update(latency_ms=latency[name], **quality[name])
+        base = table[reference]
+        table[name].update(macs_ratio=base["macs_published"] / table[name]["macs_published"],
+                           speedup=base["latency_ms"]["median"] / latency[name]["median"])
+    return table
+
+
+def markdown_table(table: dict, wall_clock: dict[str, float] | None = None) -> str:
+    """One row per model: size, cost, speed and quality, with ratios to the reference (teacher)."""
+    header = ("| model | params | MACs true | MACs published | fewer MACs | latency ms (median, min-max) | speed-up "
+              "| val PSNR | val SSIM | PSNR vs teacher |" + (" wall-clock |" if wall_clock else ""))
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for name, row in table.items():
+        latency = row["latency_ms"]
+        line = (f"| {name} | {row['params'] / 1e6:.3f}M | {row['macs'] / 1e9:.2f}G | {row['macs_published'] / 1e9:.2f}G "
+                f"| {row['macs_ratio']:.1f}x | {latency['median']:.1f} ({latency['min']:.1f}-{latency['max']:.1f}) "
+                f"| {row['speedup']:.1f}x | {row['psnr']:.2f} | {row['ssim']:.3f} | {row['psnr_vs_teacher']:.2f} |")
+        if wall_clock:
+            seconds = wall_clock.get(name)
+            line += f" {seconds / 60:.1f} min |" if seconds is not None else " - |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def write_results(out: Path, name: str, results: dict, markdown: str) -> None:
+    """``out/NAME.json`` and ``out/NAME.md`` (with the command that made them), written atomically."""
+    command = "python " + " ".join(sys.argv)
+    results = {**results, "command": command, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    atomic_write_text(json.dumps(results, indent=2) + "\n", out / f"{name}.json")
+    atomic_write_text(f"# {name}\n\nMade by `{command}`.\n\n{markdown}\n", out / f"{name}.md")
+    print(markdown)
+    print(f"results: {out / (name + '.json')}, {out / (name + '.md')}")
