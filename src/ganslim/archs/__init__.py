@@ -13,6 +13,7 @@ import inspect
 from torch import nn
 
 from ganslim.archs import mobile_resnet, patchgan, resnet, super_mobile_resnet, unet
+from ganslim.archs import omgd_teachers
 from ganslim.archs.patchgan import NLayerDiscriminator, PixelDiscriminator
 from ganslim.archs.resnet import ResnetBlock, ResnetGenerator
 from ganslim.archs.unet import UnetGenerator, UnetSkipConnectionBlock
@@ -69,6 +70,7 @@ __all__ = [
     "builder_parameters",
     "init_weights",
     "mobile_resnet",
+    "omgd_teachers",
     "patchgan",
     "resnet",
     "super_mobile_resnet",

@@ -12,6 +12,8 @@ import argparse
 import os
 from pathlib import Path
 
+from ganslim.cli.compress_omgd import add_omgd_parser
+
 PIPELINE = "gan-compression"
 
 # flag -> (config key, metavar, help); each command takes the groups it needs, every other key goes via --set
@@ -68,6 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "compress", help="compress a teacher generator (GAN Compression)", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     methods = parser.add_subparsers(dest="method", metavar="METHOD", required=True)
+    add_omgd_parser(methods)
 
     pipeline = _command(methods, PIPELINE, "all stages in one resumable run folder: supernet -> search -> fine-tune "
                                            "-> export", [COMMON_FLAGS, TRAIN_FLAGS, SEARCH_FLAGS, PIPELINE_FLAGS])

@@ -82,9 +82,13 @@ class VGG16Features(nn.Module):
 
     Args:
         layers: names from :data:`VGG16_LAYERS` (default :data:`STYLE_LAYERS`).
+        imagenet_norm: after mapping [-1, 1] to [0, 1], normalise with the ImageNet mean / std as
+            torchvision's weights expect (default). ``False`` feeds the [0, 1] image as it is, as OMGD and
+            AutoGAN-Distiller do: their loss weights (style 1e4, feature 10) were tuned on that input, whose
+            scale is about 4x below the normalised one (1 / std is 4.4), and Gram matrices grow quadratically.
     """
 
-    def __init__(self, layers: Sequence[str] = STYLE_LAYERS) -> None:
+    def __init__(self, layers: Sequence[str] = STYLE_LAYERS, imagenet_norm: bool = True) -> None:
         super().__init__()
         unknown = [name for name in layers if name not in VGG16_LAYERS]
         if unknown or not layers:
@@ -94,6 +98,7 @@ class VGG16Features(nn.Module):
         # Shallow to deep, so the forward pass can hand out each one as it passes and stop at the last.
         self.layers: tuple[str, ...] = tuple(sorted(dict.fromkeys(layers), key=VGG16_LAYERS.__getitem__))
         self.features = make_vgg16_features()
+        self.imagenet_norm = imagenet_norm
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
@@ -108,7 +113,7 @@ class VGG16Features(nn.Module):
 
         Args:
             image: (N, 3, H, W) or (N, 1, H, W) in [-1, 1]; grey images are repeated to 3 channels. It is mapped
-                to [0, 1] and then normalised with the ImageNet mean / std, as torchvision's weights expect.
+                to [0, 1] and then (with ``imagenet_norm``) normalised with the ImageNet mean / std.
 
         Returns:
             ``{name: (N, C, H / 2**(block-1), W / 2**(block-1))}`` in :attr:`layers` order (shallow to deep),
@@ -121,7 +126,9 @@ class VGG16Features(nn.Module):
             )
         if image.shape[1] == 1:
             image = image.expand(-1, 3, -1, -1)
-        x = ((image + 1) / 2 - self.mean) / self.std
+        x = (image + 1) / 2
+        if self.imagenet_norm:
+            x = (x - self.mean) / self.std
         wanted = {VGG16_LAYERS[name]: name for name in self.layers}
         last = VGG16_LAYERS[self.layers[-1]]
         out: dict[str, Tensor] = {}
@@ -198,7 +205,8 @@ def _mismatch(path: Path, state: dict[str, Tensor], expected: dict[str, Tensor])
     )
 
 
-def load_vgg16(weights: str | os.PathLike | None = None, layers: Sequence[str] = STYLE_LAYERS) -> VGG16Features:
+def load_vgg16(weights: str | os.PathLike | None = None, layers: Sequence[str] = STYLE_LAYERS,
+               imagenet_norm: bool = True) -> VGG16Features:
     """Build :class:`VGG16Features` and load the ImageNet weights; returned frozen, in eval mode, on the CPU.
 
     The file is found by :func:`find_vgg16_weights` (argument, then ``$GANSLIM_VGG16_WEIGHTS``, then
@@ -209,6 +217,7 @@ def load_vgg16(weights: str | os.PathLike | None = None, layers: Sequence[str] =
     Args:
         weights: path of the weights file, or ``None`` to look it up.
         layers: the ReLU layers the extractor returns (see :class:`VGG16Features`).
+        imagenet_norm: normalise inputs with the ImageNet mean / std (see :class:`VGG16Features`).
 
     Raises:
         GanslimError: no file found, the file is unreadable, or its keys or shapes differ (the message names
@@ -227,7 +236,7 @@ def load_vgg16(weights: str | os.PathLike | None = None, layers: Sequence[str] =
             f"{path} is not a state dict of tensors (got {type(state).__name__}); use {WEIGHTS_FILENAME}"
         )
     state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
-    vgg = VGG16Features(layers)
+    vgg = VGG16Features(layers, imagenet_norm=imagenet_norm)
     problem = _mismatch(path, state, vgg.state_dict())
     if problem:
         raise GanslimError(problem)
