@@ -13,7 +13,7 @@ import sys
 from ganslim import __version__
 from ganslim.errors import GanslimError
 
-COMMAND_MODULES = ("translate", "profile", "data", "demo", "train", "compress", "export", "quantize")
+COMMAND_MODULES = ("translate", "profile", "data", "demo", "train", "compress", "export", "quantize", "eval", "bench", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

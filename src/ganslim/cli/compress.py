@@ -56,7 +56,10 @@ Turn a trained teacher generator into a compact one.
 
 gan-compression runs GAN Compression's four stages (distil a once-for-all supernet, search it under a MACs or
 latency budget, fine-tune the chosen sub-network, export it) in one resumable run folder. Each stage is also
-a command of its own (gan-compression-supernet, -search, -finetune, -export)."""
+a command of its own (gan-compression-supernet, -search, -finetune, -export).
+
+omgd trains a wide and a deep teacher together with a discriminator-free student in one stage (OMGD, ICCV
+2021); it needs no pretrained teacher."""
 
 EPILOG = """\
 Config precedence: defaults < --config FILE < flags < --set KEY=VALUE (every key: --show-config).

@@ -1,0 +1,131 @@
+"""ganslim.bench and `ganslim bench`: output schema, derived figures, quality, skipped backends, files written."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+import torch
+
+import ganslim.cli
+from ganslim.archs import build_generator
+from ganslim.bench import BenchModel, parse_backends, run_bench, write_bench
+from ganslim.checkpoints import load_generator, save_model
+from ganslim.data import AlignedDataset, make_builtin
+from ganslim.errors import GanslimError
+from ganslim.metrics import psnr
+from ganslim.profile import count_macs, count_params
+
+SIZE = 32
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+def cli(monkeypatch, argv: list[str]) -> int:
+    """``ganslim ARGV`` with the bench command registered (a no-op once it is in COMMAND_MODULES)."""
+    if "bench" not in ganslim.cli.COMMAND_MODULES:
+        monkeypatch.setattr(ganslim.cli, "COMMAND_MODULES", (*ganslim.cli.COMMAND_MODULES, "bench"))
+    return ganslim.cli.main(argv)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """shapes2render at 32 px: train/ 16 pairs (int8 calibration), val/ and test/ 2 pairs each."""
+    return make_builtin("shapes2render", tmp_path_factory.mktemp("data") / "shapes", size=SIZE, count=16)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpt")
+    paths = []
+    for name, ngf in (("teacher", 8), ("student", 4)):
+        torch.manual_seed(ngf)
+        kwargs = {"ngf": ngf, "norm": "instance"}
+        paths.append(save_model(folder / f"{name}.pt", build_generator("resnet_6blocks", **kwargs).eval(),
+                                "resnet_6blocks", kwargs))
+    return paths
+
+
+def test_bench_cli_schema_figures_quality_and_files(dataset, checkpoints, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if OpenVINO were not installed
+    out = tmp_path / "bench"
+    teacher, student = checkpoints
+    code = cli(monkeypatch, ["bench", f"teacher={teacher}", str(student), "--backends",
+                             "torch,onnxruntime,onnxruntime-int8,openvino", "--size", str(SIZE), "--threads", "1",
+                             "--repeats", "3", "--warmup", "1", "--data", str(dataset), "--split", "val",
+                             "--num-calibration", "4", "--peak-size", "128", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    bench = json.loads((out / "bench.json").read_text())
+
+    assert {"format", "format_version", "ganslim_version", "command", "settings", "machine", "peak", "models",
+            "results", "notes"} <= set(bench)
+    assert bench["command"].startswith("ganslim bench teacher=")
+    assert bench["settings"]["threads"] == 1 and bench["settings"]["reference"] == "teacher"
+    assert bench["peak"]["gflops"] > 0 and bench["peak"]["matmul_size"] == 128
+    assert [m["name"] for m in bench["models"]] == ["teacher", "student"]
+    for info, path in zip(bench["models"], checkpoints):
+        model = load_generator(path).model
+        counted = count_macs(model, torch.zeros(1, 3, SIZE, SIZE))
+        assert (info["params"], info["macs"], info["macs_published"]) == (
+            count_params(model), counted.macs, counted.macs_published)
+
+    rows = {(r["model"], r["backend"]): r for r in bench["results"]}
+    assert list(rows) == [(m, b) for m in ("teacher", "student")
+                          for b in ("torch", "onnxruntime", "onnxruntime-int8", "openvino")]
+    macs = {m["name"]: m["macs"] for m in bench["models"]}
+    for (model, backend), row in rows.items():
+        if backend == "openvino":
+            assert row["status"] == "skipped" and "openvino is not installed" in row["reason"]
+            assert row["latency_ms"] is None and row["quality"] == {}
+            continue
+        assert row["status"] == "ok", row
+        latency = row["latency_ms"]
+        assert 0 < latency["min"] <= latency["median"] <= latency["max"] and row["repeats"] == 3
+        assert row["throughput_img_s"] == pytest.approx(1000 / latency["median"])
+        assert row["gflops"] == pytest.approx(2 * macs[model] / (latency["median"] / 1e3) / 1e9)
+        assert row["peak_share"] == pytest.approx(row["gflops"] / bench["peak"]["gflops"])
+        assert set(row["quality"]) == {"psnr", "ssim", "psnr_ref", "ssim_ref"}
+    assert rows["teacher", "onnxruntime-int8"]["int8"]["int8_layers"]  # really quantized
+
+    # Quality: vs the val targets, and vs the reference (the first model) which scores inf against itself.
+    pairs = AlignedDataset(dataset, "val", load_size=SIZE, crop_size=SIZE, flip=False)
+    inputs = torch.stack([pairs[i]["A"] for i in range(len(pairs))])
+    targets = torch.stack([pairs[i]["B"] for i in range(len(pairs))])
+    with torch.no_grad():
+        fake = load_generator(student).model(inputs).clamp(-1, 1)
+    assert rows["student", "torch"]["quality"]["psnr"] == pytest.approx(float(psnr(fake, targets).mean()), abs=1e-4)
+    assert rows["teacher", "torch"]["quality"]["psnr_ref"] == "inf"
+    assert rows["teacher", "onnxruntime"]["quality"]["psnr_ref"] > 60  # fp32 export ~ eager
+    assert rows["student", "torch"]["quality"]["psnr_ref"] < 60
+
+    markdown = (out / "bench.md").read_text()
+    assert markdown == printed[:len(markdown)]
+    table_rows = [line for line in markdown.splitlines() if line.startswith(("| teacher |", "| student |"))]
+    assert len(table_rows) == 8
+    assert sum("skipped: openvino is not installed" in line for line in table_rows) == 2
+    if HAS_MATPLOTLIB:
+        assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_without_data_skips_int8_and_quality(checkpoints, tmp_path):
+    model = BenchModel("student", load_generator(checkpoints[1]).model)
+    result = run_bench([model], "torch,int8", size=SIZE, threads=1, repeats=1, warmup=0, peak_size=64,
+                       progress=False)
+    statuses = {row.backend: (row.status, row.reason) for row in result.rows}
+    assert statuses["torch"] == ("ok", None)
+    for backend in ("onnxruntime-int8", "openvino-int8"):
+        assert statuses[backend][0] == "skipped" and "--data" in statuses[backend][1]
+    files = write_bench(result.to_dict(), tmp_path)
+    assert files.json.is_file() and files.markdown.is_file()
+    assert files.plot is None and "no quality" in files.plot_note
+
+
+def test_backend_names():
+    assert parse_backends("torch, int8") == ("torch", "onnxruntime-int8", "openvino-int8")
+    assert parse_backends(["ort", "onnxruntime"]) == ("onnxruntime",)
+    with pytest.raises(GanslimError, match="unknown backend 'tensorrt'"):
+        parse_backends("torch,tensorrt")
+    with pytest.raises(GanslimError, match="unique"):
+        run_bench([BenchModel("a", torch.nn.Conv2d(3, 3, 1))] * 2, "torch", progress=False)

@@ -1,0 +1,241 @@
+"""ganslim.evaluate and `ganslim eval`: metrics against direct calls, skipped FID/KID, real-statistics caching."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+import ganslim.cli
+import ganslim.evaluate
+from ganslim.archs import build_generator
+from ganslim.checkpoints import save_model
+from ganslim.data import AlignedDataset, make_builtin
+from ganslim.errors import GanslimError
+from ganslim.evaluate import evaluate_generator, open_eval_data, parse_metrics
+from ganslim.metrics import (
+    extract_features,
+    feature_statistics,
+    frechet_distance,
+    kernel_inception_distance,
+    load_inception,
+    load_statistics,
+    psnr,
+    quantize_uint8,
+    ssim,
+)
+from ganslim.metrics.inception import FIDInceptionV3
+
+SIZE = 32
+
+
+def cli(monkeypatch, argv: list[str]) -> int:
+    """``ganslim ARGV`` with the eval command registered (a no-op once it is in COMMAND_MODULES)."""
+    if "eval" not in ganslim.cli.COMMAND_MODULES:
+        monkeypatch.setattr(ganslim.cli, "COMMAND_MODULES", (*ganslim.cli.COMMAND_MODULES, "eval"))
+    return ganslim.cli.main(argv)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """shapes2render at 32 px: train/ 16 pairs, val/ and test/ 2 pairs each."""
+    return make_builtin("shapes2render", tmp_path_factory.mktemp("data") / "shapes", size=SIZE, count=16)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpt")
+    paths = {}
+    for name, ngf in (("student", 4), ("teacher", 8)):
+        torch.manual_seed(ngf)
+        kwargs = {"ngf": ngf, "norm": "instance"}
+        paths[name] = save_model(folder / f"{name}.pt", build_generator("resnet_6blocks", **kwargs).eval(),
+                                 "resnet_6blocks", kwargs)
+    return paths
+
+
+@pytest.fixture
+def no_inception(monkeypatch, tmp_path):
+    """No Inception weights anywhere: no env var, and the default location is empty."""
+    monkeypatch.delenv("GANSLIM_INCEPTION_WEIGHTS", raising=False)
+    missing = tmp_path / "cache" / "pt_inception-2015-12-05-6726825d.pth"
+    monkeypatch.setattr(ganslim.evaluate, "default_weights_path", lambda: missing)
+    return missing
+
+
+def _pairs(root, split):
+    pairs = AlignedDataset(root, split, load_size=SIZE, crop_size=SIZE, flip=False)
+    return (torch.stack([pairs[i]["A"] for i in range(len(pairs))]),
+            torch.stack([pairs[i]["B"] for i in range(len(pairs))]))
+
+
+def _load(path):
+    from ganslim.checkpoints import load_generator
+
+    return load_generator(path).model
+
+
+class Identity1x1(nn.Module):
+    """A generator that returns its input exactly: a 1x1 convolution with identity weights."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            self.conv.bias.zero_()
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_identity_generator_scores_perfectly(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "test").mkdir()
+    for index in range(3):
+        half = rng.integers(0, 256, size=(SIZE, SIZE, 3), dtype=np.uint8)
+        Image.fromarray(np.concatenate([half, half], axis=1)).save(tmp_path / "test" / f"{index}.png")
+    data = open_eval_data(tmp_path, split="test", size=SIZE)
+    result = evaluate_generator(Identity1x1(), data, metrics=("psnr", "ssim"), teacher=Identity1x1(),
+                                batch_size=2, progress=False)
+    assert result.num_images == 3 and result.paired
+    assert result.metrics["psnr"] == math.inf and result.metrics["psnr_teacher"] == math.inf
+    assert result.metrics["ssim"] == pytest.approx(1.0, abs=1e-6)
+    assert result.metrics["ssim_teacher"] == pytest.approx(1.0, abs=1e-6)
+    assert result.skipped == {}
+    encoded = json.loads(json.dumps(result.to_dict(), allow_nan=False))  # strict JSON: inf becomes "inf"
+    assert encoded["metrics"]["psnr"] == "inf"
+
+
+def test_cli_eval_matches_direct_metrics_and_skips_fid_kid_in_one_line(dataset, checkpoints, no_inception,
+                                                                        monkeypatch, capsys):
+    code = cli(monkeypatch, ["eval", "--ckpt", str(checkpoints["student"]), "--data", str(dataset), "--split",
+                             "val", "--size", str(SIZE), "--teacher", str(checkpoints["teacher"]), "--device", "cpu"])
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    skipped = [line for line in lines if "skipped" in line]
+    assert len(skipped) == 1
+    assert skipped[0].startswith("FID/KID skipped:")
+    assert str(no_inception) in skipped[0] and "GANSLIM_INCEPTION_WEIGHTS" in skipped[0]
+
+    inputs, targets = _pairs(dataset, "val")
+    with torch.no_grad():
+        fake = _load(checkpoints["student"])(inputs).clamp(-1, 1)
+        reference = _load(checkpoints["teacher"])(inputs).clamp(-1, 1)
+    expected = {"PSNR vs target": f"{psnr(fake, targets).mean():.2f} dB",
+                "SSIM vs target": f"{ssim(fake, targets).mean():.4f}",
+                "PSNR vs teacher": f"{psnr(fake, reference).mean():.2f} dB",
+                "SSIM vs teacher": f"{ssim(fake, reference).mean():.4f}"}
+    for label, value in expected.items():
+        assert any(line.split() and line.strip().startswith(label) and line.strip().endswith(value)
+                   for line in lines), (label, value, lines)
+
+
+@pytest.fixture(scope="module")
+def inception_file(tmp_path_factory):
+    """Randomly initialised FID Inception weights, saved as the state dict pytorch-fid ships.
+
+    Kaiming-normal convs keep activations from vanishing through the 94 layers, so features differ per image.
+    """
+    torch.manual_seed(0)
+    inception = FIDInceptionV3()
+    for module in inception.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    path = tmp_path_factory.mktemp("inception") / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(inception.state_dict(), path)
+    return path
+
+
+def test_cli_kid_with_random_inception_and_saved_real_statistics(dataset, checkpoints, inception_file, tmp_path,
+                                                                 monkeypatch, capsys):
+    stats = tmp_path / "real.npz"
+    # FID itself is left to the library test below: the 2048x2048 matrix square root of so few images would
+    # take most of this file's time budget.
+    code = cli(monkeypatch, ["eval", "--ckpt", str(checkpoints["student"]), "--data", str(dataset), "--split", "val",
+                             "--size", str(SIZE), "--metrics", "kid,psnr", "--inception-weights", str(inception_file),
+                             "--save-real-stats", str(stats), "--device", "cpu", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["num_images"] == 2 and report["num_real"] == 2 and report["skipped"] == {}
+    assert report["real_stats_saved"] == str(stats)
+    assert set(report["metrics"]) == {"psnr", "kid", "kid_std"}
+
+    extractor = load_inception(inception_file)
+    inputs, targets = _pairs(dataset, "val")
+    with torch.no_grad():
+        fake = _load(checkpoints["student"])(inputs).clamp(-1, 1)
+    fake_features = extract_features([fake], extractor)
+    real_features = extract_features([targets], extractor)
+    assert np.ptp(real_features, axis=0).max() > 0  # the features are not degenerate
+    kid, kid_std = kernel_inception_distance(fake_features, real_features)
+    assert report["metrics"]["kid"] == pytest.approx(kid, rel=1e-4, abs=1e-9)
+    assert report["metrics"]["kid_std"] == pytest.approx(kid_std, rel=1e-4, abs=1e-9)
+
+    mu, sigma = load_statistics(stats)
+    expected_mu, expected_sigma = feature_statistics(real_features)
+    assert mu.shape == (2048,) and sigma.shape == (2048, 2048)
+    np.testing.assert_allclose(mu, expected_mu, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(sigma, expected_sigma, rtol=1e-4, atol=1e-8)
+
+
+class PooledColours(nn.Module):
+    """A 3-d feature extractor (mean colour), cheap enough for FID's matrix square root in a test."""
+
+    def forward(self, images):
+        return F.adaptive_avg_pool2d(images.float(), 1).flatten(1)
+
+
+def test_fid_from_cached_statistics_equals_fid_from_images(dataset, checkpoints, tmp_path):
+    generator = _load(checkpoints["student"])
+    data = open_eval_data(dataset, split="train", size=SIZE)
+    stats = tmp_path / "stats" / "real.npz"
+    fresh = evaluate_generator(generator, data, metrics=("fid", "kid"), extractor=PooledColours(),
+                               save_real_stats=stats, kid_subsets=10, progress=False)
+    cached = evaluate_generator(generator, data, metrics=("fid", "kid"), extractor=PooledColours(),
+                                real_stats=stats, progress=False)
+
+    inputs, targets = _pairs(dataset, "train")
+    with torch.no_grad():
+        fake = generator(inputs).clamp(-1, 1)
+    expected = frechet_distance(*feature_statistics(PooledColours()(quantize_uint8(fake))),
+                                *feature_statistics(PooledColours()(quantize_uint8(targets))))
+    assert fresh.metrics["fid"] == pytest.approx(expected, rel=1e-6)
+    assert cached.metrics["fid"] == pytest.approx(expected, rel=1e-6)
+    assert "kid" in fresh.metrics and "kid" not in cached.metrics
+    assert "real-stats" in cached.skipped["kid"]
+    assert fresh.real_stats_saved == stats and stats.is_file()
+
+
+def test_unpaired_and_folder_data_skip_what_they_cannot_support(tmp_path):
+    rng = np.random.default_rng(1)
+    for folder in ("testA", "testB"):
+        (tmp_path / "unaligned" / folder).mkdir(parents=True)
+        for index in range(2):
+            pixels = rng.integers(0, 256, size=(SIZE, SIZE, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "unaligned" / folder / f"{index}.png")
+    unpaired = open_eval_data(tmp_path / "unaligned", split="test", size=SIZE)
+    assert not unpaired.paired and len(unpaired.real) == 2
+    result = evaluate_generator(Identity1x1(), unpaired, metrics=("psnr", "ssim", "fid"), extractor=PooledColours(),
+                                progress=False)
+    assert set(result.skipped) == {"psnr", "ssim"} and "fid" in result.metrics
+
+    images = open_eval_data(tmp_path / "unaligned" / "testA", size=SIZE)
+    result = evaluate_generator(Identity1x1(), images, metrics=("fid",), extractor=PooledColours(), progress=False)
+    assert "--real-stats" in result.skipped["fid"] and result.metrics == {}
+
+
+def test_bad_options_are_user_errors(dataset):
+    with pytest.raises(GanslimError, match="unknown metric"):
+        parse_metrics("fid,lpips")
+    with pytest.raises(GanslimError, match="no val2/ split"):
+        open_eval_data(dataset, split="val2", size=SIZE)
+    data = open_eval_data(dataset, split="val", size=SIZE)
+    with pytest.raises(GanslimError, match="exclude each other"):
+        evaluate_generator(Identity1x1(), data, real_stats="a.npz", save_real_stats="b.npz", progress=False)
