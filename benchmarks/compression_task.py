@@ -54,12 +54,12 @@ def train_pix2pix(work: Path, data: Path, name: str, generator: dict, epochs: in
     return Path(result.exported["G"])
 
 
-def timed(label: str, timings: dict, run):
-    """Run ``run()``; record its wall-clock seconds under ``label``."""
-    started = time.perf_counter()
-    value = run()
-    timings[label] = time.perf_counter() - started
-    return value
+def run_seconds(exported: Path) -> float:
+    """Wall-clock of the run that exported ``exported``: from its config.yaml (written first) to the export.
+
+    Read from the files, so a run reused or resumed by a later invocation still reports its real duration.
+    """
+    return exported.stat().st_mtime - (exported.parent / "config.yaml").stat().st_mtime
 
 
 def interleaved_latency(models: dict[str, torch.nn.Module], size: int, threads: int, warmup: int,

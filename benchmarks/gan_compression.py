@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from compression_task import (EPOCHS, EPOCHS_DECAY, TEACHER, TRAINING, markdown_table, measure, prepare_data,
-                              timed, train_pix2pix, write_results)
+                              run_seconds, train_pix2pix, write_results)
 
 from ganslim.config import load_config
 from ganslim.methods.gan_compression.pipeline import PipelineConfig, run_pipeline
@@ -47,21 +47,21 @@ def main() -> None:
     args = parser.parse_args()
 
     data = prepare_data(args.work)
-    wall_clock: dict[str, float] = {}
-    teacher = timed("teacher", wall_clock, lambda: train_pix2pix(args.work, data, "teacher", TEACHER))
-    run_dir = timed("gan_compression", wall_clock, lambda: compress(args.work, data, teacher))
+    teacher = train_pix2pix(args.work, data, "teacher", TEACHER)
+    run_dir = compress(args.work, data, teacher)
     summary = json.loads((run_dir / "summary.json").read_text())
     channels = summary["student"]["channels"]
     student_spec = {"generator": "mobile_resnet", "ngf": channels[0], "norm": TEACHER["norm"], "dropout": False,
                     "channels": ",".join(map(str, channels))}
-    scratch = timed("scratch", wall_clock, lambda: train_pix2pix(args.work, data, "scratch", student_spec))
+    scratch = train_pix2pix(args.work, data, "scratch", student_spec)
 
     paths = {"teacher": teacher, "gan_compression": run_dir / "generator.pt", "scratch": scratch}
+    wall_clock = {name: run_seconds(path) for name, path in paths.items()}
     table = measure(paths, data, reference="teacher", threads=args.threads)
     results = {"task": {"dataset": data.name, "train_steps_each": 100 * (EPOCHS + EPOCHS_DECAY), "budget": BUDGET,
                         "student_channels": channels}, "models": table,
                "wall_clock_s": wall_clock, "search": summary}
-    markdown = markdown_table(table)
+    markdown = markdown_table(table, wall_clock)
     teacher_row, student_row, scratch_row = table["teacher"], table["gan_compression"], table["scratch"]
     markdown += (f"\n\nStudent channels {channels}. Targets: MACs reduced {student_row['macs_ratio']:.1f}x (>= 20x); "
                  f"val PSNR {student_row['psnr'] - teacher_row['psnr']:+.2f} dB vs the teacher (>= -0.5 dB) and "

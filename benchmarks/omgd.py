@@ -15,8 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from compression_task import (EPOCHS, EPOCHS_DECAY, TRAINING, markdown_table, measure, prepare_data, timed,
-                              write_results)
+from compression_task import (EPOCHS, EPOCHS_DECAY, TRAINING, markdown_table, measure, prepare_data,
+                              run_seconds, write_results)
 
 from ganslim.config import load_config
 from ganslim.engine import fit
@@ -46,7 +46,8 @@ def main() -> None:
     previous = json.loads((args.out / "gan_compression.json").read_text())
     data = prepare_data(args.work)
     wall_clock = {name: previous["wall_clock_s"][name] for name in ("teacher", "gan_compression", "scratch")}
-    omgd = timed("omgd", wall_clock, lambda: train_omgd(args.work, data))
+    omgd = train_omgd(args.work, data)
+    wall_clock["omgd"] = run_seconds(omgd)
     paths = {name: Path(previous["models"][name]["checkpoint"]) for name in ("teacher", "gan_compression", "scratch")}
     paths["omgd"] = omgd
     table = measure(paths, data, reference="teacher", threads=args.threads)

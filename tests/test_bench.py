@@ -9,11 +9,10 @@ import sys
 import pytest
 import torch
 
-import ganslim.cli
-from ganslim.archs import build_generator
 from ganslim.bench import BenchModel, parse_backends, run_bench, write_bench
-from ganslim.checkpoints import load_generator, save_model
-from ganslim.data import AlignedDataset, make_builtin
+from ganslim.checkpoints import load_generator
+from ganslim.cli import main
+from ganslim.data import AlignedDataset
 from ganslim.errors import GanslimError
 from ganslim.metrics import psnr
 from ganslim.profile import count_macs, count_params
@@ -22,39 +21,14 @@ SIZE = 32
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
-def cli(monkeypatch, argv: list[str]) -> int:
-    """``ganslim ARGV`` with the bench command registered (a no-op once it is in COMMAND_MODULES)."""
-    if "bench" not in ganslim.cli.COMMAND_MODULES:
-        monkeypatch.setattr(ganslim.cli, "COMMAND_MODULES", (*ganslim.cli.COMMAND_MODULES, "bench"))
-    return ganslim.cli.main(argv)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """shapes2render at 32 px: train/ 16 pairs (int8 calibration), val/ and test/ 2 pairs each."""
-    return make_builtin("shapes2render", tmp_path_factory.mktemp("data") / "shapes", size=SIZE, count=16)
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ckpt")
-    paths = []
-    for name, ngf in (("teacher", 8), ("student", 4)):
-        torch.manual_seed(ngf)
-        kwargs = {"ngf": ngf, "norm": "instance"}
-        paths.append(save_model(folder / f"{name}.pt", build_generator("resnet_6blocks", **kwargs).eval(),
-                                "resnet_6blocks", kwargs))
-    return paths
-
-
 def test_bench_cli_schema_figures_quality_and_files(dataset, checkpoints, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "openvino", None)  # as if OpenVINO were not installed
     out = tmp_path / "bench"
-    teacher, student = checkpoints
-    code = cli(monkeypatch, ["bench", f"teacher={teacher}", str(student), "--backends",
-                             "torch,onnxruntime,onnxruntime-int8,openvino", "--size", str(SIZE), "--threads", "1",
-                             "--repeats", "3", "--warmup", "1", "--data", str(dataset), "--split", "val",
-                             "--num-calibration", "4", "--peak-size", "128", "--out", str(out)])
+    teacher, student = checkpoints["teacher"], checkpoints["student"]
+    code = main(["bench", f"teacher={teacher}", str(student), "--backends",
+                 "torch,onnxruntime,onnxruntime-int8,openvino", "--size", str(SIZE), "--threads", "1",
+                 "--repeats", "3", "--warmup", "1", "--data", str(dataset), "--split", "val",
+                 "--num-calibration", "4", "--peak-size", "128", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     bench = json.loads((out / "bench.json").read_text())
@@ -65,7 +39,7 @@ def test_bench_cli_schema_figures_quality_and_files(dataset, checkpoints, tmp_pa
     assert bench["settings"]["threads"] == 1 and bench["settings"]["reference"] == "teacher"
     assert bench["peak"]["gflops"] > 0 and bench["peak"]["matmul_size"] == 128
     assert [m["name"] for m in bench["models"]] == ["teacher", "student"]
-    for info, path in zip(bench["models"], checkpoints):
+    for info, path in zip(bench["models"], (teacher, student)):
         model = load_generator(path).model
         counted = count_macs(model, torch.zeros(1, 3, SIZE, SIZE))
         assert (info["params"], info["macs"], info["macs_published"]) == (
@@ -110,7 +84,7 @@ def test_bench_cli_schema_figures_quality_and_files(dataset, checkpoints, tmp_pa
 
 
 def test_bench_without_data_skips_int8_and_quality(checkpoints, tmp_path):
-    model = BenchModel("student", load_generator(checkpoints[1]).model)
+    model = BenchModel("student", load_generator(checkpoints["student"]).model)
     result = run_bench([model], "torch,int8", size=SIZE, threads=1, repeats=1, warmup=0, peak_size=64,
                        progress=False)
     statuses = {row.backend: (row.status, row.reason) for row in result.rows}

@@ -14,7 +14,8 @@ from ganslim.data import make_builtin
 from ganslim.engine import DistInfo, fit
 from ganslim.engine import distributed
 from ganslim.methods import CycleGAN, CycleGANConfig
-from test_engine import one_torch_thread  # noqa: F401 (autouse fixture)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # No dropout, no image pool and no norm layers (a conv bias in front of instance norm gets a gradient of pure
 # rounding noise, which Adam turns into full-size steps): every sample is processed independently, so two ranks

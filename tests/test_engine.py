@@ -17,16 +17,9 @@ from ganslim.engine import state as state_module
 from ganslim.engine.loop import steps_per_epoch
 from ganslim.engine.seed import rng_state, seed_everything, set_rng_state
 from ganslim.errors import GanslimError
+from helpers import Crash, interrupted_run
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These tensors are tiny: one thread is fastest, and two xdist workers x two OpenMP threads spin-wait
-    for each other on a 2-core machine (measured 5x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------------------------------------- toy method
@@ -150,28 +143,6 @@ def assert_same_tensors(a, b) -> None:
         assert torch.equal(a, b)
     else:
         assert a == b
-
-
-class Crash(Exception):
-    pass
-
-
-def interrupted_run(method_cls, config, crash_on_call: int) -> Path:
-    """Run ``fit`` until its ``crash_on_call``-th train_step dies (as a killed process would); its run folder."""
-    calls = {"n": 0}
-    original = method_cls.train_step
-
-    def dying(self, batch):
-        calls["n"] += 1
-        if calls["n"] == crash_on_call:
-            raise Crash
-        return original(self, batch)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(method_cls, "train_step", dying)
-        with pytest.raises(Crash):
-            fit(config, method_cls, progress=False)
-    return sorted(Path(config.out_dir).iterdir())[-1]
 
 
 # ---------------------------------------------------------------------------------------------- resume

@@ -12,11 +12,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-import ganslim.cli
 import ganslim.evaluate
-from ganslim.archs import build_generator
-from ganslim.checkpoints import save_model
-from ganslim.data import AlignedDataset, make_builtin
+from ganslim.cli import main
+from ganslim.data import AlignedDataset
 from ganslim.errors import GanslimError
 from ganslim.evaluate import evaluate_generator, open_eval_data, parse_metrics
 from ganslim.metrics import (
@@ -33,31 +31,6 @@ from ganslim.metrics import (
 from ganslim.metrics.inception import FIDInceptionV3
 
 SIZE = 32
-
-
-def cli(monkeypatch, argv: list[str]) -> int:
-    """``ganslim ARGV`` with the eval command registered (a no-op once it is in COMMAND_MODULES)."""
-    if "eval" not in ganslim.cli.COMMAND_MODULES:
-        monkeypatch.setattr(ganslim.cli, "COMMAND_MODULES", (*ganslim.cli.COMMAND_MODULES, "eval"))
-    return ganslim.cli.main(argv)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """shapes2render at 32 px: train/ 16 pairs, val/ and test/ 2 pairs each."""
-    return make_builtin("shapes2render", tmp_path_factory.mktemp("data") / "shapes", size=SIZE, count=16)
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ckpt")
-    paths = {}
-    for name, ngf in (("student", 4), ("teacher", 8)):
-        torch.manual_seed(ngf)
-        kwargs = {"ngf": ngf, "norm": "instance"}
-        paths[name] = save_model(folder / f"{name}.pt", build_generator("resnet_6blocks", **kwargs).eval(),
-                                 "resnet_6blocks", kwargs)
-    return paths
 
 
 @pytest.fixture
@@ -113,10 +86,9 @@ def test_identity_generator_scores_perfectly(tmp_path):
     assert encoded["metrics"]["psnr"] == "inf"
 
 
-def test_cli_eval_matches_direct_metrics_and_skips_fid_kid_in_one_line(dataset, checkpoints, no_inception,
-                                                                        monkeypatch, capsys):
-    code = cli(monkeypatch, ["eval", "--ckpt", str(checkpoints["student"]), "--data", str(dataset), "--split",
-                             "val", "--size", str(SIZE), "--teacher", str(checkpoints["teacher"]), "--device", "cpu"])
+def test_cli_eval_matches_direct_metrics_and_skips_fid_kid_in_one_line(dataset, checkpoints, no_inception, capsys):
+    code = main(["eval", "--ckpt", str(checkpoints["student"]), "--data", str(dataset), "--split",
+                 "val", "--size", str(SIZE), "--teacher", str(checkpoints["teacher"]), "--device", "cpu"])
     assert code == 0
     lines = capsys.readouterr().out.splitlines()
     skipped = [line for line in lines if "skipped" in line]
@@ -154,13 +126,13 @@ def inception_file(tmp_path_factory):
 
 
 def test_cli_kid_with_random_inception_and_saved_real_statistics(dataset, checkpoints, inception_file, tmp_path,
-                                                                 monkeypatch, capsys):
+                                                                 capsys):
     stats = tmp_path / "real.npz"
     # FID itself is left to the library test below: the 2048x2048 matrix square root of so few images would
     # take most of this file's time budget.
-    code = cli(monkeypatch, ["eval", "--ckpt", str(checkpoints["student"]), "--data", str(dataset), "--split", "val",
-                             "--size", str(SIZE), "--metrics", "kid,psnr", "--inception-weights", str(inception_file),
-                             "--save-real-stats", str(stats), "--device", "cpu", "--json"])
+    code = main(["eval", "--ckpt", str(checkpoints["student"]), "--data", str(dataset), "--split", "val",
+                 "--size", str(SIZE), "--metrics", "kid,psnr", "--inception-weights", str(inception_file),
+                 "--save-real-stats", str(stats), "--device", "cpu", "--json"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["num_images"] == 2 and report["num_real"] == 2 and report["skipped"] == {}

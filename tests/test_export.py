@@ -12,9 +12,9 @@ from torch import nn
 from torch.nn import functional as F
 
 import ganslim.archs  # noqa: F401 - registers the generators
-import ganslim.cli
 from ganslim.archs import build_generator, builder_parameters
 from ganslim.checkpoints import save_model
+from ganslim.cli import main
 from ganslim.errors import GanslimError
 from ganslim.export import DEFAULT_NAMES, export_model, load_exported
 from ganslim.export import onnx as onnx_export
@@ -193,21 +193,13 @@ def test_auto_exporter_falls_back_to_dynamo(tmp_path, capfd):
 
 
 @pytest.fixture
-def cli(monkeypatch):
-    """``ganslim.cli.main`` with the export commands registered (the lead adds them to COMMAND_MODULES)."""
-    modules = tuple(dict.fromkeys((*ganslim.cli.COMMAND_MODULES, "export", "quantize")))
-    monkeypatch.setattr(ganslim.cli, "COMMAND_MODULES", modules)
-    return ganslim.cli.main
-
-
-@pytest.fixture
 def checkpoint(tmp_path):
     generator, kwargs, _ = tiny_generator("resnet_6blocks")
     return save_model(tmp_path / "ckpt" / "generator.pt", generator, "resnet_6blocks", kwargs)
 
 
-def test_cli_export_prints_files_sidecar_and_diff(cli, checkpoint, capsys):
-    assert cli(["export", "--ckpt", str(checkpoint), "--format", "onnx", "--size", "32", "--dynamic"]) == 0
+def test_cli_export_prints_files_sidecar_and_diff(checkpoint, capsys):
+    assert main(["export", "--ckpt", str(checkpoint), "--format", "onnx", "--size", "32", "--dynamic"]) == 0
     out = capsys.readouterr().out
     model = checkpoint.with_name("generator.onnx")
     assert model.is_file() and f"files        : {model}" in out
@@ -216,7 +208,7 @@ def test_cli_export_prints_files_sidecar_and_diff(cli, checkpoint, capsys):
     sidecar = json.loads(model.with_name("generator.onnx.json").read_text())
     assert sidecar["arch"] == "resnet_6blocks"
     assert sidecar["meta"]["checkpoint"] == str(checkpoint)
-    assert cli(["export", "--ckpt", str(checkpoint), "--format", "torchscript", "--size", "32", "--json"]) == 0
+    assert main(["export", "--ckpt", str(checkpoint), "--format", "torchscript", "--size", "32", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["files"] == [str(checkpoint.with_name("generator.torchscript.pt"))]
     assert report["max_abs_diff"] < PARITY
@@ -232,9 +224,9 @@ def test_cli_export_prints_files_sidecar_and_diff(cli, checkpoint, capsys):
     ],
     ids=["missing_ckpt", "bad_format", "overwrite_ckpt"],
 )
-def test_cli_export_errors_are_one_line(cli, checkpoint, capsys, argv_tail, message):
+def test_cli_export_errors_are_one_line(checkpoint, capsys, argv_tail, message):
     fill = {"missing": str(checkpoint.parent / "nope.pt"), "ckpt": str(checkpoint)}
-    assert cli(["export", *(arg.format(**fill) for arg in argv_tail), "--size", "32"]) == 2
+    assert main(["export", *(arg.format(**fill) for arg in argv_tail), "--size", "32"]) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ganslim export: error: ")

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ganslim.archs import ResnetGenerator, build_discriminator, build_generator, init_weights
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.cli import compress
-from ganslim.data import make_builtin
+from ganslim.data import holdout_indices, make_builtin
 from ganslim.engine import DistInfo, TrainContext, fit
 from ganslim.errors import GanslimError
 from ganslim.methods.gan_compression import (
@@ -23,7 +23,6 @@ from ganslim.methods.gan_compression import (
     FinetuneDistillation,
     SupernetDistillation,
     distill_layers,
-    holdout_indices,
     resolve_defaults,
 )
 from ganslim.methods.gan_compression import search as search_module
@@ -32,7 +31,8 @@ from ganslim.methods.gan_compression.search import CandidateScorer, SearchConfig
 from ganslim.metrics import WEIGHTS_ENV_VAR
 from ganslim.profile import count_macs
 from ganslim.translate import translate_files
-from test_engine import one_torch_thread  # noqa: F401 (autouse fixture)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY = dict(load_size=32, crop_size=32, batch_size=2, epochs=1, epochs_decay=0, log_every=1, sample_every=0,
             val_every=0, ckpt_every=0)

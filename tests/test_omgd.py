@@ -38,9 +38,9 @@ from ganslim.methods.omgd import (
 )
 from ganslim.nn.vgg import VGG16Features
 from ganslim.profile import count_macs, count_params
-from test_engine import interrupted_run, one_torch_thread  # noqa: F401 (autouse fixture)
-from test_teachers import build as build_method
-from test_teachers import first_batch, snapshot
+from helpers import build_method, first_batch, interrupted_run, snapshot
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY = dict(base_ngf=4, ndf=8, load_size=32, crop_size=32, batch_size=2, epochs=1, epochs_decay=1, log_every=2,
             sample_every=0, val_every=0, ckpt_every=0, vgg_weights="none", device="cpu")

@@ -11,10 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-import ganslim.cli
 from ganslim.archs import build_generator
 from ganslim.checkpoints import save_model
-from ganslim.data import make_builtin
+from ganslim.cli import main
 from ganslim.errors import GanslimError
 from ganslim.export import load_exported
 from ganslim.export.quantize import quantize_model, split_data
@@ -26,12 +25,6 @@ SIZE = 32
 # 34.3-36.7 dB with OpenVINO + NNCF. The same model calibrated on flat gray images (activation ranges far too
 # narrow, so real images clip) gives 14.2 / 14.5 dB. 25 dB separates the two with ~9 dB to spare.
 MIN_PSNR_VS_FP32 = 25.0
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """A tiny aligned dataset: train/ (16 A|B pairs) and val/ (2 pairs) of 32 px halves."""
-    return make_builtin("shapes2render", tmp_path_factory.mktemp("data") / "shapes", size=SIZE, count=16)
 
 
 @pytest.fixture(scope="module")
@@ -157,22 +150,14 @@ def test_user_errors(tmp_path, generator, dataset):
 
 
 @pytest.fixture
-def cli(monkeypatch):
-    """``ganslim.cli.main`` with the export commands registered (the lead adds them to COMMAND_MODULES)."""
-    modules = tuple(dict.fromkeys((*ganslim.cli.COMMAND_MODULES, "export", "quantize")))
-    monkeypatch.setattr(ganslim.cli, "COMMAND_MODULES", modules)
-    return ganslim.cli.main
-
-
-@pytest.fixture
 def checkpoint(tmp_path, generator):
     return save_model(tmp_path / "ckpt" / "latest.pt", generator, "resnet_6blocks", {"ngf": 8, "norm": "instance"})
 
 
-def test_cli_quantize_aligned_dataset(cli, checkpoint, dataset, capsys):
+def test_cli_quantize_aligned_dataset(checkpoint, dataset, capsys):
     argv = ["quantize", "--ckpt", str(checkpoint), "--data", str(dataset), "--size", str(SIZE),
             "--num-calibration", "4", "--repeats", "2"]
-    assert cli(argv) == 0
+    assert main(argv) == 0
     out = capsys.readouterr().out
     model = checkpoint.with_name("latest.int8.onnx")
     assert model.is_file() and model.with_name("latest.int8.onnx.json").is_file()
@@ -183,12 +168,12 @@ def test_cli_quantize_aligned_dataset(cli, checkpoint, dataset, capsys):
 
 
 @pytest.mark.parametrize("case", ["missing_ckpt", "empty_data", "bad_backend"])
-def test_cli_quantize_errors_are_one_line(cli, checkpoint, dataset, tmp_path, capsys, case):
+def test_cli_quantize_errors_are_one_line(checkpoint, dataset, tmp_path, capsys, case):
     (tmp_path / "empty").mkdir()
     ckpt = str(tmp_path / "nope.pt") if case == "missing_ckpt" else str(checkpoint)
     data = str(tmp_path / "empty") if case == "empty_data" else str(dataset)
     backend = "tensorrt" if case == "bad_backend" else "onnxruntime"
-    assert cli(["quantize", "--ckpt", ckpt, "--data", data, "--backend", backend, "--size", str(SIZE)]) == 2
+    assert main(["quantize", "--ckpt", ckpt, "--data", data, "--backend", backend, "--size", str(SIZE)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ganslim quantize: error: ")
     expected = {"missing_ckpt": "nope.pt' not found", "empty_data": "empty'",

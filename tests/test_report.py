@@ -6,39 +6,18 @@ import base64
 import importlib.util
 import json
 
-import pytest
 import torch
 from PIL import Image
 
-import ganslim.cli
-from ganslim.archs import build_generator
 from ganslim.bench import BenchResult, BenchRow, write_bench
-from ganslim.checkpoints import save_model
-from ganslim.data import make_builtin
+from ganslim.cli import main
 from ganslim.profile import LatencyStats
 from ganslim.report import read_report_spec
+from helpers import save_resnet
 
 SIZE = 32
 PAD = 2  # image_grid's default padding
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
-
-
-def cli(monkeypatch, argv: list[str]) -> int:
-    """``ganslim ARGV`` with the report command registered (a no-op once it is in COMMAND_MODULES)."""
-    if "report" not in ganslim.cli.COMMAND_MODULES:
-        monkeypatch.setattr(ganslim.cli, "COMMAND_MODULES", (*ganslim.cli.COMMAND_MODULES, "report"))
-    return ganslim.cli.main(argv)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return make_builtin("shapes2render", tmp_path_factory.mktemp("data") / "shapes", size=SIZE, count=16)
-
-
-def _save(path, ngf):
-    torch.manual_seed(ngf)
-    kwargs = {"ngf": ngf, "norm": "instance"}
-    return save_model(path, build_generator("resnet_6blocks", **kwargs).eval(), "resnet_6blocks", kwargs)
 
 
 def _bench(folder):
@@ -55,19 +34,19 @@ def _bench(folder):
     return write_bench(result.to_dict(), folder)
 
 
-def test_report_from_report_json(dataset, tmp_path, monkeypatch, capsys):
+def test_report_from_report_json(dataset, tmp_path, capsys):
     run = tmp_path / "00003-gan-compression-shapes"
     run.mkdir()
     (run / "config.yaml").write_text("method: gan-compression\nbudget_macs: 3G  # MACs budget\n")
-    _save(run / "generator.pt", 4)
-    _save(tmp_path / "teacher.pt", 8)
+    save_resnet(run / "generator.pt", 4)
+    save_resnet(tmp_path / "teacher.pt", 8)
     (run / "report.json").write_text(json.dumps({
         "title": "tiny <compression> run", "teacher": "../teacher.pt", "student": "generator.pt",
         "data": str(dataset), "size": SIZE, "metrics": {"teacher": {"psnr": 12.5}, "student": {"psnr": 11.75}}}))
     (run / "summary.json").write_text(json.dumps({"size": SIZE, "student": {"macs": 1234567, "channels": [4, 8]}}))
     bench_files = _bench(run / "bench")
 
-    assert cli(monkeypatch, ["report", str(run), "--num-images", "3"]) == 0
+    assert main(["report", str(run), "--num-images", "3"]) == 0
     assert "report.html" in capsys.readouterr().out
     page = (run / "report.html").read_text()
     assert "<title>tiny &lt;compression&gt; run</title>" in page
@@ -85,29 +64,29 @@ def test_report_from_report_json(dataset, tmp_path, monkeypatch, capsys):
     assert (width, height) == (4 * SIZE + 5 * PAD, 2 * SIZE + 3 * PAD)  # val holds 2 pairs
 
 
-def test_report_without_report_json_uses_config_and_flags(dataset, tmp_path, monkeypatch, capsys):
+def test_report_without_report_json_uses_config_and_flags(dataset, tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text(f"method: pix2pix\ndata: {dataset}\ncrop_size: {SIZE}\n")
     spec = read_report_spec(run)
     assert spec.data == dataset and spec.size == SIZE and spec.student is None and spec.split == "val"
 
-    assert cli(monkeypatch, ["report", str(run)]) == 0
+    assert main(["report", str(run)]) == 0
     assert "no image grid: the run names no student" in capsys.readouterr().out
     assert "No image grid" in (run / "report.html").read_text()
 
-    student = _save(tmp_path / "student.pt", 4)
+    student = save_resnet(tmp_path / "student.pt", 4)
     out = tmp_path / "pages" / "page.html"
-    assert cli(monkeypatch, ["report", str(run), "--student", str(student), "--split", "test", "--num-images", "1",
-                             "--out", str(out)]) == 0
+    assert main(["report", str(run), "--student", str(student), "--split", "test", "--num-images", "1",
+                 "--out", str(out)]) == 0
     grid = out.parent / "report_grid.png"
     assert Image.open(grid).size == (3 * SIZE + 4 * PAD, SIZE + 2 * PAD)  # input | student | target
     assert "input | student | target" in out.read_text()
 
 
-def test_report_errors_are_one_line(tmp_path, monkeypatch, capsys):
-    assert cli(monkeypatch, ["report", str(tmp_path / "missing")]) == 2
+def test_report_errors_are_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing")]) == 2
     assert "run folder" in capsys.readouterr().err
     (tmp_path / "report.json").write_text("[1, 2]")
-    assert cli(monkeypatch, ["report", str(tmp_path)]) == 2
+    assert main(["report", str(tmp_path)]) == 2
     assert "must hold a JSON object" in capsys.readouterr().err

@@ -33,7 +33,8 @@ from ganslim.methods.gan_compression.search import (
     run_search,
 )
 from ganslim.profile import count_macs, count_params
-from test_engine import one_torch_thread  # noqa: F401 (autouse fixture)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # 3 blocks -> 8 positions; 64 configurations.
 CANDIDATES = "8;16,8;32,16;32,16;32,16;32,16;16,8;8"

@@ -12,7 +12,9 @@ from ganslim.errors import GanslimError
 from ganslim.losses import GAN_MODES, GANLoss
 from ganslim.methods import METHODS, CycleGAN, CycleGANConfig, ImagePool, Pix2Pix, Pix2PixConfig
 from ganslim.metrics import psnr
-from test_engine import interrupted_run, one_torch_thread  # noqa: F401 (autouse fixture)
+from helpers import build_method, first_batch, interrupted_run, snapshot
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY = dict(ngf=4, ndf=4, load_size=32, crop_size=32, batch_size=2, epochs=1, epochs_decay=1, log_every=2,
             sample_every=0, val_every=0, ckpt_every=0)
@@ -37,23 +39,6 @@ def cyclegan_config(data, tmp_path, **overrides) -> CycleGANConfig:
     values = dict(TINY, data=str(data), out_dir=str(tmp_path / "runs"), generator="resnet", n_blocks=1,
                   pool_size=3)
     return CycleGANConfig(**{**values, **overrides})
-
-
-def build(method_cls, config):
-    torch.manual_seed(0)
-    ctx = TrainContext(config, torch.device("cpu"), DistInfo())
-    method = method_cls(config, ctx)
-    ctx.bind_optimizers(method.optimizers())
-    return method, ctx
-
-
-def first_batch(method, size=2) -> dict:
-    dataset = method.train_dataset()
-    return torch.utils.data.default_collate([dataset[i] for i in range(size)])
-
-
-def snapshot(module) -> dict:
-    return {key: value.detach().clone() for key, value in module.state_dict().items()}
 
 
 def changed(before: dict, module) -> bool:
@@ -115,7 +100,7 @@ def test_pix2pix_defaults_are_the_reference_ones():
 
 @pytest.mark.parametrize("gan_mode", GAN_MODES)
 def test_pix2pix_step_updates_both_players_with_d_frozen_for_g(paired, tmp_path, monkeypatch, gan_mode):
-    method, ctx = build(Pix2Pix, pix2pix_config(paired, tmp_path, gan_mode=gan_mode))
+    method, ctx = build_method(Pix2Pix, pix2pix_config(paired, tmp_path, gan_mode=gan_mode))
     nets = method.networks()
     assert set(nets) == {"G", "D"} and nets["D"].model[0].in_channels == 6  # D sees (A, B) pairs
     before = {name: snapshot(net) for name, net in nets.items()}
@@ -130,7 +115,7 @@ def test_pix2pix_step_updates_both_players_with_d_frozen_for_g(paired, tmp_path,
 
 
 def test_pix2pix_validation_reports_psnr_ssim(paired, tmp_path):
-    method, _ = build(Pix2Pix, pix2pix_config(paired, tmp_path))
+    method, _ = build_method(Pix2Pix, pix2pix_config(paired, tmp_path))
     val = method.val_dataset()
     assert len(val) == 2 and val.split == "val"
     batch = torch.utils.data.default_collate([val[i] for i in range(len(val))])
@@ -167,7 +152,7 @@ def test_cyclegan_defaults_are_the_reference_ones():
 
 
 def test_cyclegan_step_updates_four_networks_with_ds_frozen_for_gs(unpaired, tmp_path, monkeypatch):
-    method, ctx = build(CycleGAN, cyclegan_config(unpaired, tmp_path))
+    method, ctx = build_method(CycleGAN, cyclegan_config(unpaired, tmp_path))
     nets = method.networks()
     before = {name: snapshot(net) for name, net in nets.items()}
     seen = spy_generator_step(monkeypatch, ctx, [nets["D_A"], nets["D_B"]])
@@ -182,7 +167,7 @@ def test_cyclegan_step_updates_four_networks_with_ds_frozen_for_gs(unpaired, tmp
 
 
 def test_cyclegan_without_identity_loss(unpaired, tmp_path):
-    method, _ = build(CycleGAN, cyclegan_config(unpaired, tmp_path, lambda_identity=0.0))
+    method, _ = build_method(CycleGAN, cyclegan_config(unpaired, tmp_path, lambda_identity=0.0))
     assert set(method.train_step(first_batch(method))) == {"G_A", "G_B", "cycle_A", "cycle_B", "D_A", "D_B"}
 
 

@@ -64,12 +64,12 @@ from tqdm import tqdm
 
 from ganslim import __version__
 from ganslim.atomic import atomic_write, atomic_write_text
-from ganslim.errors import GanslimError
+from ganslim.errors import GanslimError, first_line
 from ganslim.evaluate import json_safe, mean_ssim, open_eval_data, output_channels
 from ganslim.export import seeded_image
-from ganslim.export.runtime import first_line, time_interleaved
+from ganslim.export.runtime import time_interleaved
 from ganslim.metrics import psnr
-from ganslim.profile import LatencyStats, _num_threads, count_macs, count_params
+from ganslim.profile import LatencyStats, count_macs, count_params, num_threads
 from ganslim.translate import input_channels
 
 __all__ = [
@@ -264,7 +264,7 @@ def run_bench(
         notes.append("OMP_WAIT_POLICY was not PASSIVE: PyTorch's OpenMP threads may spin after each run and slow "
                      "the runtimes timed next (ganslim bench sets it before importing torch)")
 
-    with _num_threads(threads), tempfile.TemporaryDirectory(prefix="ganslim-bench-") as scratch:
+    with num_threads(threads), tempfile.TemporaryDirectory(prefix="ganslim-bench-") as scratch:
         infos = [_model_info(model, size) for model in models]
         quality = None if data is None else _quality_data(models[0].module, data, split, size, direction, num_images)
         calibration, no_calibration = None, "int8 calibrates on your images: pass --data DIR"

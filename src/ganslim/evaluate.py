@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from ganslim.data import AlignedDataset, SingleImageDataset, detect_layout
-from ganslim.errors import GanslimError
+from ganslim.errors import GanslimError, first_line
 from ganslim.metrics import (
     WEIGHTS_ENV_VAR,
     RunningMean,
@@ -47,6 +47,7 @@ from ganslim.metrics import (
     ssim,
 )
 from ganslim.metrics.inception import WEIGHTS_URL
+from ganslim.weights import weights_source
 
 __all__ = [
     "METRICS",
@@ -198,12 +199,7 @@ def find_inception_weights(weights: str | os.PathLike | None = None) -> tuple[Pa
     Looks where :func:`ganslim.metrics.load_inception` looks: ``weights``, then ``$GANSLIM_INCEPTION_WEIGHTS``,
     then ``~/.cache/ganslim/pt_inception-2015-12-05-6726825d.pth``.
     """
-    if weights is not None:
-        path, source = Path(weights).expanduser(), "--inception-weights"
-    elif os.environ.get(WEIGHTS_ENV_VAR):
-        path, source = Path(os.environ[WEIGHTS_ENV_VAR]).expanduser(), f"${WEIGHTS_ENV_VAR}"
-    else:
-        path, source = default_weights_path(), None
+    path, source = weights_source(weights, WEIGHTS_ENV_VAR, default_weights_path(), "--inception-weights")
     if path.is_file():
         return path, None
     if source is None:
@@ -423,9 +419,8 @@ def _run(model: nn.Module, inputs: Tensor, what: str) -> Tensor:
     try:
         return model(inputs).float()
     except RuntimeError as error:
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise GanslimError(f"{what} fails on {'x'.join(map(str, inputs.shape))} inputs ({first}): pick a --size "
-                           f"its downsampling accepts (e.g. 256)") from None
+        raise GanslimError(f"{what} fails on {'x'.join(map(str, inputs.shape))} inputs ({first_line(error)}): "
+                           f"pick a --size its downsampling accepts (e.g. 256)") from None
 
 
 def _check_target(fake: Tensor, target: Tensor) -> None:

@@ -43,7 +43,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from ganslim.devices import resolve_device
-from ganslim.errors import GanslimError
+from ganslim.errors import GanslimError, first_line
 
 __all__ = [
     "LatencyStats",
@@ -51,9 +51,11 @@ __all__ = [
     "Profile",
     "count_macs",
     "count_params",
+    "eval_mode",
     "format_profile",
     "measure_latency",
     "measure_peak_memory",
+    "num_threads",
     "profile_model",
 ]
 
@@ -140,7 +142,7 @@ def count_macs(model: nn.Module, example_input: Inputs) -> MacCount:
             Meta tensors work (with a model built on the meta device), which counts without computing.
     """
     counter = _MacCounter()
-    with _eval_mode(model), _lowered_ops():
+    with eval_mode(model), _lowered_ops():
         args = _outside_inference(example_input)
         with counter:
             model(*args)
@@ -441,14 +443,13 @@ def profile_model(
     shape = (batch, in_channels, height, width)
     image = torch.randn(shape, generator=torch.Generator().manual_seed(0))  # values do not matter
 
-    with _num_threads(threads) as used_threads, _placed(model, dev):
+    with num_threads(threads) as used_threads, _placed(model, dev):
         image = image.to(dev)
         try:
             mac_count = count_macs(model, image)
         except RuntimeError as err:
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise GanslimError(
-                f"{type(model).__name__} failed on an input of shape {list(shape)}: {first_line}; "
+                f"{type(model).__name__} failed on an input of shape {list(shape)}: {first_line(err, limit=None)}; "
                 "check in_channels and input_size"
             ) from err
         peak = measure_peak_memory(model, image, dev)
@@ -523,7 +524,7 @@ def _infer_in_channels(model: nn.Module) -> int:
 
 
 @contextlib.contextmanager
-def _num_threads(threads: int | None) -> Iterator[int]:
+def num_threads(threads: int | None) -> Iterator[int]:
     """Set torch's intra-op thread count for the block (None: leave it) and restore it; yields the count."""
     previous = torch.get_num_threads()
     if threads is not None:
@@ -535,7 +536,7 @@ def _num_threads(threads: int | None) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
+def eval_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode for the block; every submodule's own train/eval flag is restored afterwards."""
     flags = [(module, module.training) for module in model.modules()]
     model.eval()
@@ -557,7 +558,7 @@ def _placed(model: nn.Module, device: torch.device) -> Iterator[None]:
     if home != device:
         model.to(device)
     try:
-        with _eval_mode(model):
+        with eval_mode(model):
             yield
     finally:
         if home != device:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ganslim.atomic import atomic_torch_save, atomic_write
-from ganslim.errors import GanslimError
+from ganslim.errors import GanslimError, first_line
 
 FORMAT_NAME = "ganslim"
 FORMAT_VERSION = 1
@@ -67,8 +67,8 @@ def read_checkpoint(path: str | os.PathLike) -> ModelCheckpoint | dict[str, torc
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-        raise GanslimError(f"cannot read checkpoint '{path}' as weights-only PyTorch data ({reason}): "
+        raise GanslimError(f"cannot read checkpoint '{path}' as weights-only PyTorch data "
+                           f"({first_line(error, limit=160)}): "
                            "pass a ganslim or reference state_dict file") from None
     if isinstance(content, dict) and content.get("format") == FORMAT_NAME:
         return _checkpoint_from_header(path, content, content.get("state_dict"))

@@ -26,7 +26,7 @@ from torch import nn
 
 from ganslim.archs import build_discriminator, build_generator, builder_parameters
 from ganslim.archs.unet import MIN_DOWNS
-from ganslim.errors import GanslimError
+from ganslim.errors import GanslimError, first_line
 from ganslim.registry import DISCRIMINATORS, GENERATORS, Registry
 
 StateDict = dict[str, torch.Tensor]
@@ -64,8 +64,8 @@ def load_state_dict_file(path: str | os.PathLike) -> StateDict:
             "save a plain state_dict with torch.save(model.state_dict(), path)"
         ) from error
     except Exception as error:  # torch raises many types for corrupt or foreign files
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
-        raise GanslimError(f"checkpoint {path} is not a readable PyTorch file ({reason}); check the file") from error
+        raise GanslimError(f"checkpoint {path} is not a readable PyTorch file ({first_line(error, limit=120)}); "
+                           "check the file") from error
     return _as_state_dict(loaded, f"checkpoint {path}")
 
 

@@ -2,6 +2,7 @@
 
 Each command lives in its own module exposing ``add_parser(subparsers)``, which registers the command and
 sets ``func`` to a function taking the parsed arguments. User mistakes (``GanslimError``) print as one line.
+The flag and config plumbing of the commands that train (``train``, ``compress``) lives in :mod:`.common`.
 """
 
 from __future__ import annotations

@@ -9,23 +9,20 @@ also a command of its own: ``gan-compression-supernet`` (alias ``gan-compression
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
+from ganslim.cli.common import (
+    COMPRESS_FLAGS,
+    add_compress_command,
+    compress_config,
+    print_main,
+    show_config,
+)
 from ganslim.cli.compress_omgd import add_omgd_parser
 
 PIPELINE = "gan-compression"
 
 # flag -> (config key, metavar, help); each command takes the groups it needs, every other key goes via --set
-COMMON_FLAGS = {
-    "--data": ("data", "DIR", "dataset folder: train/ (paired A|B images) or trainA/ trainB/ (unpaired)"),
-    "--teacher": ("teacher", "CKPT", "teacher generator: generator.pt, latest_net_G*.pth or a teacher run folder"),
-    "--device": ("device", "DEV", "auto (default: CUDA if present), cpu, cuda or cuda:N"),
-    "--seed": ("seed", "N", "random seed (default 0)"),
-    "--batch-size": ("batch_size", "N", "images per step and process"),
-    "--out-dir": ("out_dir", "DIR", "where run folders are created (default runs/)"),
-    "--name": ("name", "NAME", "run folder suffix (default: the dataset folder's name)"),
-}
 TRAIN_FLAGS = {
     "--epochs": ("epochs", "N", "epochs at the initial learning rate (pipeline: of the supernet)"),
     "--epochs-decay": ("epochs_decay", "N", "epochs of linear learning-rate decay to zero"),
@@ -61,12 +58,6 @@ a command of its own (gan-compression-supernet, -search, -finetune, -export).
 omgd trains a wide and a deep teacher together with a discriminator-free student in one stage (OMGD, ICCV
 2021); it needs no pretrained teacher."""
 
-EPILOG = """\
-Config precedence: defaults < --config FILE < flags < --set KEY=VALUE (every key: --show-config).
-Paired data defaults to the paper's pix2pix settings (lambda_recon 100, lambda_distill 1, hinge), unpaired to
-its CycleGAN ones (10, 0.01, lsgan). Several processes / GPUs: torchrun --nproc_per_node=N -m ganslim.cli
-compress ... (same flags)."""
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -75,25 +66,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     methods = parser.add_subparsers(dest="method", metavar="METHOD", required=True)
     add_omgd_parser(methods)
 
-    pipeline = _command(methods, PIPELINE, "all stages in one resumable run folder: supernet -> search -> fine-tune "
-                                           "-> export", [COMMON_FLAGS, TRAIN_FLAGS, SEARCH_FLAGS, PIPELINE_FLAGS])
+    pipeline = add_compress_command(methods, PIPELINE, "all stages in one resumable run folder: supernet -> search "
+                                    "-> fine-tune -> export",
+                                    [COMPRESS_FLAGS, TRAIN_FLAGS, SEARCH_FLAGS, PIPELINE_FLAGS])
     pipeline.add_argument("--resume", metavar="RUN_DIR", help="continue a run: skip finished stages, resume the rest")
     pipeline.add_argument("--stop-after", metavar="STAGE", choices=("supernet", "search", "finetune"),
                           help="stop after this stage (supernet, search, finetune); --resume continues later")
     pipeline.set_defaults(func=run_pipeline_command)
 
-    supernet = _command(methods, f"{PIPELINE}-supernet", "stage 1: distil a once-for-all supernet from the teacher",
-                        [COMMON_FLAGS, TRAIN_FLAGS], aliases=[f"{PIPELINE}-train"])
+    supernet = add_compress_command(methods, f"{PIPELINE}-supernet",
+                                    "stage 1: distil a once-for-all supernet from the teacher",
+                                    [COMPRESS_FLAGS, TRAIN_FLAGS], aliases=[f"{PIPELINE}-train"])
     supernet.add_argument("--resume", metavar="RUN_DIR", help="continue a supernet run from its last checkpoint")
     supernet.set_defaults(func=run_training_command, stage="supernet")
 
-    search = _command(methods, f"{PIPELINE}-search", "stage 2: search the supernet's sub-networks under a budget",
-                      [COMMON_FLAGS, SEARCH_FLAGS, SUPERNET_FLAG])
+    search = add_compress_command(methods, f"{PIPELINE}-search",
+                                  "stage 2: search the supernet's sub-networks under a budget",
+                                  [COMPRESS_FLAGS, SEARCH_FLAGS, SUPERNET_FLAG])
     search.add_argument("--resume", metavar="RUN_DIR", help="continue a search, skipping scored candidates")
     search.set_defaults(func=run_search_command)
 
-    finetune = _command(methods, f"{PIPELINE}-finetune", "stage 3: fine-tune one sub-network (exports the compact "
-                                                         "generator.pt)", [COMMON_FLAGS, TRAIN_FLAGS, SUPERNET_FLAG])
+    finetune = add_compress_command(methods, f"{PIPELINE}-finetune",
+                                    "stage 3: fine-tune one sub-network (exports the compact generator.pt)",
+                                    [COMPRESS_FLAGS, TRAIN_FLAGS, SUPERNET_FLAG])
     finetune.add_argument("--channels", metavar="C1,C2,...", help="the sub-network's widths")
     finetune.add_argument("--search", metavar="RUN_DIR", help="take the widths (and supernet) a search chose")
     finetune.add_argument("--resume", metavar="RUN_DIR", help="continue a fine-tune run from its last checkpoint")
@@ -109,69 +104,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export.set_defaults(func=run_export_command)
 
 
-def _command(methods: argparse._SubParsersAction, name: str, text: str, groups: list[dict],
-             aliases: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = methods.add_parser(name, help=text, description=text, epilog=EPILOG, aliases=aliases or [],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    for group in groups:
-        for flag, (key, metavar, help_text) in group.items():
-            parser.add_argument(flag, dest=key, metavar=metavar, default=None, help=help_text)
-    parser.set_defaults(flag_keys=[key for group in groups for key, _, _ in group.values()])
-    parser.add_argument("--config", metavar="FILE", help="YAML file of config keys")
-    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
-                        help="set any config key, e.g. --set lambda_distill=0.5 (repeatable)")
-    parser.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
-    return parser
-
-
-def _config(args: argparse.Namespace, cls: type, method: str, resumed: dict | None, **extra):
-    """Defaults < --config or the resumed run's config.yaml < flags < ``extra`` < --set."""
-    from ganslim.config import build_config, parse_overrides, read_config_file
-    from ganslim.errors import GanslimError
-
-    if resumed is not None and args.config is not None:
-        raise GanslimError("--config cannot be combined with --resume (the run's config.yaml is used): pass "
-                           "changes with --set")
-    base = resumed if resumed is not None else (read_config_file(args.config) if args.config else {})
-    flags = {key: getattr(args, key) for key in args.flag_keys if getattr(args, key) is not None}
-    return build_config(cls, base, flags, extra, parse_overrides(args.overrides), method=method)
-
-
-def _resumed_config(run_dir: str | None, method: str) -> dict | None:
-    from ganslim.config import read_config_file
-    from ganslim.engine.runs import CONFIG_FILE
-    from ganslim.errors import GanslimError
-
-    if run_dir is None:
-        return None
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise GanslimError(f"--resume '{run_dir}' is not a run folder (no {CONFIG_FILE}): pass the folder a "
-                           f"'ganslim compress {method}' run made")
-    return read_config_file(path)
-
-
-def _show(config, method: str) -> int:
-    from ganslim.config import config_to_yaml
-
-    print(config_to_yaml(config, method), end="")
-    return 0
-
-
-def _print(line: str) -> None:
-    if os.environ.get("RANK", "0") == "0":
-        print(line)
-
-
 def run_pipeline_command(args: argparse.Namespace) -> int:
     from ganslim.methods.gan_compression.pipeline import METHOD, PipelineConfig, run_pipeline
 
-    config = _config(args, PipelineConfig, METHOD, _resumed_config(args.resume, METHOD))
+    config = compress_config(args, PipelineConfig, METHOD)
     if args.show_config:
-        return _show(config, METHOD)
+        return show_config(config, METHOD)
     result = run_pipeline(config, resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress)
-    _print(f"ganslim compress {result.report()}")
+    print_main(f"ganslim compress {result.report()}")
     return 0
 
 
@@ -193,22 +133,22 @@ def run_training_command(args: argparse.Namespace) -> int:
                 extra["supernet"] = chosen["supernet"]
         elif args.channels is not None:
             extra["fixed_channels"] = args.channels
-    config = _config(args, DistillConfig, method_cls.name, _resumed_config(args.resume, method_cls.name), **extra)
+    config = compress_config(args, DistillConfig, method_cls.name, **extra)
     if args.show_config:
-        return _show(config, method_cls.name)
+        return show_config(config, method_cls.name)
     result = fit(config, method_cls, resume=args.resume, progress=not args.no_progress)
-    _print(f"ganslim compress {result.summary()}")
+    print_main(f"ganslim compress {result.summary()}")
     return 0
 
 
 def run_search_command(args: argparse.Namespace) -> int:
     from ganslim.methods.gan_compression.search import METHOD, SearchConfig, run_search
 
-    config = _config(args, SearchConfig, METHOD, _resumed_config(args.resume, METHOD))
+    config = compress_config(args, SearchConfig, METHOD)
     if args.show_config:
-        return _show(config, METHOD)
+        return show_config(config, METHOD)
     result = run_search(config, resume=args.resume, progress=not args.no_progress)
-    _print(f"ganslim compress {result.summary()}")
+    print_main(f"ganslim compress {result.summary()}")
     return 0
 
 
@@ -227,5 +167,5 @@ def run_export_command(args: argparse.Namespace) -> int:
     config = build_config(DistillConfig, read_config_file(run_config)) if run_config.is_file() else None
     search = read_result(args.search) if args.search else None
     summary = export_student(generator, args.out, config, search_result=search, size=args.size)
-    _print(json.dumps(summary, indent=1))
+    print_main(json.dumps(summary, indent=1))
     return 0

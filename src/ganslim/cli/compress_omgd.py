@@ -3,13 +3,14 @@
 ``ganslim compress omgd --data DIR --student mobile_resnet --width 1.0 [--teacher CKPT]`` trains the wide and
 deep teachers (or, on unpaired data, a CycleGAN teacher pair) together with the student in one resumable run
 folder and exports the student as ``generator.pt``. Wired into ``ganslim compress`` by
-:func:`add_omgd_parser`; it reuses that command's flag and config helpers, imported when called, so
-``ganslim.cli.compress`` may import this module at any point.
+:func:`add_omgd_parser`, with the flags and config handling of every compress method (:mod:`ganslim.cli.common`).
 """
 
 from __future__ import annotations
 
 import argparse
+
+from ganslim.cli.common import COMPRESS_FLAGS, add_compress_command, compress_config, print_main, show_config
 
 METHOD = "omgd"
 OMGD_FLAGS = {
@@ -27,9 +28,7 @@ TEXT = ("OMGD: train wide + deep teachers and the compact student together, in o
 
 def add_omgd_parser(compress_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``omgd`` under ``ganslim compress``'s METHOD subcommands."""
-    from ganslim.cli.compress import COMMON_FLAGS, _command
-
-    parser = _command(compress_subparsers, METHOD, TEXT, [COMMON_FLAGS, OMGD_FLAGS])
+    parser = add_compress_command(compress_subparsers, METHOD, TEXT, [COMPRESS_FLAGS, OMGD_FLAGS])
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an omgd run from its last checkpoint")
     parser.set_defaults(func=run_omgd_command)
     return parser
@@ -39,21 +38,20 @@ def run_omgd_command(args: argparse.Namespace) -> int:
     import torch
 
     from ganslim.archs import build_generator
-    from ganslim.cli.compress import _config, _print, _resumed_config, _show
     from ganslim.engine import fit
     from ganslim.methods.omgd import OMGDConfig, omgd_method, resolve_defaults, student_spec
     from ganslim.profile import count_macs, count_params
 
-    config = _config(args, OMGDConfig, METHOD, _resumed_config(args.resume, METHOD))
+    config = compress_config(args, OMGDConfig, METHOD)
     if args.show_config:
-        return _show(config, METHOD)
+        return show_config(config, METHOD)
     result = fit(config, omgd_method(config), resume=args.resume, progress=not args.no_progress)
-    _print(f"ganslim compress {result.summary()}")
+    print_main(f"ganslim compress {result.summary()}")
     arch, kwargs = student_spec(resolve_defaults(config))
     with torch.device("meta"):
         student = build_generator(arch, **kwargs)
     size = config.crop_size
     macs = count_macs(student, torch.empty(1, config.input_nc, size, size, device="meta"))
-    _print(f"student {arch} ngf {kwargs['ngf']}: {count_params(student) / 1e6:.3f}M params, "
+    print_main(f"student {arch} ngf {kwargs['ngf']}: {count_params(student) / 1e6:.3f}M params, "
            f"{macs.macs_published / 1e9:.3f}G MACs (published convention) at {size}x{size}")
     return 0

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ganslim.atomic import atomic_torch_save
-from ganslim.errors import GanslimError
+from ganslim.errors import GanslimError, first_line
 
 WEIGHTS_FORMAT = "ganslim-train"
 STATE_FORMAT = "ganslim-train-state"
@@ -91,9 +91,8 @@ def _load(path: Path) -> Any:
     except FileNotFoundError:
         raise GanslimError(f"checkpoint '{path}' not found: check the path") from None
     except Exception as error:  # noqa: BLE001 - any unpickling failure means the same to the user
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-        raise GanslimError(f"cannot read checkpoint '{path}' ({reason}): the file is damaged; resume from "
-                           f"another run or start again") from None
+        raise GanslimError(f"cannot read checkpoint '{path}' ({first_line(error, limit=160)}): the file is damaged; "
+                           "resume from another run or start again") from None
 
 
 def _check_version(path: Path, content: dict) -> None:

@@ -30,19 +30,18 @@ from torch import nn
 
 from ganslim import __version__
 from ganslim.atomic import atomic_write_text
-from ganslim.errors import GanslimError
+from ganslim.errors import GanslimError, first_line
 from ganslim.export.onnx import DYNAMIC_AXES, EXPORTERS, INPUT_NAME, OUTPUT_NAME, export_onnx
 from ganslim.export.openvino import export_openvino
 from ganslim.export.runtime import (
     PRECISIONS,
     TORCHSCRIPT_SUFFIXES,
     ExportedModel,
-    first_line,
     format_of,
     load_exported,
 )
 from ganslim.export.torchscript import export_torchscript
-from ganslim.profile import _eval_mode as eval_mode
+from ganslim.profile import eval_mode
 
 if TYPE_CHECKING:
     from ganslim.export.quantize import QuantizeResult, quantize_model

@@ -40,7 +40,6 @@ from ganslim.data.datasets import detect_layout
 from ganslim.data.images import is_image_file, list_images
 from ganslim.errors import GanslimError
 from ganslim.export import (
-    eval_mode,
     input_channels_of,
     publish,
     resolve_output,
@@ -58,7 +57,7 @@ from ganslim.export.runtime import (
     time_interleaved,
 )
 from ganslim.metrics import psnr, ssim
-from ganslim.profile import LatencyStats
+from ganslim.profile import LatencyStats, eval_mode
 from ganslim.translate import load_input
 
 __all__ = ["BACKENDS", "DataSplit", "FloatLayer", "QuantizeResult", "TaskMetrics", "quantize_model", "split_data"]

@@ -15,11 +15,10 @@ Two traps are handled here once, for every caller:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -27,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ganslim.errors import GanslimError
-from ganslim.profile import LatencyStats
+from ganslim.errors import GanslimError, first_line
+from ganslim.profile import LatencyStats, num_threads
 
 __all__ = [
     "ExportedModel",
@@ -189,23 +188,10 @@ def _load_torchscript(path: Path, threads: int | None) -> ExportedModel:
     module.eval()
 
     def run(image: np.ndarray) -> np.ndarray:
-        with _torch_threads(threads), torch.inference_mode():
+        with num_threads(threads), torch.inference_mode():
             return module(torch.from_numpy(image)).float().numpy()
 
     return ExportedModel(path, "torchscript", f"torchscript (torch {torch.__version__})", "f32", module, run)
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    import torch
-
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def time_interleaved(runners: Mapping[str, Callable[[np.ndarray], Any]], image: np.ndarray,
@@ -236,9 +222,3 @@ def time_interleaved(runners: Mapping[str, Callable[[np.ndarray], Any]], image: 
     return {name: LatencyStats(median_ms=statistics.median(values), min_ms=min(values), max_ms=max(values),
                                repeats=repeats)
             for name, values in times.items()}
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (at most 200 characters), for one-line user errors."""
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__

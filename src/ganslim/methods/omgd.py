@@ -55,12 +55,11 @@ from ganslim.archs import build_generator, init_weights
 from ganslim.archs.omgd_teachers import deep_teacher_spec, omgd_distill_layers, wide_teacher_spec
 from ganslim.checkpoints import load_generator, resolve_generator_file, save_model
 from ganslim.config import ImageTranslationConfig, option
-from ganslim.data import UnalignedDataset, detect_layout
+from ganslim.data import IndexedSubset, UnalignedDataset, detect_layout, holdout_indices, without_holdout
 from ganslim.engine import TrainContext, steps_per_epoch
 from ganslim.errors import GanslimError
 from ganslim.losses import GAN_MODES, ChannelDistillation, PerceptualDistillLoss, channel_distillation_loss
-from ganslim.methods.gan_compression.distill import IndexedSubset, holdout_indices
-from ganslim.methods.teacher import CycleGAN, CycleGANConfig, Pix2Pix, _Teacher
+from ganslim.methods.teacher import CycleGAN, CycleGANConfig, Pix2Pix, TeacherBase
 from ganslim.metrics import RunningMean, psnr, ssim
 from ganslim.nn import INIT_TYPES, NORMS
 from ganslim.nn.vgg import VGG16Features, find_vgg16_weights, load_vgg16
@@ -282,7 +281,7 @@ class OMGDStudentLoss(nn.Module):
 # ------------------------------------------------------------------------------------------ methods
 
 
-class _OMGDBase(_Teacher):
+class _OMGDBase(TeacherBase):
     """Student, adapters, student loss, its optimizer and the export shared by both variants."""
 
     name: ClassVar[str] = METHOD
@@ -326,7 +325,7 @@ class _OMGDBase(_Teacher):
                                            feature_weight=0.0 if vgg_off else config.feature_weight,
                                            tv_weight=config.tv_weight)
         self.student_loss = OMGDStudentLoss(perceptual, config.lambda_cd).to(self.ctx.device)
-        self._optimizers = {"student": self._adam(*(name for name in ("student", "adapters") if name in self.nets))}
+        self._optimizers = {"student": self.adam(*(name for name in ("student", "adapters") if name in self.nets))}
 
     def _student_step(self, real_a: Tensor, teacher_images: Mapping[str, Tensor],
                       teacher_features: Sequence[Tensor]) -> dict[str, Tensor]:
@@ -340,13 +339,13 @@ class _OMGDBase(_Teacher):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._optimizers
 
-    def _meta(self, method: str) -> dict:
+    def export_meta(self, method: str) -> dict:
         config = self.config
-        return {**super()._meta(method), "student": config.student, "width": config.width}
+        return {**super().export_meta(method), "student": config.student, "width": config.width}
 
     def _export_own(self, run_dir: Path, files: dict[str, str]) -> dict[str, Path]:
         """Save networks ``name -> file`` (ganslim format); the student as ``generator.pt``."""
-        meta = self._meta(self.name)
+        meta = self.export_meta(self.name)
         exported = {}
         for name, file in {"student": GENERATOR_FILE, **files}.items():
             kind, arch, kwargs = self.specs[name]
@@ -365,8 +364,8 @@ class OMGD(_OMGDBase):
         config = self.config
         student = student_spec(config)
         wide = self._build("teacher_wide", wide_teacher_spec(*student, config.wide_multiplier))
-        self._add("teacher_deep", "generator", deep_teacher_spec(*student, config.deep_multiplier))
-        self._add("discriminator", "discriminator", (config.discriminator, dict(
+        self.add_network("teacher_deep", "generator", deep_teacher_spec(*student, config.deep_multiplier))
+        self.add_network("discriminator", "discriminator", (config.discriminator, dict(
             input_nc=config.input_nc + config.output_nc, ndf=config.ndf, norm=config.norm)))
         if config.teacher:
             _, arch, kwargs = self.specs["teacher_wide"]
@@ -374,7 +373,7 @@ class OMGD(_OMGDBase):
                                  "wide teacher")
         self._add_student("teacher_wide")
         self.taps["teacher_wide"] = self.ctx.wrap(FeatureTap(wide, self.layers))
-        self._optimizers.update(teachers=self._adam("teacher_wide", "teacher_deep"), D=self._adam("discriminator"))
+        self._optimizers.update(teachers=self.adam("teacher_wide", "teacher_deep"), D=self.adam("discriminator"))
 
     # pix2pix's data: train/ with training preprocessing, val/ (if present) resized to crop_size.
     train_dataset = Pix2Pix.train_dataset
@@ -467,20 +466,15 @@ class OMGDUnpaired(_OMGDBase):
             _, arch, kwargs = self.specs[name]
             init_from_checkpoint(self.nets[name], arch, kwargs, file, f"teacher {name}")
 
-    def _held_out(self, count: int) -> set[int]:
-        return set(holdout_indices(count, self.config.holdout_images))
-
     def train_dataset(self) -> IndexedSubset:
         """Training items whose A image is not held out (teachers and student never see those)."""
-        dataset = UnalignedDataset(self.config.data, "train", **self._dataset_kwargs(train=True))
-        count = len(dataset.A_paths)
-        held = self._held_out(count)
-        return IndexedSubset(dataset, [i for i in range(len(dataset)) if i % count not in held])
+        dataset = UnalignedDataset(self.config.data, "train", **self.dataset_kwargs(train=True))
+        return without_holdout(dataset, len(dataset.A_paths), self.config.holdout_images)
 
     def val_dataset(self) -> IndexedSubset:
         """The held-out A images (evaluation preprocessing)."""
-        dataset = UnalignedDataset(self.config.data, "train", **self._dataset_kwargs(train=False))
-        return IndexedSubset(dataset, sorted(self._held_out(len(dataset.A_paths))))
+        dataset = UnalignedDataset(self.config.data, "train", **self.dataset_kwargs(train=False))
+        return IndexedSubset(dataset, holdout_indices(len(dataset.A_paths), self.config.holdout_images))
 
     def train_step(self, batch: dict) -> dict[str, Tensor]:
         """The CycleGAN teacher step; every ``snapshot_every`` steps a new snapshot; then (once there is one)

@@ -165,8 +165,19 @@ def discriminator_spec(config: TeacherConfig, input_nc: int) -> tuple[str, dict]
     return config.discriminator, kwargs
 
 
-class _Teacher:
-    """Network building, optimizers and export shared by both teachers (``self.specs``: name -> spec)."""
+class TeacherBase:
+    """Network building, optimizers, data options and export shared by the teachers (and OMGD, which trains its
+    teachers the same way). A subclass sets the :class:`ganslim.engine.Method` attributes, builds its networks in
+    ``__init__`` with the hooks below and implements the rest of the protocol.
+
+    Hooks for subclasses:
+
+    * :meth:`add_network` builds, initialises and registers a network (``self.specs`` / ``nets`` / ``trained``);
+    * :meth:`adam` makes the Adam optimizer of some networks from the config's ``lr`` and betas;
+    * :meth:`dataset_kwargs` gives the dataset options for training or for validation;
+    * :meth:`export_networks` saves networks in both layouts; :meth:`export_meta` is the ``meta`` it is given
+      (override it to add keys).
+    """
 
     ema_networks: tuple[str, ...] = ()
 
@@ -177,7 +188,9 @@ class _Teacher:
         self.nets: dict[str, nn.Module] = {}
         self.trained: dict[str, nn.Module] = {}  # DDP-wrapped (or the same) modules for updates
 
-    def _add(self, name: str, kind: str, spec: tuple[str, dict]) -> None:
+    def add_network(self, name: str, kind: str, spec: tuple[str, dict]) -> None:
+        """Build ``kind`` ("generator" / "discriminator") ``spec = (arch, kwargs)`` as ``name``, initialised per
+        the config, on ``ctx.device``; ``self.trained[name]`` is its ``ctx.wrap``-ped (DDP) version."""
         arch, kwargs = spec
         build = build_generator if kind == "generator" else build_discriminator
         net = init_weights(build(arch, **kwargs), self.config.init_type, self.config.init_gain).to(self.ctx.device)
@@ -185,21 +198,23 @@ class _Teacher:
         self.nets[name] = net
         self.trained[name] = self.ctx.wrap(net)
 
-    def _adam(self, *names: str) -> torch.optim.Adam:
+    def adam(self, *names: str) -> torch.optim.Adam:
+        """One Adam optimizer over the parameters of the networks ``names`` (config ``lr``, ``beta1``, ``beta2``)."""
         params = [p for name in names for p in self.nets[name].parameters()]
         return torch.optim.Adam(params, lr=self.config.lr, betas=(self.config.beta1, self.config.beta2))
 
     def networks(self) -> dict[str, nn.Module]:
         return dict(self.nets)
 
-    def _dataset_kwargs(self, train: bool) -> dict:
+    def dataset_kwargs(self, train: bool) -> dict:
+        """Keyword arguments of the datasets: training preprocessing (``train``) or evaluation preprocessing."""
         config = self.config
         return dict(direction=config.direction, preprocess=config.preprocess, input_nc=config.input_nc,
                     output_nc=config.output_nc, seed=config.seed,
                     load_size=config.load_size if train else config.crop_size, crop_size=config.crop_size,
                     flip=config.flip and train, max_items=(config.max_train_images or None) if train else None)
 
-    def _export(self, run_dir: Path, files: dict[str, tuple[str, str]], meta: dict) -> dict[str, Path]:
+    def export_networks(self, run_dir: Path, files: dict[str, tuple[str, str]], meta: dict) -> dict[str, Path]:
         """Save each network ``name -> (ganslim file, reference file)`` in both layouts."""
         exported = {}
         for name, (ours, reference) in files.items():
@@ -210,7 +225,8 @@ class _Teacher:
             exported[f"reference_{name}"] = atomic_torch_save(state, run_dir / REFERENCE_DIR / reference)
         return exported
 
-    def _meta(self, method: str) -> dict:
+    def export_meta(self, method: str) -> dict:
+        """The ``meta`` saved with exported networks: method, direction and preprocessing sizes."""
         config = self.config
         return {"method": method, "direction": config.direction, "load_size": config.load_size,
                 "crop_size": config.crop_size, "preprocess": config.preprocess}
@@ -222,7 +238,7 @@ class _Teacher:
         pass
 
 
-class Pix2Pix(_Teacher):
+class Pix2Pix(TeacherBase):
     """pix2pix teacher: G maps A to B; D judges (A, B) pairs. See the module docstring."""
 
     name = "pix2pix"
@@ -232,20 +248,20 @@ class Pix2Pix(_Teacher):
 
     def __init__(self, config: Pix2PixConfig, ctx: TrainContext) -> None:
         super().__init__(config, ctx)
-        self._add("G", "generator", generator_spec(config, config.input_nc, config.output_nc))
-        self._add("D", "discriminator", discriminator_spec(config, config.input_nc + config.output_nc))
-        self._optimizers = {"G": self._adam("G"), "D": self._adam("D")}
+        self.add_network("G", "generator", generator_spec(config, config.input_nc, config.output_nc))
+        self.add_network("D", "discriminator", discriminator_spec(config, config.input_nc + config.output_nc))
+        self._optimizers = {"G": self.adam("G"), "D": self.adam("D")}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._optimizers
 
     def train_dataset(self) -> AlignedDataset:
-        return AlignedDataset(self.config.data, "train", **self._dataset_kwargs(train=True))
+        return AlignedDataset(self.config.data, "train", **self.dataset_kwargs(train=True))
 
     def val_dataset(self) -> AlignedDataset | None:
         if not (Path(self.config.data) / "val").is_dir():
             return None
-        return AlignedDataset(self.config.data, "val", **self._dataset_kwargs(train=False))
+        return AlignedDataset(self.config.data, "val", **self.dataset_kwargs(train=False))
 
     def train_step(self, batch: dict) -> dict[str, Tensor]:
         """D on (A, B) real vs (A, G(A)) fake, then G on GAN + lambda_l1 * L1 with D frozen."""
@@ -281,10 +297,10 @@ class Pix2Pix(_Teacher):
 
     def export(self, run_dir: Path) -> dict[str, Path]:
         files = {"G": ("generator.pt", "latest_net_G.pth"), "D": ("discriminator.pt", "latest_net_D.pth")}
-        return self._export(run_dir, files, self._meta(self.name))
+        return self.export_networks(run_dir, files, self.export_meta(self.name))
 
 
-class CycleGAN(_Teacher):
+class CycleGAN(TeacherBase):
     """CycleGAN teacher: G_A: A->B, G_B: B->A, D_A judges B images, D_B judges A images."""
 
     name = "cyclegan"
@@ -294,11 +310,11 @@ class CycleGAN(_Teacher):
 
     def __init__(self, config: CycleGANConfig, ctx: TrainContext) -> None:
         super().__init__(config, ctx)
-        self._add("G_A", "generator", generator_spec(config, config.input_nc, config.output_nc))
-        self._add("G_B", "generator", generator_spec(config, config.output_nc, config.input_nc))
-        self._add("D_A", "discriminator", discriminator_spec(config, config.output_nc))
-        self._add("D_B", "discriminator", discriminator_spec(config, config.input_nc))
-        self._optimizers = {"G": self._adam("G_A", "G_B"), "D": self._adam("D_A", "D_B")}
+        self.add_network("G_A", "generator", generator_spec(config, config.input_nc, config.output_nc))
+        self.add_network("G_B", "generator", generator_spec(config, config.output_nc, config.input_nc))
+        self.add_network("D_A", "discriminator", discriminator_spec(config, config.output_nc))
+        self.add_network("D_B", "discriminator", discriminator_spec(config, config.input_nc))
+        self._optimizers = {"G": self.adam("G_A", "G_B"), "D": self.adam("D_A", "D_B")}
         self.pools = {"A": ImagePool(config.pool_size, torch.Generator().manual_seed(ctx.seed_for(1))),
                       "B": ImagePool(config.pool_size, torch.Generator().manual_seed(ctx.seed_for(2)))}
 
@@ -306,7 +322,7 @@ class CycleGAN(_Teacher):
         return self._optimizers
 
     def train_dataset(self) -> UnalignedDataset:
-        return UnalignedDataset(self.config.data, "train", **self._dataset_kwargs(train=True))
+        return UnalignedDataset(self.config.data, "train", **self.dataset_kwargs(train=True))
 
     def val_dataset(self) -> None:
         return None
@@ -358,4 +374,4 @@ class CycleGAN(_Teacher):
         files = {"G_A": ("generator_A.pt", "latest_net_G_A.pth"), "G_B": ("generator_B.pt", "latest_net_G_B.pth"),
                  "D_A": ("discriminator_A.pt", "latest_net_D_A.pth"),
                  "D_B": ("discriminator_B.pt", "latest_net_D_B.pth")}
-        return self._export(run_dir, files, self._meta(self.name))
+        return self.export_networks(run_dir, files, self.export_meta(self.name))

@@ -17,7 +17,7 @@ from scipy import linalg
 from torch import Tensor
 
 from ganslim.atomic import atomic_write
-from ganslim.errors import GanslimError
+from ganslim.errors import GanslimError, first_line
 
 Statistics = tuple[np.ndarray, np.ndarray]
 """(mu (D,), sigma (D,D)) of a set of features."""
@@ -108,8 +108,7 @@ def load_statistics(path: str | os.PathLike) -> Statistics:
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GanslimError(f"cannot read FID statistics {path} as .npz: {detail}") from exc
+        raise GanslimError(f"cannot read FID statistics {path} as .npz: {first_line(exc, limit=None)}") from exc
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise GanslimError(f"{path} holds a single array, not an .npz with keys 'mu' and 'sigma'")
     with data:

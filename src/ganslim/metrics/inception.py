@@ -18,10 +18,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganslim.errors import GanslimError
+from ganslim.weights import WeightsFile, cache_path, find_weights_file, load_state_dict_strict
 
 WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{WEIGHTS_FILENAME}"
 WEIGHTS_ENV_VAR = "GANSLIM_INCEPTION_WEIGHTS"
+INCEPTION_WEIGHTS = WeightsFile(
+    label="Inception", filename=WEIGHTS_FILENAME, url=WEIGHTS_URL, env_var=WEIGHTS_ENV_VAR, wanted=WEIGHTS_FILENAME,
+    title=f"the FID Inception weights file {WEIGHTS_FILENAME}",
+)
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
 
@@ -283,51 +288,7 @@ class InceptionFeatures(nn.Module):
 
 def default_weights_path() -> Path:
     """``~/.cache/ganslim/pt_inception-2015-12-05-6726825d.pth``, the last place :func:`load_inception` looks."""
-    return Path.home() / ".cache" / "ganslim" / WEIGHTS_FILENAME
-
-
-def _find_weights(weights: str | os.PathLike | None) -> Path:
-    if weights is not None:
-        path, source = Path(weights).expanduser(), "the weights argument"
-    elif os.environ.get(WEIGHTS_ENV_VAR):
-        path, source = Path(os.environ[WEIGHTS_ENV_VAR]).expanduser(), f"${WEIGHTS_ENV_VAR}"
-    else:
-        path = default_weights_path()
-        if not path.is_file():
-            raise GanslimError(
-                f"Inception weights not found: put {WEIGHTS_FILENAME} (from {WEIGHTS_URL}) at {path}, "
-                f"or set {WEIGHTS_ENV_VAR} or pass weights= to its path"
-            )
-        return path
-    if not path.is_file():
-        raise GanslimError(
-            f"Inception weights not found at {path} (from {source}); point it at {WEIGHTS_FILENAME} "
-            f"(from {WEIGHTS_URL})"
-        )
-    return path
-
-
-def _mismatch(path: Path, state: dict[str, Tensor], expected: dict[str, Tensor]) -> str | None:
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    reshaped = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys (first '{missing[0]}')")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys (first '{unexpected[0]}')")
-    if reshaped:
-        k = reshaped[0]
-        problems.append(
-            f"{len(reshaped)} shape mismatches (first '{k}': file {tuple(state[k].shape)}, "
-            f"expected {tuple(expected[k].shape)})"
-        )
-    if not problems:
-        return None
-    return (
-        f"{path} is not the FID Inception weights file {WEIGHTS_FILENAME}: {'; '.join(problems)}; "
-        f"use the file from {WEIGHTS_URL}"
-    )
+    return cache_path(WEIGHTS_FILENAME)
 
 
 def load_inception(weights: str | os.PathLike | None = None) -> InceptionFeatures:
@@ -347,21 +308,13 @@ def load_inception(weights: str | os.PathLike | None = None) -> InceptionFeature
     Raises:
         GanslimError: the file is missing, unreadable, or has other keys or shapes (the message names them).
     """
-    path = _find_weights(weights)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for foreign or truncated files
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GanslimError(f"cannot read Inception weights {path} with torch.load: {detail}") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+    path = find_weights_file(weights, INCEPTION_WEIGHTS, default_weights_path())
+    if path is None:
         raise GanslimError(
-            f"{path} is not a state dict of tensors (got {type(state).__name__}); use {WEIGHTS_FILENAME}"
+            f"Inception weights not found: put {WEIGHTS_FILENAME} (from {WEIGHTS_URL}) at {default_weights_path()}, "
+            f"or set {WEIGHTS_ENV_VAR} or pass weights= to its path"
         )
-    state = {k: v for k, v in state.items() if not k.endswith(".num_batches_tracked")}
     inception = FIDInceptionV3()
-    problem = _mismatch(path, state, inception.state_dict())
-    if problem:
-        raise GanslimError(problem)
-    inception.load_state_dict(state, strict=True)
+    load_state_dict_strict(inception, path, INCEPTION_WEIGHTS, ignore=lambda key: key.endswith(".num_batches_tracked"))
     inception.requires_grad_(False)
     return InceptionFeatures(inception).eval()

@@ -19,10 +19,15 @@ import torch
 from torch import Tensor, nn
 
 from ganslim.errors import GanslimError
+from ganslim.weights import WeightsFile, cache_path, find_weights_file, load_state_dict_strict
 
 WEIGHTS_FILENAME = "vgg16-397923af.pth"
 WEIGHTS_URL = f"https://download.pytorch.org/models/{WEIGHTS_FILENAME}"
 WEIGHTS_ENV_VAR = "GANSLIM_VGG16_WEIGHTS"
+VGG16_WEIGHTS = WeightsFile(
+    label="VGG16", filename=WEIGHTS_FILENAME, url=WEIGHTS_URL, env_var=WEIGHTS_ENV_VAR,
+    wanted=f"torchvision's {WEIGHTS_FILENAME}", title=f"torchvision's VGG16 weights file {WEIGHTS_FILENAME}",
+)
 
 # torchvision's configuration "D": output channels of each 3×3 conv, "M" for a 2×2 max-pool.
 VGG16_CONFIG: tuple[int | str, ...] = (
@@ -143,7 +148,7 @@ class VGG16Features(nn.Module):
 
 def default_vgg16_weights_path() -> Path:
     """``~/.cache/ganslim/vgg16-397923af.pth``, the last place :func:`find_vgg16_weights` looks."""
-    return Path.home() / ".cache" / "ganslim" / WEIGHTS_FILENAME
+    return cache_path(WEIGHTS_FILENAME)
 
 
 def find_vgg16_weights(weights: str | os.PathLike | None = None) -> Path | None:
@@ -159,19 +164,7 @@ def find_vgg16_weights(weights: str | os.PathLike | None = None) -> Path | None:
         GanslimError: ``weights`` or the environment variable names a path that is not a file (a path the user
             set is never silently skipped).
     """
-    if weights is not None:
-        path, source = Path(weights).expanduser(), "the weights argument"
-    elif os.environ.get(WEIGHTS_ENV_VAR):
-        path, source = Path(os.environ[WEIGHTS_ENV_VAR]).expanduser(), f"${WEIGHTS_ENV_VAR}"
-    else:
-        path = default_vgg16_weights_path()
-        return path if path.is_file() else None
-    if not path.is_file():
-        raise GanslimError(
-            f"VGG16 weights not found at {path} (from {source}); point it at torchvision's {WEIGHTS_FILENAME} "
-            f"(from {WEIGHTS_URL})"
-        )
-    return path
+    return find_weights_file(weights, VGG16_WEIGHTS, default_vgg16_weights_path())
 
 
 def vgg16_weights_hint() -> str:
@@ -179,29 +172,6 @@ def vgg16_weights_hint() -> str:
     return (
         f"put torchvision's {WEIGHTS_FILENAME} (from {WEIGHTS_URL}) at {default_vgg16_weights_path()}, "
         f"or set {WEIGHTS_ENV_VAR} to its path"
-    )
-
-
-def _mismatch(path: Path, state: dict[str, Tensor], expected: dict[str, Tensor]) -> str | None:
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    reshaped = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys (first '{missing[0]}')")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys (first '{unexpected[0]}')")
-    if reshaped:
-        k = reshaped[0]
-        problems.append(
-            f"{len(reshaped)} shape mismatches (first '{k}': file {tuple(state[k].shape)}, "
-            f"expected {tuple(expected[k].shape)})"
-        )
-    if not problems:
-        return None
-    return (
-        f"{path} is not torchvision's VGG16 weights file {WEIGHTS_FILENAME}: {'; '.join(problems)}; "
-        f"use the file from {WEIGHTS_URL}"
     )
 
 
@@ -226,19 +196,6 @@ def load_vgg16(weights: str | os.PathLike | None = None, layers: Sequence[str] =
     path = find_vgg16_weights(weights)
     if path is None:
         raise GanslimError(f"VGG16 weights not found: {vgg16_weights_hint()}, or pass weights= to its path")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for foreign or truncated files
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GanslimError(f"cannot read VGG16 weights {path} with torch.load: {detail}") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise GanslimError(
-            f"{path} is not a state dict of tensors (got {type(state).__name__}); use {WEIGHTS_FILENAME}"
-        )
-    state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
     vgg = VGG16Features(layers, imagenet_norm=imagenet_norm)
-    problem = _mismatch(path, state, vgg.state_dict())
-    if problem:
-        raise GanslimError(problem)
-    vgg.load_state_dict(state, strict=True)
+    load_state_dict_strict(vgg, path, VGG16_WEIGHTS, ignore=lambda key: key.startswith("classifier."))
     return vgg

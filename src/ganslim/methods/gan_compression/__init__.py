@@ -13,7 +13,6 @@ from ganslim.methods.gan_compression.distill import (
     FinetuneDistillation,
     SupernetDistillation,
     distill_layers,
-    holdout_indices,
     resolve_defaults,
 )
 
@@ -23,6 +22,5 @@ __all__ = [
     "FinetuneDistillation",
     "SupernetDistillation",
     "distill_layers",
-    "holdout_indices",
     "resolve_defaults",
 ]

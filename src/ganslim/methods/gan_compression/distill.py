@@ -53,7 +53,14 @@ from ganslim.checkpoints import LoadedModel, load_discriminator, load_generator,
 from ganslim.checkpoints.format import read_checkpoint
 from ganslim.compress import SearchSpace, extract_subnet, parse_channels
 from ganslim.config import ImageTranslationConfig, option
-from ganslim.data import AlignedDataset, UnalignedDataset, detect_layout
+from ganslim.data import (
+    AlignedDataset,
+    IndexedSubset,
+    UnalignedDataset,
+    detect_layout,
+    holdout_indices,
+    without_holdout,
+)
 from ganslim.engine import TrainContext, derive_seed
 from ganslim.errors import GanslimError
 from ganslim.losses import GAN_MODES, FeatureDistillation, GANLoss
@@ -79,7 +86,6 @@ _TEACHER_DISCRIMINATORS = {
     "B": ("discriminator.pt", "discriminator_B.pt", "latest_net_D.pth", "latest_net_D_B.pth"),
 }
 HOLDOUT_SPLIT, VAL_SPLIT = "holdout", "val"
-_HOLDOUT_FRACTION, _HOLDOUT_MAX = 0.1, 100
 _SEED_STREAM = 0x6A5C  # the stream of channel configurations drawn during supernet training
 
 
@@ -285,38 +291,6 @@ def find_teacher_discriminator(config: DistillConfig) -> Path | None:
 # ------------------------------------------------------------------------------------------ data
 
 
-def holdout_indices(count: int, holdout: int = 0) -> list[int]:
-    """Evenly spaced positions of ``holdout`` of ``count`` training images (0: 10%, between 1 and 100).
-
-    Evenly spaced over the sorted file list and independent of any seed, so every stage (and a search run
-    on its own) holds out the same images. At least one image is left to train on.
-    """
-    if count < 2:
-        raise GanslimError(f"only {count} training image(s): GAN Compression holds some out for validation and "
-                           f"search, so it needs at least 2")
-    wanted = holdout or min(_HOLDOUT_MAX, max(1, round(_HOLDOUT_FRACTION * count)))
-    wanted = min(wanted, count - 1)
-    return sorted({int(i * count / wanted) for i in range(wanted)})
-
-
-class IndexedSubset(Dataset):
-    """Items ``indices`` of ``dataset`` (forwarding ``set_epoch``), each tagged ``"split": tag`` if given."""
-
-    def __init__(self, dataset: Dataset, indices: Sequence[int], tag: str | None = None) -> None:
-        self.dataset, self.indices, self.tag = dataset, list(indices), tag
-
-    def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, index: int) -> dict:
-        item = self.dataset[self.indices[index]]
-        return {**item, "split": self.tag} if self.tag is not None else item
-
-
 def _train_images(dataset: Dataset) -> int:
     """Number of distinct input images of a train dataset (A images of an unaligned one)."""
     return len(dataset.A_paths) if isinstance(dataset, UnalignedDataset) else len(dataset)
@@ -336,9 +310,7 @@ def train_split(config: DistillConfig, train: bool) -> Dataset:
 def training_items(config: DistillConfig) -> IndexedSubset:
     """The training images minus the held-out ones (training preprocessing)."""
     dataset = train_split(config, train=True)
-    images = _train_images(dataset)
-    held = set(holdout_indices(images, config.holdout_images))
-    return IndexedSubset(dataset, [i for i in range(len(dataset)) if i % images not in held])
+    return without_holdout(dataset, _train_images(dataset), config.holdout_images)
 
 
 def holdout_items(config: DistillConfig) -> IndexedSubset:

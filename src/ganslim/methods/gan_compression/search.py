@@ -67,7 +67,7 @@ from ganslim.methods.gan_compression.distill import (
     train_split,
     training_items,
 )
-from ganslim.profile import measure_latency
+from ganslim.profile import measure_latency, num_threads
 
 logger = logging.getLogger(__name__)
 
@@ -176,14 +176,9 @@ class Budget:
 
 def candidate_latency(model: nn.Module, size: int, threads: int | None, repeats: int) -> float:
     """Median CPU latency in ms of ``model`` on one (1, C, size, size) image with ``threads`` threads."""
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with num_threads(threads or None):
         image = torch.zeros(1, model.input_nc, size, size)
         return measure_latency(model, image, warmup=2, repeats=repeats, device="cpu").median_ms
-    finally:
-        torch.set_num_threads(previous)
 
 
 # ------------------------------------------------------------------------------------------ BatchNorm

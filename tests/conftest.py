@@ -1,0 +1,34 @@
+"""Fixtures shared by the test modules (plain helper functions live in helpers.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganslim.data import make_builtin
+from helpers import save_resnet
+
+
+@pytest.fixture
+def one_torch_thread():
+    """These tensors are tiny: one thread is fastest, and two xdist workers x two OpenMP threads spin-wait
+    for each other on a 2-core machine (measured 5x slower). Modules opt in with ``pytestmark``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """shapes2render at 32 px: train/ 16 A|B pairs, val/ and test/ 2 pairs each (one copy per test module)."""
+    return make_builtin("shapes2render", tmp_path_factory.mktemp("data") / "shapes", size=32, count=16)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """``{"teacher": ckpt/teacher.pt, "student": ckpt/student.pt}``: random resnet_6blocks of width 8 and 4."""
+    folder = tmp_path_factory.mktemp("ckpt")
+    return {"teacher": save_resnet(folder / "teacher.pt", 8), "student": save_resnet(folder / "student.pt", 4)}

@@ -1,0 +1,62 @@
+"""Plain helpers shared by several test modules (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from ganslim.archs import build_generator
+from ganslim.checkpoints import save_model
+from ganslim.engine import DistInfo, TrainContext, fit
+
+
+def save_resnet(path: Path, ngf: int) -> Path:
+    """Save a random resnet_6blocks (instance norm, width ``ngf``, seeded with ``ngf``) at ``path``; the path."""
+    torch.manual_seed(ngf)
+    kwargs = {"ngf": ngf, "norm": "instance"}
+    return save_model(path, build_generator("resnet_6blocks", **kwargs).eval(), "resnet_6blocks", kwargs)
+
+
+def build_method(method_cls, config):
+    """``(method, ctx)``: ``method_cls`` built on the CPU from seed 0, its optimizers bound to ``ctx``."""
+    torch.manual_seed(0)
+    ctx = TrainContext(config, torch.device("cpu"), DistInfo())
+    method = method_cls(config, ctx)
+    ctx.bind_optimizers(method.optimizers())
+    return method, ctx
+
+
+def first_batch(method, size: int = 2) -> dict:
+    """The first ``size`` items of the method's training dataset, collated."""
+    dataset = method.train_dataset()
+    return torch.utils.data.default_collate([dataset[i] for i in range(size)])
+
+
+def snapshot(module: nn.Module) -> dict:
+    """A detached copy of ``module``'s state dict."""
+    return {key: value.detach().clone() for key, value in module.state_dict().items()}
+
+
+class Crash(Exception):
+    """What a killed process would leave: raised in the middle of a step or a save."""
+
+
+def interrupted_run(method_cls, config, crash_on_call: int) -> Path:
+    """Run ``fit`` until its ``crash_on_call``-th train_step dies (as a killed process would); its run folder."""
+    calls = {"n": 0}
+    original = method_cls.train_step
+
+    def dying(self, batch):
+        calls["n"] += 1
+        if calls["n"] == crash_on_call:
+            raise Crash
+        return original(self, batch)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(method_cls, "train_step", dying)
+        with pytest.raises(Crash):
+            fit(config, method_cls, progress=False)
+    return sorted(Path(config.out_dir).iterdir())[-1]
