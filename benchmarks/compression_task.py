@@ -24,7 +24,7 @@ from ganslim.data.builtin import INFO_FILE
 from ganslim.engine import fit
 from ganslim.methods.teacher import Pix2Pix, Pix2PixConfig
 from ganslim.metrics import psnr, ssim
-from ganslim.profile import count_macs, count_params
+from ganslim.profile import count_macs, count_params, num_threads
 
 DATASET, IMAGE_SIZE, BATCH_SIZE = "shapes2render", 64, 4
 EPOCHS, EPOCHS_DECAY = 3, 3  # 100 steps an epoch: 600 optimisation steps for every model
@@ -65,20 +65,15 @@ def run_seconds(exported: Path) -> float:
 def interleaved_latency(models: dict[str, torch.nn.Module], size: int, threads: int, warmup: int,
                         repeats: int) -> dict[str, dict]:
     """Median/min/max ms per model at ``size``x``size``; each repeat runs every model once, in turn."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
     image = torch.rand(1, 3, size, size) * 2 - 1
     times: dict[str, list[float]] = {name: [] for name in models}
-    try:
-        with torch.inference_mode():
-            for round_index in range(warmup + repeats):
-                for name, model in models.items():
-                    started = time.perf_counter()
-                    model(image)
-                    if round_index >= warmup:
-                        times[name].append((time.perf_counter() - started) * 1000)
-    finally:
-        torch.set_num_threads(previous)
+    with num_threads(threads), torch.inference_mode():
+        for round_index in range(warmup + repeats):
+            for name, model in models.items():
+                started = time.perf_counter()
+                model(image)
+                if round_index >= warmup:
+                    times[name].append((time.perf_counter() - started) * 1000)
     return {name: {"median": statistics.median(t), "min": min(t), "max": max(t)} for name, t in times.items()}
 
 
