@@ -84,8 +84,8 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", dataset: str = DEFAULT_BUI
              epochs: int = 3, device: str = "auto", progress: bool = True) -> DemoReport:
     """Make ``dataset``, train a small pix2pix teacher, compress it with GAN Compression, compare both.
 
-    ``epochs``: the teacher trains ``epochs`` + ``epochs`` (decay) epochs; the supernet and the fine-tune
-    stage get about half of that each, so the student sees as many steps as the teacher.
+    ``epochs``: the teacher, the supernet and the fine-tuned student each train ``epochs`` epochs at the
+    full learning rate and ``epochs`` more decaying to zero.
     """
     out_dir = Path(out_dir)
     data_dir = out_dir / "data" / dataset
@@ -98,12 +98,10 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", dataset: str = DEFAULT_BUI
     teacher_path = fit(teacher_config, Pix2Pix, progress=progress).exported["G"]
     teacher = load_generator(teacher_path).model
     budget = count_macs(teacher, torch.zeros(1, 3, PROFILE_SIZE, PROFILE_SIZE)).macs_published / MACS_REDUCTION
-    half = max(1, epochs // 2)
-    supernet_epochs = max(1, epochs - half)
     compression_config = load_config(PipelineConfig, method="gan-compression", overrides={
         **common, **COMPRESSION, "teacher": str(teacher_path), "budget_macs": f"{budget / 1e9:.3f}G",
-        "size": PROFILE_SIZE, "epochs": supernet_epochs, "epochs_decay": supernet_epochs,
-        "finetune_epochs": half, "finetune_epochs_decay": half})
+        "size": PROFILE_SIZE, "epochs": epochs, "epochs_decay": epochs,
+        "finetune_epochs": epochs, "finetune_epochs_decay": epochs})
     student_path = run_pipeline(compression_config, progress=progress).run_dir / "generator.pt"
     student = load_generator(student_path).model
 
