@@ -8,6 +8,7 @@ and measured in one process: params, MACs in both conventions at 256x256, eager 
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -32,6 +33,15 @@ TEACHER = {"generator": "resnet_9blocks", "ngf": 64, "norm": "instance", "dropou
 TRAINING = {"batch_size": BATCH_SIZE, "gan_mode": "lsgan", "load_size": IMAGE_SIZE + 8, "crop_size": IMAGE_SIZE,
             "sample_every": 0, "log_every": 25, "val_every": 200, "ckpt_every": 200}
 LATENCY_SIZE = 256
+
+
+def benchmark_arguments(doc: str) -> argparse.Namespace:
+    """The options every compression benchmark takes: --work, --out, --threads."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/work"), help="training runs and data")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="where results are written")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for latency (default 2)")
+    return parser.parse_args()
 
 
 def prepare_data(work: Path) -> Path:

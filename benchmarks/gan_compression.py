@@ -12,12 +12,11 @@ supernet + fine-tune stages together. All three are measured side by side in one
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from compression_task import (BATCH_SIZE, EPOCHS, EPOCHS_DECAY, TEACHER, TRAINING, markdown_table, measure, prepare_data,
-                              run_seconds, train_pix2pix, write_results)
+from compression_task import (BATCH_SIZE, EPOCHS, EPOCHS_DECAY, TEACHER, TRAINING, benchmark_arguments,
+                              markdown_table, measure, prepare_data, run_seconds, train_pix2pix, write_results)
 
 from ganslim.config import load_config
 from ganslim.methods.gan_compression.pipeline import PipelineConfig, run_pipeline
@@ -40,11 +39,7 @@ def compress(work: Path, data: Path, teacher: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/work"), help="training runs and data")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="where results are written")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for latency (default 2)")
-    args = parser.parse_args()
+    args = benchmark_arguments(__doc__)
 
     data = prepare_data(args.work)
     teacher = train_pix2pix(args.work, data, "teacher", TEACHER)
@@ -68,7 +63,8 @@ def main() -> None:
     markdown = markdown_table(table, wall_clock)
     teacher_row, student_row, scratch_row = table["teacher"], table["gan_compression"], table["scratch"]
     markdown += (f"\n\nEpochs at batch {BATCH_SIZE}: {epochs} (GAN Compression trains on 90% of the 400 training "
-                 f"images, 10% are held out for its search). Student channels {channels}. Targets: MACs reduced {student_row['macs_ratio']:.1f}x (>= 20x); "
+                 f"images, 10% are held out for its search). Student channels {channels}. Targets: MACs reduced "
+                 f"{student_row['macs_ratio']:.1f}x (>= 20x); "
                  f"val PSNR {student_row['psnr'] - teacher_row['psnr']:+.2f} dB vs the teacher (>= -0.5 dB) and "
                  f"{student_row['psnr'] - scratch_row['psnr']:+.2f} dB vs the from-scratch student (> 0); "
                  f"eager CPU speed-up {student_row['speedup']:.1f}x (>= 10x).")

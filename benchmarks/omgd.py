@@ -11,12 +11,11 @@ Without VGG16 weights (see the README) OMGD runs with its SSIM, TV and channel-d
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from compression_task import (EPOCHS, EPOCHS_DECAY, TRAINING, markdown_table, measure, prepare_data,
-                              run_seconds, write_results)
+from compression_task import (EPOCHS, EPOCHS_DECAY, TRAINING, benchmark_arguments, markdown_table, measure,
+                              prepare_data, run_seconds, write_results)
 
 from ganslim.config import load_config
 from ganslim.engine import fit
@@ -37,11 +36,7 @@ def train_omgd(work: Path, data: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/work"), help="training runs and data")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="where results are written")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for latency (default 2)")
-    args = parser.parse_args()
+    args = benchmark_arguments(__doc__)
 
     previous = json.loads((args.out / "gan_compression.json").read_text())
     data = prepare_data(args.work)
