@@ -55,7 +55,23 @@ class _SeededDataset(Dataset):
         return np.random.default_rng([self.seed, self.epoch, index])
 
 
-class AlignedDataset(_SeededDataset):
+class _ImagePairDataset(_SeededDataset):
+    """What both translation layouts share: root, split, direction, channels and preprocessing."""
+
+    def __init__(self, root: str | os.PathLike, split: str, direction: str, load_size: int, crop_size: int,
+                 flip: bool, preprocess: str, input_nc: int, output_nc: int, seed: int) -> None:
+        super().__init__(seed)
+        _check_direction(direction)
+        _check_channels(input_nc=input_nc, output_nc=output_nc)
+        self.root = Path(root)
+        self.split = split
+        self.direction = direction
+        self.input_nc = input_nc
+        self.output_nc = output_nc
+        self.preprocess = Preprocess(preprocess, load_size, crop_size, flip)
+
+
+class AlignedDataset(_ImagePairDataset):
     """Paired images stored side by side (A left, B right) under ``root/split/``, as pix2pix reads them.
 
     Both halves get the same resize, crop and flip. Items: ``{"A": (input_nc, H, W), "B": (output_nc, H, W),
@@ -76,15 +92,7 @@ class AlignedDataset(_SeededDataset):
         max_items: int | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__(seed)
-        _check_direction(direction)
-        _check_channels(input_nc=input_nc, output_nc=output_nc)
-        self.root = Path(root)
-        self.split = split
-        self.direction = direction
-        self.input_nc = input_nc
-        self.output_nc = output_nc
-        self.preprocess = Preprocess(preprocess, load_size, crop_size, flip)
+        super().__init__(root, split, direction, load_size, crop_size, flip, preprocess, input_nc, output_nc, seed)
         folder = self.root / split
         if not folder.is_dir():
             raise GanslimError(
@@ -117,7 +125,7 @@ class AlignedDataset(_SeededDataset):
         }
 
 
-class UnalignedDataset(_SeededDataset):
+class UnalignedDataset(_ImagePairDataset):
     """Unpaired images under ``root/{split}A/`` and ``root/{split}B/``, as CycleGAN reads them.
 
     Length is max(#A, #B). Item ``i`` takes A image ``i % #A`` and, like the reference, B image
@@ -140,16 +148,8 @@ class UnalignedDataset(_SeededDataset):
         max_items: int | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__(seed)
-        _check_direction(direction)
-        _check_channels(input_nc=input_nc, output_nc=output_nc)
-        self.root = Path(root)
-        self.split = split
-        self.direction = direction
+        super().__init__(root, split, direction, load_size, crop_size, flip, preprocess, input_nc, output_nc, seed)
         self.serial_batches = serial_batches
-        self.input_nc = input_nc
-        self.output_nc = output_nc
-        self.preprocess = Preprocess(preprocess, load_size, crop_size, flip)
         source, target = ("A", "B") if direction == "AtoB" else ("B", "A")
         self.A_paths = self._list(self.root / f"{split}{source}", max_items)
         self.B_paths = self._list(self.root / f"{split}{target}", max_items)
