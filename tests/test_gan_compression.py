@@ -329,6 +329,19 @@ def test_pipeline_stops_after_search_resumes_to_export_and_refuses_impossible_bu
                               progress=False)
     assert len(written) == 1 and written[0].is_file()
 
+    # Train once, search again: --supernet reuses the trained supernet under a tighter budget (train_step and
+    # the scorer's old results are off limits: the stage is skipped and the new run scores its own candidates).
+    monkeypatch.undo()
+    monkeypatch.setattr(SupernetDistillation, "train_step", must_not_run)
+    supernet_run = state["stages"]["supernet"]["run_dir"]
+    assert cli("gan-compression", *common, "--budget-macs", "4.5M", "--supernet", supernet_run,
+               "--stop-after", "search") == 0
+    again = out / "00001-gan-compression-shapes"
+    stages = json.loads((again / "pipeline.json").read_text())["stages"]
+    assert stages["supernet"] == {"run_dir": supernet_run, "reused": True}
+    assert not any("supernet" in p.name for p in again.iterdir())
+    assert search_module.read_result(stages["search"]["run_dir"])["macs_published"] <= 4.5e6
+
 
 def test_each_stage_is_a_command_of_its_own(paired, pix2pix_teacher, tmp_path, capsys):
     out = tmp_path / "stages"

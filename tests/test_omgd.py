@@ -317,6 +317,21 @@ def test_student_update_reaches_neither_discriminator_nor_teachers(paired, tmp_p
     assert {"S_ssim_wide", "S_ssim_deep", "S_tv_wide", "S_tv_deep", "S_cd"} == {k for k in losses if k[:2] == "S_"}
 
 
+def test_with_n_dis_the_teachers_update_once_every_n_dis_steps_and_the_student_every_step(paired, tmp_path):
+    method, _ = build(config(paired, tmp_path, n_dis=2))
+    batch = first_batch(method)
+    teachers = ("discriminator", "teacher_wide", "teacher_deep")
+    for step in range(4):
+        before = {name: snapshot(method.nets[name]) for name in (*teachers, "student")}
+        losses = method.train_step(batch)
+        changed = {name: not same(before[name], method.nets[name]) for name in before}
+        assert changed["student"] and any(key.startswith("S_") for key in losses)
+        teachers_learn = step % 2 == 0
+        assert all(changed[name] == teachers_learn for name in teachers), step
+        assert any(key.startswith("T_") for key in losses) == teachers_learn
+    assert method.extra_state() == {"steps": 4}
+
+
 def test_student_does_not_depend_on_the_ground_truth(paired, tmp_path):
     runs = {}
     for label in ("truth", "noise"):
@@ -361,7 +376,7 @@ def test_teacher_checkpoint_initialises_the_wide_teacher(paired, tmp_path):
 
 
 def test_paired_run_exports_and_resumes_exactly(paired, tmp_path, capsys):
-    cfg = config(paired, tmp_path, ckpt_every=3)
+    cfg = config(paired, tmp_path, ckpt_every=3, n_dis=2)  # the resume must know step 4 updates no teacher
     straight = fit(cfg, OMGD, progress=False)  # 8 images, batch 2: 4 steps/epoch, 8 steps
     run = straight.run_dir
     assert straight.step == 8 and straight.best["metric"] == "psnr"

@@ -12,9 +12,11 @@ import pytest
 import torch
 
 from ganslim.archs import build_generator, init_weights
-from ganslim.archs.mobile_resnet import uniform_channels
+from ganslim.archs.mobile_resnet import MobileResnetGenerator, uniform_channels
 from ganslim.checkpoints import save_model
 from ganslim.compress import SearchSpace, extract_subnet
+from ganslim.compress import latency as latency_module
+from ganslim.compress.latency import LatencyTable, LatencyTimer
 from ganslim.data import make_builtin
 from ganslim.engine import DistInfo
 from ganslim.engine import distributed
@@ -32,7 +34,7 @@ from ganslim.methods.gan_compression.search import (
     recalibrate_batchnorm,
     run_search,
 )
-from ganslim.profile import count_macs, count_params
+from ganslim.profile import LatencyStats, count_macs, count_params
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -128,6 +130,77 @@ def test_latency_budget_measures_and_rejects():
     evolution, _ = synthetic_search(Budget(ms=28.0), space, latency=latency)
     best = evolution.evolution(random.Random(1), 8, 0.25, 0.5, 0.3, 2)
     assert best["latency_ms"] <= 28.0
+
+
+def test_a_latency_table_sums_spans_timed_once_and_calibrates_on_whole_models():
+    space = SearchSpace.default(uniform_channels(16, 9))
+    timed: list[int] = []
+
+    def params_as_ms(span, image):  # a stand-in timer that adds up exactly: parameters of the span
+        timed.append(image.shape[1])
+        return count_params(span) / 1000
+
+    table = LatencyTable(space, 32, params_as_ms)
+    smallest, largest = space.smallest(), space.largest()
+    assert table.predict(smallest) == pytest.approx(count_params(MobileResnetGenerator(channels=smallest)) / 1000)
+    assert len(timed) == 7  # stem, down1, down2, up1, up2, out and one block: nine equal blocks timed once
+    table.predict(smallest)
+    assert len(timed) == 7  # known spans are looked up, not timed again
+    expected = count_params(MobileResnetGenerator(channels=largest)) / 1000
+    assert table.predict(largest) == pytest.approx(expected)
+    table.observe(smallest, 2 * table.summed(smallest))  # whole models run twice as slow as their spans say
+    table.observe(largest, 3 * table.summed(largest))
+    assert table.calibration() == pytest.approx(2.5) and table.predict(largest) == pytest.approx(2.5 * expected)
+
+
+def test_a_latency_predictor_spares_timing_proposals_far_over_budget():
+    space = SearchSpace.default(uniform_channels(16, 9))
+    timed: list[str] = []
+
+    def latency(channels):  # a stand-in timer the table predicts exactly: parameters of the whole model
+        timed.append(config_key(channels))
+        return count_params(MobileResnetGenerator(channels=channels)) / 1000
+
+    table = LatencyTable(space, 32, lambda span, image: count_params(span) / 1000)
+    budget_ms = 0.5 * latency(space.largest())
+    timed.clear()
+    search, _ = synthetic_search(Budget(ms=budget_ms), space, latency=latency, predictor=table)
+    search.check_feasible()
+    best = search.evolution(random.Random(0), 10, 0.25, 0.5, 0.3, 2)
+    assert best["latency_ms"] <= budget_ms and table.calibration() == pytest.approx(1.0)
+    measured = [search.rows[key] for key in timed[1:]]  # timed[0]: the smallest, by check_feasible
+    assert measured and all(row["latency_predicted_ms"] <= budget_ms for row in measured)
+    assert all(row["latency_predicted_ms"] == pytest.approx(row["latency_ms"]) for row in measured)
+    assert not search.may_fit(space.largest()) and search.may_fit(space.smallest())
+
+
+def test_the_latency_timer_holds_steady_when_the_machine_slows_down(monkeypatch):
+    # (model, reference) medians: the reference settling alone, then normal, slow and fast phases.
+    phases = iter([(12.0, 12.0), (10.0, 10.0), (11.0, 11.0), (20.0, 10.0), (40.0, 20.0), (15.0, 5.0)])
+
+    def fake_interleaved(runners, image, warmup, repeats):
+        assert set(runners) == {"model", "reference"} and image.shape == (1, 3, 16, 16) and repeats == 4
+        for run in runners.values():
+            run(image)
+        model_ms, reference_ms = next(phases)
+        return {"model": LatencyStats(model_ms, model_ms, model_ms, repeats),
+                "reference": LatencyStats(reference_ms, reference_ms, reference_ms, repeats)}
+
+    monkeypatch.setattr(latency_module, "time_interleaved", fake_interleaved)
+    monkeypatch.setattr(latency_module, "_process", {"warm": True})
+    timer = LatencyTimer(MobileResnetGenerator(channels=[8, 8, 8, 8, 8, 8, 8, 8]), 16, 1, repeats=4)
+    model = MobileResnetGenerator(channels=[8, 16, 16, 16, 16, 16, 16, 8])
+    assert timer(model) == 20.0 and timer(model) == 20.0  # twice as slow as the reference, whatever the phase
+    assert timer(model) == 15.0 and timer.best_reference_ms == 5.0  # a faster phase lowers the yardstick
+
+
+def test_a_lucky_timing_does_not_fit_a_candidate_predicted_over_budget():
+    space = SearchSpace([[16, 8], [32, 16], [64, 32], [64, 32], [64, 32], [64, 32], [32, 16], [16, 8]])
+    search, _ = synthetic_search(Budget(ms=10.0), space, latency=lambda channels: 9.0)
+    row = {"channels": space.smallest(), "macs": 1, "macs_published": 1, "latency_ms": 9.0}
+    assert search._fits({**row, "latency_predicted_ms": 9.5}) and search._fits(row)
+    assert not search._fits({**row, "latency_predicted_ms": 12.0})
+    assert not search._fits({**row, "latency_ms": 11.0, "latency_predicted_ms": 9.5})
 
 
 def test_rounds_are_shared_across_ranks_and_gathered(monkeypatch):

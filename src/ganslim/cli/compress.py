@@ -47,6 +47,8 @@ PIPELINE_FLAGS = {
 }
 SUPERNET_FLAG = {"--supernet": ("supernet", "RUN", "the supernet: a gan-compression-supernet run folder or its "
                                                    "supernet.pt")}
+REUSE_SUPERNET_FLAG = {"--supernet": ("supernet", "RUN", "skip stage 1: search this trained supernet (a "
+                                                         "gan-compression-supernet run folder or its supernet.pt)")}
 
 DESCRIPTION = """\
 Turn a trained teacher generator into a compact one.
@@ -68,7 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     pipeline = add_compress_command(methods, PIPELINE, "all stages in one resumable run folder: supernet -> search "
                                     "-> fine-tune -> export",
-                                    [COMPRESS_FLAGS, TRAIN_FLAGS, SEARCH_FLAGS, PIPELINE_FLAGS])
+                                    [COMPRESS_FLAGS, TRAIN_FLAGS, SEARCH_FLAGS, PIPELINE_FLAGS, REUSE_SUPERNET_FLAG])
     pipeline.add_argument("--resume", metavar="RUN_DIR", help="continue a run: skip finished stages, resume the rest")
     pipeline.add_argument("--stop-after", metavar="STAGE", choices=("supernet", "search", "finetune"),
                           help="stop after this stage (supernet, search, finetune); --resume continues later")

@@ -183,8 +183,12 @@ class SearchSpace:
 _SPAN_MACS: dict[tuple, MacCount] = {}
 
 
-def _spans(channels: Sequence[int], n_blocks: int) -> list[tuple[tuple, slice]]:
-    """(key, slice of ``model``) for each span of the layout in ``ganslim.archs.mobile_resnet``."""
+def channel_spans(channels: Sequence[int], n_blocks: int) -> list[tuple[tuple, slice]]:
+    """(key, slice of ``MobileResnetGenerator.model``) per span of the layout, in order.
+
+    A key names the span's kind and the widths it touches (e.g. ``("block", 64, 96)``): equal keys are the same
+    computation on the same input shape, for one architecture and image size.
+    """
     stem, down1, residual, *hidden, up1, up2 = channels
     first_up = FIRST_BLOCK_INDEX + n_blocks
     blocks = [
@@ -207,7 +211,7 @@ def _compact_macs(
     n_blocks: int, input_nc: int, output_nc: int, norm: str, channels: list[int], height: int, width: int
 ) -> MacCount:
     arch = (n_blocks, input_nc, output_nc, norm, height, width)
-    spans = [((*arch, *key), span) for key, span in _spans(channels, n_blocks)]
+    spans = [((*arch, *key), span) for key, span in channel_spans(channels, n_blocks)]
     if any(key not in _SPAN_MACS for key, _ in spans):
         with torch.device("meta"):
             model = MobileResnetGenerator(input_nc, output_nc, norm=norm, n_blocks=n_blocks, channels=channels)

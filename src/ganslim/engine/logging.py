@@ -57,7 +57,7 @@ class RunLogger:
         self.writer = None
         self.text = None
         self._sums: dict[str, torch.Tensor | float] = {}
-        self._count = 0
+        self._counts: dict[str, int] = {}  # per term: a method may log a term only on some steps
         self._last_time = time.perf_counter()
         self._last_step = start_step
         if self.enabled:
@@ -79,17 +79,17 @@ class RunLogger:
         self.text.flush()
 
     def track(self, losses: dict[str, torch.Tensor | float]) -> None:
-        """Add one step's loss terms to the running means and advance the bar."""
+        """Add one step's loss terms to the running means (each over the steps that logged it); advance the bar."""
         for key, value in losses.items():
             value = value.detach().float() if isinstance(value, torch.Tensor) else float(value)
             self._sums[key] = self._sums.get(key, 0.0) + value
-        self._count += 1
+            self._counts[key] = self._counts.get(key, 0) + 1
         self.bar.update(1)
 
     def log_losses(self, step: int, lrs: dict[str, float]) -> dict[str, float]:
         """Write the mean loss terms since the last call, the learning rates and the speed; return the means."""
-        means = {key: float(total) / max(self._count, 1) for key, total in self._sums.items()}
-        self._sums, self._count = {}, 0
+        means = {key: float(total) / self._counts[key] for key, total in self._sums.items()}
+        self._sums, self._counts = {}, {}
         for key, value in means.items():
             if not math.isfinite(value):
                 raise GanslimError(f"loss '{key}' became {value} around step {step}: lower the learning rate"

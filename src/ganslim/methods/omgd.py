@@ -15,7 +15,9 @@ discriminator or the ground truth: it learns only from the teachers' (detached) 
   1x1 conv + BatchNorm + ReLU on the student's activation, global average pool, MSE to the teacher's pool).
 
 Order per step, as OMGD: all three generators run once; the discriminator is updated, then the teachers
-(discriminator frozen), then the student from the teachers' outputs of that same forward pass.
+(discriminator frozen), then the student from the teachers' outputs of that same forward pass. With
+``n_dis`` > 1 (OMGD's option) the discriminator and teachers update on one step in ``n_dis`` and the student
+on every step, from the teachers' no-gradient outputs in between.
 Validation on ``val/``: the student's PSNR / SSIM against the ground truth (``psnr`` picks ``best.pt``), and
 the teachers' PSNR (``psnr_wide``, ``psnr_deep``).
 
@@ -118,6 +120,8 @@ class OMGDConfig(ImageTranslationConfig):
     beta1: float = option(0.5, "Adam beta1", min=0.0, max=0.999999)
     beta2: float = option(0.999, "Adam beta2", min=0.0, max=0.999999)
     batch_size: int = option(4, "images per optimisation step and process (OMGD: 4)", min=1)
+    n_dis: int = option(1, "paired: student updates per teacher update (the discriminator and teachers train "
+                           "every n_dis-th step, the student every step; OMGD: 1 edges2shoes, 3 cityscapes)", min=1)
     holdout_images: int = option(0, "unpaired: training A images held out for validation (0: 10%, 1 to 100)",
                                  min=0)
     snapshot_every: int = option(0, "unpaired: steps between teacher snapshots for the student (0: one epoch)",
@@ -374,14 +378,33 @@ class OMGD(_OMGDBase):
         self._add_student("teacher_wide")
         self.taps["teacher_wide"] = self.ctx.wrap(FeatureTap(wide, self.layers))
         self._optimizers.update(teachers=self.adam("teacher_wide", "teacher_deep"), D=self.adam("discriminator"))
+        self.steps = 0
 
     # pix2pix's data: train/ with training preprocessing, val/ (if present) resized to crop_size.
     train_dataset = Pix2Pix.train_dataset
     val_dataset = Pix2Pix.val_dataset
 
     def train_step(self, batch: dict) -> dict[str, Tensor]:
-        """Shared D, then both teachers (D frozen), then the student from the same forward's teacher outputs."""
-        ctx, config, real_a, real_b = self.ctx, self.config, batch["A"], batch["B"]
+        """Shared D, then both teachers (D frozen), then the student from the same forward's teacher outputs.
+
+        With ``n_dis`` > 1 the discriminator and teachers update on the first of every ``n_dis`` steps only;
+        on the others the teachers run without gradients and only the student learns.
+        """
+        ctx, real_a = self.ctx, batch["A"]
+        update_teachers = self.steps % self.config.n_dis == 0
+        self.steps += 1
+        if update_teachers:
+            teachers, wide_features, losses = self._teacher_step(real_a, batch["B"])
+        else:
+            with torch.no_grad(), ctx.autocast():
+                wide, wide_features = self.taps["teacher_wide"](real_a)
+                teachers, losses = {"wide": wide, "deep": self.nets["teacher_deep"](real_a)}, {}
+        losses.update(self._student_step(real_a, teachers, wide_features))
+        return {key: value.detach() for key, value in losses.items()}
+
+    def _teacher_step(self, real_a: Tensor, real_b: Tensor) -> tuple[dict[str, Tensor], list[Tensor], dict]:
+        """Update D, then both teachers; returns their outputs, the wide teacher's features and the losses."""
+        ctx, config = self.ctx, self.config
         with ctx.autocast():
             wide, wide_features = self.taps["teacher_wide"](real_a)
             teachers = {"wide": wide, "deep": self.trained["teacher_deep"](real_a)}
@@ -399,8 +422,13 @@ class OMGD(_OMGDBase):
                     losses[f"T_GAN_{name}"] = config.lambda_gan * self.gan_loss(pred, True, for_discriminator=False)
                     losses[f"T_L1_{name}"] = config.lambda_l1 * F.l1_loss(image.float(), real_b)
             ctx.step("teachers", sum(value for key, value in losses.items() if key.startswith("T_")))
-        losses.update(self._student_step(real_a, teachers, wide_features))
-        return {key: value.detach() for key, value in losses.items()}
+        return teachers, wide_features, losses
+
+    def extra_state(self) -> dict:
+        return {"steps": self.steps}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.steps = int(state["steps"])
 
     def validate(self, batches: Iterable[dict]) -> dict[str, float]:
         """Student PSNR (dB) / SSIM against the ground truth of ``val/``; teachers' PSNR for comparison."""

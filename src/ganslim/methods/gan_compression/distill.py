@@ -121,7 +121,8 @@ class DistillConfig(ImageTranslationConfig):
     sampling: str = option("uniform", "supernet: configurations per step (uniform: one random; sandwich: "
                                       "largest + smallest + random)", choices=("uniform", "sandwich"))
     fixed_channels: str = option("", "fine-tune: the widths of the sub-network, e.g. 16,32,64,32,48,64,32,16")
-    supernet: str = option("", "fine-tune / search: supernet.pt (or its run folder) to start from")
+    supernet: str = option("", "fine-tune / search: supernet.pt (or its run folder) to start from; pipeline: "
+                                 "reuse it instead of training stage 1")
 
     def check(self) -> None:
         super().check()

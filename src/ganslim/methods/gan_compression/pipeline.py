@@ -10,6 +10,9 @@
     generator.pt                              stage 4: the compact student (what translate / profile take)
     summary.json                              teacher vs student: parameters, MACs, held-out / val metrics
 
+With ``supernet`` set (a supernet run folder or its ``supernet.pt``), stage 1 is skipped and that supernet is
+searched under this run's budget: train once, search as many budgets as needed without retraining.
+
 ``run_pipeline(config, resume=RUN)`` skips finished stages and continues the unfinished one (a training stage
 from its last checkpoint, the search from its progress file); ``stop_after`` ends after a stage. The
 training stages run under ``ganslim.engine.fit`` (progress bar, TensorBoard, checkpoints), so under
@@ -41,6 +44,7 @@ from ganslim.methods.gan_compression.distill import (
     FinetuneDistillation,
     SupernetDistillation,
     data_kind,
+    find_supernet,
     image_metrics,
     load_teacher,
     resolve_defaults,
@@ -189,6 +193,8 @@ class _Pipeline:
         return str(result.run_dir)
 
     def _supernet(self, done: dict) -> dict:
+        if self.config.supernet:
+            return {"run_dir": str(find_supernet(self.config.supernet).parent), "reused": True}
         config = stage_config(self.config, DistillConfig, self.run_dir)
         return {"run_dir": self._train(SupernetDistillation, config)}
 

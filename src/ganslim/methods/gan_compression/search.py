@@ -11,10 +11,13 @@ statistics belong to no sub-network in particular), and it is scored on the held
 
 The budget is MACs (``budget_macs``, e.g. ``3G``, in the ``published`` torchprofile convention or ``true``
 multiply-adds, predicted without running the model) and/or the measured latency of the compact model on this
-machine (``budget_ms`` at ``size`` x ``size`` with ``threads`` CPU threads). A budget that even the smallest
-sub-network misses is refused before any work. Small spaces (after the budget) are searched exhaustively;
-larger ones by evolution (population, the best ``parents`` fraction kept, the rest made by mutation and
-crossover of parents, over-budget children rejected), as in the paper.
+machine (``budget_ms`` at ``size`` x ``size`` with ``threads`` CPU threads). Under a latency budget a
+:class:`~ganslim.compress.latency.LatencyTable` predicts each proposal from its timed spans; only those
+predicted within the budget are timed as whole models, and a candidate fits when its timing is within the
+budget too. A budget that even the smallest sub-network misses is refused before any work. Small spaces
+(after the budget) are searched exhaustively; larger ones by evolution (population, the best ``parents``
+fraction kept, the rest made by mutation and crossover of parents, over-budget children rejected), as in
+the paper.
 
 A search run folder holds ``config.yaml``, ``candidates.jsonl`` (one line per scored or measured
 candidate, appended as the search goes: a restarted search reads it and skips those candidates),
@@ -49,6 +52,7 @@ from ganslim.archs.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.atomic import atomic_write_text
 from ganslim.checkpoints import load_generator
 from ganslim.compress import SearchSpace, extract_subnet
+from ganslim.compress.latency import LatencyTable, LatencyTimer, span_timer
 from ganslim.config import option
 from ganslim.engine import distributed as ddp
 from ganslim.engine.logging import RunLogger
@@ -67,7 +71,6 @@ from ganslim.methods.gan_compression.distill import (
     train_split,
     training_items,
 )
-from ganslim.profile import measure_latency, num_threads
 
 logger = logging.getLogger(__name__)
 
@@ -172,13 +175,6 @@ class Budget:
         if self.ms is not None:
             parts.append(f"{self.ms:g} ms on {self.threads or torch.get_num_threads()} CPU thread(s)")
         return " and ".join(parts) + f" at {self.size}x{self.size}"
-
-
-def candidate_latency(model: nn.Module, size: int, threads: int | None, repeats: int) -> float:
-    """Median CPU latency in ms of ``model`` on one (1, C, size, size) image with ``threads`` threads."""
-    with num_threads(threads or None):
-        image = torch.zeros(1, model.input_nc, size, size)
-        return measure_latency(model, image, warmup=2, repeats=repeats, device="cpu").median_ms
 
 
 # ------------------------------------------------------------------------------------------ BatchNorm
@@ -296,8 +292,10 @@ class Search:
 
     def __init__(self, space: SearchSpace, budget: Budget, evaluate: Callable[[list[int]], dict[str, float]],
                  latency: Callable[[list[int]], float] | None, metric: str, info: ddp.DistInfo = ddp.DistInfo(),
-                 rows: dict[str, dict] | None = None, on_rows: Callable[[list[dict]], None] | None = None) -> None:
+                 rows: dict[str, dict] | None = None, on_rows: Callable[[list[dict]], None] | None = None,
+                 predictor: LatencyTable | None = None) -> None:
         self.space, self.budget, self.evaluate_fn, self.latency_fn = space, budget, evaluate, latency
+        self.predictor = predictor
         self.metric, self.info = metric, info
         self.on_rows = on_rows or (lambda rows: None)
         self.sign = -1.0 if metric in _LOWER_IS_BETTER else 1.0
@@ -321,10 +319,25 @@ class Search:
             return True
         return self.budget.macs_of(self.macs(channels)) <= self.budget.macs
 
+    def may_fit(self, channels: Sequence[int]) -> bool:
+        """The cheap check before measuring: the MACs budget, and the predicted latency (when predicted)."""
+        if not self.fits_macs(channels):
+            return False
+        if self.budget.ms is None or self.predictor is None:
+            return True
+        return self.predictor.predict(channels) <= self.budget.ms
+
     def _fits(self, row: dict) -> bool:
-        """Whether a row with MACs (and, for latency budgets, ``latency_ms``) meets the budget."""
+        """Whether a row with MACs (and, for latency budgets, ``latency_ms``) meets the budget.
+
+        Under a latency budget the prediction (when the row has one) must fit too: on a busy machine one
+        timing can land in a quiet moment, and two independent estimates rarely err the same way.
+        """
         macs_ok = self.budget.macs is None or self.budget.macs_of(row) <= self.budget.macs
-        return macs_ok and (self.budget.ms is None or row["latency_ms"] <= self.budget.ms)
+        if self.budget.ms is None:
+            return macs_ok
+        predicted = row.get("latency_predicted_ms")
+        return macs_ok and row["latency_ms"] <= self.budget.ms and (predicted is None or predicted <= self.budget.ms)
 
     def check_feasible(self) -> None:
         """Refuse a budget that even the smallest sub-network misses, naming what it costs."""
@@ -336,6 +349,8 @@ class Search:
         if self.budget.ms is not None:
             key = config_key(smallest)
             ms = self.rows[key]["latency_ms"] if key in self.rows else self.latency_fn(smallest)
+            if self.predictor is not None:
+                self.predictor.observe(smallest, ms)
             if ms > self.budget.ms:
                 raise GanslimError(
                     f"budget {self.budget.ms:g} ms is below the smallest sub-network's latency ({ms:.3g} ms at "
@@ -349,6 +364,9 @@ class Search:
         row = {"channels": list(channels), **self.macs(channels), "latency_ms": None}
         if self.budget.ms is not None:
             row["latency_ms"] = float(self.latency_fn(channels))
+            if self.predictor is not None:
+                row["latency_predicted_ms"] = self.predictor.predict(channels)
+                self.predictor.observe(channels, row["latency_ms"])
         row["fits"] = self._fits(row)
         row["metrics"] = self.evaluate_fn(channels) if row["fits"] else None
         row["score"] = row["metrics"][self.metric] if row["fits"] else None
@@ -398,8 +416,8 @@ class Search:
             return "evolution", None
         if requested == "exhaustive" or size <= limit:
             return "exhaustive", [c for c in self.space.enumerate() if self.fits_macs(c)]
-        if self.budget.ms is None and size <= _ENUMERATE_LIMIT:
-            fitting = [c for c in self.space.enumerate() if self.fits_macs(c)]
+        if (self.budget.ms is None or self.predictor is not None) and size <= _ENUMERATE_LIMIT:
+            fitting = [c for c in self.space.enumerate() if self.may_fit(c)]
             if len(fitting) <= limit:
                 return "exhaustive", fitting
         return "evolution", None
@@ -411,8 +429,9 @@ class Search:
     def _fill(self, propose: Callable[[], list[int]], count: int, taken: set[str]) -> list[list[int]]:
         """Up to ``count`` new in-budget configurations from ``propose``, not in ``taken``.
 
-        Candidates over a MACs budget are rejected unscored; over a latency budget after measuring. The
-        proposals depend only on the random generator, so a restarted search replays the same ones.
+        Candidates over a MACs budget, or predicted over a latency budget, are rejected unmeasured; the others
+        over a latency budget after measuring. The proposals depend only on the random generator, so a
+        restarted search replays the same ones.
         """
         chosen: list[list[int]] = []
         attempts, max_attempts = 0, 50 * max(count, 1)
@@ -422,7 +441,7 @@ class Search:
                 channels = propose()
                 attempts += 1
                 key = config_key(channels)
-                if key in taken or key in keys or not self.fits_macs(channels):
+                if key in taken or key in keys or not self.may_fit(channels):
                     continue
                 proposals.append(channels)
                 keys.add(key)
@@ -497,11 +516,13 @@ def write_table(run_dir: Path, rows: list[dict], header: dict) -> None:
     metric_names = sorted({key for row in rows for key in (row["metrics"] or {})})
     text = io.StringIO()
     writer = csv.writer(text)
-    writer.writerow(["rank", "channels", "fits", "score", "macs_published", "macs", "latency_ms", *metric_names])
+    writer.writerow(["rank", "channels", "fits", "score", "macs_published", "macs", "latency_ms",
+                     "latency_predicted_ms", *metric_names])
     for rank, row in enumerate(rows, start=1):
         metrics = row["metrics"] or {}
         writer.writerow([rank, config_key(row["channels"]), row["fits"], _cell(row["score"]), row["macs_published"],
-                         row["macs"], _cell(row["latency_ms"]), *(_cell(metrics.get(name)) for name in metric_names)])
+                         row["macs"], _cell(row["latency_ms"]), _cell(row.get("latency_predicted_ms")),
+                         *(_cell(metrics.get(name)) for name in metric_names)])
     atomic_write_text(text.getvalue(), run_dir / TABLE_CSV)
 
 
@@ -591,9 +612,15 @@ def check_budget(config: SearchConfig, supernet: SuperMobileResnetGenerator,
     Only widths matter, so an untrained supernet built from the teacher checks a budget before training.
     """
     budget = Budget.from_config(config)
-    measure = latency or (lambda model: candidate_latency(model, config.size, budget.threads, config.latency_repeats))
+    measure = latency or _timer(config, budget, supernet)
     Search(search_space(config, supernet), budget, lambda channels: {}, _compact_latency(supernet, measure),
            "psnr").check_feasible()
+
+
+def _timer(config: SearchConfig, budget: Budget, supernet: SuperMobileResnetGenerator) -> LatencyTimer:
+    """The CPU timer of a search, referenced to the smallest sub-network of its space."""
+    smallest = extract_subnet(supernet, search_space(config, supernet).smallest()).cpu()
+    return LatencyTimer(smallest, config.size, budget.threads, config.latency_repeats)
 
 
 def _compact_latency(supernet: SuperMobileResnetGenerator, measure: Callable[[nn.Module], float]
@@ -638,7 +665,7 @@ def _run(config: SearchConfig, resume, progress: bool, latency, info: ddp.DistIn
         write_config(run_dir, config, METHOD)
     known = ddp.broadcast_object(info, read_progress(run_dir / PROGRESS_FILE) if info.is_main else None)
     scorer, metric = build_scorer(config, supernet, device)
-    measure = latency or (lambda model: candidate_latency(model, config.size, budget.threads, config.latency_repeats))
+    measure = latency or _timer(config, budget, supernet)
     log = RunLogger(run_dir, info.is_main, 0, 0, progress)
     rows_done = {"n": 0}
 
@@ -654,7 +681,13 @@ def _run(config: SearchConfig, resume, progress: bool, latency, info: ddp.DistIn
     def evaluate(channels: list[int]) -> dict[str, float]:
         return scorer.score(scorer.compact(channels))
 
-    search = Search(space, budget, evaluate, _compact_latency(supernet, measure), metric, info, known, on_rows)
+    predictor = None
+    if budget.ms is not None:
+        time_span = (lambda span, image: latency(span)) if latency else span_timer(budget.threads,
+                                                                                     config.latency_repeats)
+        predictor = LatencyTable(space, config.size, time_span)
+    search = Search(space, budget, evaluate, _compact_latency(supernet, measure), metric, info, known, on_rows,
+                    predictor)
     try:
         search.check_feasible()
         strategy, candidates = search.choose_strategy(config.strategy, config.exhaustive_limit)
