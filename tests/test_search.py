@@ -4,6 +4,7 @@ candidate table, and candidates shared across ranks."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import random
 import threading
@@ -31,6 +32,7 @@ from ganslim.methods.gan_compression.search import (
     format_macs,
     parse_macs,
     read_progress,
+    read_result,
     recalibrate_batchnorm,
     run_search,
 )
@@ -66,7 +68,7 @@ def test_macs_budgets_parse_and_print():
     for bad in ("3 apples", "", "-1G", "0"):
         with pytest.raises(GanslimError, match="budget"):
             parse_macs(bad)
-    with pytest.raises(GanslimError, match="--budget-macs .* or --budget-ms"):
+    with pytest.raises(GanslimError, match="--budget-macs .*, --budget-ms .* or --budget-speedup"):
         Budget.from_config(SearchConfig(data="x"))
 
 
@@ -191,7 +193,17 @@ def test_the_latency_timer_holds_steady_when_the_machine_slows_down(monkeypatch)
     timer = LatencyTimer(MobileResnetGenerator(channels=[8, 8, 8, 8, 8, 8, 8, 8]), 16, 1, repeats=4)
     model = MobileResnetGenerator(channels=[8, 16, 16, 16, 16, 16, 16, 8])
     assert timer(model) == 20.0 and timer(model) == 20.0  # twice as slow as the reference, whatever the phase
-    assert timer(model) == 15.0 and timer.best_reference_ms == 5.0  # a faster phase lowers the yardstick
+    assert timer(model) == 30.0 and timer.settled_ms == 10.0  # 3x the reference, in the unit fixed at settling
+
+
+def test_a_budget_few_random_configurations_meet_starts_from_mutations_of_the_smallest():
+    space = SearchSpace.default(uniform_channels(64, 9))  # 390625 configurations
+    smallest = space.predict_macs(space.smallest()).macs_published
+    search, calls = synthetic_search(Budget(macs=int(smallest * 1.05)), space)
+    assert not any(search.fits_macs(space.sample(random.Random(seed))) for seed in range(2000))
+    best = search.evolution(random.Random(0), 8, 0.25, 0.5, 0.3, 1)
+    assert len(calls) > 1 and all(search.rows[key]["fits"] for key in calls)
+    assert best["macs_published"] <= smallest * 1.05
 
 
 def test_a_lucky_timing_does_not_fit_a_candidate_predicted_over_budget():
@@ -347,6 +359,23 @@ def test_a_restarted_search_under_a_latency_budget_skips_scored_candidates(paire
     assert 0 < len(fitting) < 64 and all(row["latency_ms"] <= budget_ms for row in fitting)
     assert all(row["latency_ms"] > budget_ms and row["metrics"] is None for row in rows.values() if not row["fits"])
     assert result.best["latency_ms"] <= budget_ms
+
+
+def test_a_speedup_budget_is_the_teachers_time_on_the_same_timer_over_the_speedup(paired, supernet_file, tmp_path):
+    kwargs = dict(ngf=8, n_blocks=3, norm="batch")
+    teacher = save_model(tmp_path / "teacher.pt", init_weights(build_generator("resnet", **kwargs)), "resnet", kwargs)
+    latency = lambda model: count_params(model) / 1000  # noqa: E731 - a deterministic stand-in timer
+    teacher_ms = latency(build_generator("resnet", **kwargs))
+    config = search_config(paired, supernet_file, tmp_path, budget_macs="", budget_speedup=6.0)
+    with pytest.raises(GanslimError, match="--budget-speedup is relative to the teacher: pass --teacher"):
+        run_search(config, progress=False, latency=latency)
+    config = dataclasses.replace(config, teacher=str(teacher))
+    result = run_search(config, progress=False, latency=latency)
+    budget = read_result(result.run_dir)["budget"]
+    assert budget["teacher_ms"] == teacher_ms and budget["ms"] == pytest.approx(teacher_ms / 6)
+    assert 1 < result.fitting < result.evaluated and result.best["latency_ms"] <= teacher_ms / 6
+    with pytest.raises(GanslimError, match=r"budget 0.0697 ms \(1000x faster than the teacher's .* ms\) is below"):
+        run_search(dataclasses.replace(config, budget_speedup=1000.0), progress=False, latency=latency)
 
 
 def test_a_resumed_search_judges_known_rows_by_the_new_budget():

@@ -35,6 +35,7 @@ TRAIN_FLAGS = {
 SEARCH_FLAGS = {
     "--budget-macs": ("budget_macs", "MACS", "MACs budget of one --size image, e.g. 3G or 500M"),
     "--budget-ms": ("budget_ms", "MS", "latency budget in ms, measured on this machine's CPU"),
+    "--budget-speedup": ("budget_speedup", "X", "latency budget as a speed-up over the teacher on this CPU, e.g. 10"),
     "--macs-convention": ("macs_convention", "CONV", "published (torchprofile, default) or true"),
     "--size": ("size", "PX", "image side for the budget (default 256)"),
     "--threads": ("threads", "N", "CPU threads when measuring latency (default: torch's)"),

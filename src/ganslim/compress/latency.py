@@ -1,13 +1,13 @@
 """CPU latency of mobile ResNet configurations: a steadied timer, and a prediction from timed spans.
 
 :class:`LatencyTimer` times a compact model interleaved with a fixed reference model and scales the result by
-the reference's best timing over its timing now: a shared machine's speed drifts by tens of percent over
+the reference's quiet-moment timing over its timing now: a shared machine's speed drifts by tens of percent over
 seconds, so absolute timings wander while the ratio to a model run in the same moments holds. A process's
 first seconds of CPU inference also run slow (caches, allocator, clocks), so the first timing in a process
 follows a short warm-up.
 
-A search under a latency budget also cannot time every proposal: in a large space most random configurations are
-far over budget, and timing one compact model costs a dozen forward passes. :class:`LatencyTable` times each
+A search under a latency budget also cannot time every proposal: in a large space most random configurations
+are far over budget, and timing one compact model costs a dozen forward passes. :class:`LatencyTable` times each
 span of the layout (stem, down1, down2, one residual block at (residual, hidden) widths, up1, up2, out; see
 ``ganslim.compress.space.channel_spans``) once, in isolation, on an input of its real shape, and predicts a
 configuration as the sum of its spans times a calibration factor: the median ratio of measured to summed
@@ -17,7 +17,6 @@ spans, so the table fills in seconds and then predicts any configuration with a 
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -51,9 +50,10 @@ class LatencyTimer:
     """Median CPU latency in ms of a model on one (1, C, size, size) image, steadied by a reference model.
 
     Each call runs the model and ``reference`` in alternation (``repeats`` timed rounds after 3 untimed ones)
-    and returns ``model_median * best / reference_median``, where ``best`` is the lowest reference median of
-    this timer so far: the timing the machine gives when it is least loaded. Before its first timing the
-    timer times the reference alone ``SETTLE_ROUNDS`` times, so ``best`` starts from a quiet moment.
+    and returns ``model_median * settled / reference_median``. ``settled`` is the reference's time in a quiet
+    moment: the lowest of ``SETTLE_ROUNDS`` timings of the reference before the first call's, then fixed, so
+    every model of one timer is expressed in the same unit (a running minimum would drift down over a search
+    and flatter its later candidates).
 
     Args:
         reference: a model of the same input channels, e.g. the smallest sub-network of a search.
@@ -64,24 +64,23 @@ class LatencyTimer:
 
     def __init__(self, reference: nn.Module, size: int, threads: int | None, repeats: int) -> None:
         self.reference, self.size, self.threads, self.repeats = reference.eval(), size, threads, repeats
-        self.best_reference_ms = math.inf
+        self.settled_ms: float | None = None
 
     def __call__(self, model: nn.Module) -> float:
-        if math.isinf(self.best_reference_ms):
-            for _ in range(SETTLE_ROUNDS):
-                self._timed(self.reference)
-        return self._timed(model.eval())
+        if self.settled_ms is None:
+            self.settled_ms = min(self._medians(self.reference)[1] for _ in range(SETTLE_ROUNDS))
+        model_ms, reference_ms = self._medians(model.eval())
+        return model_ms * self.settled_ms / reference_ms
 
-    def _timed(self, model: nn.Module) -> float:
+    def _medians(self, model: nn.Module) -> tuple[float, float]:
+        """Median ms of ``model`` and of the reference over the same interleaved rounds."""
         image = torch.zeros(1, model.input_nc, self.size, self.size)
         runners = {"model": model, "reference": self.reference}
         with num_threads(self.threads or None), torch.inference_mode():
             warm_up_process(model, image)
             timed = time_interleaved({name: (lambda _, net=net: net(image)) for name, net in runners.items()},
                                      image.numpy(), warmup=3, repeats=self.repeats)
-        reference_ms = timed["reference"].median_ms
-        self.best_reference_ms = min(self.best_reference_ms, reference_ms)
-        return timed["model"].median_ms * self.best_reference_ms / reference_ms
+        return timed["model"].median_ms, timed["reference"].median_ms
 
 
 def span_timer(threads: int | None, repeats: int) -> SpanTimer:

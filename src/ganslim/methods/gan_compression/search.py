@@ -11,10 +11,11 @@ statistics belong to no sub-network in particular), and it is scored on the held
 
 The budget is MACs (``budget_macs``, e.g. ``3G``, in the ``published`` torchprofile convention or ``true``
 multiply-adds, predicted without running the model) and/or the measured latency of the compact model on this
-machine (``budget_ms`` at ``size`` x ``size`` with ``threads`` CPU threads). Under a latency budget a
-:class:`~ganslim.compress.latency.LatencyTable` predicts each proposal from its timed spans; only those
-predicted within the budget are timed as whole models, and a candidate fits when its timing is within the
-budget too. A budget that even the smallest sub-network misses is refused before any work. Small spaces
+machine (``budget_ms`` at ``size`` x ``size`` with ``threads`` CPU threads, or ``budget_speedup`` over the
+teacher timed the same way, which spares the user a figure that depends on the machine). Under a latency
+budget a :class:`~ganslim.compress.latency.LatencyTable` predicts each proposal from its timed spans; only
+those predicted within the budget are timed as whole models, and a candidate fits when its timing is within
+the budget too. A budget that even the smallest sub-network misses is refused before any work. Small spaces
 (after the budget) are searched exhaustively; larger ones by evolution (population, the best ``parents``
 fraction kept, the rest made by mutation and crossover of parents, over-budget children rejected), as in
 the paper.
@@ -81,6 +82,7 @@ TABLE_CSV = "candidates.csv"
 RESULT_FILE = "result.json"
 METRICS = ("auto", "psnr", "ssim", "fid", "psnr_teacher")
 _LOWER_IS_BETTER = {"fid"}
+_PROPOSALS_PER_SLOT = 200  # proposals drawn per wanted candidate before giving up (each check ~0.05 ms)
 _ENUMERATE_LIMIT = 20_000  # spaces up to this size are enumerated (~0.1 ms each) to count what fits a MACs budget
 _ROUND = 8  # candidates per rank between two writes of the progress file
 _UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
@@ -95,6 +97,8 @@ class SearchConfig(DistillConfig):
                                                 "the papers) or true multiply-adds", choices=("published", "true"))
     budget_ms: float = option(0.0, "latency budget in milliseconds, measured on this machine's CPU (0: none)",
                               min=0.0)
+    budget_speedup: float = option(0.0, "latency budget as a speed-up over the teacher on this machine's CPU, "
+                                        "e.g. 10; the teacher is timed like the candidates (0: none)", min=0.0)
     size: int = option(256, "image side for the MACs and latency budgets", min=8)
     threads: int = option(0, "CPU threads when measuring latency (0: torch's current count)", min=0)
     latency_repeats: int = option(10, "timed runs per latency measurement (the median is used)", min=1)
@@ -144,7 +148,10 @@ def format_macs(value: float) -> str:
 
 @dataclass(frozen=True)
 class Budget:
-    """What a sub-network may cost: MACs in one convention and/or CPU latency in ms (None: no limit)."""
+    """What a sub-network may cost: MACs in one convention and/or CPU latency in ms (None: no limit).
+
+    A ``speedup`` over the teacher becomes a latency once the teacher is timed (:meth:`with_teacher`).
+    """
 
     macs: int | None = None
     convention: str = "published"
@@ -152,6 +159,8 @@ class Budget:
     size: int = 256
     threads: int | None = None
     macs_text: str = ""  # the budget as the user wrote it (e.g. 0.5G), for messages
+    speedup: float | None = None
+    teacher_ms: float | None = None
 
     @property
     def macs_label(self) -> str:
@@ -159,10 +168,24 @@ class Budget:
 
     @classmethod
     def from_config(cls, config: SearchConfig) -> Budget:
-        if not config.budget_macs and not config.budget_ms:
-            raise GanslimError("no budget given: pass --budget-macs (e.g. 3G) or --budget-ms (e.g. 20)")
+        if not (config.budget_macs or config.budget_ms or config.budget_speedup):
+            raise GanslimError("no budget given: pass --budget-macs (e.g. 3G), --budget-ms (e.g. 20) or "
+                               "--budget-speedup (e.g. 10)")
         return cls(parse_macs(config.budget_macs) if config.budget_macs else None, config.macs_convention,
-                   config.budget_ms or None, config.size, config.threads or None, config.budget_macs)
+                   config.budget_ms or None, config.size, config.threads or None, config.budget_macs,
+                   config.budget_speedup or None)
+
+    def with_teacher(self, teacher_ms: float) -> Budget:
+        """This budget with its speed-up over a teacher timed at ``teacher_ms`` turned into (or capping) ``ms``."""
+        ms = teacher_ms / self.speedup
+        return dataclasses.replace(self, ms=ms if self.ms is None else min(self.ms, ms), teacher_ms=teacher_ms)
+
+    @property
+    def ms_label(self) -> str:
+        label = f"{self.ms:.3g} ms"
+        if self.teacher_ms is not None:
+            label += f" ({self.speedup:g}x faster than the teacher's {self.teacher_ms:.3g} ms)"
+        return label
 
     def macs_of(self, row: dict) -> int:
         """The row's MACs in this budget's convention."""
@@ -173,7 +196,7 @@ class Budget:
         if self.macs is not None:
             parts.append(f"{self.macs_label} MACs ({self.convention})")
         if self.ms is not None:
-            parts.append(f"{self.ms:g} ms on {self.threads or torch.get_num_threads()} CPU thread(s)")
+            parts.append(f"{self.ms_label} on {self.threads or torch.get_num_threads()} CPU thread(s)")
         return " and ".join(parts) + f" at {self.size}x{self.size}"
 
 
@@ -353,7 +376,7 @@ class Search:
                 self.predictor.observe(smallest, ms)
             if ms > self.budget.ms:
                 raise GanslimError(
-                    f"budget {self.budget.ms:g} ms is below the smallest sub-network's latency ({ms:.3g} ms at "
+                    f"budget {self.budget.ms_label} is below the smallest sub-network's latency ({ms:.3g} ms at "
                     f"{self.budget.size}x{self.budget.size} on {self.budget.threads or torch.get_num_threads()} "
                     f"CPU thread(s) of this machine): raise the budget")
 
@@ -434,7 +457,7 @@ class Search:
         restarted search replays the same ones.
         """
         chosen: list[list[int]] = []
-        attempts, max_attempts = 0, 50 * max(count, 1)
+        attempts, max_attempts = 0, _PROPOSALS_PER_SLOT * max(count, 1)
         while len(chosen) < count and attempts < max_attempts:
             proposals, keys = [], set()
             while len(proposals) < count - len(chosen) and attempts < max_attempts:
@@ -461,11 +484,19 @@ class Search:
 
     def evolution(self, rng: random.Random, population: int, parents: float, mutation: float,
                   mutation_prob: float, generations: int) -> dict:
-        """The paper's evolutionary search; returns the best row seen."""
+        """The paper's evolutionary search; returns the best row seen.
+
+        A tight budget that few random configurations meet gets the rest of its first population from
+        mutations of the smallest configuration (which met the budget in ``check_feasible``).
+        """
         taken: set[str] = set()
         current = self._fill(lambda: self.space.sample(rng), population, taken)
+        if len(current) < population:
+            smallest = self.space.smallest()
+            current += self._fill(lambda: self._mutate(rng, smallest, mutation_prob), population - len(current),
+                                  taken)
         if not current:
-            raise GanslimError("no random sub-network met the budget: raise the budget")
+            raise GanslimError("no sub-network met the budget: raise the budget")
         keep = max(1, int(round(parents * population)))
         mutants = int(round(mutation * population))
         for _ in range(generations):
@@ -613,8 +644,18 @@ def check_budget(config: SearchConfig, supernet: SuperMobileResnetGenerator,
     """
     budget = Budget.from_config(config)
     measure = latency or _timer(config, budget, supernet)
+    budget = _speedup_as_latency(config, budget, measure)
     Search(search_space(config, supernet), budget, lambda channels: {}, _compact_latency(supernet, measure),
            "psnr").check_feasible()
+
+
+def _speedup_as_latency(config: SearchConfig, budget: Budget, measure: Callable[[nn.Module], float]) -> Budget:
+    """``budget`` with a speed-up over the teacher turned into ms, the teacher timed by ``measure``."""
+    if budget.speedup is None:
+        return budget
+    if not config.teacher:
+        raise GanslimError("--budget-speedup is relative to the teacher: pass --teacher (or use --budget-ms)")
+    return budget.with_teacher(measure(load_teacher(config, torch.device("cpu")).model))
 
 
 def _timer(config: SearchConfig, budget: Budget, supernet: SuperMobileResnetGenerator) -> LatencyTimer:
@@ -666,6 +707,7 @@ def _run(config: SearchConfig, resume, progress: bool, latency, info: ddp.DistIn
     known = ddp.broadcast_object(info, read_progress(run_dir / PROGRESS_FILE) if info.is_main else None)
     scorer, metric = build_scorer(config, supernet, device)
     measure = latency or _timer(config, budget, supernet)
+    budget = _speedup_as_latency(config, budget, measure)
     log = RunLogger(run_dir, info.is_main, 0, 0, progress)
     rows_done = {"n": 0}
 
