@@ -25,7 +25,13 @@ _warned_no_vgg = False
 
 
 def ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
-    """``1 - mean SSIM`` between two batches of images in [-1, 1] (:func:`ganslim.metrics.ssim`, data range 2).
+    """``1 - mean SSIM`` between two batches of images in [-1, 1], computed on their intensities in [0, 1].
+
+    SSIM is not shift-invariant: its luminance term ``(2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1)`` assumes
+    non-negative intensities. On [-1, 1] values a region whose mean has the opposite sign to the target's and
+    a larger magnitude is pushed *away* from it (the term rises towards 0 as ``|mu_x|`` grows), and a student
+    that starts there saturates its tanh and never recovers; on [0, 1] the gradient always points to the
+    target's mean. (:func:`ganslim.metrics.ssim` on ``(x + 1) / 2`` with data range 1.)
 
     Args:
         pred: (N, C, H, W), H and W at least 11 (the Gaussian window).
@@ -36,7 +42,7 @@ def ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
     """
     # Autocast off: its bf16 convolutions would otherwise undo ssim's float32 local statistics.
     with torch.autocast(device_type=pred.device.type, enabled=False):
-        return 1 - ssim(pred, target.detach(), data_range=2.0).mean()
+        return 1 - ssim((pred + 1) / 2, (target.detach() + 1) / 2, data_range=1.0).mean()
 
 
 def total_variation(image: Tensor) -> Tensor:
