@@ -334,6 +334,9 @@ def test_pipeline_stops_after_search_resumes_to_export_and_refuses_impossible_bu
     monkeypatch.undo()
     monkeypatch.setattr(SupernetDistillation, "train_step", must_not_run)
     supernet_run = state["stages"]["supernet"]["run_dir"]
+    with pytest.raises(GanslimError, match="supernet '.*nowhere' not found"):
+        cli("gan-compression", *common, "--budget-macs", "4.5M", "--supernet", str(tmp_path / "nowhere"))
+    assert sorted(p.name for p in out.iterdir()) == ["00000-gan-compression-shapes"]  # nothing half-written
     assert cli("gan-compression", *common, "--budget-macs", "4.5M", "--supernet", supernet_run,
                "--stop-after", "search") == 0
     again = out / "00001-gan-compression-shapes"

@@ -148,6 +148,8 @@ class _Pipeline:
         self.config = resolve_defaults(config)
         self.info, self.progress = info, progress
         data_kind(config.data)  # a bad data folder fails before anything trains
+        if config.supernet:
+            find_supernet(config.supernet)  # so does a bad supernet, before the run folder exists
 
     def check_budget(self) -> None:
         """Refuse an impossible budget before training, on an untrained supernet of the same widths."""
