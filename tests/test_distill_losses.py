@@ -77,7 +77,7 @@ def test_feature_loss_is_l1_on_relu2_2_only():
 def test_ssim_loss():
     a, b = images(0), images(1)
     assert abs(ssim_loss(a, a.clone()).item()) < 1e-6
-    torch.testing.assert_close(ssim_loss(a, b), 1 - ssim((a + 1) / 2, (b + 1) / 2, data_range=1.0).mean())
+    torch.testing.assert_close(ssim_loss(a, b), 1 - ssim((a + 1) / 2, (b + 1) / 2, value_range=(0, 1)).mean())
     assert 0.5 < ssim_loss(a, b).item() < 1.5  # independent noise: SSIM near 0
     pred, target = a.clone().requires_grad_(), b.clone().requires_grad_()
     ssim_loss(pred, target).backward()
@@ -92,8 +92,9 @@ def test_ssim_loss_pulls_a_mean_of_the_wrong_sign_towards_the_target():
     ssim_loss(pred, target).backward()
     assert pred.grad.sum() < 0  # gradient descent raises pred
     on_signed_values = torch.full((1, 1, 16, 16), -0.5, requires_grad=True)
-    (1 - ssim(on_signed_values, target, data_range=2.0).mean()).backward()
-    assert on_signed_values.grad.sum() > 0  # what SSIM on [-1, 1] values would do: push it down to -1
+    # Signed values taken as if they started at 0 would push it further down, to -1.
+    (1 - ssim(on_signed_values, target, value_range=(0, 2)).mean()).backward()
+    assert on_signed_values.grad.sum() > 0
 
 
 def test_total_variation_of_ramps():

@@ -41,9 +41,10 @@ def image_pairs() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
 
 
 def skimage_ssim(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """skimage's SSIM of [-1, 1] images taken as the same images in [0, 1] (the published convention)."""
     return np.array([
-        structural_similarity(x.numpy(), y.numpy(), gaussian_weights=True, sigma=1.5,
-                              use_sample_covariance=False, data_range=2.0, channel_axis=0)
+        structural_similarity((x.numpy() + 1) / 2, (y.numpy() + 1) / 2, gaussian_weights=True, sigma=1.5,
+                              use_sample_covariance=False, data_range=1.0, channel_axis=0)
         for x, y in zip(a, b)
     ])
 
@@ -65,12 +66,24 @@ def test_psnr_ssim_match_skimage(case, dtype):
 
 def test_ssim_options_match_skimage():
     a, b = image_pairs()["structure"]
-    a, b = (a + 1) / 2, (b + 1) / 2  # [0, 1] with data_range 1
+    a, b = (a + 1) * 127.5, (b + 1) * 127.5  # [0, 255]
     # skimage sizes the window from sigma (radius int(3.5 sigma + 0.5)): 9 taps for sigma 1.
     want = [structural_similarity(x.numpy(), y.numpy(), gaussian_weights=True, sigma=1.0,
-                                  use_sample_covariance=False, data_range=1.0, channel_axis=0)
+                                  use_sample_covariance=False, data_range=255.0, channel_axis=0)
             for x, y in zip(a, b)]
-    np.testing.assert_allclose(ssim(a, b, data_range=1.0, window=9, sigma=1.0).numpy(), want, atol=1e-10)
+    np.testing.assert_allclose(ssim(a, b, value_range=(0, 255), window=9, sigma=1.0).numpy(), want, atol=1e-10)
+
+
+def test_ssim_is_the_same_in_any_value_range():
+    """[-1, 1] images score as the same images in [0, 1] and [0, 255]; a bad range is refused."""
+    a, b = image_pairs()["structure"]
+    on_signed = ssim(a, b)
+    torch.testing.assert_close(ssim((a + 1) / 2, (b + 1) / 2, value_range=(0, 1)), on_signed)
+    torch.testing.assert_close(ssim((a + 1) * 127.5, (b + 1) * 127.5, value_range=(0, 255)), on_signed)
+    # Taking the signed values as if they started at 0 (data range 2) gives a different, non-standard score.
+    assert (ssim(a, b, value_range=(0, 2)) - on_signed).abs().max() > 1e-3
+    with pytest.raises(GanslimError, match="value_range"):
+        ssim(a, b, value_range=(1, 1))
 
 
 def test_identical_and_hand_cases():
@@ -79,10 +92,13 @@ def test_identical_and_hand_cases():
     torch.testing.assert_close(ssim(x, x), torch.ones(2))
     # A constant offset of 0.2 on a range of 2: MSE 0.04 -> 10 log10(4 / 0.04) = 20 dB.
     torch.testing.assert_close(psnr(x + 0.2, x), torch.full((2,), 20.0))
-    # Flat images: SSIM reduces to the luminance term (2 m1 m2 + C1) / (m1² + m2² + C1).
-    flat_a, flat_b = torch.full((1, 1, 16, 16), 0.5), torch.full((1, 1, 16, 16), -0.5)
-    c1 = (0.01 * 2) ** 2
-    torch.testing.assert_close(ssim(flat_a, flat_b), torch.tensor([(-0.5 + c1) / (0.5 + c1)]))
+    # Flat images: SSIM reduces to the luminance term (2 m1 m2 + C1) / (m1² + m2² + C1) of the [0, 1]
+    # intensities 0.75 and 0.25, with C1 = (0.01 * 1)² (float64: E[x²] - mu² of a flat float32 image is off
+    # by rounding, and C2 is small).
+    flat_a = torch.full((1, 1, 16, 16), 0.5, dtype=torch.float64)
+    c1 = 0.01**2
+    want = torch.tensor([(2 * 0.75 * 0.25 + c1) / (0.75**2 + 0.25**2 + c1)], dtype=torch.float64)
+    torch.testing.assert_close(ssim(flat_a, -flat_a), want)
     # Zero-mean structure against its negation: luminance term 1, structure term (-2 s² + C2) / (2 s² + C2).
     stripes = torch.tensor([0.5, -0.5]).repeat(16)[None, None, None].expand(1, 1, 32, 32).contiguous()
     got = ssim(-stripes, stripes)

@@ -31,7 +31,7 @@ def ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
     non-negative intensities. On [-1, 1] values a region whose mean has the opposite sign to the target's and
     a larger magnitude is pushed *away* from it (the term rises towards 0 as ``|mu_x|`` grows), and a student
     that starts there saturates its tanh and never recovers; on [0, 1] the gradient always points to the
-    target's mean. (:func:`ganslim.metrics.ssim` on ``(x + 1) / 2`` with data range 1.)
+    target's mean. (:func:`ganslim.metrics.ssim`, which compares [-1, 1] images as [0, 1] intensities.)
 
     Args:
         pred: (N, C, H, W), H and W at least 11 (the Gaussian window).
@@ -42,7 +42,7 @@ def ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
     """
     # Autocast off: its bf16 convolutions would otherwise undo ssim's float32 local statistics.
     with torch.autocast(device_type=pred.device.type, enabled=False):
-        return 1 - ssim((pred + 1) / 2, (target.detach() + 1) / 2, data_range=1.0).mean()
+        return 1 - ssim(pred, target.detach()).mean()
 
 
 def total_variation(image: Tensor) -> Tensor:

@@ -46,23 +46,29 @@ def _gaussian_window(window: int, sigma: float, dtype: torch.dtype, device: torc
 def ssim(
     pred: Tensor,
     target: Tensor,
-    data_range: float = 2.0,
+    value_range: tuple[float, float] = (-1.0, 1.0),
     window: int = 11,
     sigma: float = 1.5,
 ) -> Tensor:
     """Structural similarity per image with a Gaussian window (Wang et al. 2004); differentiable.
 
+    SSIM is not shift-invariant: its luminance term assumes intensities that start at 0, as in [0, 1] or
+    [0, 255] images. Images in ``value_range = (low, high)`` are therefore compared as ``x - low`` with data
+    range ``high - low``, so images in [-1, 1] score exactly as the same images in [0, 1] (the published
+    convention) would.
+
     Local statistics use a normalised ``window``-tap Gaussian of std ``sigma`` (separable), population
     (co)variances, K1 = 0.01 and K2 = 0.03. The SSIM map is averaged over the pixels whose window lies
     fully inside the image (a "valid" filter, no padding), then over channels. With the defaults this
     equals ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
-    use_sample_covariance=False, data_range=data_range, channel_axis=...)``: skimage filters with
+    use_sample_covariance=False, data_range=1, channel_axis=...)`` on ``(x + 1) / 2``: skimage filters with
     reflected borders but then crops ``(window - 1) // 2`` pixels on each side, so borders never count.
 
     Args:
-        pred: (N,C,H,W) images, [-1, 1] by default; H and W at least ``window``.
+        pred: (N,C,H,W) images in ``value_range``; H and W at least ``window``.
         target: (N,C,H,W) reference images, same shape.
-        data_range: max minus min of the value range (2 for [-1, 1]).
+        value_range: (low, high) of the images' intensities: (-1, 1) for ganslim's images, (0, 1) or
+            (0, 255) for others.
         window: odd filter size in pixels.
         sigma: std of the Gaussian in pixels.
 
@@ -77,10 +83,14 @@ def ssim(
             f"ssim: images of {tuple(pred.shape[-2:])} are smaller than the {window}-pixel window; "
             f"pass a smaller odd window"
         )
+    low, high = value_range
+    if not high > low:
+        raise GanslimError(f"ssim: value_range must be (low, high) with high > low, got {value_range}")
+    data_range = high - low
     n, c, h, w = pred.shape
     dtype = torch.promote_types(pred.dtype, torch.float32)
-    x = pred.to(dtype).reshape(n * c, 1, h, w)
-    y = target.to(dtype).reshape(n * c, 1, h, w)
+    x = (pred.to(dtype) - low).reshape(n * c, 1, h, w)
+    y = (target.to(dtype) - low).reshape(n * c, 1, h, w)
     g = _gaussian_window(window, sigma, dtype, x.device)
     g_rows, g_cols = g.view(1, 1, window, 1), g.view(1, 1, 1, window)
 
