@@ -525,7 +525,8 @@ def format_markdown(bench: dict[str, Any]) -> str:
         f"- input 1x{bench['models'][0]['input_shape'][1]}x{settings['size']}x{settings['size']}, "
         f"{settings['threads']} thread(s), {settings['warmup']} warm-up + {settings['repeats']} timed rounds, all "
         f"model x backend runs interleaved round-robin in one process (OMP_WAIT_POLICY="
-        f"{settings.get('omp_wait_policy')}, ONNX Runtime spinning off, OpenVINO f32)",
+        f"{settings.get('omp_wait_policy')}, ONNX Runtime spinning off, OpenVINO f32; a passive wait slows "
+        f"eager PyTorch on models of many small ops: time it alone with OMP_WAIT_POLICY=ACTIVE for its best)",
         f"- machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs; "
         + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),
         f"- fp32 peak: {_number(peak['gflops'], 1)} GFLOP/s (fastest; median {_number(peak['gflops_median'], 1)}) "
