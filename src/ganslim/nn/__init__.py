@@ -1,5 +1,5 @@
 """Building blocks shared by the architectures (norm layers, weight init, ...)."""
 
-from ganslim.nn.norms import INIT_TYPES, NORMS, check_norm, conv_bias, init_weights, make_norm
+from ganslim.nn.norms import INIT_TYPES, NORMS, InstanceNorm2d, check_norm, conv_bias, init_weights, make_norm
 
-__all__ = ["INIT_TYPES", "NORMS", "check_norm", "conv_bias", "init_weights", "make_norm"]
+__all__ = ["INIT_TYPES", "NORMS", "InstanceNorm2d", "check_norm", "conv_bias", "init_weights", "make_norm"]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ganslim.nn.norms import check_norm
+from ganslim.nn.norms import InstanceNorm2d, check_norm, fast_instance_norm_applies, group_norm_per_channel
 
 
 def leading_slice(tensor: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
@@ -139,11 +139,13 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
         )
 
 
-class ElasticInstanceNorm2d(nn.InstanceNorm2d):
+class ElasticInstanceNorm2d(InstanceNorm2d):
     """InstanceNorm2d over any C <= num_features channels (no warning when C differs; parameters sliced)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        channels = x.shape[1]
+        channels = x.shape[-3]
+        if fast_instance_norm_applies(self, x):
+            return group_norm_per_channel(x, _head(self.weight, channels), _head(self.bias, channels), self.eps)
         return F.instance_norm(
             x,
             _head(self.running_mean, channels),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn import init
 
 from ganslim.errors import GanslimError
@@ -24,18 +25,57 @@ def check_norm(norm: str) -> str:
     return norm
 
 
+def _exporting() -> bool:
+    """Whether the model is being traced, scripted or compiled (ONNX / TorchScript export, torch.compile)."""
+    return (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+            or torch.compiler.is_compiling())
+
+
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` that normalizes through ``group_norm`` with one group per channel when it uses the
+    input's own statistics: (N, C, H, W) or (C, H, W) -> same shape.
+
+    The function, parameters and state dict are those of ``nn.InstanceNorm2d``; only the kernel differs.
+    PyTorch runs instance norm as a batch norm over N*C channels, which on CPU is about 5x slower than its
+    group-norm kernel (0.46 vs 0.08 ms for 96x64x64 on 2 threads). In the compact students the norms are a
+    quarter of eager inference time, so this matters. Traced and exported graphs keep the standard op
+    (``InstanceNormalization`` in ONNX), and so do layers with running statistics.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not fast_instance_norm_applies(self, x):
+            return super().forward(x)
+        return group_norm_per_channel(x, self.weight, self.bias, self.eps)
+
+
+def fast_instance_norm_applies(layer: nn.InstanceNorm2d, x: torch.Tensor) -> bool:
+    """Whether ``layer`` may normalize ``x`` through ``group_norm``: no running statistics, (N, C, H, W) or
+    (C, H, W) input, and not inside a trace or export."""
+    return not layer.track_running_stats and x.dim() in (3, 4) and not _exporting()
+
+
+def group_norm_per_channel(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
+                           eps: float) -> torch.Tensor:
+    """Instance normalization of (N, C, H, W) or (C, H, W) ``x`` with its own statistics, via ``group_norm``;
+    ``weight`` / ``bias``: (C,) or None. Returns the shape of ``x``."""
+    if x.dim() == 3:
+        return group_norm_per_channel(x.unsqueeze(0), weight, bias, eps).squeeze(0)
+    return F.group_norm(x, x.shape[1], weight, bias, eps)
+
+
 def make_norm(norm: str, channels: int) -> nn.Module:
     """A normalization layer over ``channels`` feature maps, (N, C, H, W) -> (N, C, H, W).
 
     ``batch``: BatchNorm2d with affine weight/bias and running statistics (used in eval mode).
-    ``instance``: InstanceNorm2d without affine parameters and without running statistics (no state_dict keys).
+    ``instance``: :class:`InstanceNorm2d` without affine parameters and without running statistics (no
+    state_dict keys).
     ``none``: Identity (no state_dict keys; it still takes its index inside an ``nn.Sequential``).
     """
     check_norm(norm)
     if norm == "batch":
         return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
     if norm == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return InstanceNorm2d(channels, affine=False, track_running_stats=False)
     return nn.Identity()
 
 
