@@ -3,8 +3,10 @@
 Every model is trained on the built-in paired ``shapes2render`` data at 64 px on CPU for the same number of
 optimisation steps (``EPOCHS + EPOCHS_DECAY`` epochs of 100 steps at batch 4), selected on the held-out / val split,
 and measured in one process: params, MACs in both conventions at 256x256, eager CPU latency at 256x256
-(models interleaved, same threads; speed-ups are medians of per-round ratios), and val PSNR/SSIM (SSIM on [0, 1]
-intensities) against the ground truth and against the teacher.
+(models interleaved, same threads; speed-ups are medians of per-round ratios), and PSNR/SSIM (SSIM on [0, 1]
+intensities) against the ground truth and against the teacher on the val split, and on the test split, which
+no model was selected on (the teacher, the from-scratch students and OMGD keep their best val checkpoint; GAN
+Compression selects on images held out of the training split).
 """
 
 from __future__ import annotations
@@ -75,25 +77,31 @@ def run_seconds(exported: Path) -> float:
 
 def interleaved_latency(models: dict[str, torch.nn.Module], size: int, threads: int, warmup: int,
                         repeats: int) -> dict[str, list[float]]:
-    """Milliseconds per model and round at ``size``x``size``; each round runs every model once, in turn."""
+    """Milliseconds per model and round at ``size``x``size``; each round runs every model once, in turn.
+
+    The order rotates by one model every round, so that no model always runs right after the same one (after
+    the teacher, caches hold the teacher's data).
+    """
     image = torch.rand(1, 3, size, size) * 2 - 1
-    times: dict[str, list[float]] = {name: [] for name in models}
+    names = list(models)
+    times: dict[str, list[float]] = {name: [] for name in names}
     with num_threads(threads), torch.inference_mode():
         for round_index in range(warmup + repeats):
-            for name, model in models.items():
+            shift = round_index % max(len(names), 1)
+            for name in names[shift:] + names[:shift]:
                 started = time.perf_counter()
-                model(image)
+                models[name](image)
                 if round_index >= warmup:
                     times[name].append((time.perf_counter() - started) * 1000)
     return times
 
 
 @torch.inference_mode()
-def val_quality(models: dict[str, torch.nn.Module], data: Path, reference: str) -> dict[str, dict]:
-    """Mean PSNR/SSIM on the val split vs the ground truth and vs the ``reference`` model's outputs."""
-    val = AlignedDataset(data, split="val", load_size=IMAGE_SIZE, crop_size=IMAGE_SIZE, flip=False)
-    inputs = torch.stack([val[i]["A"] for i in range(len(val))])
-    targets = torch.stack([val[i]["B"] for i in range(len(val))])
+def split_quality(models: dict[str, torch.nn.Module], data: Path, reference: str, split: str) -> dict[str, dict]:
+    """Mean PSNR/SSIM on ``split`` vs the ground truth and vs the ``reference`` model's outputs."""
+    images = AlignedDataset(data, split=split, load_size=IMAGE_SIZE, crop_size=IMAGE_SIZE, flip=False)
+    inputs = torch.stack([images[i]["A"] for i in range(len(images))])
+    targets = torch.stack([images[i]["B"] for i in range(len(images))])
     outputs = {name: model(inputs) for name, model in models.items()}
     quality = {}
     for name, output in outputs.items():
@@ -104,7 +112,7 @@ def val_quality(models: dict[str, torch.nn.Module], data: Path, reference: str) 
 
 
 def measure(paths: dict[str, Path], data: Path, reference: str, threads: int = 2, repeats: int = 30) -> dict:
-    """Params, MACs (both conventions, 256x256), interleaved latency and val quality of every model.
+    """Params, MACs (both conventions, 256x256), interleaved latency and val and test quality of every model.
 
     ``speedup`` is the median over rounds of the reference's time over the model's in the same round: the
     machine's speed drifts between rounds (by 10-20% on a shared VM) far more than within one.
@@ -118,11 +126,13 @@ def measure(paths: dict[str, Path], data: Path, reference: str, threads: int = 2
         table[name] = {"checkpoint": str(paths[name]), "params": count_params(model), "macs": macs.macs,
                        "macs_published": macs.macs_published}
     latency = interleaved_latency(models, LATENCY_SIZE, threads, warmup=3, repeats=repeats)
-    quality = val_quality(models, data, reference)
+    quality = split_quality(models, data, reference, "val")
+    test = split_quality(models, data, reference, "test")
     for name, times in latency.items():
         base = table[reference]
         table[name].update(latency_ms={"median": statistics.median(times), "min": min(times), "max": max(times)},
-                           **quality[name], macs_ratio=base["macs_published"] / table[name]["macs_published"],
+                           **quality[name], test=test[name],
+                           macs_ratio=base["macs_published"] / table[name]["macs_published"],
                            speedup=statistics.median(r / t for r, t in zip(latency[reference], times)),
                            speedup_best=min(latency[reference]) / min(times))
     return table
@@ -131,7 +141,8 @@ def measure(paths: dict[str, Path], data: Path, reference: str, threads: int = 2
 def markdown_table(table: dict, wall_clock: dict[str, float] | None = None) -> str:
     """One row per model: size, cost, speed and quality, with ratios to the reference (teacher)."""
     header = ("| model | params | MACs true | MACs published | fewer MACs | latency ms (median, min-max) "
-              "| speed-up (per round) | speed-up (fastest) | val PSNR | val SSIM | PSNR vs teacher |"
+              "| speed-up (per round) | speed-up (fastest) | val PSNR | val SSIM | test PSNR | test SSIM "
+              "| val PSNR vs teacher |"
               + (" wall-clock |" if wall_clock else ""))
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for name, row in table.items():
@@ -139,7 +150,7 @@ def markdown_table(table: dict, wall_clock: dict[str, float] | None = None) -> s
         line = (f"| {name} | {row['params'] / 1e6:.3f}M | {row['macs'] / 1e9:.2f}G | {row['macs_published'] / 1e9:.2f}G "
                 f"| {row['macs_ratio']:.1f}x | {latency['median']:.1f} ({latency['min']:.1f}-{latency['max']:.1f}) "
                 f"| {row['speedup']:.1f}x | {row['speedup_best']:.1f}x | {row['psnr']:.2f} | {row['ssim']:.3f} "
-                f"| {row['psnr_vs_teacher']:.2f} |")
+                f"| {row['test']['psnr']:.2f} | {row['test']['ssim']:.3f} | {row['psnr_vs_teacher']:.2f} |")
         if wall_clock:
             seconds = wall_clock.get(name)
             line += f" {seconds / 60:.1f} min |" if seconds is not None else " - |"

@@ -5,7 +5,7 @@
 On the built-in paired task (see ``compression_task.py``): a resnet_9blocks teacher (ngf 64) is trained with
 pix2pix; GAN Compression distils a once-for-all supernet from it, searches a sub-network under 2.8G
 published MACs at 256x256 (>= 20x fewer than the teacher's 56.8G), fine-tunes and exports it. The same
-supernet is then searched again under a *latency* budget (no retraining): 8x faster than the teacher, timed
+supernet is then searched again under a *latency* budget (no retraining): 10x faster than the teacher, timed
 the same way as the candidates, and that sub-network is fine-tuned and exported too. Each chosen
 architecture is also trained from scratch with pix2pix losses (no teacher) for as many epochs as the
 supernet + fine-tune stages together. All models are measured side by side in one process. Slow on CPU
@@ -27,9 +27,8 @@ from ganslim.methods.gan_compression.pipeline import PipelineConfig, run_pipelin
 from ganslim.methods.gan_compression.search import read_result
 
 BUDGET = "2.8G"
-# The latency budget. The target is 10x, but on this 2-core VM the smallest sub-network times at 10-14x the
-# teacher's speed depending on the moment, so a 10x budget leaves the search nothing (or only that one) to choose.
-SPEEDUP_BUDGET = 8
+# The latency budget: the 10x target, timed the way the search times every candidate.
+SPEEDUP_BUDGET = 10
 SUPERNET_EPOCHS = FINETUNE_EPOCHS = EPOCHS  # each stage gets the teacher's schedule (constant, then as long decaying)
 SEARCH = {"population": 40, "generations": 6, "threads": 2}
 # Timing a candidate costs ~30 forward passes and few random ones fit a tight latency budget: a smaller search.
@@ -61,7 +60,9 @@ def train_scratch(work: Path, data: Path, name: str, channels: list[int]) -> Pat
 
 def target_line(label: str, row: dict, teacher: dict, scratch: dict) -> str:
     return (f"{label}: MACs reduced {row['macs_ratio']:.1f}x (>= 20x); val PSNR "
-            f"{row['psnr'] - teacher['psnr']:+.2f} dB vs the teacher (>= -0.5 dB) and {row['psnr'] - scratch['psnr']:+.2f} dB vs its from-scratch twin (> 0); "
+            f"{row['psnr'] - teacher['psnr']:+.2f} dB vs the teacher (>= -0.5 dB; test "
+            f"{row['test']['psnr'] - teacher['test']['psnr']:+.2f}) and {row['psnr'] - scratch['psnr']:+.2f} dB vs "
+            f"its from-scratch twin (> 0; test {row['test']['psnr'] - scratch['test']['psnr']:+.2f}); "
             f"eager CPU speed-up {row['speedup']:.1f}x per round, {row['speedup_best']:.1f}x fastest vs fastest "
             f"(>= 10x).")
 

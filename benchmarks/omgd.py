@@ -42,7 +42,8 @@ def target_line(label: str, row: dict, seconds: float, teacher: dict, gc: dict, 
                 ) -> str:
     return (f"{label}: {seconds / 60:.1f} min, ratio {seconds / gc_total:.2f} of the full GAN Compression pipeline "
             f"(target <= 0.5); {row['macs_ratio']:.1f}x fewer MACs (target >= 40x); val PSNR "
-            f"{row['psnr'] - teacher['psnr']:+.2f} dB vs the teacher (target >= -0.5 dB), "
+            f"{row['psnr'] - teacher['psnr']:+.2f} dB vs the teacher (target >= -0.5 dB; test "
+            f"{row['test']['psnr'] - teacher['test']['psnr']:+.2f}), "
             f"{row['psnr'] - gc['psnr']:+.2f} dB vs GAN Compression, {row['psnr'] - scratch['psnr']:+.2f} dB vs "
             f"from scratch.")
 

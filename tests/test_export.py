@@ -18,6 +18,7 @@ from ganslim.cli import main
 from ganslim.errors import GanslimError
 from ganslim.export import DEFAULT_NAMES, export_model, load_exported
 from ganslim.export import onnx as onnx_export
+from ganslim.export.runtime import time_interleaved
 from ganslim.registry import GENERATORS
 
 # Exported outputs are images in [-1, 1]; f32 runtimes agree with eager PyTorch to ~3e-6 (measured on every
@@ -232,3 +233,12 @@ def test_cli_export_errors_are_one_line(checkpoint, capsys, argv_tail, message):
     assert len(lines) == 1 and lines[0].startswith("ganslim export: error: ")
     assert message.format(**fill) in lines[0]
     assert sorted(os.listdir(checkpoint.parent)) == ["generator.pt"]
+
+
+def test_interleaved_timing_rotates_the_order_every_round():
+    calls: list[str] = []
+    runners = {name: (lambda _, name=name: calls.append(name)) for name in ("a", "b", "c")}
+    stats = time_interleaved(runners, np.zeros((1, 3, 4, 4), np.float32), warmup=1, repeats=3)
+    assert calls == ["a", "b", "c", "b", "c", "a", "c", "a", "b", "a", "b", "c"]
+    assert set(stats) == {"a", "b", "c"} and all(stat.repeats == 3 for stat in stats.values())
+    assert all(0 <= stat.min_ms <= stat.median_ms <= stat.max_ms for stat in stats.values())

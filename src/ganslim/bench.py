@@ -10,7 +10,7 @@ How the timing is kept fair:
 
 * all runners (plus a large fp32 matmul that measures the peak) are timed round-robin by
   :func:`ganslim.export.runtime.time_interleaved`: every round runs each of them once, so a slow phase of the
-  machine hits all of them alike; warm-up rounds come first;
+  machine hits all of them alike, and the order rotates every round; warm-up rounds come first;
 * every runtime gets the same thread count: ``torch.set_num_threads``, ONNX Runtime ``intra_op_num_threads``,
   OpenVINO ``INFERENCE_NUM_THREADS``;
 * no runtime spins while another runs: ONNX Runtime sessions are created with spinning off
@@ -524,7 +524,8 @@ def format_markdown(bench: dict[str, Any]) -> str:
     lines += [
         f"- input 1x{bench['models'][0]['input_shape'][1]}x{settings['size']}x{settings['size']}, "
         f"{settings['threads']} thread(s), {settings['warmup']} warm-up + {settings['repeats']} timed rounds, all "
-        f"model x backend runs interleaved round-robin in one process (OMP_WAIT_POLICY="
+        f"model x backend runs interleaved round-robin, the order rotating every round, in one process "
+        f"(OMP_WAIT_POLICY="
         f"{settings.get('omp_wait_policy')}, ONNX Runtime spinning off, OpenVINO f32; a passive wait slows "
         f"eager PyTorch on models of many small ops: time it alone with OMP_WAIT_POLICY=ACTIVE for its best)",
         f"- machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs; "
