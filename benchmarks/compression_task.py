@@ -15,7 +15,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -26,6 +25,7 @@ from ganslim.config import load_config
 from ganslim.data import AlignedDataset, make_builtin
 from ganslim.data.builtin import INFO_FILE
 from ganslim.engine import fit
+from ganslim.export.runtime import interleaved_times
 from ganslim.methods.teacher import Pix2Pix, Pix2PixConfig
 from ganslim.metrics import psnr, ssim
 from ganslim.profile import count_macs, count_params, num_threads
@@ -77,23 +77,11 @@ def run_seconds(exported: Path) -> float:
 
 def interleaved_latency(models: dict[str, torch.nn.Module], size: int, threads: int, warmup: int,
                         repeats: int) -> dict[str, list[float]]:
-    """Milliseconds per model and round at ``size``x``size``; each round runs every model once, in turn.
-
-    The order rotates by one model every round, so that no model always runs right after the same one (after
-    the teacher, caches hold the teacher's data).
-    """
+    """Milliseconds per model and round at ``size``x``size``: every round runs each model once, the order
+    rotating every round (``ganslim.export.runtime.interleaved_times``)."""
     image = torch.rand(1, 3, size, size) * 2 - 1
-    names = list(models)
-    times: dict[str, list[float]] = {name: [] for name in names}
     with num_threads(threads), torch.inference_mode():
-        for round_index in range(warmup + repeats):
-            shift = round_index % max(len(names), 1)
-            for name in names[shift:] + names[:shift]:
-                started = time.perf_counter()
-                models[name](image)
-                if round_index >= warmup:
-                    times[name].append((time.perf_counter() - started) * 1000)
-    return times
+        return interleaved_times(models, image, warmup, repeats)
 
 
 @torch.inference_mode()

@@ -196,12 +196,8 @@ def _load_torchscript(path: Path, threads: int | None) -> ExportedModel:
 
 def time_interleaved(runners: Mapping[str, Callable[[np.ndarray], Any]], image: np.ndarray,
                      warmup: int = 2, repeats: int = 10) -> dict[str, LatencyStats]:
-    """Latency of several runners on the same input, measured in one process with their runs interleaved.
-
-    Each round runs every runner once, so a slow phase of the machine (another process, frequency scaling)
-    hits all of them alike instead of biasing whichever was timed then. The order rotates by one runner every
-    round, so none always follows the same one. Measured here: two students of one architecture, one always
-    timed right after a large teacher, read 9-13% apart; with the order rotating, 2%.
+    """Latency of several runners on the same input, measured in one process with their runs interleaved
+    (see :func:`interleaved_times`).
 
     Args:
         runners: name -> callable on a float32 (N, C, H, W) array.
@@ -210,6 +206,22 @@ def time_interleaved(runners: Mapping[str, Callable[[np.ndarray], Any]], image: 
         repeats: timed rounds.
     Returns:
         name -> median / min / max milliseconds over ``repeats`` runs.
+    """
+    times = interleaved_times(runners, image, warmup, repeats)
+    return {name: LatencyStats(median_ms=statistics.median(values), min_ms=min(values), max_ms=max(values),
+                               repeats=repeats)
+            for name, values in times.items()}
+
+
+def interleaved_times(runners: Mapping[str, Callable[[Any], Any]], image: Any, warmup: int = 2,
+                      repeats: int = 10) -> dict[str, list[float]]:
+    """Milliseconds of each runner on ``image`` in each of ``repeats`` timed rounds (after ``warmup`` untimed).
+
+    Each round runs every runner once, so a slow phase of the machine (another process, frequency scaling)
+    hits all of them alike instead of biasing whichever was timed then. The order rotates by one runner every
+    round, so none always follows the same one. Measured here: two students of one architecture, one always
+    timed right after a large teacher, read 9-13% apart; with the order rotating, 2%. Round ``i`` of every
+    list is the same round, for per-round ratios.
     """
     if repeats < 1 or warmup < 0:
         raise GanslimError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
@@ -223,6 +235,4 @@ def time_interleaved(runners: Mapping[str, Callable[[np.ndarray], Any]], image: 
             elapsed = (time.perf_counter() - start) * 1000.0
             if round_index >= warmup:
                 times[name].append(elapsed)
-    return {name: LatencyStats(median_ms=statistics.median(values), min_ms=min(values), max_ms=max(values),
-                               repeats=repeats)
-            for name, values in times.items()}
+    return times
