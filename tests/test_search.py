@@ -36,7 +36,7 @@ from ganslim.methods.gan_compression.search import (
     recalibrate_batchnorm,
     run_search,
 )
-from ganslim.profile import LatencyStats, count_macs, count_params
+from ganslim.profile import count_macs, count_params
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -185,10 +185,9 @@ def test_the_latency_timer_holds_steady_when_the_machine_slows_down(monkeypatch)
         for run in runners.values():
             run(image)
         model_ms, reference_ms = next(phases)
-        return {"model": LatencyStats(model_ms, model_ms, model_ms, repeats),
-                "reference": LatencyStats(reference_ms, reference_ms, reference_ms, repeats)}
+        return {"model": [model_ms] * repeats, "reference": [reference_ms] * repeats}
 
-    monkeypatch.setattr(latency_module, "time_interleaved", fake_interleaved)
+    monkeypatch.setattr(latency_module, "interleaved_times", fake_interleaved)
     monkeypatch.setattr(latency_module, "_process", {"warm": True})
     timer = LatencyTimer(MobileResnetGenerator(channels=[8, 8, 8, 8, 8, 8, 8, 8]), 16, 1, repeats=4)
     model = MobileResnetGenerator(channels=[8, 16, 16, 16, 16, 16, 16, 8])

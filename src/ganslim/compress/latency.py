@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ganslim.archs.mobile_resnet import MobileResnetGenerator
 from ganslim.compress.space import SearchSpace, channel_spans
-from ganslim.export.runtime import time_interleaved
+from ganslim.export.runtime import interleaved_times
 from ganslim.profile import measure_latency, num_threads
 
 SpanTimer = Callable[[nn.Module, Tensor], float]  # (span, its input (1, C, H, W)) -> ms
@@ -75,12 +75,11 @@ class LatencyTimer:
     def _medians(self, model: nn.Module) -> tuple[float, float]:
         """Median ms of ``model`` and of the reference over the same interleaved rounds."""
         image = torch.zeros(1, model.input_nc, self.size, self.size)
-        runners = {"model": model, "reference": self.reference}
         with num_threads(self.threads or None), torch.inference_mode():
             warm_up_process(model, image)
-            timed = time_interleaved({name: (lambda _, net=net: net(image)) for name, net in runners.items()},
-                                     image.numpy(), warmup=3, repeats=self.repeats)
-        return timed["model"].median_ms, timed["reference"].median_ms
+            times = interleaved_times({"model": model, "reference": self.reference}, image, warmup=3,
+                                      repeats=self.repeats)
+        return statistics.median(times["model"]), statistics.median(times["reference"])
 
 
 def span_timer(threads: int | None, repeats: int) -> SpanTimer:
