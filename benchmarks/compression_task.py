@@ -1,12 +1,12 @@
 """The task the compression benchmarks share: data, teacher, from-scratch student, and side-by-side measuring.
 
-Every model is trained on the built-in paired ``shapes2render`` data at 64 px on CPU for the same number of
-optimisation steps (``EPOCHS + EPOCHS_DECAY`` epochs of 100 steps at batch 4), selected on the held-out / val split,
-and measured in one process: params, MACs in both conventions at 256x256, eager CPU latency at 256x256
+Every model is trained on the built-in paired ``shapes2render`` data at 64 px on CPU at batch 4,
+``EPOCHS + EPOCHS_DECAY`` epochs a training stage (100 steps an epoch on the 400 training images), selected on a
+held-out or the val split, and measured in one process: params, MACs in both conventions at 256x256, eager CPU latency at 256x256
 (models interleaved, same threads; speed-ups are medians of per-round ratios), and PSNR/SSIM (SSIM on [0, 1]
 intensities) against the ground truth and against the teacher on the val split, and on the test split, which
-no model was selected on (the teacher, the from-scratch students and OMGD keep their best val checkpoint; GAN
-Compression selects on images held out of the training split).
+no model was selected on (the teacher and OMGD keep their best val checkpoint; GAN Compression and the
+from-scratch students select on images held out of the training split, see ``gan_compression.py``).
 """
 
 from __future__ import annotations
@@ -56,13 +56,13 @@ def prepare_data(work: Path) -> Path:
 
 
 def train_pix2pix(work: Path, data: Path, name: str, generator: dict, epochs: int = EPOCHS,
-                  epochs_decay: int = EPOCHS_DECAY) -> Path:
+                  epochs_decay: int = EPOCHS_DECAY, seed: int = 0) -> Path:
     """Train (once; a finished run of that name is reused) a pix2pix model; returns its ``generator.pt``."""
     finished = sorted((work / "runs").glob(f"*-pix2pix-{name}/generator.pt"))
     if finished:
         return finished[-1]
     overrides = {**TRAINING, **generator, "data": str(data), "out_dir": str(work / "runs"), "name": name,
-                 "device": "cpu", "epochs": epochs, "epochs_decay": epochs_decay}
+                 "device": "cpu", "epochs": epochs, "epochs_decay": epochs_decay, "seed": seed}
     result = fit(load_config(Pix2PixConfig, overrides=overrides, method=Pix2Pix.name), Pix2Pix)
     return Path(result.exported["G"])
 

@@ -3,7 +3,8 @@
     python benchmarks/gan_compression.py && python benchmarks/omgd.py [--work benchmarks/work]
 
 Run after ``gan_compression.py`` with the same --work folder: it reuses that benchmark's resnet_9blocks
-teacher, compressed student, from-scratch student and their wall-clock times, then trains OMGD (1.0x mobile
+teacher, compressed student, from-scratch student (GAN Compression's architecture on its training images and
+steps) and their wall-clock times, then trains OMGD (1.0x mobile
 ResNet student, ngf 16, 1.408G published MACs at 256x256; wide and deep teachers trained online, no
 pretrained teacher) for the same number of steps, once with the teachers updated every step and once every
 third step (``n_dis`` 3), and measures them all side by side in one process.

@@ -107,7 +107,7 @@ def test_deep_mobile_resnet_teacher_layout():
     middle = ["MobileResnetBlock", "ExpansionResnetBlock", "ExpansionResnetBlock", "MobileResnetBlock",
               "MobileResnetBlock"]
     assert kinds == ["ReflectionPad2d", "Conv2d", "InstanceNorm2d", "ReLU", *down, *down, *middle, *up, *up,
-                     "ReflectionPad2d", "Conv2d", "Tanh"]
+                     "ReflectionPad2d", "OutputConv2d", "Tanh"]
     widths = [layer.conv_block[0].in_channels for layer in deep.model if isinstance(layer, ExpansionResnetBlock)]
     assert widths == [8, 16, 16, 16, 8, 4]  # after down1, down2, middle x2, up1, up2
     block = next(layer for layer in deep.model if isinstance(layer, ExpansionResnetBlock))

@@ -43,7 +43,9 @@ def ort_result(tmp_path_factory, dataset, generator):
 
 
 def count_layers(generator: nn.Module) -> Counter:
-    return Counter(type(m).__name__ for m in generator.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+    """Conv2d (OutputConv2d included) and ConvTranspose2d layers of ``generator``."""
+    return Counter("ConvTranspose2d" if isinstance(m, nn.ConvTranspose2d) else "Conv2d"
+                   for m in generator.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
 
 
 def test_onnxruntime_int8_graph_runs_convs_in_int8(ort_result, generator):

@@ -44,6 +44,7 @@ from torch.utils._pytree import tree_flatten
 
 from ganslim.devices import resolve_device
 from ganslim.errors import GanslimError, first_line
+from ganslim.nn.kernels import standard_kernels
 
 __all__ = [
     "LatencyStats",
@@ -142,7 +143,7 @@ def count_macs(model: nn.Module, example_input: Inputs) -> MacCount:
             Meta tensors work (with a model built on the meta device), which counts without computing.
     """
     counter = _MacCounter()
-    with eval_mode(model), _lowered_ops():
+    with eval_mode(model), _lowered_ops(), standard_kernels():
         args = _outside_inference(example_input)
         with counter:
             model(*args)

@@ -39,7 +39,7 @@ from torch import nn
 
 from ganslim.archs.resnet import N_DOWNSAMPLING, ResnetGenerator, _check_indices
 from ganslim.errors import GanslimError
-from ganslim.nn import check_norm, conv_bias, make_norm
+from ganslim.nn import OutputConv2d, check_norm, conv_bias, make_norm
 from ganslim.registry import GENERATORS
 
 MAX_BLOCK_GROUPS = 3
@@ -95,15 +95,17 @@ def check_channels(channels: Sequence[int], n_blocks: int) -> list[int]:
 class LayerKit:
     """The layer types a mobile ResNet is built from; the supernet swaps in elastic (sliceable) ones.
 
-    ``norm(name, channels)`` builds a norm layer as ``ganslim.nn.make_norm`` does.
+    ``norm(name, channels)`` builds a norm layer as ``ganslim.nn.make_norm`` does; ``output_conv`` is the last
+    conv, to the image channels.
     """
 
     conv: type[nn.Conv2d]
     conv_transpose: type[nn.ConvTranspose2d]
     norm: Callable[[str, int], nn.Module]
+    output_conv: type[nn.Conv2d]
 
 
-STATIC_LAYERS = LayerKit(nn.Conv2d, nn.ConvTranspose2d, make_norm)
+STATIC_LAYERS = LayerKit(nn.Conv2d, nn.ConvTranspose2d, make_norm, OutputConv2d)
 
 
 class SeparableConv2d(nn.Module):
@@ -219,7 +221,7 @@ class MobileResnetGenerator(nn.Module):
                 layers.norm(norm, out_width),
                 nn.ReLU(inplace=True),
             ]
-        model += [nn.ReflectionPad2d(3), layers.conv(up2, output_nc, kernel_size=7), nn.Tanh()]
+        model += [nn.ReflectionPad2d(3), layers.output_conv(up2, output_nc, kernel_size=7), nn.Tanh()]
         self.model = nn.Sequential(*model)
 
     @property

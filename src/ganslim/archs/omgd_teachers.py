@@ -36,7 +36,7 @@ from ganslim.archs.mobile_resnet import MobileResnetBlock, MobileResnetGenerator
 from ganslim.archs.resnet import N_DOWNSAMPLING
 from ganslim.archs.unet import UnetGenerator
 from ganslim.errors import GanslimError
-from ganslim.nn import check_norm, conv_bias, make_norm
+from ganslim.nn import OutputConv2d, check_norm, conv_bias, make_norm
 from ganslim.registry import GENERATORS
 
 EXPANSION = 4
@@ -130,7 +130,7 @@ class DeepMobileResnetGenerator(nn.Module):
             model += [nn.ConvTranspose2d(width * 2, width, kernel_size=3, stride=2, padding=1, output_padding=1,
                                          bias=bias),
                       make_norm(norm, width), nn.ReLU(inplace=True), *_deepen(width, norm, use_dropout)]
-        model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7), nn.Tanh()]
+        model += [nn.ReflectionPad2d(3), OutputConv2d(ngf, output_nc, kernel_size=7), nn.Tanh()]
         self.model = nn.Sequential(*model)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

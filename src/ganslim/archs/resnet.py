@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ganslim.errors import GanslimError
-from ganslim.nn import check_norm, conv_bias, make_norm
+from ganslim.nn import OutputConv2d, check_norm, conv_bias, make_norm
 from ganslim.registry import GENERATORS
 
 N_DOWNSAMPLING = 2
@@ -107,7 +107,7 @@ class ResnetGenerator(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             channels //= 2
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, output_nc, kernel_size=7), nn.Tanh()]
+        layers += [nn.ReflectionPad2d(3), OutputConv2d(channels, output_nc, kernel_size=7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
     @property

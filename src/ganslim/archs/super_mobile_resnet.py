@@ -25,7 +25,7 @@ from ganslim.errors import GanslimError
 from ganslim.nn.elastic import ElasticConv2d, ElasticConvTranspose2d, make_elastic_norm
 from ganslim.registry import GENERATORS
 
-ELASTIC_KIT = LayerKit(ElasticConv2d, ElasticConvTranspose2d, make_elastic_norm)
+ELASTIC_KIT = LayerKit(ElasticConv2d, ElasticConvTranspose2d, make_elastic_norm, ElasticConv2d)
 
 
 class SuperMobileResnetGenerator(MobileResnetGenerator):

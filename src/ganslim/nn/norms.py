@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from torch.nn import init
 
 from ganslim.errors import GanslimError
+from ganslim.nn.kernels import fast_kernels_allowed
 
 NORMS: tuple[str, ...] = ("batch", "instance", "none")
 INIT_TYPES: tuple[str, ...] = ("normal", "xavier", "kaiming", "orthogonal")
@@ -23,12 +24,6 @@ def check_norm(norm: str) -> str:
     if norm not in NORMS:
         raise GanslimError(f"unknown norm '{norm}'; choose one of: {', '.join(NORMS)}")
     return norm
-
-
-def _exporting() -> bool:
-    """Whether the model is being traced, scripted or compiled (ONNX / TorchScript export, torch.compile)."""
-    return (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
-            or torch.compiler.is_compiling())
 
 
 class InstanceNorm2d(nn.InstanceNorm2d):
@@ -50,8 +45,8 @@ class InstanceNorm2d(nn.InstanceNorm2d):
 
 def fast_instance_norm_applies(layer: nn.InstanceNorm2d, x: torch.Tensor) -> bool:
     """Whether ``layer`` may normalize ``x`` through ``group_norm``: no running statistics, (N, C, H, W) or
-    (C, H, W) input, and not inside a trace or export."""
-    return not layer.track_running_stats and x.dim() in (3, 4) and not _exporting()
+    (C, H, W) input, and fast kernels allowed (not in a trace, export or MAC count: ``ganslim.nn.kernels``)."""
+    return not layer.track_running_stats and x.dim() in (3, 4) and fast_kernels_allowed()
 
 
 def group_norm_per_channel(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
