@@ -154,11 +154,11 @@ def main() -> None:
     summaries = {run: json.loads((run / "summary.json").read_text()) for run in (macs_run, ms_run)}
     channels = {run: summaries[run]["student"]["channels"] for run in (macs_run, ms_run)}
 
-    runs = {"gan_compression": (macs_run, "gan-compression", "scratch-twin"),
-            "gan_compression_ms": (ms_run, "gan-compression-ms", "scratch-twin-ms")}
-    repeats = {}  # student -> its generator.pt per seed (0 first)
-    for student, (run, name, scratch_name) in runs.items():
-        scratch = student.replace("gan_compression", "scratch")
+    # student -> (its pipeline run, run name, its from-scratch twin, the twin's run name)
+    runs = {"gan_compression": (macs_run, "gan-compression", "scratch", "scratch-twin"),
+            "gan_compression_ms": (ms_run, "gan-compression-ms", "scratch_ms", "scratch-twin-ms")}
+    repeats = {}  # model -> its generator.pt per seed (0 first)
+    for student, (run, name, scratch, scratch_name) in runs.items():
         repeats[student] = [run / "generator.pt"] + [repeat_finetune(args.work, run, name, seed)
                                                      for seed in REPEAT_SEEDS]
         repeats[scratch] = [train_scratch(args.work, data, scratch_name, channels[run], seed)
@@ -187,10 +187,8 @@ def main() -> None:
                  f"teacher.\n\nEvery student trained with seeds {[0, *REPEAT_SEEDS]} (the table above is seed 0; the "
                  f"GAN Compression students are fine-tuned again from the same supernet and architecture):\n\n"
                  + repeat_table(repeated) + "\n\n"
-                 + "\n".join(target_line(label, table[student], table["teacher"],
-                                         table[student.replace("gan_compression", "scratch")],
-                                         {"student": repeated[student],
-                                          "scratch": repeated[student.replace("gan_compression", "scratch")]})
+                 + "\n".join(target_line(label, table[student], table["teacher"], table[runs[student][2]],
+                                         {"student": repeated[student], "scratch": repeated[runs[student][2]]})
                              for label, student in (("MACs budget", "gan_compression"),
                                                     ("Latency budget", "gan_compression_ms"))))
     write_results(args.out, "gan_compression", results, markdown)
