@@ -1,20 +1,29 @@
-"""The task the compression benchmarks share: data, teacher, from-scratch student, and side-by-side measuring.
+"""The tasks the compression benchmarks share: data, teachers, from-scratch students, and side-by-side measuring.
 
-Every model is trained on the built-in paired ``shapes2render`` data at 64 px on CPU at batch 4,
-``EPOCHS + EPOCHS_DECAY`` epochs a training stage (100 steps an epoch on the 400 training images), selected on a
-held-out or the val split, and measured in one process: params, MACs in both conventions at 256x256, eager CPU latency at 256x256
-(models interleaved, same threads; speed-ups are medians of per-round ratios), and PSNR/SSIM (SSIM on [0, 1]
-intensities) against the ground truth and against the teacher on the val split, and on the test split, which
-no model was selected on (the teacher and OMGD keep their best val checkpoint; GAN Compression and the
-from-scratch students select on images held out of the training split, see ``gan_compression.py``).
+Two tasks, both on built-in data at 64 px, trained on CPU at batch 4 for ``EPOCHS + EPOCHS_DECAY`` epochs a
+training stage (100 steps an epoch on 400 training images):
+
+* **paired** (``shapes2render``, pix2pix layout): a pix2pix resnet_9blocks teacher; quality is PSNR/SSIM against the
+  ground truth (and against the teacher) on the val split and on the test split, which no model is selected on
+  (the teacher, OMGD and its twin keep their best val checkpoint; GAN Compression and its twins select on images
+  held out of the training split, see ``gan_compression.py``).
+* **unpaired** (``flat2striped``, CycleGAN layout): a CycleGAN resnet_9blocks teacher (G_A, A -> B); there is no
+  ground truth, so quality is *fidelity to a teacher*: PSNR/SSIM of a model's outputs against that teacher's
+  outputs on the held-out ``testA`` images (never trained on), and FID/KID against ``testB`` when the Inception
+  weights exist (see the README).
+
+Every model is measured in one process: params, MACs in both conventions at 256x256, eager CPU latency at 256x256
+(models interleaved, same threads; speed-ups are medians of per-round ratios to the reference) and its quality.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,49 +31,127 @@ import torch
 from ganslim.atomic import atomic_write_text
 from ganslim.checkpoints import load_generator
 from ganslim.config import load_config
-from ganslim.data import AlignedDataset, make_builtin
+from ganslim.data import AlignedDataset, UnalignedDataset, make_builtin
 from ganslim.data.builtin import INFO_FILE
+from ganslim.data.subsets import holdout_indices
 from ganslim.engine import fit
+from ganslim.evaluate import find_inception_weights
 from ganslim.export.runtime import interleaved_times
-from ganslim.methods.teacher import Pix2Pix, Pix2PixConfig
-from ganslim.metrics import psnr, ssim
+from ganslim.methods.teacher import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
+from ganslim.metrics import compute_fid_kid, psnr, ssim
+from ganslim.metrics.inception import load_inception
 from ganslim.profile import count_macs, count_params, num_threads
 
-DATASET, IMAGE_SIZE, BATCH_SIZE = "shapes2render", 64, 4
-EPOCHS, EPOCHS_DECAY = 3, 3  # 100 steps an epoch: 600 optimisation steps for every model
+IMAGE_SIZE, BATCH_SIZE = 64, 4
+EPOCHS, EPOCHS_DECAY = 3, 3  # 100 steps an epoch: 600 optimisation steps for every teacher
 TEACHER = {"generator": "resnet_9blocks", "ngf": 64, "norm": "instance", "dropout": False}
-TRAINING = {"batch_size": BATCH_SIZE, "gan_mode": "lsgan", "load_size": IMAGE_SIZE + 8, "crop_size": IMAGE_SIZE,
+TRAINING = {"batch_size": BATCH_SIZE, "load_size": IMAGE_SIZE + 8, "crop_size": IMAGE_SIZE,
             "sample_every": 0, "log_every": 25, "val_every": 200, "ckpt_every": 200}
 LATENCY_SIZE = 256
+PAIRED, UNPAIRED = "paired", "unpaired"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One benchmark task: its built-in dataset, the teacher's method, and how quality is scored."""
+
+    kind: str  # PAIRED or UNPAIRED
+    dataset: str
+    teacher_method: type
+    teacher_config: type
+    teacher_overrides: dict
+
+    @property
+    def paired(self) -> bool:
+        return self.kind == PAIRED
+
+
+TASKS = {
+    PAIRED: Task(PAIRED, "shapes2render", Pix2Pix, Pix2PixConfig, {"gan_mode": "lsgan"}),
+    UNPAIRED: Task(UNPAIRED, "flat2striped", CycleGAN, CycleGANConfig, {}),
+}
 
 
 def benchmark_arguments(doc: str) -> argparse.Namespace:
-    """The options every compression benchmark takes: --work, --out, --threads."""
+    """The options every compression benchmark takes: --work, --out, --threads, --tasks."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("benchmarks/work"), help="training runs and data")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="where results are written")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for latency (default 2)")
-    return parser.parse_args()
+    parser.add_argument("--tasks", default=f"{PAIRED},{UNPAIRED}", help="paired, unpaired or both (default)")
+    args = parser.parse_args()
+    args.tasks = [TASKS[name.strip()] for name in args.tasks.split(",")]
+    return args
 
 
-def prepare_data(work: Path) -> Path:
-    """The built-in paired dataset under ``work/data`` (made once)."""
-    data = work / "data" / DATASET
+def prepare_data(work: Path, task: Task) -> Path:
+    """The task's built-in dataset under ``work/data`` (made once)."""
+    data = work / "data" / task.dataset
     if not (data / INFO_FILE).is_file():
-        make_builtin(DATASET, data, size=IMAGE_SIZE)
+        make_builtin(task.dataset, data, size=IMAGE_SIZE)
     return data
 
 
-def train_pix2pix(work: Path, data: Path, name: str, generator: dict, epochs: int = EPOCHS,
-                  epochs_decay: int = EPOCHS_DECAY, seed: int = 0) -> Path:
-    """Train (once; a finished run of that name is reused) a pix2pix model; returns its ``generator.pt``."""
-    finished = sorted((work / "runs").glob(f"*-pix2pix-{name}/generator.pt"))
-    if finished:
-        return finished[-1]
-    overrides = {**TRAINING, **generator, "data": str(data), "out_dir": str(work / "runs"), "name": name,
-                 "device": "cpu", "epochs": epochs, "epochs_decay": epochs_decay, "seed": seed}
-    result = fit(load_config(Pix2PixConfig, overrides=overrides, method=Pix2Pix.name), Pix2Pix)
-    return Path(result.exported["G"])
+def finished_run(work: Path, method: str, name: str, exported: str) -> Path | None:
+    """The newest finished run ``*-METHOD-NAME`` under ``work/runs`` (its ``exported`` file), or None."""
+    finished = sorted((work / "runs").glob(f"*-{method}-{name}/{exported}"))
+    return finished[-1] if finished else None
+
+
+def train_translation(work: Path, task: Task, data: Path, name: str, generator: dict, epochs: int = EPOCHS,
+                      epochs_decay: int = EPOCHS_DECAY, seed: int = 0) -> Path:
+    """Train (once; a finished run of that name is reused) a pix2pix (paired) or CycleGAN (unpaired) model with
+    ``generator`` options; returns its A -> B ``generator.pt`` / ``generator_A.pt``."""
+    method = task.teacher_method
+    exported = "generator.pt" if task.paired else "generator_A.pt"
+    if (path := finished_run(work, method.name, name, exported)) is not None:
+        return path
+    overrides = {**TRAINING, **task.teacher_overrides, **generator, "data": str(data), "out_dir": str(work / "runs"),
+                 "name": name, "device": "cpu", "epochs": epochs, "epochs_decay": epochs_decay, "seed": seed}
+    result = fit(load_config(task.teacher_config, overrides=overrides, method=method.name), method)
+    return Path(result.exported["G" if task.paired else "G_A"])
+
+
+def train_teacher(work: Path, task: Task, data: Path) -> Path:
+    """The task's resnet_9blocks teacher (pix2pix or CycleGAN), trained once."""
+    return train_translation(work, task, data, "teacher", TEACHER)
+
+
+def mobile_resnet_options(channels: list[int]) -> dict:
+    """Teacher-method options that train a ``mobile_resnet`` with these per-layer ``channels``."""
+    return {"generator": "mobile_resnet", "ngf": channels[0], "norm": TEACHER["norm"], "dropout": False,
+            "channels": ",".join(map(str, channels))}
+
+
+def holdout_split(work: Path, task: Task, data: Path) -> Path:
+    """``data`` with the training images GAN Compression holds out for its search (``holdout_indices``: 10%) moved
+    out of training (made once): paired ``train/`` + ``val/`` (the held-out images); unpaired ``trainA/`` without
+    them, all of ``trainB/``, and ``testA/ testB/``. What GAN Compression's from-scratch twins train on."""
+    split = work / "data" / f"{data.name}-gan-compression-split"
+    if split.is_dir():
+        return split
+    partial = split.with_name(split.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    if task.paired:
+        images = AlignedDataset(data, "train").paths
+        held = set(holdout_indices(len(images)))
+        for index, image in enumerate(images):
+            _copy(image, partial / ("val" if index in held else "train"))
+    else:
+        images = UnalignedDataset(data, "train").A_paths
+        held = set(holdout_indices(len(images)))
+        for index, image in enumerate(images):
+            if index not in held:
+                _copy(image, partial / "trainA")
+        for folder in ("trainB", "testA", "testB"):
+            shutil.copytree(data / folder, partial / folder)
+    partial.rename(split)
+    return split
+
+
+def _copy(image: Path, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(image, folder / image.name)
 
 
 def run_seconds(exported: Path) -> float:
@@ -84,65 +171,165 @@ def interleaved_latency(models: dict[str, torch.nn.Module], size: int, threads: 
         return interleaved_times(models, image, warmup, repeats)
 
 
+def split_images(task: Task, data: Path, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(inputs, targets)`` of a split at the training size: paired ``val``/``test`` A and B images; unpaired
+    ``test`` A images and ``None`` (no ground truth)."""
+    if task.paired:
+        images = AlignedDataset(data, split=split, load_size=IMAGE_SIZE, crop_size=IMAGE_SIZE, flip=False)
+        return (torch.stack([images[i]["A"] for i in range(len(images))]),
+                torch.stack([images[i]["B"] for i in range(len(images))]))
+    images = UnalignedDataset(data, split=split, load_size=IMAGE_SIZE, crop_size=IMAGE_SIZE, flip=False,
+                              serial_batches=True)
+    return torch.stack([images[i]["A"] for i in range(len(images.A_paths))]), None
+
+
+def real_b_images(data: Path) -> torch.Tensor:
+    """The unpaired task's ``testB`` images (the real distribution FID/KID compare with)."""
+    images = UnalignedDataset(data, split="test", load_size=IMAGE_SIZE, crop_size=IMAGE_SIZE, flip=False,
+                              serial_batches=True)
+    return torch.stack([images[i]["B"] for i in range(len(images.B_paths))])
+
+
 @torch.inference_mode()
-def split_quality(models: dict[str, torch.nn.Module], data: Path, reference: str, split: str) -> dict[str, dict]:
-    """Mean PSNR/SSIM on ``split`` vs the ground truth and vs the ``reference`` model's outputs."""
-    images = AlignedDataset(data, split=split, load_size=IMAGE_SIZE, crop_size=IMAGE_SIZE, flip=False)
-    inputs = torch.stack([images[i]["A"] for i in range(len(images))])
-    targets = torch.stack([images[i]["B"] for i in range(len(images))])
+def split_quality(task: Task, models: dict[str, torch.nn.Module], data: Path, split: str,
+                  references: dict[str, str]) -> dict[str, dict]:
+    """Per model: mean PSNR/SSIM against the ground truth (paired) and against the outputs of the model
+    ``references[name]`` names (its teacher), on ``split``."""
+    inputs, targets = split_images(task, data, split)
     outputs = {name: model(inputs) for name, model in models.items()}
     quality = {}
     for name, output in outputs.items():
-        quality[name] = {"psnr": psnr(output, targets).mean().item(), "ssim": ssim(output, targets).mean().item(),
-                         "psnr_vs_teacher": psnr(output, outputs[reference]).mean().item(),
-                         "ssim_vs_teacher": ssim(output, outputs[reference]).mean().item()}
+        reference = outputs[references[name]]
+        row = {"psnr_vs_teacher": psnr(output, reference).mean().item(),
+               "ssim_vs_teacher": ssim(output, reference).mean().item()}
+        if targets is not None:
+            row.update(psnr=psnr(output, targets).mean().item(), ssim=ssim(output, targets).mean().item())
+        quality[name] = row
     return quality
 
 
-def measure(paths: dict[str, Path], data: Path, reference: str, threads: int = 2, repeats: int = 30) -> dict:
-    """Params, MACs (both conventions, 256x256), interleaved latency and val and test quality of every model.
+def distribution_scores(models: dict[str, torch.nn.Module], data: Path) -> dict[str, dict] | str:
+    """FID and KID of each model's ``testA`` outputs against the real ``testB`` images, or why they are absent."""
+    weights, reason = find_inception_weights()
+    if weights is None:
+        return reason
+    inception = load_inception(weights)
+    inputs, _ = split_images(TASKS[UNPAIRED], data, "test")
+    real = real_b_images(data)
+    scores = {}
+    with torch.inference_mode():
+        for name, model in models.items():
+            result = compute_fid_kid([model(inputs)], [real], inception, kid_subset_size=len(real))
+            scores[name] = {"fid": result.fid, "kid": result.kid}
+    return scores
 
+
+def measure(task: Task, paths: dict[str, Path], data: Path, reference: str, threads: int = 2, repeats: int = 30,
+            teachers: dict[str, str] | None = None) -> dict:
+    """Params, MACs (both conventions, 256x256), interleaved latency and quality of every model.
+
+    ``reference`` is the model the MACs ratios and speed-ups are relative to (the resnet_9blocks teacher);
+    ``teachers[name]`` names the model whose outputs ``name`` is scored against (default: ``reference``).
     ``speedup`` is the median over rounds of the reference's time over the model's in the same round: the
     machine's speed drifts between rounds (by 10-20% on a shared VM) far more than within one.
     ``speedup_best`` is the reference's fastest time over the model's fastest, the least disturbed runs.
+    Paired quality: val (``psnr``, ...) and ``test``; unpaired: ``test`` (fidelity, FID/KID in ``distribution``).
     """
     models = {name: load_generator(path).model.eval() for name, path in paths.items()}
+    teachers = {name: (teachers or {}).get(name, reference) for name in models}
     example = torch.zeros(1, 3, LATENCY_SIZE, LATENCY_SIZE)
     table = {}
     for name, model in models.items():
         macs = count_macs(model, example)
         table[name] = {"checkpoint": str(paths[name]), "params": count_params(model), "macs": macs.macs,
-                       "macs_published": macs.macs_published}
+                       "macs_published": macs.macs_published, "teacher": teachers[name]}
     latency = interleaved_latency(models, LATENCY_SIZE, threads, warmup=3, repeats=repeats)
-    quality = split_quality(models, data, reference, "val")
-    test = split_quality(models, data, reference, "test")
+    test = split_quality(task, models, data, "test", teachers)
+    val = split_quality(task, models, data, "val", teachers) if task.paired else {}
+    distribution = distribution_scores(models, data) if not task.paired else {}
     for name, times in latency.items():
         base = table[reference]
         table[name].update(latency_ms={"median": statistics.median(times), "min": min(times), "max": max(times)},
-                           **quality[name], test=test[name],
+                           **val.get(name, {}), test=test[name],
                            macs_ratio=base["macs_published"] / table[name]["macs_published"],
                            speedup=statistics.median(r / t for r, t in zip(latency[reference], times)),
                            speedup_best=min(latency[reference]) / min(times))
+        if isinstance(distribution, dict) and name in distribution:
+            table[name]["distribution"] = distribution[name]
+    if isinstance(distribution, str):
+        table[reference]["distribution_absent"] = distribution
     return table
 
 
-def markdown_table(table: dict, wall_clock: dict[str, float] | None = None) -> str:
+def seed_quality(task: Task, seeds: dict[str, list[Path]], teachers: dict[str, list[Path]], data: Path
+                 ) -> dict[str, dict]:
+    """Per student and seed: paired val and test PSNR; unpaired test PSNR to its teacher of that seed
+    (``teachers[name][seed]``). With the means over seeds."""
+    models, references = {}, {}
+    for name, paths in seeds.items():
+        for seed, path in enumerate(paths):
+            key, teacher_key = f"{name}@{seed}", f"teacher:{teachers[name][seed]}"
+            models[key] = load_generator(path).model.eval()
+            models.setdefault(teacher_key, load_generator(teachers[name][seed]).model.eval())
+            references[key] = references[teacher_key] = teacher_key
+    splits = ("val", "test") if task.paired else ("test",)
+    scores = {split: split_quality(task, models, data, split, references) for split in splits}
+    metric = "psnr" if task.paired else "psnr_vs_teacher"
+    quality = {}
+    for name, paths in seeds.items():
+        row = {}
+        for split in splits:
+            values = [scores[split][f"{name}@{seed}"][metric] for seed in range(len(paths))]
+            row[f"{split}_psnr"], row[f"{split}_mean"] = values, statistics.mean(values)
+        quality[name] = row
+    return quality
+
+
+def seed_table(task: Task, quality: dict[str, dict]) -> str:
+    """One row per student: its PSNR on every seed and the means (paired: val and test; unpaired: test, vs its
+    teacher)."""
+    seeds = len(next(iter(quality.values()))["test_psnr"])
+    if task.paired:
+        lines = [f"| student | val PSNR, seeds 0-{seeds - 1} | val mean | test mean |", "|---|---|---|---|"]
+        for name, row in quality.items():
+            lines.append(f"| {name} | {', '.join(f'{v:.2f}' for v in row['val_psnr'])} | {row['val_mean']:.2f} "
+                         f"| {row['test_mean']:.2f} |")
+    else:
+        lines = [f"| student | test PSNR vs teacher, seeds 0-{seeds - 1} | mean |", "|---|---|---|"]
+        for name, row in quality.items():
+            lines.append(f"| {name} | {', '.join(f'{v:.2f}' for v in row['test_psnr'])} | {row['test_mean']:.2f} |")
+    return "\n".join(lines)
+
+
+def markdown_table(task: Task, table: dict, wall_clock: dict[str, float] | None = None) -> str:
     """One row per model: size, cost, speed and quality, with ratios to the reference (teacher)."""
     header = ("| model | params | MACs true | MACs published | fewer MACs | latency ms (median, min-max) "
-              "| speed-up (per round) | speed-up (fastest) | val PSNR | val SSIM | test PSNR | test SSIM "
-              "| val PSNR vs teacher |"
-              + (" wall-clock |" if wall_clock else ""))
+              "| speed-up (per round) | speed-up (fastest) |")
+    if task.paired:
+        header += " val PSNR | val SSIM | test PSNR | test SSIM | val PSNR vs teacher |"
+    else:
+        header += " teacher | test PSNR vs teacher | test SSIM vs teacher | FID | KID |"
+    header += " wall-clock |" if wall_clock else ""
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for name, row in table.items():
         latency = row["latency_ms"]
         line = (f"| {name} | {row['params'] / 1e6:.3f}M | {row['macs'] / 1e9:.2f}G | {row['macs_published'] / 1e9:.2f}G "
                 f"| {row['macs_ratio']:.1f}x | {latency['median']:.1f} ({latency['min']:.1f}-{latency['max']:.1f}) "
-                f"| {row['speedup']:.1f}x | {row['speedup_best']:.1f}x | {row['psnr']:.2f} | {row['ssim']:.3f} "
-                f"| {row['test']['psnr']:.2f} | {row['test']['ssim']:.3f} | {row['psnr_vs_teacher']:.2f} |")
+                f"| {row['speedup']:.1f}x | {row['speedup_best']:.1f}x |")
+        if task.paired:
+            line += (f" {row['psnr']:.2f} | {row['ssim']:.3f} | {row['test']['psnr']:.2f} | {row['test']['ssim']:.3f} "
+                     f"| {row['psnr_vs_teacher']:.2f} |")
+        else:
+            scores = row.get("distribution")
+            line += (f" {row['teacher']} | {row['test']['psnr_vs_teacher']:.2f} | {row['test']['ssim_vs_teacher']:.3f} "
+                     + (f"| {scores['fid']:.2f} | {scores['kid']:.4f} |" if scores else "| - | - |"))
         if wall_clock:
             seconds = wall_clock.get(name)
             line += f" {seconds / 60:.1f} min |" if seconds is not None else " - |"
         lines.append(line)
+    absent = next((row["distribution_absent"] for row in table.values() if "distribution_absent" in row), None)
+    if absent:
+        lines.append(f"\nFID/KID: not measured ({absent}).")
     return "\n".join(lines)
 
 

@@ -1,37 +1,37 @@
 """GAN Compression benchmark: teacher vs compressed students vs the same students trained from scratch.
 
-    python benchmarks/gan_compression.py [--work benchmarks/work] [--out benchmarks/results]
+    python benchmarks/gan_compression.py [--work benchmarks/work] [--out benchmarks/results] [--tasks paired,unpaired]
 
-On the built-in paired task (see ``compression_task.py``): a resnet_9blocks teacher (ngf 64) is trained with
-pix2pix; GAN Compression distils a once-for-all supernet from it, searches a sub-network under 2.8G
-published MACs at 256x256 (>= 20x fewer than the teacher's 56.8G), fine-tunes and exports it. The same
-supernet is then searched again under a *latency* budget (no retraining): 10x faster than the teacher, timed
-the same way as the candidates, and that sub-network is fine-tuned and exported too. Each chosen
-architecture is also trained from scratch with pix2pix losses (no teacher) for as many epochs as the
-supernet + fine-tune stages together, on exactly the images GAN Compression trains on (its 90% of the training
-split), and keeps its best checkpoint on the images GAN Compression holds out for its search: same data, same
-steps, same selection images. Every student is then trained twice more with other seeds (the GAN
-Compression ones fine-tuned again from the same supernet and architecture), so a gap between them can be told
-from run-to-run variation. All models are measured side by side in one process. Slow on CPU (about 1.5 hours
-on 2 idle cores; keep the machine otherwise idle: latency is measured during the search);
-finished runs are reused when re-run with the same --work folder.
+Two tasks (see ``compression_task.py``). **Paired**: a resnet_9blocks pix2pix teacher; GAN Compression distils a
+once-for-all supernet from it, searches a sub-network under 2.8G published MACs at 256x256 (>= 20x fewer than the
+teacher's 56.8G), fine-tunes and exports it. The same supernet is then searched again under a *latency* budget (no
+retraining): 10x faster than the teacher, timed the same way as the candidates, and that sub-network is fine-tuned
+and exported too. **Unpaired**: a resnet_9blocks CycleGAN teacher (G_A); GAN Compression's unpaired setting
+(reconstruction to the teacher's outputs) under the same MACs budget; quality is fidelity to the teacher's outputs on
+the held-out test A images.
+
+Each chosen architecture is also trained from scratch with the teacher's own method (pix2pix, or CycleGAN for
+unpaired data; no teacher) for as many epochs as the supernet + fine-tune stages together, on exactly the images GAN
+Compression trains on (its 90% of the training split), and the paired twins keep their best checkpoint on the images
+GAN Compression holds out for its search: same data, same steps, same selection images. Every student is then
+trained twice more with other seeds (the GAN Compression ones fine-tuned again from the same supernet and
+architecture), so a gap between them can be told from run-to-run variation. All models of a task are measured side
+by side in one process. Slow on CPU (about 1.5 hours for the paired task and 1 hour for the unpaired one on 2 idle
+cores; keep the machine otherwise idle: latency is measured during the search); finished runs are reused when re-run
+with the same --work folder.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import statistics
 from pathlib import Path
 
-from compression_task import (BATCH_SIZE, EPOCHS, EPOCHS_DECAY, TEACHER, TRAINING,
-                              benchmark_arguments, markdown_table, measure, prepare_data, run_seconds, split_quality,
-                              train_pix2pix, write_results)
+from compression_task import (BATCH_SIZE, EPOCHS, EPOCHS_DECAY, TRAINING, Task, benchmark_arguments, finished_run,
+                              holdout_split, markdown_table, measure, mobile_resnet_options, prepare_data,
+                              run_seconds, seed_quality, seed_table, train_teacher, train_translation,
+                              write_results)
 
-from ganslim.checkpoints import load_generator
 from ganslim.config import load_config
-from ganslim.data import AlignedDataset
-from ganslim.data.subsets import holdout_indices
 from ganslim.engine import fit
 from ganslim.methods.gan_compression.distill import DistillConfig, FinetuneDistillation
 from ganslim.methods.gan_compression.pipeline import PipelineConfig, run_pipeline
@@ -47,6 +47,7 @@ LATENCY_SEARCH = {"population": 16, "generations": 3, "latency_repeats": 20}
 # Every student is trained again with these seeds (fine-tunes from the same supernet and architecture), to
 # tell a real gap from run-to-run variation; the main table is seed 0.
 REPEAT_SEEDS = (1, 2)
+SEEDS = (0, *REPEAT_SEEDS)
 
 
 def compress(work: Path, data: Path, teacher: Path, name: str, **budget) -> Path:
@@ -55,7 +56,7 @@ def compress(work: Path, data: Path, teacher: Path, name: str, **budget) -> Path
     finished = [run for run in runs if (run / "generator.pt").is_file()]
     if finished:
         return finished[-1]
-    overrides = {**{k: v for k, v in TRAINING.items() if k != "gan_mode"}, **SEARCH, **budget, "data": str(data),
+    overrides = {**TRAINING, **SEARCH, **budget, "data": str(data),
                  "teacher": str(teacher), "out_dir": str(work / "runs"), "name": name, "device": "cpu",
                  "epochs": SUPERNET_EPOCHS, "epochs_decay": SUPERNET_EPOCHS,
                  "finetune_epochs": FINETUNE_EPOCHS, "finetune_epochs_decay": FINETUNE_EPOCHS}
@@ -63,119 +64,88 @@ def compress(work: Path, data: Path, teacher: Path, name: str, **budget) -> Path
     return run_pipeline(config, resume=runs[-1] if runs else None).run_dir
 
 
-def gan_compression_split(work: Path, data: Path) -> Path:
-    """``data`` as GAN Compression splits it (made once): ``train/`` the images it trains on, ``val/`` the
-    training images it holds out (default 10%, ``ganslim.data.subsets.holdout_indices``); no test split."""
-    split = work / "data" / f"{data.name}-gan-compression-split"
-    if split.is_dir():
-        return split
-    images = AlignedDataset(data, "train").paths
-    held = set(holdout_indices(len(images)))
-    partial = split.with_name(split.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    for index, image in enumerate(images):
-        folder = partial / ("val" if index in held else "train")
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(image, folder / image.name)
-    partial.rename(split)
-    return split
-
-
-def train_scratch(work: Path, data: Path, name: str, channels: list[int], seed: int = 0) -> Path:
-    """The student architecture ``channels`` trained with pix2pix alone on GAN Compression's training images,
-    as many steps as both distillation stages, selected on its held-out images (``gan_compression_split``)."""
-    spec = {"generator": "mobile_resnet", "ngf": channels[0], "norm": TEACHER["norm"], "dropout": False,
-            "channels": ",".join(map(str, channels))}
-    return train_pix2pix(work, gan_compression_split(work, data), name if seed == 0 else f"{name}-seed{seed}",
-                         spec, epochs=SUPERNET_EPOCHS + FINETUNE_EPOCHS,
-                         epochs_decay=SUPERNET_EPOCHS + FINETUNE_EPOCHS, seed=seed)
+def train_scratch(work: Path, task: Task, data: Path, name: str, channels: list[int], seed: int = 0) -> Path:
+    """The student architecture ``channels`` trained with the teacher's method alone on GAN Compression's training
+    images, as many steps as both distillation stages (paired: selected on its held-out images)."""
+    return train_translation(work, task, holdout_split(work, task, data), name if seed == 0 else f"{name}-seed{seed}",
+                             mobile_resnet_options(channels), epochs=SUPERNET_EPOCHS + FINETUNE_EPOCHS,
+                             epochs_decay=SUPERNET_EPOCHS + FINETUNE_EPOCHS, seed=seed)
 
 
 def repeat_finetune(work: Path, pipeline_run: Path, name: str, seed: int) -> Path:
     """The fine-tune stage of ``pipeline_run`` again with another ``seed`` (same supernet, same architecture);
     returns its compact ``generator.pt`` (a finished run is reused)."""
     name = f"{name}-seed{seed}"
-    finished = sorted((work / "runs").glob(f"*-{FinetuneDistillation.name}-{name}/generator.pt"))
-    if finished:
-        return finished[-1]
+    if (path := finished_run(work, FinetuneDistillation.name, name, "generator.pt")) is not None:
+        return path
     stage = Path(json.loads((pipeline_run / "pipeline.json").read_text())["stages"]["finetune"]["run_dir"])
     config = load_config(DistillConfig, stage / "config.yaml", method=FinetuneDistillation.name,
                          overrides={"seed": seed, "name": name, "out_dir": str(work / "runs")})
     return Path(fit(config, FinetuneDistillation).exported["generator"])
 
 
-def repeat_quality(repeats: dict[str, list[Path]], teacher: Path, data: Path) -> dict[str, dict]:
-    """Val and test PSNR of every seed's model, and their means, per student."""
-    models = {"teacher": load_generator(teacher).model.eval()}
-    models.update({f"{name}@{seed}": load_generator(path).model.eval()
-                   for name, paths in repeats.items() for seed, path in enumerate(paths)})
-    val, test = (split_quality(models, data, "teacher", split) for split in ("val", "test"))
-    quality = {}
-    for name, paths in repeats.items():
-        val_psnr = [val[f"{name}@{seed}"]["psnr"] for seed in range(len(paths))]
-        test_psnr = [test[f"{name}@{seed}"]["psnr"] for seed in range(len(paths))]
-        quality[name] = {"val_psnr": val_psnr, "test_psnr": test_psnr, "val_mean": statistics.mean(val_psnr),
-                         "test_mean": statistics.mean(test_psnr)}
-    return quality
-
-
-def repeat_table(quality: dict[str, dict]) -> str:
-    """One row per student: val PSNR of every seed, and the val and test means."""
-    seeds = len(next(iter(quality.values()))["val_psnr"])
-    lines = [f"| student | val PSNR, seeds 0-{seeds - 1} | val mean | test mean |", "|---|---|---|---|"]
-    for name, row in quality.items():
-        lines.append(f"| {name} | {', '.join(f'{v:.2f}' for v in row['val_psnr'])} | {row['val_mean']:.2f} "
-                     f"| {row['test_mean']:.2f} |")
-    return "\n".join(lines)
-
-
-def target_line(label: str, row: dict, teacher: dict, scratch: dict, repeats: dict) -> str:
+def paired_target_line(label: str, row: dict, teacher: dict, scratch: dict, seeds: dict) -> str:
     return (f"{label}: MACs reduced {row['macs_ratio']:.1f}x (>= 20x); val PSNR "
             f"{row['psnr'] - teacher['psnr']:+.2f} dB vs the teacher (>= -0.5 dB; test "
-            f"{row['test']['psnr'] - teacher['test']['psnr']:+.2f}; mean of {len(repeats['student']['val_psnr'])} "
-            f"seeds {repeats['student']['val_mean'] - teacher['psnr']:+.2f}) and "
+            f"{row['test']['psnr'] - teacher['test']['psnr']:+.2f}; mean of {len(seeds['student']['val_psnr'])} "
+            f"seeds {seeds['student']['val_mean'] - teacher['psnr']:+.2f}) and "
             f"{row['psnr'] - scratch['psnr']:+.2f} dB vs its from-scratch twin (> 0; test "
             f"{row['test']['psnr'] - scratch['test']['psnr']:+.2f}; means of the seeds "
-            f"{repeats['student']['val_mean'] - repeats['scratch']['val_mean']:+.2f}, test "
-            f"{repeats['student']['test_mean'] - repeats['scratch']['test_mean']:+.2f}); "
+            f"{seeds['student']['val_mean'] - seeds['scratch']['val_mean']:+.2f}, test "
+            f"{seeds['student']['test_mean'] - seeds['scratch']['test_mean']:+.2f}); "
             f"eager CPU speed-up {row['speedup']:.1f}x per round, {row['speedup_best']:.1f}x fastest vs fastest "
             f"(>= 10x).")
 
 
-def main() -> None:
-    args = benchmark_arguments(__doc__)
+def unpaired_target_line(row: dict, seeds: dict) -> str:
+    student, scratch = seeds["student"]["test_psnr"], seeds["scratch"]["test_psnr"]
+    wins = sum(s > t for s, t in zip(student, scratch))
+    return (f"Unpaired: MACs reduced {row['macs_ratio']:.1f}x (>= 20x); test PSNR to the teacher's outputs "
+            f"{', '.join(f'{v:.2f}' for v in student)} (seeds {', '.join(map(str, SEEDS))}) vs its from-scratch "
+            f"twin {', '.join(f'{v:.2f}' for v in scratch)}: higher on {wins} of {len(student)} seeds (target: "
+            f"every seed); eager CPU speed-up {row['speedup']:.1f}x per round.")
 
-    data = prepare_data(args.work)
-    teacher = train_pix2pix(args.work, data, "teacher", TEACHER)
+
+def seeded_students(work: Path, task: Task, data: Path, runs: dict) -> dict[str, list[Path]]:
+    """Every student and its from-scratch twin, per seed (0 first): ``runs`` maps a student to (its pipeline run,
+    run name, its twin, the twin's run name)."""
+    seeds = {}
+    for student, (run, name, scratch, scratch_name) in runs.items():
+        channels = json.loads((run / "summary.json").read_text())["student"]["channels"]
+        seeds[student] = [run / "generator.pt"] + [repeat_finetune(work, run, name, seed) for seed in REPEAT_SEEDS]
+        seeds[scratch] = [train_scratch(work, task, data, scratch_name, channels, seed) for seed in SEEDS]
+    return seeds
+
+
+def stage_epochs() -> dict[str, int]:
+    return {"teacher": EPOCHS + EPOCHS_DECAY, "gan_compression_supernet": 2 * SUPERNET_EPOCHS,
+            "gan_compression_finetune": 2 * FINETUNE_EPOCHS, "scratch": 2 * (SUPERNET_EPOCHS + FINETUNE_EPOCHS)}
+
+
+def paired(args, task: Task) -> None:
+    data = prepare_data(args.work, task)
+    teacher = train_teacher(args.work, task, data)
     macs_run = compress(args.work, data, teacher, "gan-compression", budget_macs=BUDGET)
     supernet = json.loads((macs_run / "pipeline.json").read_text())["stages"]["supernet"]["run_dir"]
     ms_run = compress(args.work, data, teacher, "gan-compression-ms", budget_speedup=SPEEDUP_BUDGET,
                       supernet=supernet, **LATENCY_SEARCH)
     summaries = {run: json.loads((run / "summary.json").read_text()) for run in (macs_run, ms_run)}
     channels = {run: summaries[run]["student"]["channels"] for run in (macs_run, ms_run)}
-
-    # student -> (its pipeline run, run name, its from-scratch twin, the twin's run name)
     runs = {"gan_compression": (macs_run, "gan-compression", "scratch", "scratch-twin"),
             "gan_compression_ms": (ms_run, "gan-compression-ms", "scratch_ms", "scratch-twin-ms")}
-    repeats = {}  # model -> its generator.pt per seed (0 first)
-    for student, (run, name, scratch, scratch_name) in runs.items():
-        repeats[student] = [run / "generator.pt"] + [repeat_finetune(args.work, run, name, seed)
-                                                     for seed in REPEAT_SEEDS]
-        repeats[scratch] = [train_scratch(args.work, data, scratch_name, channels[run], seed)
-                            for seed in (0, *REPEAT_SEEDS)]
-    paths = {"teacher": teacher, **{name: seeds[0] for name, seeds in repeats.items()}}
+    seeds = seeded_students(args.work, task, data, runs)
+    paths = {"teacher": teacher, **{name: models[0] for name, models in seeds.items()}}
     wall_clock = {name: run_seconds(path) for name, path in paths.items()}
     searched = read_result(json.loads((ms_run / "pipeline.json").read_text())["stages"]["search"]["run_dir"])
-    table = measure(paths, data, reference="teacher", threads=args.threads)
-    repeated = repeat_quality(repeats, teacher, data)
-    epochs = {"teacher": EPOCHS + EPOCHS_DECAY, "gan_compression_supernet": 2 * SUPERNET_EPOCHS,
-              "gan_compression_finetune": 2 * FINETUNE_EPOCHS, "scratch": 2 * (SUPERNET_EPOCHS + FINETUNE_EPOCHS)}
+    table = measure(task, paths, data, reference="teacher", threads=args.threads)
+    quality = seed_quality(task, seeds, {name: [teacher] * len(SEEDS) for name in seeds}, data)
+    epochs = stage_epochs()
     results = {"task": {"dataset": data.name, "batch_size": BATCH_SIZE, "epochs": epochs, "budget": BUDGET,
                         "budget_speedup": SPEEDUP_BUDGET, "student_channels": channels[macs_run],
-                        "student_ms_channels": channels[ms_run], "seeds": [0, *REPEAT_SEEDS]},
-               "models": table, "seeds": repeated, "wall_clock_s": wall_clock, "search": summaries[macs_run],
+                        "student_ms_channels": channels[ms_run], "seeds": list(SEEDS)},
+               "models": table, "seeds": quality, "wall_clock_s": wall_clock, "search": summaries[macs_run],
                "search_ms": summaries[ms_run]}
-    markdown = markdown_table(table, wall_clock)
+    markdown = markdown_table(task, table, wall_clock)
     markdown += (f"\n\nEpochs at batch {BATCH_SIZE}: {epochs} (GAN Compression trains on 90% of the 400 training "
                  f"images, 10% are held out for its search; the from-scratch twins train on the same 90% and keep "
                  f"their best checkpoint on the same 10%: same data, same steps). gan_compression: searched under "
@@ -184,14 +154,50 @@ def main() -> None:
                  f"search timed the teacher at {searched['budget']['teacher_ms']:.1f} ms and this student at "
                  f"{searched['latency_ms']:.1f} ms), channels {channels[ms_run]}; its wall-clock is search + "
                  f"fine-tune only (supernet reused). scratch / scratch_ms: the same architectures trained without a "
-                 f"teacher.\n\nEvery student trained with seeds {[0, *REPEAT_SEEDS]} (the table above is seed 0; the "
+                 f"teacher.\n\nEvery student trained with seeds {list(SEEDS)} (the table above is seed 0; the "
                  f"GAN Compression students are fine-tuned again from the same supernet and architecture):\n\n"
-                 + repeat_table(repeated) + "\n\n"
-                 + "\n".join(target_line(label, table[student], table["teacher"], table[runs[student][2]],
-                                         {"student": repeated[student], "scratch": repeated[runs[student][2]]})
+                 + seed_table(task, quality) + "\n\n"
+                 + "\n".join(paired_target_line(label, table[student], table["teacher"], table[runs[student][2]],
+                                                {"student": quality[student], "scratch": quality[runs[student][2]]})
                              for label, student in (("MACs budget", "gan_compression"),
                                                     ("Latency budget", "gan_compression_ms"))))
     write_results(args.out, "gan_compression", results, markdown)
+
+
+def unpaired(args, task: Task) -> None:
+    data = prepare_data(args.work, task)
+    teacher = train_teacher(args.work, task, data)
+    run = compress(args.work, data, teacher, "gan-compression-unpaired", budget_macs=BUDGET)
+    seeds = seeded_students(args.work, task, data, {
+        "gan_compression": (run, "gan-compression-unpaired", "scratch", "scratch-twin-unpaired")})
+    paths = {"teacher": teacher, **{name: models[0] for name, models in seeds.items()}}
+    wall_clock = {name: run_seconds(path) for name, path in paths.items()}
+    table = measure(task, paths, data, reference="teacher", threads=args.threads)
+    quality = seed_quality(task, seeds, {name: [teacher] * len(SEEDS) for name in seeds}, data)
+    summary = json.loads((run / "summary.json").read_text())
+    epochs = stage_epochs()
+    results = {"task": {"dataset": data.name, "batch_size": BATCH_SIZE, "epochs": epochs, "budget": BUDGET,
+                        "student_channels": summary["student"]["channels"], "seeds": list(SEEDS)},
+               "models": table, "seeds": quality, "wall_clock_s": wall_clock, "search": summary}
+    markdown = markdown_table(task, table, wall_clock)
+    markdown += (f"\n\nEpochs at batch {BATCH_SIZE}: {epochs}. The teacher is a CycleGAN resnet_9blocks (G_A, "
+                 f"A -> B); GAN Compression's unpaired setting (L1 to the teacher's outputs, LSGAN, its D_A to start "
+                 f"from), searched under {BUDGET} published MACs on its held-out 10% of the A images by PSNR to the "
+                 f"teacher's outputs, channels {summary['student']['channels']}. scratch: the same architecture "
+                 f"trained as a CycleGAN from scratch (G_A and G_B, no teacher) on the same 90% of the A images and "
+                 f"all B images for the same steps (final weights: CycleGAN has no validation metric). Quality is "
+                 f"fidelity to the teacher: PSNR/SSIM of a model's outputs against the teacher's outputs on the 50 "
+                 f"test A images, which no model trained on.\n\nEvery student trained with seeds {list(SEEDS)}:\n\n"
+                 + seed_table(task, quality) + "\n\n"
+                 + unpaired_target_line(table["gan_compression"], {"student": quality["gan_compression"],
+                                                                   "scratch": quality["scratch"]}))
+    write_results(args.out, "gan_compression_unpaired", results, markdown)
+
+
+def main() -> None:
+    args = benchmark_arguments(__doc__)
+    for task in args.tasks:
+        (paired if task.paired else unpaired)(args, task)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,21 @@
-"""OMGD benchmark: OMGD vs GAN Compression vs the teacher vs the from-scratch student, same task and steps.
+"""OMGD benchmark: OMGD vs the same student trained from scratch, vs GAN Compression and the teacher.
 
-    python benchmarks/gan_compression.py && python benchmarks/omgd.py [--work benchmarks/work]
+    python benchmarks/gan_compression.py && python benchmarks/omgd.py [--work benchmarks/work] [--tasks ...]
 
-Run after ``gan_compression.py`` with the same --work folder: it reuses that benchmark's resnet_9blocks
-teacher, compressed student, from-scratch student (GAN Compression's architecture on its training images and
-steps) and their wall-clock times, then trains OMGD (1.0x mobile
-ResNet student, ngf 16, 1.408G published MACs at 256x256; wide and deep teachers trained online, no
-pretrained teacher) for the same number of steps, once with the teachers updated every step and once every
-third step (``n_dis`` 3), and measures them all side by side in one process.
-Without VGG16 weights (see the README) OMGD runs with its SSIM, TV and channel-distillation terms only.
+Run after ``gan_compression.py`` with the same --work folder: it reuses that benchmark's resnet_9blocks teacher and
+GAN Compression student of each task, and their run folders (for wall-clock and step counts). OMGD trains its 1.0x
+mobile ResNet student (ngf 16, 1.408G published MACs at 256x256; wide and deep teachers trained online, no
+pretrained teacher) for the *same total number of optimisation steps* as the whole GAN Compression pipeline (teacher
++ supernet + fine-tune; rounded down to whole epochs), with three seeds. Its twin is the same student architecture
+trained from scratch with the teacher's method (pix2pix / CycleGAN, no teacher) on the same images for as many
+steps, three seeds. ``omgd_fast`` trades quality for time: teachers updated on one step in three (OMGD's n_dis 3)
+for the teacher's schedule only.
+
+Paired quality is PSNR/SSIM against the ground truth (OMGD and its twin keep their best val checkpoint). Unpaired,
+OMGD trains its own CycleGAN teacher pair online and the student distils G_A; quality is fidelity to *that*
+teacher (the G_A snapshot the student learnt from) on the test A images, for the OMGD student and for its twin of
+the same seed. Without VGG16 weights (see the README) the student learns from SSIM, TV, L1 to the teachers'
+outputs (ganslim's fallback) and channel distillation.
 """
 
 from __future__ import annotations
@@ -16,65 +23,176 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from compression_task import (EPOCHS, EPOCHS_DECAY, TRAINING, benchmark_arguments, markdown_table, measure,
-                              prepare_data, run_seconds, write_results)
+import torch
+from compression_task import (BATCH_SIZE, EPOCHS, EPOCHS_DECAY, TRAINING, Task, benchmark_arguments, finished_run,
+                              holdout_split, markdown_table, measure, prepare_data, run_seconds, seed_quality,
+                              seed_table, train_teacher, train_translation, write_results)
 
 from ganslim.config import load_config
+from ganslim.data import AlignedDataset, UnalignedDataset
+from ganslim.data.subsets import without_holdout
 from ganslim.engine import fit
-from ganslim.methods.omgd import OMGDConfig, omgd_method
+from ganslim.engine.runs import CHECKPOINT_DIR, LATEST
+from ganslim.methods.omgd import OMGDConfig, omgd_method, student_ngf
 from ganslim.nn.vgg import find_vgg16_weights
 
-VARIANTS = {"omgd": {}, "omgd_ndis3": {"n_dis": 3}}  # name -> OMGD options beyond the task's
+SEEDS = (0, 1, 2)
+# The wall-clock variant (one seed): the teacher's schedule; paired, teachers updated on one step in three.
+FAST = {"paired": {"n_dis": 3, "epochs": EPOCHS, "epochs_decay": EPOCHS_DECAY},
+        "unpaired": {"epochs": EPOCHS, "epochs_decay": EPOCHS_DECAY}}
+STUDENT = {"student": "mobile_resnet", "width": 1.0}
+
+
+def run_steps(exported: Path) -> int:
+    """Optimisation steps of the run that exported ``exported`` (its last checkpoint's step)."""
+    return int(torch.load(exported.parent / CHECKPOINT_DIR / LATEST, weights_only=True)["step"])
+
+
+def pipeline_runs(gc_run: Path) -> list[Path]:
+    """The training stages' run folders of a GAN Compression pipeline run (supernet, fine-tune)."""
+    stages = json.loads((gc_run / "pipeline.json").read_text())["stages"]
+    return [Path(stages[name]["run_dir"]) for name in ("supernet", "finetune")]
+
+
+def gc_budget(teacher: Path, gc_run: Path) -> dict:
+    """Steps and wall-clock of the whole GAN Compression pipeline: teacher + supernet + search + fine-tune."""
+    stages = [run / "generator.pt" for run in pipeline_runs(gc_run)]
+    stages[0] = stages[0].with_name("supernet.pt")
+    return {"steps": run_steps(teacher) + sum(run_steps(stage) for stage in stages),
+            "seconds": run_seconds(teacher) + run_seconds(gc_run / "generator.pt")}
+
+
+def omgd_steps_per_epoch(task: Task, data: Path) -> int:
+    """OMGD's steps an epoch at batch 4: all training pairs (paired), or the A items minus its held-out 10%."""
+    if task.paired:
+        items = len(AlignedDataset(data, "train"))
+    else:
+        dataset = UnalignedDataset(data, "train")
+        items = len(without_holdout(dataset, len(dataset.A_paths)))
+    return -(-items // BATCH_SIZE)
+
+
+def twin_steps_per_epoch(task: Task, data: Path) -> int:
+    """The twin's steps an epoch at batch 4 (CycleGAN: as many items as the larger of its A and B folders)."""
+    dataset = (AlignedDataset if task.paired else UnalignedDataset)(data, "train")
+    return -(-len(dataset) // BATCH_SIZE)
+
+
+def epochs_for(steps: int, per_epoch: int) -> dict:
+    """As many whole epochs as fit in ``steps``, half constant and half decaying."""
+    total = steps // per_epoch
+    return {"epochs": total // 2, "epochs_decay": total - total // 2}
 
 
 def train_omgd(work: Path, data: Path, name: str, **options) -> Path:
     """Train OMGD once (a finished run of that name is reused); returns the student's ``generator.pt``."""
-    finished = sorted((work / "runs").glob(f"*-omgd-{name}/generator.pt"))
-    if finished:
-        return finished[-1]
-    overrides = {**{k: v for k, v in TRAINING.items() if k != "gan_mode"}, "data": str(data), "name": name,
-                 "out_dir": str(work / "runs"), "device": "cpu", "student": "mobile_resnet", "width": 1.0,
-                 "epochs": EPOCHS, "epochs_decay": EPOCHS_DECAY, **options}
+    if (path := finished_run(work, "omgd", name, "generator.pt")) is not None:
+        return path
+    overrides = {**TRAINING, "data": str(data), "name": name, "out_dir": str(work / "runs"), "device": "cpu",
+                 **STUDENT, **options}
     config = load_config(OMGDConfig, overrides=overrides, method="omgd")
     return Path(fit(config, omgd_method(config)).exported["student"])
 
 
-def target_line(label: str, row: dict, seconds: float, teacher: dict, gc: dict, scratch: dict, gc_total: float
-                ) -> str:
-    return (f"{label}: {seconds / 60:.1f} min, ratio {seconds / gc_total:.2f} of the full GAN Compression pipeline "
-            f"(target <= 0.5); {row['macs_ratio']:.1f}x fewer MACs (target >= 40x); val PSNR "
-            f"{row['psnr'] - teacher['psnr']:+.2f} dB vs the teacher (target >= -0.5 dB; test "
-            f"{row['test']['psnr'] - teacher['test']['psnr']:+.2f}), "
-            f"{row['psnr'] - gc['psnr']:+.2f} dB vs GAN Compression, {row['psnr'] - scratch['psnr']:+.2f} dB vs "
-            f"from scratch.")
+def seed_name(name: str, seed: int) -> str:
+    return name if seed == 0 else f"{name}-seed{seed}"
+
+
+def omgd_and_twins(work: Path, task: Task, data: Path, schedule: dict) -> dict[str, list[Path]]:
+    """OMGD students and their from-scratch twins, per seed (0 first): OMGD trains for ``schedule`` epochs, the
+    twins as many steps on the same images (unpaired: without the A images OMGD holds out)."""
+    suffix = "" if task.paired else "-unpaired"
+    omgd = [train_omgd(work, data, seed_name(f"omgd{suffix}", seed), seed=seed, **schedule) for seed in SEEDS]
+    twin = {"generator": "mobile_resnet", "ngf": student_ngf(OMGDConfig(**STUDENT)), "norm": "instance",
+            "dropout": False}
+    twin_data = data if task.paired else holdout_split(work, task, data)
+    steps = (schedule["epochs"] + schedule["epochs_decay"]) * omgd_steps_per_epoch(task, data)
+    twin_schedule = epochs_for(steps, twin_steps_per_epoch(task, twin_data))
+    scratch = [train_translation(work, task, twin_data, seed_name(f"scratch-omgd{suffix}", seed), twin, seed=seed,
+                                 **twin_schedule) for seed in SEEDS]
+    return {"omgd": omgd, "scratch": scratch}
+
+
+def omgd_teacher(student: Path) -> Path:
+    """The online teacher an unpaired OMGD student learnt from: the run's G_A snapshot."""
+    return student.with_name("teacher_snapshot.pt")
+
+
+def target_line(task: Task, table: dict, seeds: dict, wall_clock: dict, gc_total: float) -> str:
+    row = table["omgd"]
+    wins = sum(s > t for s, t in zip(seeds["omgd"]["test_psnr"], seeds["scratch"]["test_psnr"]))
+    line = (f"omgd: {row['macs_ratio']:.1f}x fewer MACs than resnet_9blocks (target >= 40x); ")
+    if task.paired:
+        teacher = table["teacher"]
+        line += (f"val PSNR {row['psnr'] - teacher['psnr']:+.2f} dB vs the teacher (target >= -0.5 dB; test "
+                 f"{row['test']['psnr'] - teacher['test']['psnr']:+.2f}; mean of {len(SEEDS)} seeds "
+                 f"{seeds['omgd']['val_mean'] - teacher['psnr']:+.2f}), {row['psnr'] - table['scratch']['psnr']:+.2f} "
+                 f"dB vs its from-scratch twin (means of the seeds "
+                 f"{seeds['omgd']['val_mean'] - seeds['scratch']['val_mean']:+.2f}; test means "
+                 f"{seeds['omgd']['test_mean'] - seeds['scratch']['test_mean']:+.2f}); ")
+    else:
+        line += (f"test PSNR to its teacher's outputs {', '.join(f'{v:.2f}' for v in seeds['omgd']['test_psnr'])} "
+                 f"vs its twin's {', '.join(f'{v:.2f}' for v in seeds['scratch']['test_psnr'])}: higher on {wins} of "
+                 f"{len(SEEDS)} seeds (target: every seed); ")
+    line += f"wall-clock {wall_clock['omgd'] / gc_total:.2f} of the GAN Compression pipeline's (target <= 0.5)."
+    if "omgd_fast" in table:
+        fast = table["omgd_fast"]
+        quality = (f"val PSNR {fast['psnr'] - table['teacher']['psnr']:+.2f} dB vs the teacher" if task.paired else
+                   f"test PSNR {fast['test']['psnr_vs_teacher']:.2f} to its own teacher")
+        line += (f"\nomgd_fast: wall-clock {wall_clock['omgd_fast'] / gc_total:.2f} of the GAN Compression "
+                 f"pipeline's, {quality}.")
+    return line
+
+
+def run_task(args, task: Task) -> None:
+    suffix = "" if task.paired else "_unpaired"
+    data = prepare_data(args.work, task)
+    teacher = train_teacher(args.work, task, data)
+    gc_name = "gan-compression" + ("" if task.paired else "-unpaired")
+    gc_runs = sorted(p.parent for p in (args.work / "runs").glob(f"*-gan-compression-{gc_name}/generator.pt"))
+    if not gc_runs:
+        raise SystemExit(f"no finished '{gc_name}' run under {args.work}/runs: run benchmarks/gan_compression.py "
+                         f"--tasks {task.kind} first")
+    gc_run = gc_runs[-1]
+    budget = gc_budget(teacher, gc_run)
+    schedule = epochs_for(budget["steps"], omgd_steps_per_epoch(task, data))
+    seeds = omgd_and_twins(args.work, task, data, schedule)
+    fast = train_omgd(args.work, data, "omgd-fast" + suffix.replace("_", "-"), **FAST[task.kind])
+    paths = {"teacher": teacher, "gan_compression": gc_run / "generator.pt", "omgd": seeds["omgd"][0],
+             "scratch": seeds["scratch"][0], "omgd_fast": fast}
+    teachers = {}
+    if not task.paired:  # unpaired OMGD models are scored against their own online teacher
+        paths["omgd_teacher"] = omgd_teacher(seeds["omgd"][0])
+        paths["omgd_fast_teacher"] = omgd_teacher(fast)
+        teachers = {"omgd": "omgd_teacher", "scratch": "omgd_teacher", "omgd_teacher": "omgd_teacher",
+                    "omgd_fast": "omgd_fast_teacher", "omgd_fast_teacher": "omgd_fast_teacher"}
+    wall_clock = {name: run_seconds(path) for name, path in paths.items() if not name.endswith("_teacher")}
+    wall_clock["gan_compression"] = budget["seconds"] - wall_clock["teacher"]
+    steps = {name: run_steps(path) for name, path in paths.items()
+             if name not in ("gan_compression",) and not name.endswith("_teacher")}
+    steps["gan_compression"] = budget["steps"] - steps["teacher"]
+    table = measure(task, paths, data, reference="teacher", threads=args.threads, teachers=teachers)
+    seed_teachers = ({name: [teacher] * len(SEEDS) for name in seeds} if task.paired else
+                     {name: [omgd_teacher(path) for path in seeds["omgd"]] for name in seeds})
+    quality = seed_quality(task, seeds, seed_teachers, data)
+    results = {"task": {"dataset": data.name, "batch_size": BATCH_SIZE, "seeds": list(SEEDS),
+                        "gan_compression_pipeline": budget, "omgd_schedule": schedule, "omgd_fast": FAST[task.kind],
+                        "vgg16_weights": str(find_vgg16_weights() or "absent")},
+               "models": table, "seeds": quality, "wall_clock_s": wall_clock, "steps": steps}
+    markdown = markdown_table(task, table, wall_clock)
+    markdown += (f"\n\nSteps at batch {BATCH_SIZE}: {steps}. The GAN Compression pipeline (teacher + supernet + "
+                 f"fine-tune) took {budget['steps']} steps and {budget['seconds'] / 60:.1f} min in all; OMGD gets "
+                 f"as many whole epochs as fit in those steps ({schedule}), its twin the same number of steps. "
+                 f"VGG16 weights: {results['task']['vgg16_weights']}.\n\nEvery OMGD student and its twin trained "
+                 f"with seeds {list(SEEDS)} (the table above is seed 0):\n\n" + seed_table(task, quality) + "\n\n"
+                 + target_line(task, table, quality, wall_clock, budget["seconds"]))
+    write_results(args.out, "omgd" + suffix, results, markdown)
 
 
 def main() -> None:
     args = benchmark_arguments(__doc__)
-
-    previous = json.loads((args.out / "gan_compression.json").read_text())
-    data = prepare_data(args.work)
-    reused = ("teacher", "gan_compression", "scratch")
-    wall_clock = {name: previous["wall_clock_s"][name] for name in reused}
-    paths = {name: Path(previous["models"][name]["checkpoint"]) for name in reused}
-    for name, options in VARIANTS.items():
-        paths[name] = train_omgd(args.work, data, name.replace("_", "-"), **options)
-        wall_clock[name] = run_seconds(paths[name])
-    table = measure(paths, data, reference="teacher", threads=args.threads)
-    results = {"task": {**previous["task"], "vgg16_weights": str(find_vgg16_weights() or "absent"),
-                        "omgd_variants": VARIANTS}, "models": table, "wall_clock_s": wall_clock}
-    markdown = markdown_table(table, wall_clock)
-    teacher, gc, scratch = (table[name] for name in reused)
-    gc_total = wall_clock["teacher"] + wall_clock["gan_compression"]
-    markdown += (f"\n\nWall-clock of the whole compression, teachers included: GAN Compression "
-                 f"{wall_clock['gan_compression'] / 60:.1f} min after a {wall_clock['teacher'] / 60:.1f} min teacher "
-                 f"({gc_total / 60:.1f} min in all). Every OMGD run trains {EPOCHS + EPOCHS_DECAY} epochs of 100 "
-                 f"steps with the paper's loss weights; omgd updates the teachers and discriminator every step, "
-                 f"omgd_ndis3 on one step in three (OMGD's n_dis 3), the student every step. VGG16 weights: "
-                 f"{results['task']['vgg16_weights']}.\n\n"
-                 + "\n".join(target_line(name, table[name], wall_clock[name], teacher, gc, scratch, gc_total)
-                             for name in VARIANTS))
-    write_results(args.out, "omgd", results, markdown)
+    for task in args.tasks:
+        run_task(args, task)
 
 
 if __name__ == "__main__":

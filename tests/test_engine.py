@@ -81,6 +81,9 @@ class ToyMethod:
     def optimizers(self) -> dict:
         return {"net": self.opt_net, "head": self.opt_head}
 
+    def lr_schedules(self) -> dict:
+        return {}
+
     def train_dataset(self):
         return ToyDataset(self.config.items, seed=self.config.seed)
 

@@ -88,10 +88,27 @@ def test_wide_teacher_is_the_student_4x_wider():
     # Same separable blocks, every distilled layer 4x wider, same image shape out.
     assert sum(isinstance(m, MobileResnetBlock) for m in wide.modules()) == 3
     layers = omgd_distill_layers(student)
-    assert layers == [9, 10, 11, 12] and omgd_distill_layers(wide) == layers
-    assert [wide.feature_channels(i) for i in layers] == [4 * student.feature_channels(i) for i in layers] == [64] * 4
+    assert layers == [9, 15, 18] and omgd_distill_layers(wide) == layers  # ReLUs after down2, up1, up2
+    assert [wide.feature_channels(i) for i in layers] == [4 * student.feature_channels(i) for i in layers] == [
+        64, 32, 16]
+    assert omgd_distill_layers(student, "omgd") == [9, 10, 11, 12] == omgd_distill_layers(wide, "omgd")
     image = images(0, (1, 3, 32, 32))
     assert wide(image).shape == student(image).shape == (1, 3, 32, 32)
+
+
+def test_pooled_block_outputs_repeat_the_downsampling_under_instance_norm():
+    """Why ganslim's channel distillation reads ReLU outputs: with non-affine instance norm every residual block adds
+    a term whose spatial mean is 0, so OMGD's pooled block outputs equal the pooled second downsampling."""
+    torch.manual_seed(0)
+    generator = build_generator("mobile_resnet", ngf=4, norm="instance", n_blocks=3).eval()
+    with torch.no_grad():
+        _, omgd = generator.forward_features(images(1), omgd_distill_layers(generator, "omgd"))
+        _, ours = generator.forward_features(images(1), omgd_distill_layers(generator))
+    pooled = [feature.mean((2, 3)) for feature in omgd]
+    for later in pooled[1:]:
+        torch.testing.assert_close(later, pooled[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(ours[0].mean((2, 3)), pooled[0])  # the downsampling's ReLU is kept
+    assert [feature.shape[1:] for feature in ours] == [(16, 8, 8), (8, 16, 16), (4, 32, 32)]
 
 
 def test_deep_mobile_resnet_teacher_layout():
@@ -241,8 +258,57 @@ def test_student_loss_sums_both_teachers_and_channel_distillation():
 
 def test_configured_weights_reach_the_student_loss(paired, tmp_path):
     method, _ = build(config(paired, tmp_path, ssim_weight=2.0, tv_weight=0.5, lambda_cd=40.0))
-    assert method.student_loss.perceptual.term_weights == {"ssim": 2.0, "style": 0.0, "feature": 0.0, "tv": 0.5}
+    assert method.student_loss.perceptual.term_weights == {"ssim": 2.0, "style": 0.0, "feature": 0.0, "tv": 0.5,
+                                                           "l1": 10.0}
     assert method.student_loss.lambda_cd == 40.0
+
+
+def test_the_student_has_its_own_learning_rate_and_schedule(paired, tmp_path):
+    method, _ = build(config(paired, tmp_path, lr=3e-4, student_lr=2e-3, epochs=3, epochs_decay=2,
+                             student_epochs_decay=4))
+    optimizers = method.optimizers()
+    assert [group["lr"] for group in optimizers["student"].param_groups] == [2e-3]
+    assert {optimizers[name].param_groups[0]["lr"] for name in ("teachers", "D")} == {3e-4}
+    trained = {id(p) for p in optimizers["student"].param_groups[0]["params"]}
+    assert trained == {id(p) for name in ("student", "adapters") for p in method.nets[name].parameters()}
+    schedule = method.lr_schedules()["student"]
+    assert [schedule.factor(epoch) for epoch in range(5)] == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2])
+    assert build(config(paired, tmp_path))[0].lr_schedules() == {}  # -1: the run's schedule
+    with pytest.raises(GanslimError, match="student_epochs_decay 9 is longer than the run"):
+        config(paired, tmp_path, student_epochs_decay=9).check()
+
+
+def test_the_engine_applies_the_students_schedule(paired, tmp_path, monkeypatch):
+    seen = []
+    original = OMGD.train_step
+
+    def record(self, batch):
+        seen.append({name: opt.param_groups[0]["lr"] for name, opt in self.optimizers().items()})
+        return original(self, batch)
+
+    monkeypatch.setattr(OMGD, "train_step", record)
+    fit(config(paired, tmp_path, lr=1e-4, student_lr=1e-3, epochs=1, epochs_decay=1, student_epochs_decay=2),
+        OMGD, progress=False)
+    per_epoch = [seen[0], seen[-1]]  # 4 steps an epoch, 2 epochs
+    assert [round(lrs["student"], 12) for lrs in per_epoch] == [round(1e-3 / 3 * 2, 12), round(1e-3 / 3, 12)]
+    assert [round(lrs["teachers"], 12) for lrs in per_epoch] == [1e-4, round(1e-4 / 2, 12)]
+
+
+@pytest.mark.parametrize("with_vgg", [False, True])
+def test_without_vgg_weights_l1_to_the_teachers_is_the_fallback(paired, tmp_path, with_vgg):
+    overrides = {}
+    if with_vgg:
+        torch.manual_seed(0)
+        torch.save({k: v.half() for k, v in VGG16Features().state_dict().items()}, tmp_path / "vgg16.pth")
+        overrides["vgg_weights"] = str(tmp_path / "vgg16.pth")
+    method, _ = build(config(paired, tmp_path, **overrides))
+    weights = method.student_loss.perceptual.term_weights
+    assert weights["l1"] == (0.0 if with_vgg else 10.0)
+    objective = method.objective()
+    assert objective["vgg16"] == ("loaded" if with_vgg else "off")
+    assert ("fallback" in objective) is not with_vgg
+    assert build(config(paired, tmp_path, l1_weight=3.0, **overrides))[0].student_loss.perceptual.term_weights[
+        "l1"] == 3.0
 
 
 @pytest.mark.parametrize("student", list(STUDENTS))
@@ -254,7 +320,7 @@ def test_channel_distillation_adapters_map_student_to_wide_teacher_widths(paired
     layers = omgd_distill_layers(student_net)
     widths = [student_net.feature_channels(i) for i in layers]
     assert [wide.feature_channels(i) for i in layers] == [4 * w for w in widths]
-    assert widths == ([16] * 4 if student == "mobile_resnet" else [8, 16, 32, 64])
+    assert widths == ([16, 8, 4] if student == "mobile_resnet" else [8, 16, 32, 64])
     for adapter, width in zip(nets["adapters"].adapters, widths):
         assert adapter[0].weight.shape == (4 * width, width, 1, 1)
     real_a = first_batch(method)["A"]
@@ -314,7 +380,8 @@ def test_student_update_reaches_neither_discriminator_nor_teachers(paired, tmp_p
     monkeypatch.setattr(ctx, "step", step)
     losses = method.train_step(first_batch(method))
     assert seen["untouched"]
-    assert {"S_ssim_wide", "S_ssim_deep", "S_tv_wide", "S_tv_deep", "S_cd"} == {k for k in losses if k[:2] == "S_"}
+    assert {f"S_{term}_{name}" for term in ("ssim", "tv", "l1") for name in ("wide", "deep")} | {"S_cd"} == {
+        k for k in losses if k[:2] == "S_"}
 
 
 def test_with_n_dis_the_teachers_update_once_every_n_dis_steps_and_the_student_every_step(paired, tmp_path):
@@ -384,6 +451,13 @@ def test_paired_run_exports_and_resumes_exactly(paired, tmp_path, capsys):
 
     student = load_generator(run / "generator.pt")
     assert (student.arch, student.arch_kwargs["ngf"], student.meta["method"]) == ("mobile_resnet", 4, "omgd")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["student"]["params"] == count_params(student.model)
+    assert set(summary["student"]["cost"]) == {"32x32", "256x256"}
+    big = count_macs(student.model, torch.zeros(1, 3, 256, 256))
+    assert summary["student"]["cost"]["256x256"] == {"macs": big.macs, "macs_published": big.macs_published}
+    assert summary["objective"]["per_teacher"] == {"ssim": 10.0, "tv": 1e-5, "l1": 10.0}
+    assert summary["objective"]["vgg16"] == "off" and "fallback" in summary["objective"]
     best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)["networks"]
     assert all(torch.equal(best["student"][k], v) for k, v in student.model.state_dict().items())
     for name, arch in (("teacher_wide", "mobile_resnet"), ("teacher_deep", "mobile_resnet_deep")):

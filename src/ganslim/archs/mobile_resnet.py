@@ -243,6 +243,12 @@ class MobileResnetGenerator(nn.Module):
         """
         return [FIRST_BLOCK_INDEX - 1] + [FIRST_BLOCK_INDEX + group[-1] for group in block_groups(self.n_blocks)]
 
+    def relu_layers(self) -> list[int]:
+        """Positions in ``self.model`` of the ReLUs after the second downsampling and after both upsamplings:
+        ``[9, 21, 24]`` for 9 blocks (their outputs have down2, up1 and up2 channels)."""
+        first_up = FIRST_BLOCK_INDEX + self.n_blocks
+        return [FIRST_BLOCK_INDEX - 1, first_up + 2, first_up + 5]
+
     def arch_kwargs(self) -> dict:
         """Keyword arguments of the registered builder that rebuild this network (for ``save_model``)."""
         return {

@@ -216,16 +216,23 @@ def deep_teacher_spec(arch: str, kwargs: dict, multiplier: float = 1.0) -> tuple
     return DEEP_TEACHERS[arch], deep
 
 
-def omgd_distill_layers(generator: nn.Module) -> list[int]:
+def omgd_distill_layers(generator: nn.Module, choice: str = "activations") -> list[int]:
     """Layers whose activations OMGD's channel distillation compares, for ``forward_features``.
 
-    Mobile ResNet: GAN Compression's layers (``distill_layers()``: the second downsampling and the last
-    block of each block group; ``model.9, 12, 15, 18`` as OMGD). U-Net: the outputs of the skip blocks at
-    depths 1-4, of 2, 4, 8 and 16 x ngf channels - the widths of OMGD's four U-Net layers, two of which are
-    block outputs and two block inputs (the skip halves of the depth-2 and depth-4 outputs).
+    Mobile ResNet, ``choice="omgd"``: OMGD's released code, GAN Compression's layers (``distill_layers()``:
+    the second downsampling and the last block of each block group; ``model.9, 12, 15, 18``). With non-affine
+    instance norm every block adds an instance-normalised term whose spatial mean is 0, so the pooled block
+    outputs all equal the pooled ``model.9``: those four terms carry one layer's information.
+    ``choice="activations"`` (ganslim's default): the ReLU outputs of the second downsampling and of both
+    upsamplings (``model.9, 21, 24`` for 9 blocks), three different pooled vectors.
+    U-Net (either choice): the outputs of the skip blocks at depths 1-4, of 2, 4, 8 and 16 x ngf channels - the
+    widths of OMGD's four U-Net layers, two of which are block outputs and two block inputs (the skip halves of
+    the depth-2 and depth-4 outputs); batch norm keeps per-image means, so these pools differ.
     """
     if isinstance(generator, MobileResnetGenerator):
-        return generator.distill_layers()
+        if choice == "omgd":
+            return generator.distill_layers()
+        return generator.relu_layers()
     if isinstance(generator, UnetGenerator):
         return list(UNET_DISTILL_DEPTHS)
     raise GanslimError(f"OMGD distils mobile_resnet and U-Net students, not {type(generator).__name__}")

@@ -132,6 +132,7 @@ class _Run:
         if len(self.train_set) == 0:
             raise GanslimError(f"the training set under '{config.data}' is empty: add images")
         self.schedule = ConstantThenLinearDecay(config.epochs, config.epochs_decay)
+        self.schedules = self.method.lr_schedules()
         self.steps_per_epoch = steps_per_epoch(len(self.train_set), config.batch_size, info)
         self.total_steps = self.steps_per_epoch * self.schedule.total_epochs
         self.best: dict | None = None
@@ -180,9 +181,8 @@ class _Run:
             epoch, skip = divmod(step, self.steps_per_epoch)
             if hasattr(self.train_set, "set_epoch"):
                 self.train_set.set_epoch(epoch)
-            factor = self.schedule.factor(epoch)
-            for optimizer in self.optimizers.values():
-                apply_lr_factor(optimizer, factor)
+            for name, optimizer in self.optimizers.items():
+                apply_lr_factor(optimizer, self.schedules.get(name, self.schedule).factor(epoch))
             batches = epoch_batches(len(self.train_set), config.batch_size, config.seed, epoch, self.info)[skip:]
             for batch in self._loader(self.train_set, batches):
                 losses = self.method.train_step(batch)

@@ -11,6 +11,8 @@ The engine never imports a method; it is handed a method class. The class provid
                                           # create optimizers (weights init draws from the seeded global RNG)
     networks() -> dict[str, nn.Module]    # plain modules whose weights are checkpointed, by stable name
     optimizers() -> dict[str, Optimizer]  # by name; ctx.step(name, loss) updates one
+    lr_schedules() -> dict[str, ConstantThenLinearDecay]  # optimizers with a schedule of their own (others: the
+                                          # run's epochs / epochs_decay); {} for none
     train_dataset() -> Dataset            # items are dicts of tensors (and strings); needs __len__
     val_dataset() -> Dataset | None       # the validation split (never test); None: no validation
     train_step(batch) -> dict[str, Tensor | float]   # one iteration (all its updates); loss terms to log
@@ -37,6 +39,7 @@ from torch.optim import Optimizer
 from torch.utils.data import Dataset
 
 from ganslim.config import TrainConfig
+from ganslim.engine.schedules import ConstantThenLinearDecay
 
 
 class Method(Protocol):
@@ -50,6 +53,8 @@ class Method(Protocol):
     def networks(self) -> dict[str, nn.Module]: ...
 
     def optimizers(self) -> dict[str, Optimizer]: ...
+
+    def lr_schedules(self) -> dict[str, ConstantThenLinearDecay]: ...
 
     def train_dataset(self) -> Dataset: ...
 

@@ -21,6 +21,7 @@ from ganslim.nn import init_weights
 from ganslim.nn.vgg import STYLE_LAYERS, VGG16Features, vgg16_weights_hint
 
 logger = logging.getLogger(__name__)
+TERM_NAMES = {"ssim": "SSIM", "style": "style", "feature": "feature", "tv": "TV", "l1": "L1 to the teacher"}
 _warned_no_vgg = False
 
 
@@ -62,19 +63,21 @@ def total_variation(image: Tensor) -> Tensor:
 
 
 class PerceptualDistillLoss(nn.Module):
-    """OMGD's student objective towards one teacher's output: SSIM, style, feature and TV terms.
+    """OMGD's student objective towards one teacher's output: SSIM, style, feature, TV (and L1) terms.
 
-    ``loss = ssim_weight (1 - SSIM) + style_weight style + feature_weight feature + tv_weight TV(student)``
-    (paper weights 10, 1e4, 10, 1e-5; AutoGAN-Distiller uses the same terms). OMGD adds this once per teacher,
-    so the TV term, which looks only at the student, is counted once per teacher too.
+    ``loss = ssim_weight (1 - SSIM) + style_weight style + feature_weight feature + tv_weight TV(student)
+    + l1_weight L1`` (paper weights 10, 1e4, 10, 1e-5 and no L1; AutoGAN-Distiller uses the same terms). OMGD
+    adds this once per teacher, so the TV term, which looks only at the student, is counted once per teacher too.
+    The L1 term (mean absolute difference to the teacher's output) is ganslim's stand-in for the VGG terms when
+    no VGG16 weights exist.
 
-    With ``vgg=None`` the style and feature terms are off and only SSIM and TV are computed; if their weights
+    With ``vgg=None`` the style and feature terms are off and only SSIM, TV and L1 are computed; if their weights
     are not zero, one warning per process says so and how to supply the VGG16 weights.
     The VGG is a frozen submodule: ``.to(device)`` moves it, and it never needs checkpointing.
 
     Args:
         vgg: the frozen VGG16 (:func:`ganslim.losses.perceptual.load_perceptual_vgg`), or ``None``.
-        ssim_weight, style_weight, feature_weight, tv_weight: non-negative weights; 0 skips a term.
+        ssim_weight, style_weight, feature_weight, tv_weight, l1_weight: non-negative weights; 0 skips a term.
     """
 
     def __init__(
@@ -85,9 +88,11 @@ class PerceptualDistillLoss(nn.Module):
         style_weight: float = 1e4,
         feature_weight: float = 10.0,
         tv_weight: float = 1e-5,
+        l1_weight: float = 0.0,
     ) -> None:
         super().__init__()
-        weights = {"ssim": ssim_weight, "style": style_weight, "feature": feature_weight, "tv": tv_weight}
+        weights = {"ssim": ssim_weight, "style": style_weight, "feature": feature_weight, "tv": tv_weight,
+                   "l1": l1_weight}
         negative = [name for name, value in weights.items() if value < 0]
         if negative:
             raise GanslimError(f"loss weights must be >= 0; got negative {', '.join(negative)} weight")
@@ -98,7 +103,7 @@ class PerceptualDistillLoss(nn.Module):
         self.vgg = vgg
         self.term_weights = weights
         if vgg is None and (style_weight > 0 or feature_weight > 0):
-            _warn_no_vgg()
+            _warn_no_vgg(self.terms)
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -142,18 +147,21 @@ class PerceptualDistillLoss(nn.Module):
                 out["feature"] = self.term_weights["feature"] * feature_loss(student_features, teacher_features)
         if "tv" in terms:
             out["tv"] = self.term_weights["tv"] * total_variation(student_image)
+        if "l1" in terms:
+            out["l1"] = self.term_weights["l1"] * F.l1_loss(student_image.float(), teacher_image.float())
         return out
 
 
-def _warn_no_vgg() -> None:
+def _warn_no_vgg(remaining: Sequence[str]) -> None:
+    """Say once per process that the VGG terms are off, which terms still distil, and how to turn them on."""
     global _warned_no_vgg
     if _warned_no_vgg:
         return
     _warned_no_vgg = True
     logger.warning(
-        "VGG16 weights not found, so the style and feature distillation terms are OFF (only SSIM and TV "
-        "distil the student); to turn them on, %s",
-        vgg16_weights_hint(),
+        "VGG16 weights not found, so the style and feature distillation terms are OFF (%s distil the student); "
+        "to turn them on, %s",
+        ", ".join(TERM_NAMES[term] for term in remaining) or "no other terms", vgg16_weights_hint(),
     )
 
 

@@ -45,6 +45,7 @@ translate`` and ``ganslim profile`` take); paired: ``teacher_wide.pt``, ``teache
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Iterable, Mapping, Sequence
@@ -54,22 +55,27 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganslim.archs import build_generator, init_weights
+from ganslim.atomic import atomic_write_text
 from ganslim.archs.omgd_teachers import deep_teacher_spec, omgd_distill_layers, wide_teacher_spec
 from ganslim.checkpoints import load_generator, resolve_generator_file, save_model
 from ganslim.config import ImageTranslationConfig, option
 from ganslim.data import IndexedSubset, UnalignedDataset, detect_layout, holdout_indices, without_holdout
 from ganslim.engine import TrainContext, steps_per_epoch
+from ganslim.engine.schedules import ConstantThenLinearDecay
 from ganslim.errors import GanslimError
 from ganslim.losses import GAN_MODES, ChannelDistillation, PerceptualDistillLoss, channel_distillation_loss
 from ganslim.methods.teacher import CycleGAN, CycleGANConfig, Pix2Pix, TeacherBase
 from ganslim.metrics import RunningMean, psnr, ssim
 from ganslim.nn import INIT_TYPES, NORMS
 from ganslim.nn.vgg import VGG16Features, find_vgg16_weights, load_vgg16
+from ganslim.profile import count_macs, count_params
 from ganslim.registry import DISCRIMINATORS
 
 METHOD = "omgd"
 AUTO = -1.0
 STUDENTS = ("mobile_resnet", "unet_256", "unet")
+CD_LAYERS = ("activations", "omgd")
+FALLBACK_L1_WEIGHT = 10.0  # student's L1 to each teacher's output when the VGG16 terms are off
 PAIRED, UNPAIRED = "paired", "unpaired"
 # OMGD's settings: GAN loss and discriminator width by data (its pix2pix / CycleGAN scripts), lambda_cd by
 # (data, student family) (mobile ResNet pix2pix 1e2, U-Net pix2pix 1e1, CycleGAN 5e2).
@@ -77,6 +83,8 @@ PAPER_DEFAULTS = {PAIRED: {"gan_mode": "hinge", "ndf": 128}, UNPAIRED: {"gan_mod
 PAPER_LAMBDA_CD = {(PAIRED, "mobile_resnet"): 100.0, (PAIRED, "unet"): 10.0,
                    (UNPAIRED, "mobile_resnet"): 500.0, (UNPAIRED, "unet"): 500.0}
 GENERATOR_FILE = "generator.pt"
+SUMMARY_FILE = "summary.json"
+PROFILE_SIZE = 256  # MACs are reported at 256x256 (the published convention) besides the training size
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,16 @@ class OMGDConfig(ImageTranslationConfig):
                               min=0.0)
     lambda_cd: float = option(AUTO, "student: channel distillation weight (-1: 100 mobile_resnet / 10 U-Net "
                                     "paired, 500 unpaired; 0: off)", min=AUTO)
+    cd_layers: str = option("activations", "student: mobile ResNet layers of channel distillation (activations: "
+                                           "the ReLU outputs of the second downsampling and both upsamplings; "
+                                           "omgd: OMGD's code, the second downsampling and blocks 3, 6, 9)",
+                            choices=CD_LAYERS)
+    l1_weight: float = option(AUTO, "student: weight of L1 to each teacher's output (-1: 10 when the VGG16 terms "
+                                    "are off, ganslim's fallback; 0 with VGG16 weights, as OMGD)", min=AUTO)
+    student_lr: float = option(0.001, "the student's (and its adapters') Adam learning rate; teachers and "
+                                      "discriminator use lr", above=0.0)
+    student_epochs_decay: int = option(-1, "epochs at the end of the run over which the student's learning rate "
+                                           "decays linearly (-1: epochs_decay, as the teachers)", min=-1)
     vgg_weights: str = option("", "VGG16 ImageNet weights file ('': $GANSLIM_VGG16_WEIGHTS or "
                                   "~/.cache/ganslim/vgg16-397923af.pth; 'none': style/feature terms off)")
     init_type: str = option("normal", "weight initialisation", choices=INIT_TYPES)
@@ -129,9 +147,13 @@ class OMGDConfig(ImageTranslationConfig):
 
     def check(self) -> None:
         super().check()
-        if self.lambda_cd < 0 and self.lambda_cd != AUTO:
-            raise GanslimError(f"bad value for 'lambda_cd': {self.lambda_cd} (use -1 for OMGD's value or a weight "
-                               f">= 0)")
+        for key in ("lambda_cd", "l1_weight"):
+            value = getattr(self, key)
+            if value < 0 and value != AUTO:
+                raise GanslimError(f"bad value for '{key}': {value} (use -1 for the default or a weight >= 0)")
+        if self.student_epochs_decay > self.epochs + self.epochs_decay:
+            raise GanslimError(f"student_epochs_decay {self.student_epochs_decay} is longer than the run "
+                               f"({self.epochs} + {self.epochs_decay} epochs): lower it or -1 for epochs_decay")
         if self.student != "unet" and self.num_downs != 8:
             raise GanslimError(f"num_downs has no effect on a '{self.student}' student: set student=unet or drop "
                                f"num_downs")
@@ -214,6 +236,14 @@ def init_from_checkpoint(net: nn.Module, arch: str, kwargs: dict, path: str | Pa
         raise GanslimError(f"--teacher {loaded.path} cannot initialise the {role} ({arch}, ngf {kwargs['ngf']}): "
                            f"{'; '.join(differing)}; pass a checkpoint of that architecture or drop --teacher")
     net.load_state_dict(theirs)
+
+
+def student_l1_weight(config: OMGDConfig, vgg: VGG16Features | None) -> float:
+    """The student's L1 weight: ``l1_weight``, or with -1 ganslim's fallback 10 when the VGG16 terms are off (0 when
+    they run, as OMGD)."""
+    if config.l1_weight != AUTO:
+        return config.l1_weight
+    return FALLBACK_L1_WEIGHT if vgg is None else 0.0
 
 
 def load_omgd_vgg(config: OMGDConfig) -> VGG16Features | None:
@@ -312,10 +342,10 @@ class _OMGDBase(TeacherBase):
         return self.nets[name]
 
     def _add_student(self, wide: str) -> None:
-        """Build the student, its adapters towards the ``wide`` network and the student loss."""
+        """Build the student, its adapters towards the ``wide`` network, the student loss and its optimizer."""
         config = self.config
         student, teacher = self._build("student", student_spec(config)), self.nets[wide]
-        layers = omgd_distill_layers(student) if config.lambda_cd > 0 else []
+        layers = omgd_distill_layers(student, config.cd_layers) if config.lambda_cd > 0 else []
         adapters = None
         if layers:
             adapters = ChannelDistillation([student.feature_channels(i) for i in layers],
@@ -323,13 +353,36 @@ class _OMGDBase(TeacherBase):
             self.nets["adapters"] = adapters
         self.layers = layers
         self.taps["student"] = self.ctx.wrap(FeatureTap(student, layers, adapters))
+        vgg = load_omgd_vgg(config)
         vgg_off = config.vgg_weights == "none"  # asked for: no warning that the VGG terms are off
-        perceptual = PerceptualDistillLoss(load_omgd_vgg(config), ssim_weight=config.ssim_weight,
+        perceptual = PerceptualDistillLoss(vgg, ssim_weight=config.ssim_weight,
                                            style_weight=0.0 if vgg_off else config.style_weight,
                                            feature_weight=0.0 if vgg_off else config.feature_weight,
-                                           tv_weight=config.tv_weight)
+                                           tv_weight=config.tv_weight, l1_weight=student_l1_weight(config, vgg))
         self.student_loss = OMGDStudentLoss(perceptual, config.lambda_cd).to(self.ctx.device)
-        self._optimizers = {"student": self.adam(*(name for name in ("student", "adapters") if name in self.nets))}
+        trained = [name for name in ("student", "adapters") if name in self.nets]
+        self._optimizers = {"student": self.adam(*trained, lr=config.student_lr)}
+
+    def lr_schedules(self) -> dict[str, ConstantThenLinearDecay]:
+        """The student's learning rate decays over its last ``student_epochs_decay`` epochs (-1: as the teachers)."""
+        config = self.config
+        if config.student_epochs_decay < 0:
+            return {}
+        total = config.epochs + config.epochs_decay
+        return {"student": ConstantThenLinearDecay(total - config.student_epochs_decay, config.student_epochs_decay)}
+
+    def objective(self) -> dict:
+        """The student's objective as it runs: weighted terms per teacher, channel distillation, and the VGG16 status
+        (written to ``summary.json``; without VGG16 weights the L1 term is ganslim's fallback, not OMGD's)."""
+        perceptual = self.student_loss.perceptual
+        terms = {term: perceptual.term_weights[term] for term in perceptual.terms}
+        vgg = "loaded" if perceptual.vgg is not None else "off" if self.config.vgg_weights == "none" else "absent"
+        summary = {"per_teacher": terms, "lambda_cd": self.student_loss.lambda_cd, "cd_layers": self.layers,
+                   "vgg16": vgg, "student_lr": self.config.student_lr}
+        if perceptual.vgg is None and "l1" in terms:
+            summary["fallback"] = ("ganslim's: L1 to each teacher's output stands in for OMGD's VGG16 style and "
+                                   "feature terms, which are off without VGG16 weights")
+        return summary
 
     def _student_step(self, real_a: Tensor, teacher_images: Mapping[str, Tensor],
                       teacher_features: Sequence[Tensor]) -> dict[str, Tensor]:
@@ -348,14 +401,28 @@ class _OMGDBase(TeacherBase):
         return {**super().export_meta(method), "student": config.student, "width": config.width}
 
     def _export_own(self, run_dir: Path, files: dict[str, str]) -> dict[str, Path]:
-        """Save networks ``name -> file`` (ganslim format); the student as ``generator.pt``."""
+        """Save networks ``name -> file`` (ganslim format), the student as ``generator.pt``, and ``summary.json``."""
         meta = self.export_meta(self.name)
         exported = {}
         for name, file in {"student": GENERATOR_FILE, **files}.items():
             kind, arch, kwargs = self.specs[name]
             exported[name] = save_model(run_dir / file, self.nets[name], arch, kwargs, kind=kind,
                                         meta={**meta, "role": name})
+        exported["summary"] = atomic_write_text(json.dumps(self._summary(), indent=1) + "\n", run_dir / SUMMARY_FILE)
         return exported
+
+    def _summary(self) -> dict:
+        """The student (architecture, parameters, MACs at 256x256 and at the training size) and its objective."""
+        student = self.nets["student"]
+        _, arch, kwargs = self.specs["student"]
+        cost = {}
+        for size in sorted({PROFILE_SIZE, self.config.crop_size}):
+            count = count_macs(student, torch.zeros(1, self.config.input_nc, size, size, device=self.ctx.device))
+            cost[f"{size}x{size}"] = {"macs": count.macs, "macs_published": count.macs_published}
+        return {"method": self.name, "kind": self.kind,
+                "student": {"arch": arch, "arch_kwargs": kwargs, "params": count_params(student), "cost": cost,
+                            "file": GENERATOR_FILE},
+                "objective": self.objective()}
 
 
 class OMGD(_OMGDBase):

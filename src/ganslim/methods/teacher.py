@@ -198,13 +198,18 @@ class TeacherBase:
         self.nets[name] = net
         self.trained[name] = self.ctx.wrap(net)
 
-    def adam(self, *names: str) -> torch.optim.Adam:
-        """One Adam optimizer over the parameters of the networks ``names`` (config ``lr``, ``beta1``, ``beta2``)."""
+    def adam(self, *names: str, lr: float | None = None) -> torch.optim.Adam:
+        """One Adam optimizer over the parameters of the networks ``names`` (``lr``, default the config's ``lr``;
+        config ``beta1``, ``beta2``)."""
         params = [p for name in names for p in self.nets[name].parameters()]
-        return torch.optim.Adam(params, lr=self.config.lr, betas=(self.config.beta1, self.config.beta2))
+        return torch.optim.Adam(params, lr=lr or self.config.lr, betas=(self.config.beta1, self.config.beta2))
 
     def networks(self) -> dict[str, nn.Module]:
         return dict(self.nets)
+
+    def lr_schedules(self) -> dict:
+        """Every optimizer follows the run's schedule (``epochs`` then ``epochs_decay``)."""
+        return {}
 
     def dataset_kwargs(self, train: bool) -> dict:
         """Keyword arguments of the datasets: training preprocessing (``train``) or evaluation preprocessing."""

@@ -450,6 +450,10 @@ class _Distillation:
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._optimizers
 
+    def lr_schedules(self) -> dict:
+        """Every optimizer follows the run's schedule (``epochs`` then ``epochs_decay``)."""
+        return {}
+
     def train_dataset(self) -> Dataset:
         return training_items(self.config)
 
