@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import logging
 
@@ -379,14 +380,20 @@ def test_unpaired_candidates_are_scored_by_fid_when_inception_is_available(unpai
         def forward(self, images):
             return images.float().mean(dim=(2, 3)) + torch.arange(3.0)
 
-    monkeypatch.setattr(search_module, "load_inception", lambda: MeanColour())
+    monkeypatch.setattr(search_module, "load_inception", lambda path: MeanColour())
+    weights = tmp_path / "inception.pth"
+    weights.write_bytes(b"stands in for the weights file, which the stand-in extractor does not read")
     net = init_weights(build_generator("super_mobile_resnet", ngf=8, norm="instance", n_blocks=9))
     config = SearchConfig(**{**TINY, "data": str(unpaired), "teacher": str(cyclegan_teacher), "budget_macs": "10M",
-                             "holdout_images": 2})
+                             "holdout_images": 2, "inception_weights": str(weights)})
     scorer, metric = search_module.build_scorer(config, net, torch.device("cpu"))
     assert metric == "fid" and scorer.real_features.shape == (6, 3)  # every training B image once
     metrics = scorer.score(scorer.compact([8, 8, 16, 16, 16, 16, 8, 8]))
     assert set(metrics) == {"psnr_teacher", "fid"} and metrics["fid"] >= 0
+    missing = dataclasses.replace(config, inception_weights=str(tmp_path / "nowhere.pth"), metric="fid")
+    with pytest.raises(GanslimError, match=r"^metric fid needs the Inception network: no Inception weights at "
+                                           r".*nowhere.pth \(from --inception-weights\)"):
+        search_module.build_scorer(missing, net, torch.device("cpu"))
     with pytest.raises(GanslimError, match="needs ground truth"):
         search_module.build_scorer(SearchConfig(**{**TINY, "data": str(unpaired), "metric": "psnr"}), net,
                                    torch.device("cpu"))

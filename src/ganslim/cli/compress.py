@@ -41,13 +41,15 @@ SEARCH_FLAGS = {
     "--threads": ("threads", "N", "CPU threads when measuring latency (default: torch's)"),
     "--strategy": ("strategy", "S", "auto (default), exhaustive or evolution"),
     "--metric": ("metric", "M", "auto (default), psnr, ssim, fid or psnr_teacher"),
+    "--inception-weights": ("inception_weights", "FILE", "pt_inception-2015-12-05-6726825d.pth for the FID of "
+                            "unpaired data (default: $GANSLIM_INCEPTION_WEIGHTS, then ~/.cache/ganslim)"),
 }
 PIPELINE_FLAGS = {
     "--finetune-epochs": ("finetune_epochs", "N", "fine-tune epochs at the initial learning rate"),
     "--finetune-epochs-decay": ("finetune_epochs_decay", "N", "fine-tune epochs of learning-rate decay"),
 }
 SUPERNET_FLAG = {"--supernet": ("supernet", "RUN", "the supernet: a gan-compression-supernet run folder or its "
-                                                   "supernet.pt")}
+                                                   "supernet.pt (the data, sizes and teacher come from that run)")}
 REUSE_SUPERNET_FLAG = {"--supernet": ("supernet", "RUN", "skip stage 1: search this trained supernet (a "
                                                          "gan-compression-supernet run folder or its supernet.pt)")}
 
