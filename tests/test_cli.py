@@ -1,4 +1,4 @@
-"""The command line as a user drives it: translate, profile, data; one-line errors, no tracebacks."""
+"""The command line as a user drives it: translate, profile, data, compress help; one-line errors, no tracebacks."""
 
 import json
 import subprocess
@@ -13,6 +13,7 @@ from ganslim.archs import build_generator
 from ganslim.checkpoints import save_model
 from ganslim.cli import main
 from ganslim.data import image_to_tensor, tensor_to_image
+from ganslim.methods.gan_compression.pipeline import OWN_KEYS, STAGE_KEYS
 
 SIZE = 32
 
@@ -118,3 +119,38 @@ def test_console_entry_point_prints_no_traceback(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "not found" in result.stderr
+
+
+def _help(capsys, *argv: str) -> str:
+    """The help text of ``ganslim ARGV --help``, its whitespace collapsed (argparse wraps lines)."""
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_compress_help_names_both_methods_and_each_method_its_own_set_example(tmp_path, capsys):
+    assert "compress compress a generator (GAN Compression, OMGD)" in _help(capsys)
+    omgd = _help(capsys, "compress", "omgd")
+    assert "e.g. --set lambda_cd=50 (repeatable)" in omgd and "lambda_distill" not in omgd
+    assert main(["compress", "omgd", "--data", str(tmp_path), "--set", "lambda_cd=50", "--show-config"]) == 0
+    assert "\nlambda_cd: 50.0  #" in capsys.readouterr().out
+    search = _help(capsys, "compress", "gan-compression-search")
+    assert "e.g. --set lambda_distill=0.5 (repeatable)" in search and "an option contradicting one is refused" in search
+    kept, own = search.split("an option contradicting one is refused")
+    assert all(key in kept for key in STAGE_KEYS) and all(key in own for key in OWN_KEYS if key not in (
+        "fixed_channels", "supernet"))  # the help names every key a stage keeps, and those it sets itself
+    assert main(["compress", "gan-compression", "--set", "lambda_distill=0.5", "--show-config"]) == 0
+    assert "\nlambda_distill: 0.5  #" in capsys.readouterr().out
+
+
+def test_omgd_reports_the_students_macs_at_256_and_at_the_training_size(tmp_path):
+    from ganslim.cli.compress_omgd import student_cost
+    from ganslim.data import make_builtin
+    from ganslim.methods.omgd import OMGDConfig
+
+    data = make_builtin("shapes2render", tmp_path / "shapes", size=32, count=2)
+    assert student_cost(OMGDConfig(data=str(data), load_size=64, crop_size=64)) == (
+        "student mobile_resnet ngf 16: 0.137M params, MACs (published convention) 1.408G at 256x256, "
+        "0.088G at 64x64 (training size)")
+    assert student_cost(OMGDConfig(data=str(data), student="unet", num_downs=9, load_size=512, crop_size=512)
+                        ).endswith("MACs (published convention) 4.883G at 512x512 (training size)")

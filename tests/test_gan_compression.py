@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import logging
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +19,7 @@ import torch.nn.functional as F
 from ganslim.archs import ResnetGenerator, build_discriminator, build_generator, init_weights
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.cli import compress
+from ganslim.config import read_config_file
 from ganslim.data import holdout_indices, make_builtin
 from ganslim.engine import DistInfo, TrainContext, fit
 from ganslim.errors import GanslimError
@@ -27,7 +32,8 @@ from ganslim.methods.gan_compression import (
 )
 from ganslim.methods.gan_compression import search as search_module
 from ganslim.methods.gan_compression.distill import training_items, validation_items
-from ganslim.methods.gan_compression.search import CandidateScorer, SearchConfig, run_search
+from ganslim.methods.gan_compression.pipeline import Inherited, PipelineResult, summary_table
+from ganslim.methods.gan_compression.search import CandidateScorer, SearchConfig, format_macs, run_search
 from ganslim.metrics import WEIGHTS_ENV_VAR
 from ganslim.profile import count_macs
 from ganslim.translate import translate_files
@@ -337,8 +343,9 @@ def test_pipeline_stops_after_search_resumes_to_export_and_refuses_impossible_bu
     with pytest.raises(GanslimError, match="supernet '.*nowhere' not found"):
         cli("gan-compression", *common, "--budget-macs", "4.5M", "--supernet", str(tmp_path / "nowhere"))
     assert sorted(p.name for p in out.iterdir()) == ["00000-gan-compression-shapes"]  # nothing half-written
-    assert cli("gan-compression", *common, "--budget-macs", "4.5M", "--supernet", supernet_run,
-               "--stop-after", "search") == 0
+    # The reused supernet's run gives the data, teacher, sizes and candidates (a pipeline made it, in its folder).
+    assert cli("gan-compression", "--supernet", supernet_run, "--out-dir", str(out), "--size", "32",
+               "--budget-macs", "4.5M", "--stop-after", "search", "--no-progress") == 0
     again = out / "00001-gan-compression-shapes"
     stages = json.loads((again / "pipeline.json").read_text())["stages"]
     assert stages["supernet"] == {"run_dir": supernet_run, "reused": True}
@@ -346,31 +353,111 @@ def test_pipeline_stops_after_search_resumes_to_export_and_refuses_impossible_bu
     assert search_module.read_result(stages["search"]["run_dir"])["macs_published"] <= 4.5e6
 
 
-def test_each_stage_is_a_command_of_its_own(paired, pix2pix_teacher, tmp_path, capsys):
-    out = tmp_path / "stages"
-    common = ["--data", str(paired), "--teacher", str(pix2pix_teacher), "--out-dir", str(out), "--batch-size", "2",
-              "--no-progress", "--set", "load_size=32", "--set", "crop_size=32", "--set", "sample_every=0",
-              "--set", "candidates=8;16,8;32,16;32,16;32,16;32,16;16,8;8"]
-    assert cli("gan-compression", *common, "--budget-ms", "20", "--show-config") == 0
+def test_each_stage_command_starts_from_the_stage_before_and_refuses_contradicting_options(
+        paired, pix2pix_teacher, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the stages' run folders go to runs/ here: no --out-dir to repeat
+    supernet_flags = ["--data", str(paired), "--teacher", str(pix2pix_teacher), "--batch-size", "2", "--no-progress",
+                      "--set", "load_size=36", "--set", "crop_size=32", "--set", "sample_every=0",
+                      "--set", "holdout_images=3", "--set", "candidates=8;16,8;32,16;32,16;32,16;32,16;16,8;8"]
+    assert cli("gan-compression", *supernet_flags, "--budget-ms", "20", "--show-config") == 0
     shown = capsys.readouterr().out
     assert shown.startswith("method: gan-compression\n") and "budget_ms: 20.0" in shown and "finetune_epochs:" in shown
     training = ["--epochs", "1", "--epochs-decay", "0"]
-    cli("gan-compression-train", *common, *training)  # the supernet stage's alias
-    supernet_run = out / "00000-gan-compression-supernet-shapes"
-    cli("gan-compression-search", *common, "--supernet", str(supernet_run), "--budget-macs", "5M", "--size", "32")
-    search_run = out / "00001-gan-compression-search-shapes"
+    cli("gan-compression-train", *supernet_flags, *training)  # the supernet stage's alias
+    supernet_run = Path("runs/00000-gan-compression-supernet-shapes")
+
+    # Options that contradict the supernet run are refused before anything is made; others may change.
+    search = ["gan-compression-search", "--supernet", str(supernet_run), "--budget-macs", "5M", "--size", "32",
+              "--no-progress"]
+    with pytest.raises(GanslimError, match=r"crop_size=16 contradicts the supernet run '.*' \(crop_size=32\)"):
+        cli(*search, "--set", "crop_size=16")
+    other = tmp_path / "other"
+    shutil.copytree(paired, other)
+    with pytest.raises(GanslimError, match=rf"data='{other}' contradicts the supernet run '.*' \(data='{paired}'\)"):
+        cli(*search, "--data", str(other))
+    with pytest.raises(GanslimError, match="holdout_images=5 contradicts"):
+        cli(*search, "--set", "holdout_images=5")
+    assert sorted(p.name for p in Path("runs").iterdir()) == [supernet_run.name]
+    assert cli(*search, "--data", f"{paired}/", "--batch-size", "1", "--show-config") == 0  # the same folder
+    assert "batch_size: 1  #" in capsys.readouterr().out
+
+    # Search with nothing but the supernet run and a budget: data, sizes, held-out images, teacher, widths and
+    # batch size all come from its config.yaml.
+    cli(*search)
+    search_run = Path("runs/00001-gan-compression-search-shapes")
+    searched = read_config_file(search_run / "config.yaml")
+    assert {key: searched[key] for key in ("data", "teacher", "load_size", "crop_size", "holdout_images",
+                                           "batch_size", "candidates")} == {
+        "data": str(paired), "teacher": str(pix2pix_teacher), "load_size": 36, "crop_size": 32, "holdout_images": 3,
+        "batch_size": 2, "candidates": "8;16,8;32,16;32,16;32,16;32,16;16,8;8"}
+    assert searched["out_dir"] == "runs" and searched["supernet"] == str(supernet_run)
     chosen = search_module.read_result(search_run)
-    cli("gan-compression-finetune", *common, *training, "--search", str(search_run))
-    finetune_run = out / "00002-gan-compression-finetune-shapes"
+
+    # Fine-tune with nothing but the search run (and a training length, which is each stage's own).
+    with pytest.raises(GanslimError, match=r"fixed_channels='8,8,8,8,8,8,8,8' contradicts the search run"):
+        cli("gan-compression-finetune", "--search", str(search_run), "--set", "fixed_channels=8,8,8,8,8,8,8,8")
+    cli("gan-compression-finetune", "--search", str(search_run), *training, "--no-progress")
+    finetune_run = Path("runs/00002-gan-compression-finetune-shapes")
+    tuned = read_config_file(finetune_run / "config.yaml")
+    assert (tuned["crop_size"], tuned["holdout_images"], tuned["teacher"]) == (32, 3, str(pix2pix_teacher))
+    assert tuned["fixed_channels"] == ",".join(map(str, chosen["channels"])) and tuned["supernet"] == chosen["supernet"]
     assert load_generator(finetune_run).model.channels == chosen["channels"]
+
     capsys.readouterr()
     cli("gan-compression-export", "--finetune", str(finetune_run), "--search", str(search_run),
         "--out", str(tmp_path / "student.pt"))
+    lines = capsys.readouterr().out.splitlines()
+    rows = {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line.strip()) for line in lines[1:-1])}
+    teacher_params = sum(p.numel() for p in load_generator(pix2pix_teacher).model.parameters())
+    assert lines[0] == "teacher vs student (resnet teacher):" and lines[-1] == f"student: {tmp_path / 'student.pt'}"
+    assert list(rows) == ["params", "MACs true @32", "MACs published @32", "held-out PSNR", "held-out SSIM",
+                          "val PSNR", "val SSIM"]
+    assert rows["params"][0] == f"{teacher_params / 1e6:.3f} M"
+    assert rows["MACs published @32"][1] == format_macs(chosen["macs_published"])
+    assert rows["held-out PSNR"][1].endswith(" dB") and rows["held-out PSNR"][2].startswith(("+", "-"))
+    cli("gan-compression-export", "--finetune", str(finetune_run), "--search", str(search_run),
+        "--out", str(tmp_path / "student.pt"), "--json")
     summary = json.loads(capsys.readouterr().out)
     assert summary["student"]["macs_published"] == chosen["macs_published"] and summary["size"] == 32
     assert load_generator(tmp_path / "student.pt").meta["search"]["score"] == chosen["score"]
     with pytest.raises(GanslimError, match="either --channels or --search"):
-        cli("gan-compression-finetune", *common, "--search", str(search_run), "--channels", "8,8,16,16,16,16,8,8")
+        cli("gan-compression-finetune", "--search", str(search_run), "--channels", "8,8,16,16,16,16,8,8")
+
+
+def test_a_recorded_path_that_moved_must_be_given_again(paired, tmp_path):
+    inherited = Inherited("the supernet run 'r'", {}, {"data": "gone/shapes", "crop_size": 32})
+    with pytest.raises(GanslimError, match=r"data 'gone/shapes' of the supernet run 'r' is not found from here.*"
+                                           r"pass --data"):
+        inherited.check(SearchConfig(data="gone/shapes", crop_size=32))
+    inherited.check(SearchConfig(data=str(paired), crop_size=32))  # where it lives now: accepted
+    with pytest.raises(GanslimError, match=r"crop_size=16 contradicts the supernet run 'r' \(crop_size=32\)"):
+        inherited.check(SearchConfig(data=str(paired), crop_size=16))
+
+
+def test_a_supernet_without_its_run_folder_needs_the_data_named(tmp_path, pix2pix_teacher):
+    net = init_weights(build_generator("super_mobile_resnet", ngf=8, norm="batch", n_blocks=9))
+    lone = save_model(tmp_path / "copied" / "supernet.pt", net, "super_mobile_resnet", net.arch_kwargs())
+    with pytest.raises(GanslimError, match=r"^no dataset given: pass --data DIR"):
+        cli("gan-compression-search", "--supernet", str(lone), "--teacher", str(pix2pix_teacher), "--budget-macs",
+            "5M", "--no-progress")
+
+
+def test_unpaired_summary_says_the_student_is_scored_against_the_teacher():
+    summary = {"size": 256,
+               "student": {"params": 91_000, "macs": 1.0e9, "macs_published": 1.25e9, "channels": [8] * 8,
+                           "file": "student.pt", "holdout": {"psnr_teacher": 30.0, "psnr": 30.0}, "val": {}},
+               "teacher": {"file": "latest_net_G_A.pth", "arch": "resnet", "params": 11_378_000, "macs": 49.55e9,
+                           "macs_published": 56.8e9}}
+    line = PipelineResult(Path("runs/00004-gan-compression-h2z"), {}, summary).report()
+    assert "nan" not in line and ("held-out psnr to the teacher's outputs 30.00 dB (unpaired data: no ground truth "
+                                  "to score the teacher)") in line
+    lines = summary_table(summary)
+    rows = {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line.strip()) for line in lines[1:-2])}
+    assert rows == {"params": ["11.378 M", "0.091 M", "125.0x fewer"],
+                    "MACs true @256": ["49.5G", "1G", "49.5x fewer"],
+                    "MACs published @256": ["56.8G", "1.25G", "45.4x fewer"],
+                    "held-out PSNR to the teacher": ["-", "30.00 dB"]}
+    assert lines[-2].startswith("  (unpaired data: no ground truth")
 
 
 def test_unpaired_candidates_are_scored_by_fid_when_inception_is_available(unpaired, cyclegan_teacher, tmp_path,
@@ -379,14 +466,20 @@ def test_unpaired_candidates_are_scored_by_fid_when_inception_is_available(unpai
         def forward(self, images):
             return images.float().mean(dim=(2, 3)) + torch.arange(3.0)
 
-    monkeypatch.setattr(search_module, "load_inception", lambda: MeanColour())
+    monkeypatch.setattr(search_module, "load_inception", lambda path: MeanColour())
+    weights = tmp_path / "inception.pth"
+    weights.write_bytes(b"stands in for the weights file, which the stand-in extractor does not read")
     net = init_weights(build_generator("super_mobile_resnet", ngf=8, norm="instance", n_blocks=9))
     config = SearchConfig(**{**TINY, "data": str(unpaired), "teacher": str(cyclegan_teacher), "budget_macs": "10M",
-                             "holdout_images": 2})
+                             "holdout_images": 2, "inception_weights": str(weights)})
     scorer, metric = search_module.build_scorer(config, net, torch.device("cpu"))
     assert metric == "fid" and scorer.real_features.shape == (6, 3)  # every training B image once
     metrics = scorer.score(scorer.compact([8, 8, 16, 16, 16, 16, 8, 8]))
     assert set(metrics) == {"psnr_teacher", "fid"} and metrics["fid"] >= 0
+    missing = dataclasses.replace(config, inception_weights=str(tmp_path / "nowhere.pth"), metric="fid")
+    with pytest.raises(GanslimError, match=r"^metric fid needs the Inception network: no Inception weights at "
+                                           r".*nowhere.pth \(from --inception-weights\)"):
+        search_module.build_scorer(missing, net, torch.device("cpu"))
     with pytest.raises(GanslimError, match="needs ground truth"):
         search_module.build_scorer(SearchConfig(**{**TINY, "data": str(unpaired), "metric": "psnr"}), net,
                                    torch.device("cpu"))

@@ -541,7 +541,8 @@ def test_cli_flags_show_config_and_run(paired, tmp_path, capsys):
                      "--out-dir", str(tmp_path / "runs"), *sets]) == 0
     printed = capsys.readouterr().out
     assert "ganslim compress omgd: 4 steps" in printed
-    assert "student mobile_resnet ngf 4:" in printed and "MACs (published convention) at 32x32" in printed
+    assert "student mobile_resnet ngf 4:" in printed and "MACs (published convention) 0.134G at 256x256, " in printed
+    assert "G at 32x32 (training size)" in printed
     run = next((tmp_path / "runs").iterdir())
     assert load_generator(run).arch_kwargs["ngf"] == 4
     assert omgd_cli(["--resume", str(run), "--no-progress"]) == 0  # a finished run: re-exports, trains nothing

@@ -192,6 +192,7 @@ def test_cyclegan_run_exports_both_layouts_and_resumes_exactly(unpaired, tmp_pat
     straight = fit(config, CycleGAN, progress=False)  # 8 images, batch 2: 4 steps/epoch, 8 steps
     run = straight.run_dir
     assert straight.best is None and straight.step == 8
+    assert "; no validation metric: the models are the final weights; run folder" in straight.summary()
     for name in ("generator_A.pt", "generator_B.pt", "discriminator_A.pt", "discriminator_B.pt"):
         assert (run / name).is_file()
     sample = torch.rand(1, 3, 32, 32) * 2 - 1

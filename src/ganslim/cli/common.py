@@ -30,11 +30,10 @@ COMPRESS_FLAGS = {
     **RUN_FLAGS,
 }
 
+# The end of every `ganslim compress METHOD` epilog, after the method's own notes:
 COMPRESS_EPILOG = """\
 Config precedence: defaults < --config FILE < flags < --set KEY=VALUE (every key: --show-config).
-Paired data defaults to the paper's pix2pix settings (lambda_recon 100, lambda_distill 1, hinge), unpaired to
-its CycleGAN ones (10, 0.01, lsgan). Several processes / GPUs: torchrun --nproc_per_node=N -m ganslim.cli
-compress ... (same flags)."""
+Several processes / GPUs: torchrun --nproc_per_node=N -m ganslim.cli compress ... (same flags)."""
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, groups: list[dict], set_example: str) -> None:
@@ -53,17 +52,19 @@ def add_config_arguments(parser: argparse.ArgumentParser, groups: list[dict], se
 
 
 def add_compress_command(methods: argparse._SubParsersAction, name: str, text: str, groups: list[dict],
-                         aliases: list[str] | None = None) -> argparse.ArgumentParser:
-    """Register ``ganslim compress NAME`` with the typed flags of ``groups`` and the config arguments."""
-    parser = methods.add_parser(name, help=text, description=text, epilog=COMPRESS_EPILOG, aliases=aliases or [],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_arguments(parser, groups, set_example="lambda_distill=0.5")
+                         notes: str, set_example: str, aliases: list[str] | None = None) -> argparse.ArgumentParser:
+    """Register ``ganslim compress NAME`` with the typed flags of ``groups`` and the config arguments; its epilog
+    is the method's ``notes`` then :data:`COMPRESS_EPILOG`, its --set help shows ``--set set_example``."""
+    parser = methods.add_parser(name, help=text, description=text, epilog=f"{notes}\n{COMPRESS_EPILOG}",
+                                aliases=aliases or [], formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(parser, groups, set_example=set_example)
     return parser
 
 
 def config_from_args(args: argparse.Namespace, cls: type, method: str, read_resumed: Callable[[str], Mapping],
-                     **extra: Any) -> Any:
-    """``cls`` from defaults < --config or ``read_resumed(args.resume)`` < typed flags < ``extra`` < --set."""
+                     inherited: Mapping[str, Any] | None = None, **extra: Any) -> Any:
+    """``cls`` from defaults < ``inherited`` (what an earlier stage left) < --config or ``read_resumed(args.resume)``
+    < typed flags < ``extra`` < --set."""
     from ganslim.config import build_config, parse_overrides, read_config_file
     from ganslim.errors import GanslimError
 
@@ -76,12 +77,14 @@ def config_from_args(args: argparse.Namespace, cls: type, method: str, read_resu
     else:
         base = read_config_file(args.config) if args.config is not None else {}
     flags = {key: getattr(args, key) for key in args.flag_keys if getattr(args, key) is not None}
-    return build_config(cls, base, flags, extra, overrides, method=method)
+    return build_config(cls, inherited or {}, base, flags, extra, overrides, method=method)
 
 
-def compress_config(args: argparse.Namespace, cls: type, method: str, **extra: Any) -> Any:
+def compress_config(args: argparse.Namespace, cls: type, method: str, inherited: Mapping[str, Any] | None = None,
+                    **extra: Any) -> Any:
     """:func:`config_from_args` for ``ganslim compress METHOD``, whose --resume takes a run folder it made."""
-    return config_from_args(args, cls, method, lambda run_dir: _run_folder_config(run_dir, method), **extra)
+    return config_from_args(args, cls, method, lambda run_dir: _run_folder_config(run_dir, method), inherited,
+                            **extra)
 
 
 def _run_folder_config(run_dir: str, method: str) -> dict:

@@ -3,13 +3,15 @@
 ``ganslim compress gan-compression --teacher CKPT --data DIR --budget-macs 3G`` runs GAN Compression's four
 stages (supernet distillation -> search -> fine-tune -> export) in one resumable run folder. Each stage is
 also a command of its own: ``gan-compression-supernet`` (alias ``gan-compression-train``),
-``gan-compression-search``, ``gan-compression-finetune`` and ``gan-compression-export``.
+``gan-compression-search``, ``gan-compression-finetune`` and ``gan-compression-export``, each taking its data,
+sizes and teacher from the run folder of the stage before (see ``pipeline.Inherited``).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from ganslim.cli.common import (
     COMPRESS_FLAGS,
@@ -41,13 +43,15 @@ SEARCH_FLAGS = {
     "--threads": ("threads", "N", "CPU threads when measuring latency (default: torch's)"),
     "--strategy": ("strategy", "S", "auto (default), exhaustive or evolution"),
     "--metric": ("metric", "M", "auto (default), psnr, ssim, fid or psnr_teacher"),
+    "--inception-weights": ("inception_weights", "FILE", "pt_inception-2015-12-05-6726825d.pth for the FID of "
+                            "unpaired data (default: $GANSLIM_INCEPTION_WEIGHTS, then ~/.cache/ganslim)"),
 }
 PIPELINE_FLAGS = {
     "--finetune-epochs": ("finetune_epochs", "N", "fine-tune epochs at the initial learning rate"),
     "--finetune-epochs-decay": ("finetune_epochs_decay", "N", "fine-tune epochs of learning-rate decay"),
 }
 SUPERNET_FLAG = {"--supernet": ("supernet", "RUN", "the supernet: a gan-compression-supernet run folder or its "
-                                                   "supernet.pt")}
+                                                   "supernet.pt (the data, sizes and teacher come from that run)")}
 REUSE_SUPERNET_FLAG = {"--supernet": ("supernet", "RUN", "skip stage 1: search this trained supernet (a "
                                                          "gan-compression-supernet run folder or its supernet.pt)")}
 
@@ -56,65 +60,112 @@ Turn a trained teacher generator into a compact one.
 
 gan-compression runs GAN Compression's four stages (distil a once-for-all supernet, search it under a MACs or
 latency budget, fine-tune the chosen sub-network, export it) in one resumable run folder. Each stage is also
-a command of its own (gan-compression-supernet, -search, -finetune, -export).
+a command of its own (gan-compression-supernet, -search, -finetune, -export), each taking the data, image
+sizes, held-out images, teacher and widths from the run folder of the stage before.
 
 omgd trains a wide and a deep teacher together with a discriminator-free student in one stage (OMGD, ICCV
 2021); it needs no pretrained teacher."""
 
 
+NOTES = """\
+Paired data defaults to the paper's pix2pix settings (lambda_recon 100, lambda_distill 1, hinge), unpaired to
+its CycleGAN ones (10, 0.01, lsgan).
+A stage starts from the run folder of the stage before (--supernet RUN; the fine-tune: --search RUN) and keeps
+its data, direction, preprocess, load_size, crop_size, input_nc, output_nc, max_train_images, holdout_images,
+teacher, student_ngf, student_norm, student_blocks, channel_ratios, channel_multiple and candidates (and a
+search's supernet and widths): an option contradicting one is refused. Its other keys (batch size, seed, loss
+weights, ...) are defaults that options may change; out_dir, device, epochs and epochs_decay are each stage's."""
+SET_EXAMPLE = "lambda_distill=0.5"
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "compress", help="compress a teacher generator (GAN Compression)", description=DESCRIPTION,
+        "compress", help="compress a generator (GAN Compression, OMGD)", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     methods = parser.add_subparsers(dest="method", metavar="METHOD", required=True)
     add_omgd_parser(methods)
 
-    pipeline = add_compress_command(methods, PIPELINE, "all stages in one resumable run folder: supernet -> search "
-                                    "-> fine-tune -> export",
-                                    [COMPRESS_FLAGS, TRAIN_FLAGS, SEARCH_FLAGS, PIPELINE_FLAGS, REUSE_SUPERNET_FLAG])
+    def command(name: str, text: str, groups: list[dict], **kwargs) -> argparse.ArgumentParser:
+        return add_compress_command(methods, name, text, groups, NOTES, SET_EXAMPLE, **kwargs)
+
+    pipeline = command(PIPELINE, "all stages in one resumable run folder: supernet -> search -> fine-tune -> export",
+                       [COMPRESS_FLAGS, TRAIN_FLAGS, SEARCH_FLAGS, PIPELINE_FLAGS, REUSE_SUPERNET_FLAG])
     pipeline.add_argument("--resume", metavar="RUN_DIR", help="continue a run: skip finished stages, resume the rest")
     pipeline.add_argument("--stop-after", metavar="STAGE", choices=("supernet", "search", "finetune"),
                           help="stop after this stage (supernet, search, finetune); --resume continues later")
     pipeline.set_defaults(func=run_pipeline_command)
 
-    supernet = add_compress_command(methods, f"{PIPELINE}-supernet",
-                                    "stage 1: distil a once-for-all supernet from the teacher",
-                                    [COMPRESS_FLAGS, TRAIN_FLAGS], aliases=[f"{PIPELINE}-train"])
+    supernet = command(f"{PIPELINE}-supernet", "stage 1: distil a once-for-all supernet from the teacher",
+                       [COMPRESS_FLAGS, TRAIN_FLAGS], aliases=[f"{PIPELINE}-train"])
     supernet.add_argument("--resume", metavar="RUN_DIR", help="continue a supernet run from its last checkpoint")
     supernet.set_defaults(func=run_training_command, stage="supernet")
 
-    search = add_compress_command(methods, f"{PIPELINE}-search",
-                                  "stage 2: search the supernet's sub-networks under a budget",
-                                  [COMPRESS_FLAGS, SEARCH_FLAGS, SUPERNET_FLAG])
+    search = command(f"{PIPELINE}-search", "stage 2: search the sub-networks of a supernet run (--supernet RUN) under "
+                     "a budget", [COMPRESS_FLAGS, SEARCH_FLAGS, SUPERNET_FLAG])
     search.add_argument("--resume", metavar="RUN_DIR", help="continue a search, skipping scored candidates")
     search.set_defaults(func=run_search_command)
 
-    finetune = add_compress_command(methods, f"{PIPELINE}-finetune",
-                                    "stage 3: fine-tune one sub-network (exports the compact generator.pt)",
-                                    [COMPRESS_FLAGS, TRAIN_FLAGS, SUPERNET_FLAG])
+    finetune = command(f"{PIPELINE}-finetune", "stage 3: fine-tune the sub-network a search chose (--search RUN), or "
+                       "--channels of --supernet RUN; exports the compact generator.pt",
+                       [COMPRESS_FLAGS, TRAIN_FLAGS, SUPERNET_FLAG])
     finetune.add_argument("--channels", metavar="C1,C2,...", help="the sub-network's widths")
-    finetune.add_argument("--search", metavar="RUN_DIR", help="take the widths (and supernet) a search chose")
+    finetune.add_argument("--search", metavar="RUN_DIR", help="a gan-compression-search run folder: its widths, "
+                                                              "supernet and options")
     finetune.add_argument("--resume", metavar="RUN_DIR", help="continue a fine-tune run from its last checkpoint")
     finetune.set_defaults(func=run_training_command, stage="finetune")
 
     export = methods.add_parser(f"{PIPELINE}-export", help="stage 4: write the fine-tuned student as a compact "
-                                                           "checkpoint and a teacher-vs-student summary")
+                                                           "checkpoint and print teacher vs student")
     export.add_argument("--finetune", metavar="RUN_OR_CKPT", required=True,
-                        help="a gan-compression-finetune run folder or its generator.pt")
+                        help="a gan-compression-finetune run folder (its data and teacher score both) or its "
+                             "generator.pt")
     export.add_argument("--out", metavar="FILE", required=True, help="the compact checkpoint to write (.pt)")
     export.add_argument("--search", metavar="RUN_DIR", help="check the MACs against this search's prediction")
     export.add_argument("--size", type=int, default=None, help="image side for MACs (default: the search's, or 256)")
+    export.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     export.set_defaults(func=run_export_command)
 
 
-def run_pipeline_command(args: argparse.Namespace) -> int:
-    from ganslim.methods.gan_compression.pipeline import METHOD, PipelineConfig, run_pipeline
+def _given(args: argparse.Namespace, key: str) -> str | None:
+    """Config key ``key`` as this command line sets it (--set over its flag over --config), else None."""
+    from ganslim.config import parse_overrides, read_config_file
 
-    config = compress_config(args, PipelineConfig, METHOD)
+    overrides = parse_overrides(args.overrides)
+    if key in overrides:
+        return overrides[key]
+    if getattr(args, key, None) is not None:
+        return getattr(args, key)
+    return read_config_file(args.config).get(key) if args.config else None
+
+
+def _inherited_config(args: argparse.Namespace, cls: type, method: str, search: str | None = None,
+                      **extra: str) -> Any:
+    """``cls`` built on what the stage before left (the ``search`` run, else the supernet run) and checked
+    against it: an option contradicting that run's data, sizes, teacher or widths is refused."""
+    from ganslim.methods.gan_compression.pipeline import inherit_from_search, inherit_from_supernet
+
+    if args.resume is not None:  # the run's own config.yaml already holds what it inherited
+        return compress_config(args, cls, method, **extra)
+    chosen = inherit_from_search(search) if search is not None else None
+    supernet = _given(args, "supernet")
+    start = chosen or (inherit_from_supernet(supernet) if supernet else None)
+    config = compress_config(args, cls, method, start.defaults_for(cls) if start else None, **extra)
+    for source in (chosen, inherit_from_supernet(config.supernet) if config.supernet else None):
+        if source is not None:
+            source.check(config)
+    return config
+
+
+def run_pipeline_command(args: argparse.Namespace) -> int:
+    from ganslim.methods.gan_compression.pipeline import METHOD, PipelineConfig, run_pipeline, summary_table
+
+    config = _inherited_config(args, PipelineConfig, METHOD)
     if args.show_config:
         return show_config(config, METHOD)
     result = run_pipeline(config, resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress)
     print_main(f"ganslim compress {result.report()}")
+    if result.summary is not None:
+        print_main("\n".join(summary_table(result.summary)))
     return 0
 
 
@@ -122,21 +173,15 @@ def run_training_command(args: argparse.Namespace) -> int:
     from ganslim.engine import fit
     from ganslim.errors import GanslimError
     from ganslim.methods.gan_compression.distill import DistillConfig, FinetuneDistillation, SupernetDistillation
-    from ganslim.methods.gan_compression.search import read_result
 
     method_cls = SupernetDistillation if args.stage == "supernet" else FinetuneDistillation
-    extra = {}
-    if args.stage == "finetune":
+    if args.stage == "supernet":
+        config = compress_config(args, DistillConfig, method_cls.name)
+    else:
         if args.channels is not None and args.search is not None:
             raise GanslimError("pass either --channels or --search, not both")
-        if args.search is not None:
-            chosen = read_result(args.search)
-            extra["fixed_channels"] = ",".join(map(str, chosen["channels"]))
-            if args.supernet is None:
-                extra["supernet"] = chosen["supernet"]
-        elif args.channels is not None:
-            extra["fixed_channels"] = args.channels
-    config = compress_config(args, DistillConfig, method_cls.name, **extra)
+        extra = {"fixed_channels": args.channels} if args.channels is not None else {}
+        config = _inherited_config(args, DistillConfig, method_cls.name, search=args.search, **extra)
     if args.show_config:
         return show_config(config, method_cls.name)
     result = fit(config, method_cls, resume=args.resume, progress=not args.no_progress)
@@ -147,7 +192,7 @@ def run_training_command(args: argparse.Namespace) -> int:
 def run_search_command(args: argparse.Namespace) -> int:
     from ganslim.methods.gan_compression.search import METHOD, SearchConfig, run_search
 
-    config = compress_config(args, SearchConfig, METHOD)
+    config = _inherited_config(args, SearchConfig, METHOD)
     if args.show_config:
         return show_config(config, METHOD)
     result = run_search(config, resume=args.resume, progress=not args.no_progress)
@@ -161,7 +206,7 @@ def run_export_command(args: argparse.Namespace) -> int:
     from ganslim.config import build_config, read_config_file
     from ganslim.engine.runs import CONFIG_FILE
     from ganslim.methods.gan_compression.distill import GENERATOR_FILE, DistillConfig
-    from ganslim.methods.gan_compression.pipeline import export_student
+    from ganslim.methods.gan_compression.pipeline import export_student, summary_table
     from ganslim.methods.gan_compression.search import read_result
 
     source = Path(args.finetune)
@@ -170,5 +215,5 @@ def run_export_command(args: argparse.Namespace) -> int:
     config = build_config(DistillConfig, read_config_file(run_config)) if run_config.is_file() else None
     search = read_result(args.search) if args.search else None
     summary = export_student(generator, args.out, config, search_result=search, size=args.size)
-    print_main(json.dumps(summary, indent=1))
+    print_main(json.dumps(summary) if args.json else "\n".join(summary_table(summary)))
     return 0

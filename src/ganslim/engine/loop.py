@@ -61,6 +61,8 @@ class RunResult:
                          f"({CHECKPOINT_DIR}/{BEST})")
         elif self.last_metrics:
             parts.append("val " + ", ".join(f"{k} {v:.4g}" for k, v in self.last_metrics.items()))
+        else:
+            parts.append("no validation metric: the models are the final weights")
         parts.append(f"run folder {self.run_dir}")
         if self.exported:
             parts.append("models: " + ", ".join(_relative(path, self.run_dir) for path in self.exported.values()))

@@ -162,6 +162,8 @@ def parse_candidates(text: str) -> list[list[int]]:
 
 def data_kind(data: str) -> str:
     """``"paired"`` for an aligned dataset folder, ``"unpaired"`` for an unaligned one."""
+    if not data:
+        raise GanslimError("no dataset given: pass --data DIR (train/ of paired A|B images, or trainA/ trainB/)")
     layout = detect_layout(data)
     if layout == "single":
         raise GanslimError(f"'{data}' is a folder of single images: GAN Compression needs train/ (paired A|B "

@@ -17,6 +17,10 @@ searched under this run's budget: train once, search as many budgets as needed w
 from its last checkpoint, the search from its progress file); ``stop_after`` ends after a stage. The
 training stages run under ``ganslim.engine.fit`` (progress bar, TensorBoard, checkpoints), so under
 ``torchrun`` every stage is shared across the processes; the export runs on rank 0.
+
+Run as separate commands, a stage starts from the run folder of the stage before: :func:`inherit_from_supernet`
+and :func:`inherit_from_search` read its ``config.yaml`` (and a search's choice) into an :class:`Inherited`,
+whose ``STAGE_KEYS`` (data, sizes, held-out images, teacher, widths) options may not contradict.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +38,14 @@ import torch
 from ganslim.archs import build_generator
 from ganslim.atomic import atomic_write_text
 from ganslim.checkpoints import load_generator, save_model
-from ganslim.config import TrainConfig, option
+from ganslim.config import TrainConfig, option, read_config_file
 from ganslim.engine import distributed as ddp
 from ganslim.engine import fit
 from ganslim.engine.runs import CHECKPOINT_DIR, CONFIG_FILE, LATEST, create_run_dir, run_label, write_config
 from ganslim.errors import GanslimError
 from ganslim.methods.gan_compression.distill import (
     GENERATOR_FILE,
+    SUPERNET_FILE,
     DistillConfig,
     FinetuneDistillation,
     SupernetDistillation,
@@ -89,6 +95,90 @@ def stage_config(config: PipelineConfig, cls: type[TrainConfig], run_dir: Path, 
     return cls(**{**values, "out_dir": str(run_dir), **changes})
 
 
+# ------------------------------------------------------------------------------------------ stage commands
+
+# What a stage command takes from the stage before it (:class:`Inherited`). These keys say which images are
+# trained on and held out, how they are sized, what the teacher is and which widths the supernet has: an option
+# contradicting one of them is refused. Every other key of the earlier run is a default that options may change
+# (batch size, seed, loss weights, ...), except OWN_KEYS, which each stage sets for itself.
+STAGE_KEYS = ("data", "direction", "preprocess", "load_size", "crop_size", "input_nc", "output_nc",
+              "max_train_images", "holdout_images", "teacher", "student_ngf", "student_norm", "student_blocks",
+              "channel_ratios", "channel_multiple", "candidates")
+OWN_KEYS = ("out_dir", "device", "epochs", "epochs_decay", "fixed_channels", "supernet")
+_PATH_KEYS = ("data", "teacher", "supernet")
+
+
+@dataclass(frozen=True)
+class Inherited:
+    """What a stage command takes from an earlier stage's run folder.
+
+    ``defaults``: config values the new stage's config starts from; ``fixed``: the values among them that an
+    option may not change (a recorded path that no longer exists may be pointed elsewhere).
+    """
+
+    source: str  # e.g. "the supernet run 'runs/00000-gan-compression-supernet-facades'"
+    defaults: dict
+    fixed: dict
+
+    def defaults_for(self, cls: type[TrainConfig]) -> dict:
+        """``defaults`` restricted to the keys of config class ``cls``."""
+        names = {item.name for item in dataclasses.fields(cls)}
+        return {key: value for key, value in self.defaults.items() if key in names}
+
+    def check(self, config: DistillConfig) -> None:
+        """Refuse (GanslimError) a ``config`` whose value of a fixed key differs from the recorded one."""
+        for key, recorded in self.fixed.items():
+            given = getattr(config, key)
+            if key not in _PATH_KEYS or Path(recorded).exists():
+                if _comparable(key, given) != _comparable(key, recorded):
+                    raise GanslimError(f"{key}={given!r} contradicts {self.source} ({key}={recorded!r}): drop the "
+                                       f"option; a stage keeps the data, image sizes, held-out images, teacher and "
+                                       f"widths of the stage before")
+            elif given == recorded:
+                raise GanslimError(f"{key} '{recorded}' of {self.source} is not found from here (its config.yaml "
+                                   f"holds the path as given then): pass --{key} with where it is now")
+
+
+def _comparable(key: str, value: object) -> object:
+    """``value`` of config key ``key`` as compared between stages: paths resolved, a supernet folder as its file."""
+    if key not in _PATH_KEYS:
+        return value
+    path = Path(value)
+    return (path / SUPERNET_FILE if key == "supernet" and path.is_dir() else path).resolve()
+
+
+def _run_values(run_dir: Path) -> dict | None:
+    """The config values in ``run_dir/config.yaml`` (without its ``method``); None when there is none."""
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        return None
+    return {key: value for key, value in read_config_file(path).items() if key != "method"}
+
+
+def _inherited(source: str, values: dict, **chosen) -> Inherited:
+    defaults = {**{key: value for key, value in values.items() if key not in OWN_KEYS}, **chosen}
+    return Inherited(source, defaults, {**{key: defaults[key] for key in STAGE_KEYS if key in defaults}, **chosen})
+
+
+def inherit_from_supernet(supernet: str | os.PathLike) -> Inherited | None:
+    """What a search or fine-tune of ``supernet`` (a supernet run folder or its supernet.pt) takes from that run;
+    None when no config.yaml lies beside the supernet.pt."""
+    run_dir = find_supernet(supernet).parent
+    values = _run_values(run_dir)
+    return None if values is None else _inherited(f"the supernet run '{run_dir}'", values)
+
+
+def inherit_from_search(search: str | os.PathLike) -> Inherited:
+    """What a fine-tune of a search's choice takes: that run's options, its supernet and the chosen widths."""
+    result = read_result(search)
+    run_dir = Path(search) if Path(search).is_dir() else Path(search).parent
+    return _inherited(f"the search run '{run_dir}'", _run_values(run_dir) or {}, supernet=result["supernet"],
+                      fixed_channels=",".join(map(str, result["channels"])))
+
+
+# ------------------------------------------------------------------------------------------ the pipeline
+
+
 def _stage_dirs(run_dir: Path, label: str) -> list[Path]:
     pattern = re.compile(rf"^\d{{5,}}-{re.escape(label)}$")
     return sorted(entry for entry in run_dir.iterdir() if entry.is_dir() and pattern.match(entry.name))
@@ -120,13 +210,47 @@ class PipelineResult:
                 f"{format_macs(s['macs_published'])} MACs published at {self.summary['size']}x{self.summary['size']}")
         if "macs_published" in t:
             line += f" ({t['macs_published'] / s['macs_published']:.1f}x fewer than the teacher)"
-        holdout = s.get("holdout", {})
-        if "psnr" in holdout:
-            line += (f"; held-out psnr {holdout['psnr']:.2f} dB (teacher "
-                     f"{t.get('holdout', {}).get('psnr', float('nan')):.2f})")
+        holdout, teacher_psnr = s.get("holdout", {}), t.get("holdout", {}).get("psnr")
+        if teacher_psnr is not None:
+            line += f"; held-out psnr {holdout['psnr']:.2f} dB (teacher {teacher_psnr:.2f} dB)"
         elif "psnr_teacher" in holdout:
-            line += f"; held-out psnr to the teacher's outputs {holdout['psnr_teacher']:.2f} dB"
+            line += (f"; held-out psnr to the teacher's outputs {holdout['psnr_teacher']:.2f} dB (unpaired data: "
+                     f"no ground truth to score the teacher)")
         return line + f"; model {self.run_dir / GENERATOR_FILE}"
+
+
+def summary_table(summary: dict) -> list[str]:
+    """:func:`export_student`'s ``summary`` as lines of a teacher vs student table: params, MACs, quality."""
+    s, t, size = summary["student"], summary.get("teacher", {}), summary["size"]
+    Row = tuple[str, str, str, str]  # label, teacher, student, comparison
+
+    def count(key: str, label: str, show: Callable[[float], str]) -> Row:
+        if key not in t:
+            return label, "-", show(s[key]), ""
+        return label, show(t[key]), show(s[key]), f"{t[key] / s[key]:.1f}x fewer"
+
+    def quality(split: str, key: str, label: str, unit: str, digits: int) -> Row | None:
+        student, teacher = s.get(split, {}).get(key), t.get(split, {}).get(key)
+        if student is None:
+            return None
+        if teacher is None:
+            return label, "-", f"{student:.{digits}f}{unit}", ""
+        return (label, f"{teacher:.{digits}f}{unit}", f"{student:.{digits}f}{unit}",
+                f"{student - teacher:+.{digits}f}{unit}")
+
+    paired = "psnr" in t.get("holdout", {})  # the teacher is scored against ground truth only
+    rows = [count("params", "params", lambda n: f"{n / 1e6:.3f} M"),
+            count("macs", f"MACs true @{size}", format_macs),
+            count("macs_published", f"MACs published @{size}", format_macs),
+            quality("holdout", "psnr", "held-out PSNR", " dB", 2) if paired else
+            quality("holdout", "psnr_teacher", "held-out PSNR to the teacher", " dB", 2),
+            quality("holdout", "ssim", "held-out SSIM", "", 3),
+            quality("val", "psnr", "val PSNR", " dB", 2), quality("val", "ssim", "val SSIM", "", 3)]
+    lines = ["teacher vs student" + (f" ({t['arch']} teacher)" if "arch" in t else "") + ":"]
+    lines += [f"  {a:<32}{b:>12}{c:>12}   {d}".rstrip() for a, b, c, d in filter(None, rows)]
+    if "holdout" in s and not paired:
+        lines.append("  (unpaired data: no ground truth, the student is scored against the teacher's outputs)")
+    return lines + [f"student: {s['file']}"]
 
 
 def run_pipeline(config: PipelineConfig, *, resume: str | os.PathLike | None = None, stop_after: str | None = None,

@@ -59,6 +59,7 @@ from ganslim.engine import distributed as ddp
 from ganslim.engine.logging import RunLogger
 from ganslim.engine.runs import CONFIG_FILE, create_run_dir, run_label, write_config
 from ganslim.errors import GanslimError
+from ganslim.evaluate import find_inception_weights
 from ganslim.metrics import compute_fid_kid, extract_features, load_inception
 from ganslim.methods.gan_compression.distill import (
     DistillConfig,
@@ -104,6 +105,8 @@ class SearchConfig(DistillConfig):
     latency_repeats: int = option(10, "timed runs per latency measurement (the median is used)", min=1)
     metric: str = option("auto", "what to maximise (fid: minimise); auto: psnr for paired data, fid for "
                                  "unpaired with Inception weights, else psnr_teacher", choices=METRICS)
+    inception_weights: str = option("", "FID Inception weights file ('': $GANSLIM_INCEPTION_WEIGHTS, then "
+                                        "~/.cache/ganslim/pt_inception-2015-12-05-6726825d.pth)")
     strategy: str = option("auto", "auto: exhaustive when at most exhaustive_limit sub-networks fit the budget, "
                                    "else evolution", choices=("auto", "exhaustive", "evolution"))
     exhaustive_limit: int = option(500, "largest number of sub-networks searched exhaustively (auto)", min=1)
@@ -594,13 +597,13 @@ def _resolve_metric(config: SearchConfig, paired: bool) -> tuple[str, nn.Module 
         raise GanslimError(f"metric {metric} needs ground truth, which unpaired data lacks: use fid or psnr_teacher")
     if metric != "fid":
         return metric, None
-    try:
-        return "fid", load_inception()
-    except GanslimError as error:
-        if config.metric == "fid":
-            raise
-        logger.warning("no FID (%s); scoring by fidelity to the teacher (psnr_teacher) instead", error)
-        return "psnr_teacher", None
+    path, missing = find_inception_weights(config.inception_weights or None)
+    if path is not None:
+        return "fid", load_inception(path)
+    if config.metric == "fid":
+        raise GanslimError(f"metric fid needs the Inception network: {missing}")
+    logger.warning("no FID (%s); scoring by fidelity to the teacher (psnr_teacher) instead", missing)
+    return "psnr_teacher", None
 
 
 def build_scorer(config: SearchConfig, supernet: SuperMobileResnetGenerator, device: torch.device
