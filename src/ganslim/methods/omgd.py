@@ -408,18 +408,21 @@ class _OMGDBase(TeacherBase):
             kind, arch, kwargs = self.specs[name]
             exported[name] = save_model(run_dir / file, self.nets[name], arch, kwargs, kind=kind,
                                         meta={**meta, "role": name})
-        exported["summary"] = atomic_write_text(json.dumps(self._summary(), indent=1) + "\n", run_dir / SUMMARY_FILE)
+        exported["summary"] = atomic_write_text(json.dumps(self.summary(), indent=1) + "\n", run_dir / SUMMARY_FILE)
         return exported
 
-    def _summary(self) -> dict:
+    def summary(self) -> dict:
         """The student (architecture, parameters, MACs at 256x256 and at the training size) and its objective."""
         student = self.nets["student"]
         _, arch, kwargs = self.specs["student"]
         cost = {}
         for size in sorted({PROFILE_SIZE, self.config.crop_size}):
-            count = count_macs(student, torch.zeros(1, self.config.input_nc, size, size, device=self.ctx.device))
+            try:
+                count = count_macs(student, torch.zeros(1, self.config.input_nc, size, size, device=self.ctx.device))
+            except GanslimError:  # a U-Net deeper than 8 downsamplings takes no 256x256 image
+                continue
             cost[f"{size}x{size}"] = {"macs": count.macs, "macs_published": count.macs_published}
-        return {"method": self.name, "kind": self.kind,
+        return {"method": self.name, "kind": self.kind, "training_size": self.config.crop_size,
                 "student": {"arch": arch, "arch_kwargs": kwargs, "params": count_params(student), "cost": cost,
                             "file": GENERATOR_FILE},
                 "objective": self.objective()}
