@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,15 @@ import torch
 
 from ganslim.data import make_builtin
 from helpers import save_resnet
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory) -> Iterator[Path]:
+    """The session's own ganslim cache folder (records of decoded images), never the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GANSLIM_CACHE_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture

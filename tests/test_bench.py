@@ -103,3 +103,42 @@ def test_backend_names():
         parse_backends("torch,tensorrt")
     with pytest.raises(GanslimError, match="unique"):
         run_bench([BenchModel("a", torch.nn.Conv2d(3, 3, 1))] * 2, "torch", progress=False)
+
+
+def _student(tmp_path, name: str, crop_size: int | None):
+    from ganslim.archs import build_generator
+    from ganslim.checkpoints import save_model
+
+    kwargs = {"ngf": 4, "norm": "instance"}
+    meta = {"crop_size": crop_size} if crop_size else {}
+    return save_model(tmp_path / name, build_generator("resnet_6blocks", **kwargs), "resnet_6blocks", kwargs,
+                      meta=meta)
+
+
+def test_bench_runs_at_the_size_the_models_were_trained_at(tmp_path, capsys):
+    a, b = _student(tmp_path, "a.pt", SIZE), _student(tmp_path, "b.pt", None)
+    assert main(["bench", str(a), str(b), "--backends", "torch", "--threads", "1", "--repeats", "1",
+                 "--warmup", "0", "--peak-size", "64", "--out", str(tmp_path / "bench"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["settings"]["size"] == SIZE
+    assert f"size {SIZE}x{SIZE} (the size a was trained at)" in captured.err
+
+
+def test_bench_models_trained_at_different_sizes_need_size(tmp_path, capsys):
+    a, b = _student(tmp_path, "a.pt", SIZE), _student(tmp_path, "b.pt", 2 * SIZE)
+    assert main(["bench", str(a), str(b), "--backends", "torch", "--out", str(tmp_path / "bench")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (f"ganslim bench: error: the models were trained at different sizes (a at {SIZE}, b at "
+                     f"{2 * SIZE}): pass --size")
+    assert not (tmp_path / "bench").exists()
+
+
+def test_bench_out_that_is_a_file_fails_before_timing(tmp_path, capsys, monkeypatch):
+    import ganslim.bench
+
+    monkeypatch.setattr(ganslim.bench, "run_bench", lambda *args, **kwargs: pytest.fail("timed before checking"))
+    (tmp_path / "bench").write_text("mine")
+    a = _student(tmp_path, "a.pt", SIZE)
+    assert main(["bench", str(a), "--backends", "torch", "--out", str(tmp_path / "bench")]) == 2
+    assert "--out '" + str(tmp_path / "bench") + "' is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "bench").read_text() == "mine"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +134,37 @@ def test_interrupted_build_leaves_nothing_that_looks_complete(tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         make_builtin("shapes2render", tmp_path / "data", size=SIZE, count=COUNT)
     assert list(tmp_path.iterdir()) == [], "no target and no partial folder left behind"
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    calls = []
+
+    def disk_fills_up(array, path):
+        calls.append(path)
+        if len(calls) == 3:
+            path.write_bytes(b"\x89PNG partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        Image.fromarray(array).save(path, format="PNG")
+
+    monkeypatch.setattr(builtin, "_save_png", disk_fills_up)
+    with pytest.raises(GanslimError) as excinfo:
+        make_builtin("shapes2render", tmp_path / "data", size=SIZE, count=COUNT)
+    message = str(excinfo.value)
+    assert message == f"cannot write '{tmp_path / 'data'}' (No space left on device): free some disk space or write " \
+                      "elsewhere"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_target_that_is_a_file_or_in_a_read_only_folder_is_one_line(tmp_path, monkeypatch):
+    (tmp_path / "data").write_text("mine")
+    with pytest.raises(GanslimError, match="dataset folder '.*data' is a file, not a folder"):
+        make_builtin("shapes2render", tmp_path / "data", size=SIZE, count=1)
+    assert (tmp_path / "data").read_text() == "mine"
+    (tmp_path / "locked").mkdir()
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # what a non-root user meets
+    with pytest.raises(GanslimError, match="'.*locked' is read-only"):
+        make_builtin("shapes2render", tmp_path / "locked" / "data", size=SIZE, count=1)
+    assert list((tmp_path / "locked").iterdir()) == []
 
 
 @pytest.mark.parametrize(

@@ -311,31 +311,53 @@ def test_folder_without_images(tmp_path):
 
 
 @pytest.mark.parametrize("content", [b"not an image at all", "truncated"])
-def test_corrupt_image_is_named_when_loaded(tmp_path, content):
-    root = _aligned_root(tmp_path, count=2)
+@pytest.mark.parametrize("build", [
+    lambda root: AlignedDataset(root, load_size=20, crop_size=16),
+    lambda root: SingleImageDataset(root / "train"),
+], ids=["aligned", "single"])
+def test_corrupt_image_is_named_when_the_dataset_is_built(tmp_path, content, build):
+    root = _aligned_root(tmp_path, count=3)
     bad = root / "train" / "001.png"
-    if content == "truncated":
-        content = bad.read_bytes()[:200]
-    bad.write_bytes(content)
-    dataset = AlignedDataset(root, load_size=20, crop_size=16)  # cheap checks only: constructor passes
+    bad.write_bytes(content if isinstance(content, bytes) else bad.read_bytes()[:200])
+    with pytest.raises(GanslimError) as excinfo:
+        build(root)
+    message = _error_message(excinfo)
+    assert str(bad) in message and "more" not in message
+
+
+def test_unaligned_dataset_names_a_corrupt_b_image_when_built(tmp_path):
+    root = _unaligned_root(tmp_path)
+    bad = root / "trainB" / "b3.png"
+    bad.write_bytes(bad.read_bytes()[:100])
+    with pytest.raises(GanslimError) as excinfo:
+        UnalignedDataset(root, load_size=20, crop_size=16)
+    assert str(bad) in _error_message(excinfo)
+
+
+def test_image_damaged_after_the_dataset_was_built_is_named_when_loaded(tmp_path):
+    root = _aligned_root(tmp_path, count=2)
+    dataset = AlignedDataset(root, load_size=20, crop_size=16)
+    bad = root / "train" / "001.png"
+    bad.write_bytes(b"not an image at all")
     dataset[0]
     with pytest.raises(GanslimError) as excinfo:
         dataset[1]
     assert str(bad) in _error_message(excinfo)
 
 
-def test_aligned_image_not_twice_as_wide(tmp_path):
-    path = _save(_noise(0, 20, 30), tmp_path / "data" / "train" / "odd.png")
+def test_aligned_image_not_twice_as_wide_fails_when_built(tmp_path):
+    _aligned_root(tmp_path / "data", count=2)
+    path = _save(_noise(0, 20, 30), tmp_path / "data" / "aligned" / "train" / "odd.png")
     with pytest.raises(GanslimError) as excinfo:
-        AlignedDataset(tmp_path / "data", preprocess="none")[0]
+        AlignedDataset(tmp_path / "data" / "aligned", preprocess="none")
     message = _error_message(excinfo)
     assert str(path) in message and "30x20" in message and "twice" in message
 
 
-def test_crop_larger_than_image(tmp_path):
+def test_crop_larger_than_image_fails_when_built(tmp_path):
     root = _aligned_root(tmp_path, count=1, side=12)
     with pytest.raises(GanslimError) as excinfo:
-        AlignedDataset(root, preprocess="crop", crop_size=16)[0]
+        AlignedDataset(root, preprocess="crop", crop_size=16)
     message = _error_message(excinfo)
     assert str(root / "train" / "000.png") in message and "crop_size 16" in message
 

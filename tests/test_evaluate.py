@@ -13,6 +13,7 @@ from PIL import Image
 from torch import nn
 
 import ganslim.evaluate
+import ganslim.outputs
 from ganslim.cli import main
 from ganslim.data import AlignedDataset
 from ganslim.errors import GanslimError
@@ -211,3 +212,76 @@ def test_bad_options_are_user_errors(dataset):
     data = open_eval_data(dataset, split="val", size=SIZE)
     with pytest.raises(GanslimError, match="exclude each other"):
         evaluate_generator(Identity1x1(), data, real_stats="a.npz", save_real_stats="b.npz", progress=False)
+
+
+def _eval(*argv: str) -> list[str]:
+    return ["eval", *argv, "--device", "cpu"]
+
+
+def test_an_explicit_missing_inception_weights_path_is_an_error_not_a_skip(dataset, checkpoints, tmp_path, capsys):
+    missing = tmp_path / "nowhere.pth"
+    assert main(_eval("--ckpt", str(checkpoints["student"]), "--data", str(dataset), "--split", "val", "--size",
+                      str(SIZE), "--inception-weights", str(missing))) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"size {SIZE}x{SIZE} (--size)",
+        f"ganslim eval: error: --inception-weights '{missing}' not found: point it at "
+        "pt_inception-2015-12-05-6726825d.pth (from https://github.com/mseitzer/pytorch-fid/releases/download/"
+        "fid_weights/pt_inception-2015-12-05-6726825d.pth), or drop it to skip FID/KID"]
+
+
+def test_save_real_stats_into_a_folder_or_read_only_place_fails_before_any_work(dataset, tmp_path, monkeypatch):
+    data = open_eval_data(dataset, split="val", size=SIZE)
+    monkeypatch.setattr(ganslim.evaluate, "extract_features", lambda *a, **k: pytest.fail("worked before checking"))
+    (tmp_path / "stats").mkdir()
+    with pytest.raises(GanslimError, match="--save-real-stats '.*stats' is a folder: pass a file name"):
+        evaluate_generator(Identity1x1(), data, extractor=PooledColours(), save_real_stats=tmp_path / "stats",
+                           progress=False)
+    monkeypatch.setattr(ganslim.outputs.os, "access", lambda path, mode: False)
+    with pytest.raises(GanslimError, match="is read-only"):
+        evaluate_generator(Identity1x1(), data, extractor=PooledColours(), save_real_stats=tmp_path / "s.npz",
+                           progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats"]
+
+
+def test_a_truncated_real_stats_file_is_one_line(dataset, tmp_path):
+    stats = tmp_path / "real.npz"
+    data = open_eval_data(dataset, split="val", size=SIZE)
+    evaluate_generator(Identity1x1(), data, metrics=("fid",), extractor=PooledColours(), save_real_stats=stats,
+                       progress=False)
+    stats.write_bytes(stats.read_bytes()[:200])
+    with pytest.raises(GanslimError) as error:
+        evaluate_generator(Identity1x1(), data, metrics=("fid",), extractor=PooledColours(), real_stats=stats,
+                           progress=False)
+    message = str(error.value)
+    assert f"cannot read FID statistics {stats} as .npz" in message and "\n" not in message
+
+
+class HalfNaN(Identity1x1):
+    """Identity, except that the first image of every batch comes out as NaN."""
+
+    def forward(self, x):
+        y = super().forward(x).clone()
+        y[0] = float("nan")
+        return y
+
+
+def test_non_finite_outputs_are_warned_about(dataset, caplog):
+    data = open_eval_data(dataset, split="train", size=SIZE)
+    with caplog.at_level("WARNING", logger="ganslim.evaluate"):
+        evaluate_generator(HalfNaN(), data, metrics=("psnr",), batch_size=4, progress=False)
+    warnings = [r.getMessage() for r in caplog.records if "NaN" in r.getMessage()]
+    assert len(warnings) == 1 and f"for 4 of {len(data.inputs)} image(s)" in warnings[0]
+
+
+def test_eval_runs_at_the_size_the_checkpoint_was_trained_at(dataset, tmp_path, capsys):
+    from ganslim.archs import build_generator
+    from ganslim.checkpoints import save_model
+
+    kwargs = {"ngf": 4, "norm": "instance"}
+    ckpt = save_model(tmp_path / "student.pt", build_generator("resnet_6blocks", **kwargs), "resnet_6blocks",
+                      kwargs, meta={"crop_size": SIZE})
+    assert main(_eval("--ckpt", str(ckpt), "--data", str(dataset), "--split", "val", "--metrics", "psnr",
+                      "--json")) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["size"] == SIZE
+    assert f"size {SIZE}x{SIZE} (the size student.pt was trained at)" in captured.err

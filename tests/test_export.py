@@ -242,3 +242,52 @@ def test_interleaved_timing_rotates_the_order_every_round():
     assert calls == ["a", "b", "c", "b", "c", "a", "c", "a", "b", "a", "b", "c"]
     assert set(stats) == {"a", "b", "c"} and all(stat.repeats == 3 for stat in stats.values())
     assert all(0 <= stat.min_ms <= stat.median_ms <= stat.max_ms for stat in stats.values())
+
+
+@pytest.mark.parametrize("output, existing", [("out/", False), ("out", True), ("out", False)])
+def test_cli_export_into_a_folder_names_the_file_after_the_checkpoint(tmp_path, capsys, output, existing):
+    generator, kwargs, _ = tiny_generator("resnet_6blocks")
+    checkpoint = save_model(tmp_path / "student.pt", generator, "resnet_6blocks", kwargs)
+    if existing:
+        (tmp_path / "out").mkdir()
+    assert main(["export", "--ckpt", str(checkpoint), "--output", str(tmp_path) + "/" + output, "--size", "32",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"] == [str(tmp_path / "out" / "student.onnx")]
+    assert sorted(os.listdir(tmp_path / "out")) == ["student.onnx", "student.onnx.json"]
+
+
+@pytest.mark.parametrize("output, message", [
+    ("x.txt", "output '{tmp}/x.txt' is not a --format onnx file name: end it in .onnx, or pass a folder "
+              "(e.g. '{tmp}/x/')"),
+    ("notes", "--output '{tmp}/notes' is a file, not a folder"),
+    ("notes/m.onnx", "--output '{tmp}/notes/m.onnx' cannot be created: '{tmp}/notes' is a file"),
+    ("locked/m.onnx", "--output '{tmp}/locked/m.onnx' cannot be written: '{tmp}/locked' is read-only"),
+])
+def test_cli_export_unusable_outputs_are_one_line_and_create_nothing(tmp_path, capsys, monkeypatch, output, message):
+    generator, kwargs, _ = tiny_generator("resnet_6blocks")
+    checkpoint = save_model(tmp_path / "student.pt", generator, "resnet_6blocks", kwargs)
+    (tmp_path / "notes").write_text("mine")
+    (tmp_path / "locked").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: "locked" not in str(path) and real_access(path, mode))
+    before = sorted(os.listdir(tmp_path))
+    assert main(["export", "--ckpt", str(checkpoint), "--output", str(tmp_path / output), "--size", "32"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message.format(tmp=tmp_path) in lines[0]
+    assert sorted(os.listdir(tmp_path)) == before and os.listdir(tmp_path / "locked") == []
+
+
+def test_a_full_disk_during_export_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    import ganslim.export
+
+    def disk_fills_up(generator, path, *args, **kwargs):
+        path.write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ganslim.export, "export_onnx", disk_fills_up)
+    generator, _, size = tiny_generator("resnet_6blocks")
+    with pytest.raises(GanslimError, match=r"cannot write '.*/out/generator.onnx' \(No space left on device\)"):
+        export_model(generator, tmp_path / "out", "onnx", size=size)
+    assert not (tmp_path / "out").exists()

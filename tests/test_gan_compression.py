@@ -31,7 +31,7 @@ from ganslim.methods.gan_compression import (
     resolve_defaults,
 )
 from ganslim.methods.gan_compression import search as search_module
-from ganslim.methods.gan_compression.distill import training_items, validation_items
+from ganslim.methods.gan_compression.distill import load_teacher, student_kwargs, training_items, validation_items
 from ganslim.methods.gan_compression.pipeline import Inherited, PipelineResult, summary_table
 from ganslim.methods.gan_compression.search import CandidateScorer, SearchConfig, format_macs, run_search
 from ganslim.metrics import WEIGHTS_ENV_VAR
@@ -477,9 +477,48 @@ def test_unpaired_candidates_are_scored_by_fid_when_inception_is_available(unpai
     metrics = scorer.score(scorer.compact([8, 8, 16, 16, 16, 16, 8, 8]))
     assert set(metrics) == {"psnr_teacher", "fid"} and metrics["fid"] >= 0
     missing = dataclasses.replace(config, inception_weights=str(tmp_path / "nowhere.pth"), metric="fid")
-    with pytest.raises(GanslimError, match=r"^metric fid needs the Inception network: no Inception weights at "
-                                           r".*nowhere.pth \(from --inception-weights\)"):
+    with pytest.raises(GanslimError, match=r"^--inception-weights '.*nowhere.pth' not found: point it at "):
         search_module.build_scorer(missing, net, torch.device("cpu"))
     with pytest.raises(GanslimError, match="needs ground truth"):
         search_module.build_scorer(SearchConfig(**{**TINY, "data": str(unpaired), "metric": "psnr"}), net,
                                    torch.device("cpu"))
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04 cut short", "pickled object"])
+def test_a_corrupt_adapters_file_in_the_supernet_folder_is_one_line(paired, pix2pix_teacher, tmp_path, content):
+    config = distill_config(paired, pix2pix_teacher, tmp_path)
+    teacher = load_teacher(config, torch.device("cpu"))
+    folder = tmp_path / "supernet_run"
+    supernet = build_generator("super_mobile_resnet", **student_kwargs(config, teacher))
+    save_model(folder / "supernet.pt", supernet, "super_mobile_resnet", supernet.arch_kwargs())
+    if isinstance(content, bytes):
+        (folder / "adapters.pt").write_bytes(content)
+    else:
+        torch.save({"format": "ganslim-adapters", "layers": argparse.Namespace()}, folder / "adapters.pt")
+    finetune = distill_config(paired, pix2pix_teacher, tmp_path, supernet=str(folder),
+                              fixed_channels="8,8,16,16,16,16,8,8")
+    with pytest.raises(GanslimError) as error:
+        build(FinetuneDistillation, finetune)
+    message = str(error.value)
+    assert str(folder / "adapters.pt") in message and "\n" not in message and "weights_only" not in message
+
+
+def test_pipeline_checks_images_and_teacher_discriminator_before_creating_its_run_folder(
+        paired, pix2pix_teacher, tmp_path):
+    out = tmp_path / "runs"
+    common = ["--teacher", str(pix2pix_teacher), "--out-dir", str(out), "--budget-macs", "5M", "--no-progress",
+              "--set", "load_size=32", "--set", "crop_size=32"]
+    damaged = tmp_path / "damaged"
+    shutil.copytree(paired, damaged)
+    (damaged / "train" / "0003.png").write_bytes(b"not an image")
+    with pytest.raises(GanslimError, match="0003.png"):
+        cli("gan-compression", "--data", str(damaged), *common)
+    three_channels = tmp_path / "d3.pt"
+    save_model(three_channels, build_discriminator("basic", input_nc=3, ndf=8), "basic", {"input_nc": 3, "ndf": 8},
+               kind="discriminator")
+    (tmp_path / "garbage.pt").write_bytes(b"garbage")
+    for discriminator, words in ((tmp_path / "missing.pt", "not found"), (tmp_path / "garbage.pt", "cannot read"),
+                                 (three_channels, "takes 3 channels")):
+        with pytest.raises(GanslimError, match=words):
+            cli("gan-compression", "--data", str(paired), *common, "--teacher-discriminator", str(discriminator))
+    assert not out.exists(), "nothing may be created before the checks"

@@ -182,3 +182,22 @@ def test_cli_quantize_errors_are_one_line(checkpoint, dataset, tmp_path, capsys,
                 "bad_backend": "unknown --backend 'tensorrt'"}[case]
     assert expected in lines[0]
     assert sorted(os.listdir(checkpoint.parent)) == ["latest.pt"]
+
+
+def test_cli_quantize_into_a_folder_at_the_checkpoints_size(tmp_path, generator, dataset, capsys):
+    checkpoint = save_model(tmp_path / "student.pt", generator, "resnet_6blocks", {"ngf": 8, "norm": "instance"},
+                            meta={"crop_size": SIZE})
+    assert main(["quantize", "--ckpt", str(checkpoint), "--data", str(dataset), "--output", f"{tmp_path}/int8/",
+                 "--num-calibration", "2", "--num-eval", "1", "--repeats", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["files"] == [str(tmp_path / "int8" / "student.int8.onnx")]
+    assert report["input_shape"] == [1, 3, SIZE, SIZE]
+    assert f"size {SIZE}x{SIZE} (the size student.pt was trained at)" in captured.err
+
+
+def test_cli_quantize_output_x_txt_creates_no_folder(checkpoint, dataset, tmp_path, capsys):
+    assert main(["quantize", "--ckpt", str(checkpoint), "--data", str(dataset), "--output",
+                 str(tmp_path / "x.txt"), "--size", str(SIZE)]) == 2
+    assert "is not a --backend onnxruntime file name" in capsys.readouterr().err
+    assert not (tmp_path / "x.txt").exists()

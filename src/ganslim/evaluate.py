@@ -18,6 +18,7 @@ the reason, and the other metrics are still computed.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -46,7 +47,8 @@ from ganslim.metrics import (
     save_statistics,
     ssim,
 )
-from ganslim.metrics.inception import WEIGHTS_URL
+from ganslim.metrics.inception import WEIGHTS_FILENAME, WEIGHTS_URL
+from ganslim.outputs import check_output_file
 from ganslim.weights import weights_source
 
 __all__ = [
@@ -61,6 +63,8 @@ __all__ = [
     "output_channels",
     "parse_metrics",
 ]
+
+logger = logging.getLogger(__name__)
 
 METRICS = ("fid", "kid", "psnr", "ssim")
 SSIM_WINDOW = 11
@@ -198,10 +202,16 @@ def find_inception_weights(weights: str | os.PathLike | None = None) -> tuple[Pa
 
     Looks where :func:`ganslim.metrics.load_inception` looks: ``weights``, then ``$GANSLIM_INCEPTION_WEIGHTS``,
     then ``~/.cache/ganslim/pt_inception-2015-12-05-6726825d.pth``.
+
+    Raises:
+        GanslimError: ``weights`` was given but is not a file (asked for FID/KID explicitly: no silent skip).
     """
     path, source = weights_source(weights, WEIGHTS_ENV_VAR, default_weights_path(), "--inception-weights")
     if path.is_file():
         return path, None
+    if weights is not None:
+        raise GanslimError(f"--inception-weights '{path}' not found: point it at {WEIGHTS_FILENAME} "
+                           f"(from {WEIGHTS_URL}), or drop it to skip FID/KID")
     if source is None:
         return None, (f"no Inception weights at {path}: download {WEIGHTS_URL} to that path, or point "
                       f"${WEIGHTS_ENV_VAR} (or --inception-weights) at the file")
@@ -301,11 +311,12 @@ def evaluate_generator(
             with the reason.
         teacher: adds ``psnr_teacher`` / ``ssim_teacher`` (generator output vs teacher output).
         inception_weights: the weights file (default: ``$GANSLIM_INCEPTION_WEIGHTS``, then the cache folder);
-            when it is missing FID/KID are skipped with the reason.
+            when none is found there FID/KID are skipped with the reason; a given path that is missing raises.
         extractor: a ready feature extractor (uint8 (N,3,H,W) -> (N,D)) used instead of loading Inception.
         real_stats: ``.npz`` with ``mu``/``sigma`` of the real images (pytorch-fid format): FID uses it instead
             of extracting real features; KID, which needs the features themselves, is then skipped.
-        save_real_stats: write the real images' ``mu``/``sigma`` there (``.npz``) for later ``real_stats``.
+        save_real_stats: write the real images' ``mu``/``sigma`` there (``.npz``) for later ``real_stats``;
+            checked to be writable before any image is read.
         batch_size: images per forward pass.
         device: where the generator, teacher and Inception run.
         kid_subsets, kid_subset_size, seed: see :func:`ganslim.metrics.kernel_inception_distance`.
@@ -313,6 +324,8 @@ def evaluate_generator(
     wanted = parse_metrics(metrics)
     if real_stats is not None and save_real_stats is not None:
         raise GanslimError("--real-stats and --save-real-stats exclude each other: save once, then reuse")
+    if save_real_stats is not None:
+        check_output_file(save_real_stats, "--save-real-stats")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise GanslimError(f"--batch-size {batch_size!r} must be a positive integer")
     device = torch.device(device)
@@ -362,17 +375,21 @@ def evaluate_generator(
         distribution = []
 
     sums = {name: RunningMean() for name in ("psnr", "ssim", "psnr_teacher", "ssim_teacher")}
+    non_finite = 0
     generator = generator.to(device).eval()
     if teacher is not None:
         teacher = teacher.to(device).eval()
 
     def outputs() -> Iterator[Tensor]:
+        nonlocal non_finite
         loader = DataLoader(data.inputs, batch_size=batch_size, shuffle=False)
         with tqdm(total=len(data.inputs), desc="eval", unit="img", disable=not progress) as bar, \
                 torch.inference_mode():
             for batch in loader:
                 inputs = batch["A"].to(device)
-                fake = _run(generator, inputs, "the generator").clamp(-1, 1)
+                fake = _run(generator, inputs, "the generator")
+                non_finite += int((~torch.isfinite(fake)).flatten(1).any(1).sum())
+                fake = fake.clamp(-1, 1)
                 if data.paired:
                     target = batch["B"].to(device)
                     _check_target(fake, target)
@@ -401,6 +418,10 @@ def evaluate_generator(
     else:
         for _ in outputs():
             pass
+    if non_finite:
+        logger.warning("warning: the generator output NaN or infinite values for %d of %d image(s), so the scores "
+                       "are not meaningful: the checkpoint may be damaged or its training diverged", non_finite,
+                       len(data.inputs))
     for name, mean in sums.items():
         if mean.count:
             scores[name] = mean.compute()

@@ -1,5 +1,6 @@
 """Pretrained weights files that ganslim reads but never downloads (FID Inception, VGG16): where to look for
-one, and how to load it strictly with one-line errors.
+one, and how to load it strictly with one-line errors. :func:`read_weights_only` is the one ``torch.load`` of
+the checkpoint readers too.
 
 A file is looked for in this order, and the first source that is set is used: the caller's argument, then the
 path in an environment variable (when set and non-empty), then a default path (in ``~/.cache/ganslim``). A path
@@ -9,6 +10,7 @@ the user set that is not a file is an error, never a fall-through to the next so
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,10 @@ from torch import Tensor, nn
 from ganslim.errors import GanslimError, first_line
 
 __all__ = ["WeightsFile", "cache_path", "describe_mismatch", "find_weights_file", "load_state_dict_strict",
-           "weights_source"]
+           "read_weights_only", "weights_source"]
+
+# What torch names in a refused pickle: "... Unsupported global: GLOBAL __main__.Payload was not an allowed ...".
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,29 @@ def find_weights_file(argument: str | os.PathLike | None, weights: WeightsFile, 
                        f"(from {weights.url})")
 
 
+def read_weights_only(path: str | os.PathLike, what: str, fix: str) -> object:
+    """``torch.load(path, map_location="cpu", weights_only=True)``: tensors and plain containers, never code.
+
+    Raises:
+        GanslimError: one line "cannot read WHAT 'PATH' as weights-only PyTorch data (why): FIX" for a missing,
+            truncated or foreign file, or one holding other pickled objects (never torch's hint to unpickle it).
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises many types for foreign or truncated files
+        raise GanslimError(f"cannot read {what} '{path}' as weights-only PyTorch data ({_load_failure(error)}): "
+                           f"{fix}") from None
+
+
+def _load_failure(error: Exception) -> str:
+    """Why ``torch.load`` failed, in a few words; a refused pickle is named without torch's advice to trust it."""
+    text = str(error)
+    if "weights_only" in text or "Weights only" in text:
+        found = _REFUSED_GLOBAL.search(text)
+        return f"it holds pickled Python objects{f' ({found.group(1)})' if found else ''}, which are never unpickled"
+    return first_line(error, limit=160)
+
+
 def describe_mismatch(state: Mapping[str, Tensor], expected: Mapping[str, Tensor]) -> str | None:
     """How the keys and shapes of ``state`` differ from ``expected`` (count and first of each kind), or ``None``."""
     missing = [k for k in expected if k not in state]
@@ -105,11 +133,7 @@ def load_state_dict_strict(model: nn.Module, path: Path, weights: WeightsFile,
         GanslimError: the file is unreadable, is not a state dict of tensors, or its keys or shapes differ from
             ``model``'s (the message names the first difference of each kind).
     """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for foreign or truncated files
-        raise GanslimError(f"cannot read {weights.label} weights {path} with torch.load: "
-                           f"{first_line(exc, limit=None)}") from exc
+    state = read_weights_only(path, f"{weights.label} weights", f"use {weights.filename} from {weights.url}")
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise GanslimError(
             f"{path} is not a state dict of tensors (got {type(state).__name__}); use {weights.filename}"

@@ -9,7 +9,7 @@ from pathlib import Path
 from torch import nn
 
 from ganslim.checkpoints.format import ModelCheckpoint, read_checkpoint, save_model
-from ganslim.errors import GanslimError
+from ganslim.errors import GanslimError, first_line
 
 __all__ = ["LoadedModel", "load_generator", "load_discriminator", "save_model", "resolve_generator_file"]
 
@@ -30,6 +30,13 @@ class LoadedModel:
     source: str
     path: Path
     meta: dict = field(default_factory=dict)
+
+    @property
+    def trained_size(self) -> int | None:
+        """The crop size the model was trained (and validated) at, from the ``meta`` of ganslim exports; None for
+        reference files and checkpoints that do not record it."""
+        size = self.meta.get("crop_size")
+        return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
 
 
 def resolve_generator_file(path: str | os.PathLike, direction: str = "AtoB") -> Path:
@@ -82,7 +89,11 @@ def _build_ganslim(path: Path, checkpoint: ModelCheckpoint, kind: str) -> nn.Mod
     from ganslim.archs import build_discriminator, build_generator
 
     build = build_generator if kind == "generator" else build_discriminator
-    model = build(checkpoint.arch, **checkpoint.arch_kwargs)
+    try:
+        model = build(checkpoint.arch, **checkpoint.arch_kwargs)
+    except (GanslimError, TypeError, ValueError, RuntimeError) as error:  # builders reject bad values variously
+        raise GanslimError(f"checkpoint '{path}' cannot be rebuilt as {checkpoint.arch} {checkpoint.arch_kwargs} "
+                           f"({first_line(error)}): the file is damaged or from another ganslim version") from None
     try:
         model.load_state_dict(checkpoint.state_dict, strict=True)
     except RuntimeError as error:

@@ -17,6 +17,7 @@ from torch import nn
 
 from ganslim.atomic import atomic_torch_save, atomic_write
 from ganslim.errors import GanslimError, first_line
+from ganslim.weights import read_weights_only
 
 FORMAT_NAME = "ganslim"
 FORMAT_VERSION = 1
@@ -50,10 +51,11 @@ def save_model(
     header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "kind": kind, "arch": arch,
               "arch_kwargs": dict(arch_kwargs), "meta": dict(meta or {})}
     if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        metadata = {key: json.dumps(value) for key, value in header.items()}
-        return atomic_write(path, lambda tmp: save_file(state_dict, str(tmp), metadata=metadata))
+        # Serialised in memory first, so a full disk surfaces as the OSError that atomic_write reports.
+        data = save(state_dict, metadata={key: json.dumps(value) for key, value in header.items()})
+        return atomic_write(path, lambda tmp: tmp.write_bytes(data))
     return atomic_torch_save({**header, "state_dict": state_dict}, path)
 
 
@@ -64,12 +66,7 @@ def read_checkpoint(path: str | os.PathLike) -> ModelCheckpoint | dict[str, torc
         raise GanslimError(f"checkpoint '{path}' not found: check the path")
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise GanslimError(f"cannot read checkpoint '{path}' as weights-only PyTorch data "
-                           f"({first_line(error, limit=160)}): "
-                           "pass a ganslim or reference state_dict file") from None
+    content = read_weights_only(path, "checkpoint", "pass a ganslim or reference state_dict file")
     if isinstance(content, dict) and content.get("format") == FORMAT_NAME:
         return _checkpoint_from_header(path, content, content.get("state_dict"))
     if isinstance(content, dict) and content and all(isinstance(v, torch.Tensor) for v in content.values()):
@@ -79,6 +76,8 @@ def read_checkpoint(path: str | os.PathLike) -> ModelCheckpoint | dict[str, torc
 
 
 def _read_safetensors(path: Path) -> ModelCheckpoint | dict[str, torch.Tensor]:
+    """A ganslim checkpoint when the metadata says ``format: "ganslim"``, else (e.g. ``{"format": "pt"}``, as most
+    tools write) the plain state dict."""
     from safetensors import safe_open
 
     try:
@@ -86,21 +85,40 @@ def _read_safetensors(path: Path) -> ModelCheckpoint | dict[str, torch.Tensor]:
             metadata = handle.metadata() or {}
             state_dict = {key: handle.get_tensor(key) for key in handle.keys()}
     except Exception as error:  # noqa: BLE001
-        raise GanslimError(f"cannot read '{path}' as safetensors ({error}): check the file") from None
-    if json.loads(metadata.get("format", "null")) != FORMAT_NAME:
+        raise GanslimError(f"cannot read '{path}' as safetensors ({first_line(error)}): check the file") from None
+    if metadata.get("format") != json.dumps(FORMAT_NAME):
         return state_dict
-    header = {key: json.loads(value) for key, value in metadata.items()}
+    header = {}
+    for key, value in metadata.items():
+        try:
+            header[key] = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise GanslimError(f"checkpoint '{path}' has a damaged ganslim header ({key!r} is not JSON: "
+                               f"{error.msg}): re-export it") from None
     return _checkpoint_from_header(path, header, state_dict)
 
 
 def _checkpoint_from_header(path: Path, header: dict, state_dict: object) -> ModelCheckpoint:
     version = header.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise GanslimError(f"checkpoint '{path}' has format_version {version!r}, not a version number: the file "
+                           "is damaged or was not written by ganslim; re-export it")
+    if version > FORMAT_VERSION:
         raise GanslimError(f"checkpoint '{path}' has format version {version}; this ganslim reads up to "
                            f"{FORMAT_VERSION}: upgrade ganslim")
     missing = [key for key in ("kind", "arch", "arch_kwargs") if key not in header]
     if missing or not isinstance(state_dict, dict):
         raise GanslimError(f"checkpoint '{path}' is damaged (missing {', '.join(missing) or 'weights'}): "
                            "re-export it")
+    valid = {"kind": header["kind"] in KINDS, "arch": isinstance(header["arch"], str),
+             "arch_kwargs": _is_keyword_dict(header["arch_kwargs"]), "meta": isinstance(header.get("meta") or {}, dict)}
+    damaged = [key for key, fine in valid.items() if not fine]
+    if damaged:
+        key = damaged[0]
+        raise GanslimError(f"checkpoint '{path}' is damaged ({key} is {repr(header[key])[:80]}): re-export it")
     return ModelCheckpoint(kind=header["kind"], arch=header["arch"], arch_kwargs=dict(header["arch_kwargs"]),
                            state_dict=state_dict, meta=dict(header.get("meta") or {}))
+
+
+def _is_keyword_dict(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(key, str) for key in value)

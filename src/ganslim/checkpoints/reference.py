@@ -16,7 +16,6 @@ pix2pix's default (on); pass ``use_dropout=False`` to override. It only matters 
 from __future__ import annotations
 
 import os
-import pickle
 import re
 from pathlib import Path
 from typing import Callable, Mapping, Union
@@ -26,8 +25,9 @@ from torch import nn
 
 from ganslim.archs import build_discriminator, build_generator, builder_parameters
 from ganslim.archs.unet import MIN_DOWNS
-from ganslim.errors import GanslimError, first_line
+from ganslim.errors import GanslimError
 from ganslim.registry import DISCRIMINATORS, GENERATORS, Registry
+from ganslim.weights import read_weights_only
 
 StateDict = dict[str, torch.Tensor]
 Source = Union[str, os.PathLike, Mapping[str, torch.Tensor]]
@@ -56,16 +56,8 @@ def load_state_dict_file(path: str | os.PathLike) -> StateDict:
         raise GanslimError(f"checkpoint {path} is a folder; pass the .pth file in it (e.g. latest_net_G.pth)")
     if not path.is_file():
         raise GanslimError(f"checkpoint {path} does not exist; check the path")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise GanslimError(
-            f"checkpoint {path} holds pickled Python objects, which are refused (only tensors are loaded); "
-            "save a plain state_dict with torch.save(model.state_dict(), path)"
-        ) from error
-    except Exception as error:  # torch raises many types for corrupt or foreign files
-        raise GanslimError(f"checkpoint {path} is not a readable PyTorch file ({first_line(error, limit=120)}); "
-                           "check the file") from error
+    loaded = read_weights_only(path, "checkpoint", "save a plain state_dict with torch.save(model.state_dict(), "
+                                                   "path)")
     return _as_state_dict(loaded, f"checkpoint {path}")
 
 

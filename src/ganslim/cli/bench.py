@@ -24,7 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backends", default="torch,onnxruntime,openvino,int8",
                         help="comma-separated from torch, onnxruntime, openvino, onnxruntime-int8, openvino-int8; "
                              "int8 = both int8 backends (default torch,onnxruntime,openvino,int8)")
-    parser.add_argument("--size", type=int, default=256, help="input height and width (default 256)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="input height and width (default: the size the models were trained at, else 256)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of every runtime (default 2)")
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds (default 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
@@ -49,14 +50,18 @@ def run(args: argparse.Namespace) -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     from ganslim.bench import format_markdown, run_bench, write_bench
+    from ganslim.cli.sizing import choose_size
+    from ganslim.outputs import check_output_folder
 
-    models = [_load(spec, args.direction) for spec in args.models]
-    models = _unique_names(models)
-    result = run_bench(models, args.backends, size=args.size, threads=args.threads, repeats=args.repeats,
+    check_output_folder(args.out, "--out")
+    loaded = [_load(spec, args.direction) for spec in args.models]
+    size = choose_size(args.size, [(model.name, trained) for model, trained in loaded])
+    models = _unique_names([model for model, _ in loaded])
+    result = run_bench(models, args.backends, size=size, threads=args.threads, repeats=args.repeats,
                        warmup=args.warmup, data=args.data, split=args.split, direction=args.direction,
                        num_images=args.num_images, num_calibration=args.num_calibration, peak_size=args.peak_size,
                        progress=not args.json)
-    result.info["command"] = _command(args)
+    result.info["command"] = _command(args, size)
     bench = result.to_dict()
     files = write_bench(bench, args.out)
     if args.json:
@@ -69,7 +74,7 @@ def run(args: argparse.Namespace) -> None:
         print(files.plot_note)
 
 
-def _load(spec: str, direction: str):  # -> ganslim.bench.BenchModel
+def _load(spec: str, direction: str):  # -> (ganslim.bench.BenchModel, the size it was trained at or None)
     from ganslim.bench import BenchModel
     from ganslim.checkpoints import load_generator
     from ganslim.cli.profile import build_named_generator
@@ -81,9 +86,10 @@ def _load(spec: str, direction: str):  # -> ganslim.bench.BenchModel
     label, _, target = spec.partition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
     if Path(target).exists():
         loaded = load_generator(target, direction=direction)
-        return BenchModel(label or _default_label(loaded.path), loaded.model, loaded.arch, str(loaded.path))
+        model = BenchModel(label or _default_label(loaded.path), loaded.model, loaded.arch, str(loaded.path))
+        return model, loaded.trained_size
     if target in GENERATORS:
-        return BenchModel(label or target, build_named_generator(target, None, None), target, None)
+        return BenchModel(label or target, build_named_generator(target, None, None), target, None), None
     raise GanslimError(f"'{target}' is neither an existing checkpoint nor a generator name: pass a checkpoint "
                        f"path or one of {', '.join(GENERATORS.names())}")
 
@@ -105,8 +111,8 @@ def _unique_names(models: list) -> list:
     return unique
 
 
-def _command(args: argparse.Namespace) -> str:
-    parts = ["ganslim", "bench", *args.models, "--backends", args.backends, "--size", str(args.size),
+def _command(args: argparse.Namespace, size: int) -> str:
+    parts = ["ganslim", "bench", *args.models, "--backends", args.backends, "--size", str(size),
              "--threads", str(args.threads), "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
     if args.data is not None:
         parts += ["--data", args.data, "--split", args.split, "--num-images", str(args.num_images),

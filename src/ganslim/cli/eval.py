@@ -14,7 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "or cached statistics), PSNR/SSIM (paired data) and, with --teacher, PSNR/SSIM against the "
                     "teacher's outputs. FID/KID need the Inception weights file pt_inception-2015-12-05-"
                     "6726825d.pth (pytorch-fid's) at ~/.cache/ganslim/, in $GANSLIM_INCEPTION_WEIGHTS or "
-                    "given with --inception-weights; without it they are skipped and the rest is reported.")
+                    "given with --inception-weights; without it they are skipped and the rest is reported (a "
+                    "--inception-weights path that does not exist is an error).")
     parser.add_argument("--ckpt", required=True,
                         help="generator checkpoint (ganslim .pt/.safetensors or reference latest_net_G*.pth), "
                              "or a folder holding one")
@@ -34,7 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "is then skipped")
     parser.add_argument("--save-real-stats", default=None, metavar="NPZ",
                         help="write the real images' mu/sigma there for later --real-stats")
-    parser.add_argument("--size", type=int, default=256, help="images are resized to SIZE x SIZE (default 256)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="images are resized to SIZE x SIZE (default: the size the model was trained at, else 256)")
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
                         help="input side of the data, and which generator of a CycleGAN folder (default AtoB)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
@@ -46,6 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ganslim.checkpoints import load_generator
+    from ganslim.cli.sizing import choose_size
     from ganslim.devices import resolve_device
     from ganslim.evaluate import evaluate_generator, open_eval_data, output_channels, parse_metrics
     from ganslim.translate import input_channels
@@ -54,15 +57,16 @@ def run(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     loaded = load_generator(args.ckpt, direction=args.direction)
     teacher = load_generator(args.teacher, direction=args.direction) if args.teacher else None
+    size = choose_size(args.size, [(loaded.path.name, loaded.trained_size)])
     input_nc = input_channels(loaded.model)
-    data = open_eval_data(args.data, split=args.split, size=args.size, direction=args.direction,
-                          input_nc=input_nc, output_nc=output_channels(loaded.model, input_nc, args.size),
+    data = open_eval_data(args.data, split=args.split, size=size, direction=args.direction,
+                          input_nc=input_nc, output_nc=output_channels(loaded.model, input_nc, size),
                           max_images=args.max_images)
     result = evaluate_generator(
         loaded.model, data, metrics=metrics, teacher=None if teacher is None else teacher.model,
         inception_weights=args.inception_weights, real_stats=args.real_stats, save_real_stats=args.save_real_stats,
         batch_size=args.batch_size, device=device, progress=not args.json)
-    result.info.update(checkpoint=str(loaded.path), arch=loaded.arch, size=args.size,
+    result.info.update(checkpoint=str(loaded.path), arch=loaded.arch, size=size,
                        teacher=None if teacher is None else str(teacher.path))
     if args.json:
         for line in result.lines()[1:]:

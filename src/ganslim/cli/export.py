@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ganslim.checkpoints import LoadedModel
 
-# Suffix of the default output, next to the checkpoint: <checkpoint stem><suffix>.
+# Suffix of the default output, next to the checkpoint or in the --output folder: <checkpoint stem><suffix>.
 DEFAULT_SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".torchscript.pt"}
 
 
@@ -27,7 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dynamic", action="store_true",
                         help="dynamic batch, height and width (parity also checked at 2 x C x SIZE x 2*SIZE)")
     parser.add_argument("--output", default=None,
-                        help="model file or folder (default: next to the checkpoint, e.g. <stem>.onnx)")
+                        help="model file, or a folder (existing, or ending in /) that gets <checkpoint stem>.onnx "
+                             "(default: next to the checkpoint)")
     parser.add_argument("--tolerance", type=float, default=None,
                         help="largest max-abs difference to eager PyTorch accepted (default 1e-3 for f32)")
     parser.add_argument("--precision", default="f32", metavar="PRECISION",
@@ -43,15 +44,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from ganslim.checkpoints import load_generator, resolve_generator_file
     from ganslim.errors import GanslimError
-    from ganslim.export import FORMATS, export_model
+    from ganslim.export import FORMATS, SUFFIXES, export_model
 
     if args.format not in FORMATS:
         raise GanslimError(f"unknown --format '{args.format}'; choose one of: {', '.join(FORMATS)}")
     checkpoint = resolve_generator_file(args.ckpt, args.direction)
+    output = output_file(args.output, checkpoint, DEFAULT_SUFFIXES[args.format], SUFFIXES[args.format],
+                         f"--format {args.format}")
     loaded = load_generator(checkpoint, direction=args.direction)
-    output = Path(args.output) if args.output else checkpoint.with_name(checkpoint.stem + DEFAULT_SUFFIXES[args.format])
-    if output.resolve() == checkpoint.resolve():
-        raise GanslimError(f"--output '{output}' is the checkpoint itself: pass another file name or a folder")
     result = export_model(
         loaded.model, output, args.format, size=args.size, dynamic=args.dynamic, meta=checkpoint_meta(loaded),
         arch=loaded.arch, arch_kwargs=loaded.arch_kwargs, tolerance=args.tolerance, precision=args.precision,
@@ -68,6 +68,19 @@ def run(args: argparse.Namespace) -> None:
     print(f"  sidecar      : {result.sidecar}")
     print(f"  max abs diff : {result.max_abs_diff:.3g} vs eager PyTorch (tolerance {result.tolerance:g}; "
           f"{result.runtime}; inputs {shapes})")
+
+
+def output_file(output: str | None, checkpoint: Path, suffix: str, suffixes: tuple[str, ...], what: str) -> Path:
+    """The model file to write, checked to be writable: ``output`` (a file name, or a folder that gets
+    ``<checkpoint stem><suffix>``), by default ``<checkpoint stem><suffix>`` next to the checkpoint."""
+    from ganslim.errors import GanslimError
+    from ganslim.export import resolve_output
+
+    name = checkpoint.stem + suffix
+    path = resolve_output(output or checkpoint.with_name(name), suffixes, name, what)
+    if path.resolve() == checkpoint.resolve():
+        raise GanslimError(f"--output '{path}' is the checkpoint itself: pass another file name or a folder")
+    return path
 
 
 def checkpoint_meta(loaded: LoadedModel) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,9 +23,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "test/ evaluates against targets) or unaligned (trainA/, testA/)")
     parser.add_argument("--backend", default="onnxruntime", metavar="BACKEND",
                         help="onnxruntime (QDQ int8, default) or openvino (NNCF; needs ganslim[openvino])")
-    parser.add_argument("--size", type=int, default=256, help="images are resized to SIZE x SIZE (default 256)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="images are resized to SIZE x SIZE (default: the size the model was trained at, else 256)")
     parser.add_argument("--output", default=None,
-                        help="int8 model file or folder (default: next to the checkpoint, <stem>.int8.onnx)")
+                        help="int8 model file, or a folder (existing, or ending in /) that gets <checkpoint stem>"
+                             ".int8.onnx (default: next to the checkpoint)")
     parser.add_argument("--num-calibration", type=int, default=32, help="calibration images (default 32)")
     parser.add_argument("--num-eval", type=int, default=8, help="evaluation images (default 8)")
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
@@ -39,18 +40,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ganslim.checkpoints import load_generator, resolve_generator_file
-    from ganslim.cli.export import checkpoint_meta
+    from ganslim.cli.export import checkpoint_meta, output_file
+    from ganslim.cli.sizing import choose_size
     from ganslim.errors import GanslimError
-    from ganslim.export.quantize import BACKENDS, quantize_model, split_data
+    from ganslim.export.quantize import BACKENDS, SUFFIXES, quantize_model, split_data
 
     if args.backend not in BACKENDS:
         raise GanslimError(f"unknown --backend '{args.backend}'; choose one of: {', '.join(BACKENDS)}")
     split = split_data(args.data, args.direction)
     checkpoint = resolve_generator_file(args.ckpt, args.direction)
+    output = output_file(args.output, checkpoint, DEFAULT_SUFFIXES[args.backend], SUFFIXES[args.backend],
+                         f"--backend {args.backend}")
     loaded = load_generator(checkpoint, direction=args.direction)
-    output = Path(args.output) if args.output else checkpoint.with_name(checkpoint.stem + DEFAULT_SUFFIXES[args.backend])
+    size = choose_size(args.size, [(checkpoint.name, loaded.trained_size)])
     result = quantize_model(
-        loaded.model, split.calibration, output, backend=args.backend, size=args.size,
+        loaded.model, split.calibration, output, backend=args.backend, size=size,
         num_calibration=args.num_calibration, eval_images=split.evaluation, num_eval=args.num_eval,
         aligned=split.aligned, direction=args.direction, arch=loaded.arch, arch_kwargs=loaded.arch_kwargs,
         meta=checkpoint_meta(loaded), threads=args.threads, repeats=args.repeats)

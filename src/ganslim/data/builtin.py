@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
 from ganslim.errors import GanslimError
+from ganslim.outputs import check_output_folder, make_folder, write_error
 from ganslim.registry import Registry
 
 DEFAULT_BUILTIN = "shapes2render"
@@ -77,13 +78,13 @@ def make_builtin(
         raise GanslimError(f"size={size!r} is not supported: use a multiple of 4 of at least 32, e.g. 128")
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise GanslimError(f"count={count!r} is not a positive integer: pass the number of train images")
-    out = Path(out_dir).absolute()  # a usable name and parent even for '.'
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    out = check_output_folder(Path(out_dir).absolute(), "dataset folder")  # absolute: a usable parent even for '.'
+    if out.exists() and any(out.iterdir()):
         raise GanslimError(f"'{out}' already exists and is not empty: pass a new folder or delete it first")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent)
     partial = out.parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-    partial.mkdir()
     try:
+        partial.mkdir()
         build(partial, size, count)
         spec = _SPECS[name]
         info = {"format_version": FORMAT_VERSION, "name": name, "layout": spec.layout, "size": size,
@@ -92,6 +93,8 @@ def make_builtin(
         if out.exists():
             out.rmdir()
         os.replace(partial, out)
+    except OSError as error:  # full disk, read-only folder: nothing half-written stays
+        raise write_error(out, error) from None
     finally:
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)

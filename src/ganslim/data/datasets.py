@@ -8,6 +8,9 @@ Randomness is explicit: item ``index`` in epoch ``epoch`` draws from ``numpy.ran
 epoch, index])``, so an item is the same whichever worker loads it and in whatever order, and a resumed run
 sees the same crops as an uninterrupted one. Call :meth:`set_epoch` before each epoch (with DataLoader
 workers, before creating the iterator and without ``persistent_workers``).
+
+Building a dataset decodes every file once (see :mod:`ganslim.data.validate`) and checks its size (A|B pairs
+twice as wide as high, large enough for the crop), so a bad image fails before a run starts, not hours in.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ganslim.data.images import image_to_tensor, is_image_file, list_images, load_image
+from ganslim.data.images import check_pair_size, image_to_tensor, is_image_file, list_images, load_image
 from ganslim.data.transforms import CropFlip, Preprocess
+from ganslim.data.validate import image_sizes
 from ganslim.errors import GanslimError
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -100,6 +104,9 @@ class AlignedDataset(_ImagePairDataset):
                 f"with A|B images side by side"
             )
         self.paths = _truncate(_require_images(folder, "A|B side-by-side images"), max_items)
+        for path, size in zip(self.paths, image_sizes(self.paths)):
+            check_pair_size(path, size)
+            self.preprocess.check_fits((size[1], size[1]), str(path))  # each half is height x height
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -108,12 +115,8 @@ class AlignedDataset(_ImagePairDataset):
         index = self._index(index)
         path = self.paths[index]
         pair = load_image(path, channels=3)
+        check_pair_size(path, pair.size)  # the file may have changed since the dataset was built
         width, height = pair.size
-        if width != 2 * height:
-            raise GanslimError(
-                f"aligned image '{path}' is {width}x{height}: its width must be twice its height "
-                f"(A and B side by side); fix or remove it"
-            )
         left, right = pair.crop((0, 0, height, height)), pair.crop((height, 0, width, height))
         source, target = (left, right) if self.direction == "AtoB" else (right, left)
         draw = self.preprocess.sample(self._rng(index), source.size, str(path))
@@ -154,14 +157,16 @@ class UnalignedDataset(_ImagePairDataset):
         self.A_paths = self._list(self.root / f"{split}{source}", max_items)
         self.B_paths = self._list(self.root / f"{split}{target}", max_items)
 
-    @staticmethod
-    def _list(folder: Path, max_items: int | None) -> list[Path]:
+    def _list(self, folder: Path, max_items: int | None) -> list[Path]:
         if not folder.is_dir():
             raise GanslimError(
                 f"data folder '{folder}' not found: unaligned datasets need trainA/ trainB/ "
                 f"(and testA/ testB/) subfolders of images"
             )
-        return _truncate(_require_images(folder, "images"), max_items)
+        paths = _truncate(_require_images(folder, "images"), max_items)
+        for path, size in zip(paths, image_sizes(paths)):
+            self.preprocess.check_fits(size, str(path))
+        return paths
 
     def __len__(self) -> int:
         return max(len(self.A_paths), len(self.B_paths))
@@ -213,6 +218,7 @@ class SingleImageDataset(Dataset):
             self.paths = [self.path]
         else:
             raise GanslimError(f"'{self.path}' not found: pass an image file or a folder of images")
+        image_sizes(self.paths)
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -55,6 +55,14 @@ def load_image(path: str | os.PathLike, channels: int = 3) -> Image.Image:
     return rgb.convert("L") if channels == 1 else rgb
 
 
+def check_pair_size(path: str | os.PathLike, size: tuple[int, int], fix: str = "fix or remove it") -> None:
+    """Raise naming ``path`` unless ``size`` = (width, height) is that of an A|B pair: twice as wide as high."""
+    width, height = size
+    if width != 2 * height:
+        raise GanslimError(f"aligned image '{path}' is {width}x{height}: an A|B pair must be twice as wide as high "
+                           f"(A and B side by side): {fix}")
+
+
 def image_to_tensor(image: Image.Image) -> torch.Tensor:
     """PIL image (RGB or L) -> (C, H, W) float32 tensor in [-1, 1], as ``(x / 255 - 0.5) / 0.5``."""
     array = (np.asarray(image, dtype=np.float32) / 255.0 - 0.5) / 0.5
@@ -67,7 +75,7 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
     """(C, H, W) or (1, C, H, W) tensor in [-1, 1] -> RGB PIL image.
 
     Like the reference ``tensor2im``: ``(x + 1) / 2 * 255`` then truncation to uint8 (not rounding); a
-    1-channel image is repeated to RGB. Values outside [-1, 1] are clamped first.
+    1-channel image is repeated to RGB. Values outside [-1, 1] are clamped first; NaN becomes black.
     """
     if tensor.dim() == 4:
         if tensor.shape[0] != 1:
@@ -79,7 +87,7 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
     if array.shape[0] == 1:
         array = np.repeat(array, 3, axis=0)
     array = (array.transpose(1, 2, 0) + 1.0) / 2.0 * 255.0
-    return Image.fromarray(np.clip(array, 0.0, 255.0).astype(np.uint8))
+    return Image.fromarray(np.clip(np.nan_to_num(array, nan=0.0), 0.0, 255.0).astype(np.uint8))
 
 
 def save_image(tensor: torch.Tensor, path: str | os.PathLike) -> Path:

@@ -63,17 +63,22 @@ class Preprocess:
             return _round_to_base(width), _round_to_base(height)
         return width, height
 
-    def sample(self, rng: np.random.Generator, size: tuple[int, int], source: str = "image") -> CropFlip:
-        """Draw a crop position and flip for an input of ``size`` = (width, height).
-
-        ``source`` names the image in the error raised when the crop does not fit.
-        """
+    def check_fits(self, size: tuple[int, int], source: str = "image") -> None:
+        """Raise naming ``source`` when an input of ``size`` = (width, height) is smaller than the crop once resized."""
         width, height = self.resized_size(size)
         if self.mode.endswith("crop") and (width < self.crop_size or height < self.crop_size):
             raise GanslimError(
                 f"image '{source}' is {width}x{height} after '{self.mode}' resizing, smaller than "
                 f"crop_size {self.crop_size}: use a smaller crop_size (or a larger load_size)"
             )
+
+    def sample(self, rng: np.random.Generator, size: tuple[int, int], source: str = "image") -> CropFlip:
+        """Draw a crop position and flip for an input of ``size`` = (width, height).
+
+        ``source`` names the image in the error raised when the crop does not fit.
+        """
+        self.check_fits(size, source)
+        width, height = self.resized_size(size)
         # Inclusive upper bounds, like random.randint in the reference.
         x = int(rng.integers(0, max(0, width - self.crop_size) + 1))
         y = int(rng.integers(0, max(0, height - self.crop_size) + 1))

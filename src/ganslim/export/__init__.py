@@ -41,6 +41,7 @@ from ganslim.export.runtime import (
     load_exported,
 )
 from ganslim.export.torchscript import export_torchscript
+from ganslim.outputs import check_output_file, check_output_folder, make_folder, write_error
 from ganslim.profile import eval_mode
 
 if TYPE_CHECKING:
@@ -64,8 +65,6 @@ SIDECAR_VERSION = 1
 # File names used when the output given is a folder; TorchScript avoids "generator.pt", a checkpoint's name.
 DEFAULT_NAMES = {"onnx": "generator.onnx", "openvino": "generator.xml", "torchscript": "generator.torchscript.pt"}
 SUFFIXES = {"onnx": (".onnx",), "openvino": (".xml",), "torchscript": TORCHSCRIPT_SUFFIXES}
-# Names that look like a model file of some format (a wrong one is refused rather than made a folder).
-_MODEL_SUFFIXES = (".onnx", ".xml", ".bin", ".json", ".safetensors", *TORCHSCRIPT_SUFFIXES)
 # Max abs difference allowed between the exported and the eager output (images in [-1, 1]) by precision:
 # f32 runtimes agree to ~1e-6 (4e-5 for resnet_9blocks at 256 px), so 1e-3 only catches real export bugs.
 # bf16 keeps 8 bits of mantissa: 0.02 on a tiny generator, 0.06 on resnet_9blocks at 256 px (measured with
@@ -194,6 +193,8 @@ def _write_format(format: str, generator: nn.Module, path: Path, example: torch.
         return written.files, written.exporter
     except GanslimError:
         raise
+    except OSError as error:  # e.g. a full disk; named at the place it was to be published, not the staging one
+        raise write_error(path.parent.parent / path.name, error) from None
     except Exception as error:  # noqa: BLE001 - exporters raise many types; the user needs one line
         raise GanslimError(f"{format} export of {type(generator).__name__} failed ({first_line(error)}); "
                            f"nothing was written: try another --format") from error
@@ -204,17 +205,17 @@ def _write_format(format: str, generator: nn.Module, path: Path, example: torch.
 
 
 def resolve_output(out: str | os.PathLike, suffixes: Sequence[str], default_name: str, what: str) -> Path:
-    """The model file for ``out``: ``out`` itself if it ends in one of ``suffixes``, else ``out/default_name``."""
+    """The model file for ``out``, checked to be writable: ``out`` itself if it ends in one of ``suffixes``, else
+    ``out/default_name`` when ``out`` is a folder (an existing one, one written with a trailing slash, or a name
+    without a suffix). Any other name (``x.txt``, ``model.xml`` for ONNX) is refused rather than made a folder."""
+    folder = Path(out).is_dir() or os.fspath(out).endswith(("/", os.sep))
     out = Path(out)
-    suffix = out.suffix.lower()
-    if out.is_dir():
-        return out / default_name
-    if suffix in suffixes:
-        return out
-    if suffix in _MODEL_SUFFIXES:
+    if not folder and out.suffix.lower() in suffixes:
+        return check_output_file(out, "--output")
+    if not folder and out.suffix:
         raise GanslimError(f"output '{out}' is not a {what} file name: end it in {' or '.join(suffixes)}, "
-                           f"or pass a folder")
-    return out / default_name
+                           f"or pass a folder (e.g. '{out.parent / out.stem}/')")
+    return check_output_folder(out, "--output") / default_name
 
 
 def input_channels_of(generator: nn.Module, in_channels: int | None) -> int:
@@ -276,8 +277,11 @@ def staging_folder(folder: Path) -> Iterator[Path]:
     nothing behind.
     """
     created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".ganslim-export-", dir=folder))
+    make_folder(folder)
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=".ganslim-export-", dir=folder))
+    except OSError as error:
+        raise write_error(folder, error) from None
     try:
         yield stage
     finally:
@@ -314,7 +318,10 @@ def publish(stage: Path, files: Sequence[Path], sidecar: dict, folder: Path) -> 
     published = []
     for staged in files:
         published.append(folder / staged.name)
-        os.replace(staged, published[-1])
+        try:
+            os.replace(staged, published[-1])
+        except OSError as error:  # e.g. a folder of that name is in the way
+            raise write_error(published[-1], error) from None
     sidecar_path = folder / f"{files[0].name}.json"
     atomic_write_text(json.dumps(sidecar, indent=2, default=str) + "\n", sidecar_path)
     return published, sidecar_path

@@ -7,6 +7,7 @@ and GAN Compression, so their precomputed real statistics can be used as they ar
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Union
@@ -100,15 +101,17 @@ def load_statistics(path: str | os.PathLike) -> Statistics:
     """Read ``(mu, sigma)`` from a ``.npz`` with keys ``mu`` (D,) and ``sigma`` (D,D), e.g. pytorch-fid's.
 
     Raises:
-        GanslimError: the file is missing, is not an ``.npz``, lacks a key, or has inconsistent shapes.
+        GanslimError: the file is missing, is not an ``.npz`` (or is truncated / damaged), lacks a key, or has
+            inconsistent shapes.
     """
     path = Path(path)
     if not path.is_file():
         raise GanslimError(f"FID statistics file not found: {path}; compute it with save_statistics")
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise GanslimError(f"cannot read FID statistics {path} as .npz: {first_line(exc, limit=None)}") from exc
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise GanslimError(f"cannot read FID statistics {path} as .npz ({first_line(exc)}): compute them again "
+                           "(eval --save-real-stats)") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise GanslimError(f"{path} holds a single array, not an .npz with keys 'mu' and 'sigma'")
     with data:
@@ -121,6 +124,9 @@ def load_statistics(path: str | os.PathLike) -> Statistics:
             mu, sigma = data["mu"], data["sigma"]
         except ValueError as exc:  # object arrays need pickle, which is never enabled here
             raise GanslimError(f"{path} stores 'mu'/'sigma' as pickled objects; save plain float arrays") from exc
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:  # a member cut short or with a bad checksum
+            raise GanslimError(f"FID statistics {path} are damaged or truncated ({first_line(exc)}): compute them "
+                               "again (eval --save-real-stats)") from None
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise GanslimError(f"{path} has mu {mu.shape} and sigma {sigma.shape}; expected (D,) and (D,D)")
     return mu, sigma

@@ -67,6 +67,7 @@ from ganslim.losses import GAN_MODES, FeatureDistillation, GANLoss
 from ganslim.metrics import psnr, ssim
 from ganslim.nn import NORMS
 from ganslim.nn.elastic import ElasticConv2d, leading_slice
+from ganslim.weights import read_weights_only
 
 logger = logging.getLogger(__name__)
 
@@ -291,6 +292,23 @@ def find_teacher_discriminator(config: DistillConfig) -> Path | None:
     return None
 
 
+def discriminator_channels(config: DistillConfig, paired: bool) -> int:
+    """Input channels of the discriminator: it judges (input, output) pairs of paired data, else output images."""
+    return config.input_nc + config.output_nc if paired else config.output_nc
+
+
+def load_teacher_discriminator(config: DistillConfig, path: Path) -> LoadedModel:
+    """The discriminator at ``path``, checked to take the images it judges on ``config.data``."""
+    paired = data_kind(config.data) == "paired"
+    loaded, expected = load_discriminator(path), discriminator_channels(config, paired)
+    width = loaded.arch_kwargs.get("input_nc")
+    if width != expected:
+        what = "(input, output) pairs" if paired else "output images"
+        raise GanslimError(f"discriminator '{path}' takes {width} channels but judges {what} of "
+                           f"{expected} channels here: pass teacher_discriminator=none for a fresh one")
+    return loaded
+
+
 # ------------------------------------------------------------------------------------------ data
 
 
@@ -429,18 +447,12 @@ class _Distillation:
     def _build_discriminator(self) -> tuple[str, dict, nn.Module]:
         """The teacher's discriminator if found (its input must fit the data), else a fresh PatchGAN."""
         config = self.config
-        expected = config.input_nc + config.output_nc if self.paired else config.output_nc
         path = self._discriminator_source()
         if path is not None:
-            loaded = load_discriminator(path)
-            width = loaded.arch_kwargs.get("input_nc")
-            if width != expected:
-                what = "(input, output) pairs" if self.paired else "output images"
-                raise GanslimError(f"discriminator '{path}' takes {width} channels but judges {what} of "
-                                   f"{expected} channels here: pass teacher_discriminator=none for a fresh one")
+            loaded = load_teacher_discriminator(config, path)
             logger.info("discriminator starts from %s", path)
             return loaded.arch, dict(loaded.arch_kwargs), loaded.model.train()
-        kwargs = {"input_nc": expected, "ndf": config.ndf,
+        kwargs = {"input_nc": discriminator_channels(config, self.paired), "ndf": config.ndf,
                   "norm": self.student.norm if self.student.norm != "none" else "instance"}
         return "basic", kwargs, init_weights(build_discriminator("basic", **kwargs))
 
@@ -639,7 +651,8 @@ class FinetuneDistillation(_Distillation):
         path = None if self.supernet_file is None else self.supernet_file.parent / ADAPTERS_FILE
         if path is None or not path.is_file():
             return
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        content = read_weights_only(path, "adapters", "re-run the supernet stage, or move the file away to start "
+                                                      "from fresh adapters")
         if not isinstance(content, dict) or content.get("format") != ADAPTERS_FORMAT:
             raise GanslimError(f"'{path}' is not a ganslim adapters file: re-export the supernet run")
         if list(content["layers"]) != self.layers:

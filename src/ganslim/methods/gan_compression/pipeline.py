@@ -51,10 +51,13 @@ from ganslim.methods.gan_compression.distill import (
     SupernetDistillation,
     data_kind,
     find_supernet,
+    find_teacher_discriminator,
     image_metrics,
     load_teacher,
+    load_teacher_discriminator,
     resolve_defaults,
     student_kwargs,
+    training_items,
     validation_items,
 )
 from ganslim.methods.gan_compression.search import (
@@ -272,8 +275,14 @@ class _Pipeline:
         self.config = resolve_defaults(config)
         self.info, self.progress = info, progress
         data_kind(config.data)  # a bad data folder fails before anything trains
+        training_items(self.config)  # so does a bad image (building a dataset decodes every file)
+        validation_items(self.config)
         if config.supernet:
-            find_supernet(config.supernet)  # so does a bad supernet, before the run folder exists
+            find_supernet(config.supernet)  # and a bad supernet, before the run folder exists
+        if not config.supernet or config.teacher_discriminator:  # and a bad discriminator a stage would load
+            discriminator = find_teacher_discriminator(self.config)
+            if discriminator is not None:
+                load_teacher_discriminator(self.config, discriminator)
 
     def check_budget(self) -> None:
         """Refuse an impossible budget before training, on an untrained supernet of the same widths."""
