@@ -90,3 +90,16 @@ def test_report_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "report.json").write_text("[1, 2]")
     assert main(["report", str(tmp_path)]) == 2
     assert "must hold a JSON object" in capsys.readouterr().err
+
+
+def test_eval_out_writes_the_json_that_json_prints(dataset, checkpoints, tmp_path, capsys):
+    command = ["eval", "--ckpt", str(checkpoints["student"]), "--data", str(dataset), "--split", "val", "--size",
+               str(SIZE), "--metrics", "psnr,ssim", "--device", "cpu"]
+    assert main([*command, "--json", "--out", str(tmp_path / "run" / "eval.json")]) == 0
+    printed = capsys.readouterr().out
+    assert (tmp_path / "run" / "eval.json").read_text() == printed and json.loads(printed)["metrics"]["psnr"] > 0
+    assert main([*command, "--out", str(tmp_path / "again.json")]) == 0  # without --json: the lines, and the file
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"wrote {tmp_path / 'again.json'}" and any("PSNR vs target" in line for line in lines)
+    assert json.loads((tmp_path / "again.json").read_text())["metrics"] == json.loads(printed)["metrics"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
