@@ -199,6 +199,13 @@ def test_gan_compression_pipeline_page_includes_its_summary_eval_and_bench(runs,
         "supernet", "search", "finetune", "export"]
     assert "Not in this report" not in page  # eval.json and bench.json are there
 
+    # A stage folder is a run too: the supernet stage exports no generator.pt, and says so.
+    supernet = next(run.glob("*-gan-compression-supernet-*"))
+    capsys.readouterr()
+    page = report(supernet, "--no-latency")
+    assert summary_header(page) == ["", "teacher"]
+    assert f"not in the report: no student: '{supernet / 'generator.pt'}' not found" in capsys.readouterr().out
+
 
 def test_eval_out_writes_the_json_that_json_prints(dataset, checkpoints, tmp_path, capsys):
     command = ["eval", "--ckpt", str(checkpoints["student"]), "--data", str(dataset), "--split", "val", "--size",
