@@ -43,10 +43,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-images", type=int, default=None, help="evaluate on the first N images only")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (no progress bar)")
+    parser.add_argument("--out", default=None, metavar="FILE",
+                        help="write the JSON object --json prints to FILE, atomically (e.g. RUN/eval.json: "
+                             "ganslim report shows it)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
+    from ganslim.atomic import atomic_write_text
     from ganslim.checkpoints import load_generator
     from ganslim.cli.sizing import choose_size
     from ganslim.devices import resolve_device
@@ -68,6 +72,8 @@ def run(args: argparse.Namespace) -> None:
         batch_size=args.batch_size, device=device, progress=not args.json)
     result.info.update(checkpoint=str(loaded.path), arch=loaded.arch, size=size,
                        teacher=None if teacher is None else str(teacher.path))
+    if args.out is not None:
+        atomic_write_text(json.dumps(result.to_dict()) + "\n", args.out)
     if args.json:
         for line in result.lines()[1:]:
             if " skipped: " in line:
@@ -76,3 +82,5 @@ def run(args: argparse.Namespace) -> None:
         return
     print(f"{loaded.arch} ({loaded.source} checkpoint {loaded.path}) on {device}")
     print("\n".join(result.lines()))
+    if args.out is not None:
+        print(f"wrote {args.out}")
