@@ -218,6 +218,8 @@ def test_eval_out_writes_the_json_that_json_prints(dataset, checkpoints, tmp_pat
     assert lines[-1] == f"wrote {tmp_path / 'again.json'}" and any("PSNR vs target" in line for line in lines)
     assert json.loads((tmp_path / "again.json").read_text())["metrics"] == json.loads(printed)["metrics"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+    assert main([*command, "--out", str(tmp_path / "run")]) == 2  # a folder: refused before evaluating
+    assert capsys.readouterr().err.strip().endswith(f"--out '{tmp_path / 'run'}' is a folder: pass a file name")
 
 
 def test_missing_data_and_no_latency_say_what_adds_them(tmp_path, capsys):
@@ -266,7 +268,7 @@ def test_refuses_folders_that_are_not_runs_and_unwritable_outputs(runs, tmp_path
     shutil.copytree(runs["pix2pix"], run, ignore=shutil.ignore_patterns("report.html"))
     (tmp_path / "pages").mkdir()
     assert main(["report", str(run), "--out", str(tmp_path / "pages")]) == 2
-    assert "is a folder: pass a file name such as" in _one_line_error(capsys)
+    assert "is a folder: pass a file name" in _one_line_error(capsys)
     (tmp_path / "file").write_text("")
     assert main(["report", str(run), "--out", str(tmp_path / "file" / "report.html")]) == 2
     assert "is a file, not a folder" in _one_line_error(capsys)
@@ -278,10 +280,11 @@ def test_refuses_folders_that_are_not_runs_and_unwritable_outputs(runs, tmp_path
     assert "eval.json as JSON (JSONDecodeError): fix or delete it" in _one_line_error(capsys)
     (run / "eval.json").unlink()
 
-    def read_only(text, path):
-        raise PermissionError(13, "Permission denied", str(path))
+    def read_only(source, target):
+        raise PermissionError(13, "Permission denied", str(target))
 
-    monkeypatch.setattr(ganslim.atomic, "atomic_write_text", read_only)
+    monkeypatch.setattr(ganslim.atomic.os, "replace", read_only)
     assert main(["report", str(run), "--no-latency"]) == 2
-    assert f"cannot write '{run / 'report.html'}' (Permission denied): pass another --out" in _one_line_error(capsys)
+    assert f"cannot write '{run / 'report.html'}' (Permission denied): pass a location you can write to" in (
+        _one_line_error(capsys))
     assert not (run / "report.html").exists() and not any((tmp_path / "pages").iterdir())

@@ -53,11 +53,14 @@ def run(args: argparse.Namespace) -> None:
     from ganslim.atomic import atomic_write_text
     from ganslim.checkpoints import load_generator
     from ganslim.cli.sizing import choose_size
+    from ganslim.outputs import check_output_file
     from ganslim.devices import resolve_device
     from ganslim.evaluate import evaluate_generator, open_eval_data, output_channels, parse_metrics
     from ganslim.translate import input_channels
 
     metrics = parse_metrics(args.metrics)
+    if args.out is not None:
+        check_output_file(args.out, "--out")
     device = resolve_device(args.device)
     loaded = load_generator(args.ckpt, direction=args.direction)
     teacher = load_generator(args.teacher, direction=args.direction) if args.teacher else None

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from ganslim.errors import GanslimError
+from ganslim.outputs import check_output_file
 from ganslim.report import page
 from ganslim.report.curves import curves_html, read_curves
 from ganslim.report.measure import Cost, Latency, Quality, grid_images, model_costs, quick_latency, quick_quality
@@ -79,7 +80,7 @@ def make_report(run: ReportRun, out: str | os.PathLike | None = None,
     """Measure ``run``'s models and write the page (default ``RUN/report.html``) atomically."""
     from ganslim.atomic import atomic_write_text
 
-    out = _writable(Path(out) if out is not None else run.run_dir / HTML_FILE)
+    out = check_output_file(Path(out) if out is not None else run.run_dir / HTML_FILE, "--out")
     eval_file, bench_file = _eval_file(run.run_dir, options.eval), _bench_file(run.run_dir, options.bench)
     results = _results_sections(run.run_dir, eval_file, bench_file)  # a broken file fails before measuring
     measured = _measure(run, options)
@@ -96,10 +97,7 @@ def make_report(run: ReportRun, out: str | os.PathLike | None = None,
     if run.stages is not None:
         body.append(_stages_section(run))
     body.append(_config_fold(run))
-    try:
-        atomic_write_text(page.page(f"{run.run_dir.name} ({run.method or 'run'})", body), out)
-    except OSError as error:
-        raise GanslimError(f"cannot write '{out}' ({error.strerror or error}): pass another --out") from None
+    atomic_write_text(page.page(f"{run.run_dir.name} ({run.method or 'run'})", body), out)
     return ReportFiles(out, notes)
 
 
@@ -130,18 +128,6 @@ def _measure(run: ReportRun, options: ReportOptions) -> _Measured:
         quality = quick_quality(run, models, options.quality_images, device)
         grids = [(grid, *grid_images(run, grid, models, options.num_images, device)) for grid in run.grids]
     return _Measured({label: entry.arch for label, entry in loaded.items()}, costs, latency, quality, grids)
-
-
-def _writable(out: Path) -> Path:
-    """``out`` if a file can be written there, else a one-line error (checked before anything is measured)."""
-    if out.is_dir():
-        raise GanslimError(f"--out '{out}' is a folder: pass a file name such as {out / HTML_FILE}")
-    folder = next(p for p in (out.parent, *out.parent.parents) if p.exists())
-    if not folder.is_dir():
-        raise GanslimError(f"cannot write '{out}': '{folder}' is a file, not a folder: pass another --out")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise GanslimError(f"cannot write '{out}': '{folder}' is read-only: pass another --out")
-    return out
 
 
 def _latency(models: dict[str, torch.nn.Module], size: int, options: ReportOptions) -> Latency:
