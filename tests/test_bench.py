@@ -9,13 +9,24 @@ import sys
 import pytest
 import torch
 
-from ganslim.bench import BenchModel, parse_backends, run_bench, write_bench
+from ganslim.bench import (
+    ABOVE_PEAK_NOTE,
+    PEAK_RUNS,
+    BenchModel,
+    BenchResult,
+    BenchRow,
+    bench_table,
+    parse_backends,
+    run_bench,
+    write_bench,
+)
 from ganslim.checkpoints import load_generator
 from ganslim.cli import main
 from ganslim.data import AlignedDataset
 from ganslim.errors import GanslimError
 from ganslim.metrics import psnr
-from ganslim.profile import count_macs, count_params
+from ganslim.cli import bench as bench_cli
+from ganslim.profile import PEAK_MATMUL_SIZE, LatencyStats, count_macs, count_params
 
 SIZE = 32
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
@@ -37,7 +48,8 @@ def test_bench_cli_schema_figures_quality_and_files(dataset, checkpoints, tmp_pa
             "results", "notes"} <= set(bench)
     assert bench["command"].startswith("ganslim bench teacher=")
     assert bench["settings"]["threads"] == 1 and bench["settings"]["reference"] == "teacher"
-    assert bench["peak"]["gflops"] > 0 and bench["peak"]["matmul_size"] == 128
+    assert bench["peak"]["gflops"] >= bench["peak"]["gflops_median"] > 0 and bench["peak"]["matmul_size"] == 128
+    assert bench["peak"]["runs"] == 3 * PEAK_RUNS  # PEAK_RUNS matmuls in each of the 3 timed rounds
     assert [m["name"] for m in bench["models"]] == ["teacher", "student"]
     for info, path in zip(bench["models"], (teacher, student)):
         model = load_generator(path).model
@@ -142,3 +154,23 @@ def test_bench_out_that_is_a_file_fails_before_timing(tmp_path, capsys, monkeypa
     assert main(["bench", str(a), "--backends", "torch", "--out", str(tmp_path / "bench")]) == 2
     assert "--out '" + str(tmp_path / "bench") + "' is a file, not a folder" in capsys.readouterr().err
     assert (tmp_path / "bench").read_text() == "mine"
+
+
+def test_a_share_of_the_fp32_peak_above_100_percent_is_marked_and_explained():
+    model = {"name": "student", "params": 1000, "macs": 10**9, "macs_published": 10**9, "input_shape": [1, 3, 8, 8]}
+    rows = [BenchRow("student", backend, "ok", latency=LatencyStats(ms, ms, ms, 1))
+            for backend, ms in (("torch", 40.0), ("onnxruntime", 10.0), ("onnxruntime-int8", 5.0))]
+    result = BenchResult(models=[model], rows=rows, settings={"batch": 1}, machine={}, peak={"gflops": 100.0})
+    bench = result.to_dict()
+    assert [r["peak_share"] for r in bench["results"]] == [pytest.approx(0.5), pytest.approx(2.0), pytest.approx(4.0)]
+    header, cells = bench_table(bench)
+    shares = [row[header.index("% of fp32 peak")] for row in cells]
+    assert shares == ["50.0", "200.0*", "400.0 (int8)"]  # int8 kernels may pass the fp32 peak; fp32 ones not
+    assert bench["notes"] == [ABOVE_PEAK_NOTE] and ABOVE_PEAK_NOTE.startswith("* an fp32 row above 100%")
+    rows.pop(1)
+    assert BenchResult(models=[model], rows=rows, settings={"batch": 1}, machine={},
+                       peak={"gflops": 100.0}).to_dict()["notes"] == []  # no fp32 row above the peak
+
+
+def test_the_bench_command_measures_the_peak_with_the_librarys_matmul_size():
+    assert bench_cli.PEAK_SIZE == PEAK_MATMUL_SIZE  # written out in the CLI, which must not import torch early

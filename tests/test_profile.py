@@ -18,10 +18,14 @@ from ganslim.profile import (
     count_macs,
     count_params,
     format_profile,
+    fp32_matmul,
+    matmul_gflops,
     measure_latency,
+    measure_peak_gflops,
     measure_peak_memory,
     profile_model,
 )
+from ganslim import profile as profile_module
 from reference_impl import reference_generator
 
 # name -> (M params, published GMACs, true GMACs) at 256x256, batch 1, to the digits METHODS.md gives.
@@ -221,6 +225,16 @@ def test_measure_latency_stats_are_ordered():
     assert isinstance(stats, LatencyStats)
     assert stats.repeats == 3
     assert 0 < stats.min_ms <= stats.median_ms <= stats.max_ms
+
+
+def test_the_peak_is_the_fastest_matmul_run(monkeypatch):
+    assert torch.equal(fp32_matmul(8)(), fp32_matmul(8)())  # seeded operands
+    clock = iter([0.0, 0.005, 1.0, 1.002, 2.0, 2.009])  # three timed runs of 5, 2 and 9 ms
+    monkeypatch.setattr(profile_module.time, "perf_counter", lambda: next(clock))
+    before = torch.get_num_threads()
+    assert measure_peak_gflops(64, runs=3, threads=1) == pytest.approx(matmul_gflops(64, 2.0))
+    assert matmul_gflops(64, 2.0) == pytest.approx(2 * 64**3 / 2e-3 / 1e9) and torch.get_num_threads() == before
+    assert LatencyStats.of([5.0, 2.0, 9.0]) == LatencyStats(median_ms=5.0, min_ms=2.0, max_ms=9.0, repeats=3)
 
 
 def test_profile_model_figures_and_threads_restored():

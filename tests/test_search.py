@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import json
 import random
+import re
 import threading
 
 import pytest
@@ -16,6 +17,7 @@ from ganslim.archs import build_generator, init_weights
 from ganslim.archs.mobile_resnet import MobileResnetGenerator, uniform_channels
 from ganslim.checkpoints import save_model
 from ganslim.compress import SearchSpace, extract_subnet
+from ganslim.compress.space import channel_spans
 from ganslim.compress import latency as latency_module
 from ganslim.compress.latency import LatencyTable, LatencyTimer
 from ganslim.data import make_builtin
@@ -118,6 +120,31 @@ def test_evolution_respects_the_budget_and_approaches_the_exhaustive_best():
     assert best["score"] > optimum - 0.15 * abs(optimum)
 
 
+def test_a_macs_and_a_latency_budget_together_must_both_be_met():
+    space = SearchSpace([[16, 8], [32, 16], [64, 32], [64, 32], [64, 32], [64, 32], [32, 16], [16, 8]])
+    macs = lambda channels: space.predict_macs(channels, 256).macs_published  # noqa: E731
+    latency = lambda channels: 100 / channels[2]  # noqa: E731 - a timing that MACs do not predict
+    macs_budget = int(macs(space.largest()) * 0.6)
+    search, calls = synthetic_search(Budget(macs=macs_budget, ms=100 / 64), space, latency=latency)
+    best = search.exhaustive(search.choose_strategy("auto", 500)[1])
+    both = [c for c in space.enumerate() if macs(c) <= macs_budget and latency(c) <= 100 / 64]
+    assert sorted(calls) == sorted(config_key(c) for c in both) and 0 < len(both)
+    assert any(macs(c) <= macs_budget for c in space.enumerate() if c not in both)  # the ms budget binds too
+    assert best["macs_published"] <= macs_budget and best["latency_ms"] <= 100 / 64
+    assert search.budget.describe() == f"{format_macs(macs_budget)} MACs (published) and 1.56 ms on " \
+                                       f"{torch.get_num_threads()} CPU thread(s) at 256x256"
+
+
+def test_a_speedup_and_a_latency_budget_together_keep_the_stricter_and_say_so():
+    speedup = Budget(ms=50.0, speedup=5.0).with_teacher(200.0)
+    assert speedup.ms == 40.0 and speedup.ms_given == 50.0
+    assert speedup.ms_label == "40 ms (the stricter of 50 ms and 5x faster than the teacher's 200 ms, 40 ms)"
+    given = Budget(ms=20.0, speedup=5.0).with_teacher(200.0)
+    assert given.ms == 20.0
+    assert given.ms_label == "20 ms (the stricter of 20 ms and 5x faster than the teacher's 200 ms, 40 ms)"
+    assert Budget(speedup=5.0).with_teacher(200.0).ms_label == "40 ms (5x faster than the teacher's 200 ms)"
+
+
 def test_latency_budget_measures_and_rejects():
     space = SearchSpace([[16, 8], [32, 16], [64, 32], [64, 32], [64, 32], [64, 32], [32, 16], [16, 8]])
     latency = lambda channels: sum(channels) / 10  # noqa: E731 - a stand-in for the CPU timer
@@ -155,6 +182,25 @@ def test_a_latency_table_sums_spans_timed_once_and_calibrates_on_whole_models():
     assert table.calibration() == pytest.approx(2.5) and table.predict(largest) == pytest.approx(2.5 * expected)
 
 
+def test_a_latency_table_fills_every_span_of_the_space_at_once():
+    space = SearchSpace([[16, 8], [32, 24, 16], [64, 32], [64, 32], [64, 48, 32], [64, 32], [32, 16], [16, 8]],
+                        n_blocks=3)
+    every = {key for channels in space.enumerate() for key, _ in channel_spans(channels, space.n_blocks)}
+    timed: list[int] = []
+    table = LatencyTable(space, 32, lambda span, image: timed.append(1) or count_params(span) / 1000)
+    table.predict(space.smallest())
+    missing = table.missing_spans()
+    assert set(missing) == every - set(table.span_ms) and len(timed) == len(every) - len(missing)
+    assert all(key in dict(channel_spans(channels, space.n_blocks)) for key, channels in missing.items())
+    counted: list[int] = []
+    table.fill(on_span=lambda: counted.append(1))
+    assert len(counted) == len(missing) and set(table.span_ms) == every and table.missing_spans() == {}
+    before = len(timed)
+    for channels in space.enumerate():
+        table.predict(channels)
+    assert len(timed) == before  # nothing left to time
+
+
 def test_a_latency_predictor_spares_timing_proposals_far_over_budget():
     space = SearchSpace.default(uniform_channels(16, 9))
     timed: list[str] = []
@@ -176,23 +222,36 @@ def test_a_latency_predictor_spares_timing_proposals_far_over_budget():
     assert not search.may_fit(space.largest()) and search.may_fit(space.smallest())
 
 
-def test_the_latency_timer_holds_steady_when_the_machine_slows_down(monkeypatch):
-    # (model, reference) medians: the reference settling alone, then normal, slow and fast phases.
-    phases = iter([(12.0, 12.0), (10.0, 10.0), (11.0, 11.0), (20.0, 10.0), (40.0, 20.0), (15.0, 5.0)])
+def test_the_latency_timer_reads_the_fastest_rounds_in_the_references_unit(monkeypatch):
+    # (warm-up rounds, per-round ms) of each call to interleaved_times: the reference alone (the baseline),
+    # then the model and the reference with interruptions in some rounds; a phase where everything runs twice
+    # as slow (more rounds, up to MORE_ROUNDS times, since the reference is far from its baseline); and one
+    # where the model's fastest run is alone (an interrupted one too) until more rounds find its real time.
+    slow = {"model": [8.1] * 4, "reference": [2.1] * 4}
+    calls = iter([
+        (3, {"reference": [1.2, 1.0, 30.0, 1.1]}),
+        (3, {"model": [4.0, 90.0, 4.2, 4.1], "reference": [50.0, 1.0, 1.1, 1.0]}),
+        (3, {"model": [8.4, 8.0, 200.0, 8.2], "reference": [2.0, 70.0, 2.2, 2.1]}), (0, slow), (0, slow), (0, slow),
+        (3, {"model": [40.0, 90.0, 60.0, 75.0], "reference": [1.0, 1.1, 1.0, 1.0]}),
+        (0, {"model": [4.0, 4.1, 50.0, 60.0], "reference": [1.0, 1.0, 1.1, 1.0]}),
+    ])
 
     def fake_interleaved(runners, image, warmup, repeats):
-        assert set(runners) == {"model", "reference"} and image.shape == (1, 3, 16, 16) and repeats == 4
+        expected_warmup, times = next(calls)
+        assert set(runners) == set(times) and image.shape == (1, 3, 16, 16) and warmup == expected_warmup
+        assert repeats == (12 if set(times) == {"reference"} else 4)  # SETTLE_ROUNDS x repeats for the baseline
         for run in runners.values():
             run(image)
-        model_ms, reference_ms = next(phases)
-        return {"model": [model_ms] * repeats, "reference": [reference_ms] * repeats}
+        return {name: list(values) for name, values in times.items()}
 
     monkeypatch.setattr(latency_module, "interleaved_times", fake_interleaved)
     monkeypatch.setattr(latency_module, "_process", {"warm": True})
     timer = LatencyTimer(MobileResnetGenerator(channels=[8, 8, 8, 8, 8, 8, 8, 8]), 16, 1, repeats=4)
     model = MobileResnetGenerator(channels=[8, 16, 16, 16, 16, 16, 16, 8])
-    assert timer(model) == 20.0 and timer(model) == 20.0  # twice as slow as the reference, whatever the phase
-    assert timer(model) == 30.0 and timer.settled_ms == 10.0  # 3x the reference, in the unit fixed at settling
+    assert timer(model) == 4.0 and timer.baseline_ms == 1.0  # 4x the reference's fastest, in its unit
+    assert timer(model) == 4.0  # a slow phase slows both alike
+    assert timer(model) == 4.0  # a lone fastest run of 40 ms is timed again
+    assert next(calls, None) is None
 
 
 def test_a_budget_few_random_configurations_meet_starts_from_mutations_of_the_smallest():
@@ -212,6 +271,53 @@ def test_a_lucky_timing_does_not_fit_a_candidate_predicted_over_budget():
     assert search._fits({**row, "latency_predicted_ms": 9.5}) and search._fits(row)
     assert not search._fits({**row, "latency_predicted_ms": 12.0})
     assert not search._fits({**row, "latency_ms": 11.0, "latency_predicted_ms": 9.5})
+
+
+def test_a_timing_its_prediction_or_the_peak_doubts_is_timed_again_before_it_can_win():
+    space = SearchSpace([[16, 8], [32, 16], [64, 32], [64, 32], [64, 32], [64, 32], [32, 16], [16, 8]])
+    params_ms = lambda channels: count_params(MobileResnetGenerator(channels=channels)) / 1000  # noqa: E731
+    table = LatencyTable(space, 32, lambda span, image: count_params(span) / 1000)
+    largest, lucky = space.largest(), [16, 32, 64, 64, 64, 64, 32, 8]
+    retimed: list[str] = []
+
+    def retime(channels):
+        retimed.append(config_key(channels))
+        return params_ms(channels)
+
+    def latency(channels):  # the lucky configuration reads 10x too fast the first time
+        return params_ms(channels) / (10 if channels == lucky else 1)
+
+    budget = Budget(ms=params_ms(largest) * 0.99)
+    search, _ = synthetic_search(budget, space, latency=latency, predictor=table, retime=retime)
+    search.check_feasible()
+    rows = search.evaluate([lucky, space.smallest(), largest])
+    assert retimed == [config_key(lucky)]  # only the timing 10x off its prediction
+    row = rows[0]
+    assert row["latency_first_ms"] == pytest.approx(params_ms(lucky) / 10)
+    assert row["latency_ms"] == pytest.approx(params_ms(lucky)) == pytest.approx(row["latency_predicted_ms"])
+    assert row["retimed"] == f"{row['latency_first_ms']:.3g} ms measured vs {row['latency_predicted_ms']:.3g} ms predicted"
+    assert "latency_first_ms" not in rows[1] and not rows[2]["fits"]
+
+    # Without a prediction, a timing faster than the machine's fp32 peak allows for its true MACs is doubted.
+    peak, _ = synthetic_search(budget, space, latency=lambda channels: 1e-3, retime=lambda channels: 50.0,
+                               peak_gflops=100.0)
+    row = peak.evaluate([lucky])[0]
+    gflops = 2 * row["macs"] / 1e-3 / 1e6
+    assert row["latency_first_ms"] == 1e-3 and row["latency_ms"] == 50.0  # the second timing counts
+    assert row["retimed"] == f"0.001 ms is {gflops:.0f} GFLOP/s, above this machine's fp32 peak of 100 GFLOP/s"
+
+
+def test_the_search_reports_each_stage_with_what_it_will_evaluate():
+    space = SearchSpace([[16, 12, 8], [32, 24, 16], *[[64, 48, 32]] * 4, [32, 24, 16], [16, 12, 8]])
+    budget = Budget(macs=int(space.predict_macs(space.largest(), 256).macs_published * 0.6))
+    events: list = []
+    search, calls = synthetic_search(budget, space, on_stage=lambda label: events.append([label, 0, 0]),
+                                     on_pending=lambda count: events[-1].__setitem__(1, events[-1][1] + count),
+                                     on_rows=lambda rows: events[-1].__setitem__(2, events[-1][2] + len(rows)))
+    search.evolution(random.Random(0), population=10, parents=0.2, mutation=0.5, mutation_prob=0.3, generations=2)
+    assert [label for label, _, _ in events] == ["generation 0/2", "generation 1/2", "generation 2/2"]
+    assert all(pending == done for _, pending, done in events)  # each stage's total is what it evaluated
+    assert events[0][1] == 10 and sum(done for _, _, done in events) == len(calls)
 
 
 def test_rounds_are_shared_across_ranks_and_gathered(monkeypatch):
@@ -358,6 +464,33 @@ def test_a_restarted_search_under_a_latency_budget_skips_scored_candidates(paire
     assert 0 < len(fitting) < 64 and all(row["latency_ms"] <= budget_ms for row in fitting)
     assert all(row["latency_ms"] > budget_ms and row["metrics"] is None for row in rows.values() if not row["fits"])
     assert result.best["latency_ms"] <= budget_ms
+
+
+def test_a_latency_search_shows_its_stages_and_records_a_candidate_timed_twice(paired, supernet_file, tmp_path,
+                                                                             capsys):
+    lucky, timed = [8, 16, 32, 32, 16, 32, 16, 8], []
+
+    def latency(model):  # a deterministic stand-in timer; the lucky configuration reads 10x fast the first time
+        channels = list(getattr(model, "channels", []))
+        timed.append(channels)
+        return count_params(model) / 1000 / (10 if channels == lucky and timed.count(lucky) == 1 else 1)
+
+    space = SearchSpace([[int(w) for w in widths.split(",")] for widths in CANDIDATES.split(";")], n_blocks=3)
+    budget_ms = count_params(build_generator("mobile_resnet", n_blocks=3, channels=space.largest())) / 1000
+    config = search_config(paired, supernet_file, tmp_path, budget_macs="", budget_ms=budget_ms)
+    result = run_search(config, progress=True, latency=latency)
+    shown = capsys.readouterr().err
+    spans = len({key for c in space.enumerate() for key, _ in channel_spans(c, 3)}) - 7  # 7: the smallest's,
+    assert re.search(rf"latency: spans: 100%\|█+\| {spans}/{spans} \[[^]]*(span/s|s/span)\]", shown)
+    assert re.search(r"exhaustive: 100%\|█+\| 64/64 \[[^]]*(candidate/s|s/candidate)\]", shown)
+    with open(result.run_dir / "candidates.csv", newline="") as handle:
+        rows = {line["channels"]: line for line in csv.DictReader(handle)}
+    row, other = rows[config_key(lucky)], rows[config_key(space.largest())]
+    first, second = float(row["latency_first_ms"]), float(row["latency_ms"])
+    assert second == pytest.approx(10 * first) and row["retimed"].endswith("ms predicted")
+    assert other["latency_first_ms"] == other["retimed"] == ""
+    table = json.loads((result.run_dir / "candidates.json").read_text())["rows"]
+    assert [r["latency_first_ms"] for r in table if "latency_first_ms" in r] == [pytest.approx(first)]
 
 
 def test_a_speedup_budget_is_the_teachers_time_on_the_same_timer_over_the_speedup(paired, supernet_file, tmp_path):

@@ -8,9 +8,11 @@ teacher).
 
 How the timing is kept fair:
 
-* all runners (plus a large fp32 matmul that measures the peak) are timed round-robin by
-  :func:`ganslim.export.runtime.time_interleaved`: every round runs each of them once, so a slow phase of the
-  machine hits all of them alike, and the order rotates every round; warm-up rounds come first;
+* all runners (plus an fp32 matmul that measures the peak, ``PEAK_RUNS`` times a round) are timed round-robin
+  by :func:`ganslim.export.runtime.interleaved_times`: every round runs each of them once, so a slow phase of
+  the machine hits all of them alike, and the order rotates every round; warm-up rounds come first. The peak
+  is the fastest matmul run (another process only ever slows a run down), of a matmul of a size that fits
+  the caches and runs in milliseconds (``ganslim.profile.PEAK_MATMUL_SIZE``);
 * every runtime gets the same thread count: ``torch.set_num_threads``, ONNX Runtime ``intra_op_num_threads``,
   OpenVINO ``INFERENCE_NUM_THREADS``;
 * no runtime spins while another runs: ONNX Runtime sessions are created with spinning off
@@ -31,13 +33,13 @@ reported as skipped with the reason; one whose export fails is reported as faile
     settings  size, batch, threads, repeats, warmup, interleaved, backends, data, split, direction, num_images,
               num_calibration, reference (the first model), omp_wait_policy
     machine   cpu, logical_cpus, platform, versions {python, torch, onnxruntime, openvino, nncf}
-    peak      matmul_size, dtype, threads, gflops (fastest round), gflops_median, note
+    peak      matmul_size, dtype, threads, runs, gflops (fastest run), gflops_median, note
     models[]  name, path, arch, params, macs, macs_published, input_shape
     results[] one per model x backend, in run order: model, backend, status (ok | skipped | failed), reason,
               runtime, latency_ms {median, min, max}, repeats, throughput_img_s, gflops, peak_share (of
-              peak.gflops), quality {psnr, ssim (vs targets), psnr_ref, ssim_ref (vs the reference)},
-              parity_max_abs_diff (fp32 exports), int8 {int8_layers, float_layers, num_calibration} (int8 backends)
-    notes[]   caveats about the run
+              peak.gflops; an int8 row's can pass 1), quality {psnr, ssim (vs targets), psnr_ref, ssim_ref (vs
+              the reference)}, parity_max_abs_diff (fp32 exports), int8 {int8_layers, float_layers, num_calibration} (int8 backends)
+    notes[]   caveats about the run (one explains an fp32 row's peak_share above 1)
 
 Non-finite numbers are written as the strings ``"inf"`` / ``"-inf"`` (the reference's ``psnr_ref`` is ``"inf"``).
 """
@@ -67,9 +69,17 @@ from ganslim.atomic import atomic_write, atomic_write_text
 from ganslim.errors import GanslimError, first_line
 from ganslim.evaluate import json_safe, mean_ssim, open_eval_data, output_channels
 from ganslim.export import seeded_image
-from ganslim.export.runtime import time_interleaved
+from ganslim.export.runtime import interleaved_times
 from ganslim.metrics import psnr
-from ganslim.profile import LatencyStats, count_macs, count_params, num_threads
+from ganslim.profile import (
+    PEAK_MATMUL_SIZE,
+    LatencyStats,
+    count_macs,
+    count_params,
+    fp32_matmul,
+    matmul_gflops,
+    num_threads,
+)
 from ganslim.translate import input_channels
 
 __all__ = [
@@ -111,6 +121,11 @@ _INSTALL = {"onnx": "pip install onnx", "onnxruntime": "pip install onnxruntime"
 JSON_NAME, MARKDOWN_NAME, PLOT_NAME = "bench.json", "bench.md", "bench.png"
 FORMAT_NAME, FORMAT_VERSION = "ganslim-bench", 1
 _PEAK_KEY = "__peak_matmul__"
+PEAK_RUNS = 3  # peak matmuls a round: more chances of a run that no other process interrupted
+ABOVE_PEAK = "*"
+ABOVE_PEAK_NOTE = (f"{ABOVE_PEAK} an fp32 row above 100% of the fp32 peak: the peak matmul ran slower than the "
+                   "model's kernels in this run (a busy machine; re-run it), or the runtime does fewer "
+                   "multiply-adds than counted (e.g. Winograd convolutions, or bf16 layers on a CPU with AMX)")
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -179,7 +194,8 @@ class BenchResult:
     info: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``models``, ``results`` (one per model x backend), ``settings``, ``machine``, ``peak``."""
+        """JSON-ready: ``models``, ``results`` (one per model x backend), ``settings``, ``machine``, ``peak``,
+        ``notes`` (the run's, and :data:`ABOVE_PEAK_NOTE` when an fp32 row passes the peak)."""
         macs = {m["name"]: m["macs"] for m in self.models}
         results = []
         for row in self.rows:
@@ -195,9 +211,20 @@ class BenchResult:
                              repeats=row.latency.repeats, throughput_img_s=self.settings["batch"] / seconds,
                              gflops=gflops, peak_share=gflops / self.peak["gflops"])
             results.append(entry)
+        notes = self.notes + ([ABOVE_PEAK_NOTE] if any(_above_peak(entry) for entry in results) else [])
         return json_safe({"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "ganslim_version": __version__,
                           **self.info, "settings": self.settings, "machine": self.machine, "peak": self.peak,
-                          "models": self.models, "results": results, "notes": self.notes})
+                          "models": self.models, "results": results, "notes": notes})
+
+
+def _is_int8(backend: str) -> bool:
+    return backend.endswith("-int8")
+
+
+def _above_peak(result: dict[str, Any]) -> bool:
+    """Whether an fp32 result's GFLOP/s pass the fp32 peak (which an int8 row may legitimately do)."""
+    share = result.get("peak_share")
+    return isinstance(share, (int, float)) and share > 1 and not _is_int8(result["backend"])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -217,7 +244,7 @@ def run_bench(
     direction: str = "AtoB",
     num_images: int = 8,
     num_calibration: int = 16,
-    peak_size: int = 2048,
+    peak_size: int = PEAK_MATMUL_SIZE,
     progress: bool = True,
 ) -> BenchResult:
     """Benchmark every model on every backend, interleaved, and score them on ``data``.
@@ -268,7 +295,7 @@ def run_bench(
         infos = [_model_info(model, size) for model in models]
         quality = None if data is None else _quality_data(models[0].module, data, split, size, direction, num_images)
         calibration, no_calibration = None, "int8 calibrates on your images: pass --data DIR"
-        if data is not None and any(b.endswith("-int8") for b in backends):
+        if data is not None and any(_is_int8(b) for b in backends):
             from ganslim.export.quantize import split_data
 
             try:
@@ -281,7 +308,7 @@ def run_bench(
         for index, model in enumerate(models):
             for backend in backends:
                 reason = backend_unavailable(backend)
-                if reason is None and backend.endswith("-int8") and calibration is None:
+                if reason is None and _is_int8(backend) and calibration is None:
                     reason = no_calibration
                 if reason is not None:
                     rows.append(BenchRow(model.name, backend, "skipped", reason=reason))
@@ -298,21 +325,20 @@ def run_bench(
 
         if quality is not None:
             _score(rows, runners, *quality, reference_model=models[0].name)
-        say(f"bench: timing {len(runners)} runner(s) + a {peak_size}x{peak_size} fp32 matmul, "
+        say(f"bench: timing {len(runners)} runner(s) + {PEAK_RUNS} {peak_size}x{peak_size} fp32 matmuls a round, "
             f"{warmup} warm-up + {repeats} timed rounds")
-        latency = _time(runners, infos, peak_size, warmup, repeats, progress)
+        latency, peak_ms = _time(runners, infos, peak_size, warmup, repeats, progress)
         runners.clear()  # release the sessions before their scratch files are deleted
 
     for row in rows:
         if row.status == "ok":
             row.latency = latency[row.model, row.backend]
-    flops = 2 * peak_size**3
-    peak_latency = latency[_PEAK_KEY, ""]
-    peak = {"matmul_size": peak_size, "dtype": "float32", "threads": settings["threads"],
-            "gflops": flops / (peak_latency.min_ms / 1e3) / 1e9,
-            "gflops_median": flops / (peak_latency.median_ms / 1e3) / 1e9,
-            "note": "2*n^3 / fastest time of an n x n fp32 matmul timed in the same rounds (gflops_median: median "
-                    "time); peak_share = achieved GFLOP/s at median latency / gflops"}
+    peak_stats = LatencyStats.of(peak_ms)
+    peak = {"matmul_size": peak_size, "dtype": "float32", "threads": settings["threads"], "runs": len(peak_ms),
+            "gflops": matmul_gflops(peak_size, peak_stats.min_ms),
+            "gflops_median": matmul_gflops(peak_size, peak_stats.median_ms),
+            "note": f"2*n^3 / fastest time of an n x n fp32 matmul run {PEAK_RUNS} times in each of the rounds "
+                    "(gflops_median: median time); peak_share = achieved GFLOP/s at median latency / gflops"}
     return BenchResult(models=infos, rows=rows, settings=settings, machine=_machine(), peak=peak, notes=notes)
 
 
@@ -341,18 +367,21 @@ def _quality_data(reference: nn.Module, data: str | os.PathLike, split: str, siz
 
 
 def _time(runners: dict[tuple[str, str], Runner], infos: list[dict[str, Any]], peak_size: int, warmup: int,
-          repeats: int, progress: bool) -> dict[tuple[str, str], LatencyStats]:
-    """Latency of every runner and of the peak matmul (key ``(_PEAK_KEY, "")``), all interleaved."""
-    # Each runner is timed on a seeded input of its own model's shape; keys are strings for time_interleaved.
+          repeats: int, progress: bool) -> tuple[dict[tuple[str, str], LatencyStats], list[float]]:
+    """Latency of every runner, and the ms of every peak matmul run (``PEAK_RUNS`` a round), all interleaved."""
+    # Each runner is timed on a seeded input of its own model's shape; keys are strings for interleaved_times.
     shapes = {info["name"]: info["input_shape"] for info in infos}
     keys = {f"{name}\t{backend}": (name, backend) for name, backend in runners}
     timed = {text: _fixed_input(runners[key], seeded_image(shapes[key[0]], 0).numpy())
              for text, key in keys.items()}
-    timed[_PEAK_KEY] = _matmul(peak_size)
+    matmul = fp32_matmul(peak_size)
+    peak_keys = [f"{_PEAK_KEY}{index}" for index in range(PEAK_RUNS)]
+    timed.update((key, matmul) for key in peak_keys)
     unused_input = seeded_image(infos[0]["input_shape"], 0).numpy()
-    with _round_bar(timed, warmup + repeats, progress):
-        latency = time_interleaved(timed, unused_input, warmup=warmup, repeats=repeats)
-    return {keys.get(text, (text, "")): stats for text, stats in latency.items()}
+    with _round_bar(timed, peak_keys[0], warmup + repeats, progress):
+        times = interleaved_times(timed, unused_input, warmup=warmup, repeats=repeats)
+    latency = {key: LatencyStats.of(times[text]) for text, key in keys.items()}
+    return latency, [ms for key in peak_keys for ms in times[key]]
 
 
 def _positive(**values: int) -> None:
@@ -402,35 +431,23 @@ def _fixed_input(runner: Runner, image: np.ndarray) -> Runner:
     return lambda _ignored: runner(image)
 
 
-def _matmul(n: int) -> Runner:
-    generator = torch.Generator().manual_seed(0)
-    a, b = torch.randn(n, n, generator=generator), torch.randn(n, n, generator=generator)
-    out = torch.empty(n, n)
-
-    def run(_ignored: np.ndarray) -> np.ndarray:
-        torch.mm(a, b, out=out)
-        return out.numpy()
-
-    return run
-
-
 @contextlib.contextmanager
-def _round_bar(timed: dict[str, Runner], rounds: int, progress: bool) -> Iterator[None]:
-    """A progress bar advanced once per round (by the peak matmul, run once per round, before its timing)."""
+def _round_bar(timed: dict[str, Runner], key: str, rounds: int, progress: bool) -> Iterator[None]:
+    """A progress bar advanced once per round (by ``timed[key]``, run once per round, before its timing)."""
     if not progress:
         yield
         return
-    matmul = timed[_PEAK_KEY]
+    runner = timed[key]
     with tqdm(total=rounds, desc="bench", unit="round") as bar:
         def advance(image: np.ndarray) -> np.ndarray:
             bar.update(1)
-            return matmul(image)
+            return runner(image)
 
-        timed[_PEAK_KEY] = advance
+        timed[key] = advance
         try:
             yield
         finally:
-            timed[_PEAK_KEY] = matmul
+            timed[key] = runner
 
 
 def _score(rows: list[BenchRow], runners: dict[tuple[str, str], Runner], inputs: list[np.ndarray],
@@ -494,7 +511,6 @@ def bench_table(bench: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         model = models[result["model"]]
         latency = result.get("latency_ms") or {}
         quality = result.get("quality") or {}
-        share = result.get("peak_share")
         if result["status"] == "ok":
             note = result.get("runtime") or ""
             int8 = result.get("int8")
@@ -507,11 +523,23 @@ def bench_table(bench: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             result["model"], result["backend"], _number(model["params"] / 1e6, 3), _number(model["macs"] / 1e9, 2),
             _number(model["macs_published"] / 1e9, 2), _number(latency.get("median"), 1),
             _number(latency.get("min"), 1), _number(latency.get("max"), 1),
-            _number(result.get("throughput_img_s"), 2), _number(result.get("gflops"), 1),
-            _number(None if share is None else 100 * share, 1), _number(quality.get("psnr"), 2),
+            _number(result.get("throughput_img_s"), 2), _number(result.get("gflops"), 1), _share_cell(result),
+            _number(quality.get("psnr"), 2),
             _number(quality.get("ssim"), 4), _number(quality.get("psnr_ref"), 2), _number(quality.get("ssim_ref"), 4),
             note])
     return TABLE_HEADER, rows
+
+
+def _share_cell(result: dict[str, Any]) -> str:
+    """The row's % of the fp32 peak: ``(int8)`` after an int8 row's, :data:`ABOVE_PEAK` after an fp32 row's
+    above 100% (explained by :data:`ABOVE_PEAK_NOTE`)."""
+    share = result.get("peak_share")
+    cell = _number(None if share is None else 100 * share, 1)
+    if share is None:
+        return cell
+    if _is_int8(result["backend"]):
+        return f"{cell} (int8)"
+    return f"{cell}{ABOVE_PEAK}" if _above_peak(result) else cell
 
 
 def format_markdown(bench: dict[str, Any]) -> str:
@@ -530,10 +558,10 @@ def format_markdown(bench: dict[str, Any]) -> str:
         f"eager PyTorch on models of many small ops: time it alone with OMP_WAIT_POLICY=ACTIVE for its best)",
         f"- machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs; "
         + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),
-        f"- fp32 peak: {_number(peak['gflops'], 1)} GFLOP/s (fastest; median {_number(peak['gflops_median'], 1)}) "
-        f"of a {peak['matmul_size']}x{peak['matmul_size']} matmul timed in the same rounds; GFLOP/s = "
-        f"2 x true MACs / median latency (int8 rows can pass the fp32 peak: int8 kernels do more multiply-adds "
-        f"per cycle)",
+        f"- fp32 peak: {_number(peak['gflops'], 1)} GFLOP/s (fastest run; median "
+        f"{_number(peak['gflops_median'], 1)}) of a {peak['matmul_size']}x{peak['matmul_size']} matmul timed in the "
+        f"same rounds; GFLOP/s = 2 x true MACs / median latency (an int8 row's share, marked (int8), can pass "
+        f"100%: int8 kernels do more multiply-adds per cycle)",
         "- MACs: true (transposed convs at input resolution) and published (torchprofile convention, as in the "
         "GAN Compression tables)",
     ]

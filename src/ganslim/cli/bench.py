@@ -9,6 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
+PEAK_SIZE = 1024  # ganslim.profile.PEAK_MATMUL_SIZE, written out: torch must not load before run() sets OMP_WAIT_POLICY
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -36,8 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-calibration", type=int, default=16, help="int8 calibration images (default 16)")
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
                         help="input side of the data, and which generator of a CycleGAN folder (default AtoB)")
-    parser.add_argument("--peak-size", type=int, default=2048,
-                        help="side of the fp32 matmul that measures the peak (default 2048)")
+    parser.add_argument("--peak-size", type=int, default=PEAK_SIZE,
+                        help=f"side of the fp32 matmul that measures the peak (default {PEAK_SIZE})")
     parser.add_argument("--out", default="bench_out", help="folder for bench.md/json/png (default bench_out)")
     parser.add_argument("--json", action="store_true", help="print the JSON instead of the Markdown table")
     parser.set_defaults(func=run)
@@ -119,6 +121,6 @@ def _command(args: argparse.Namespace, size: int) -> str:
                   "--num-calibration", str(args.num_calibration)]
     if args.direction != "AtoB":
         parts += ["--direction", args.direction]
-    if args.peak_size != 2048:
+    if args.peak_size != PEAK_SIZE:
         parts += ["--peak-size", str(args.peak_size)]
     return shlex.join(parts)

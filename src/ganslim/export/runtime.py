@@ -16,7 +16,6 @@ Two traps are handled here once, for every caller:
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -208,9 +207,7 @@ def time_interleaved(runners: Mapping[str, Callable[[np.ndarray], Any]], image: 
         name -> median / min / max milliseconds over ``repeats`` runs.
     """
     times = interleaved_times(runners, image, warmup, repeats)
-    return {name: LatencyStats(median_ms=statistics.median(values), min_ms=min(values), max_ms=max(values),
-                               repeats=repeats)
-            for name, values in times.items()}
+    return {name: LatencyStats.of(values) for name, values in times.items()}
 
 
 def interleaved_times(runners: Mapping[str, Callable[[Any], Any]], image: Any, warmup: int = 2,

@@ -11,18 +11,23 @@ statistics belong to no sub-network in particular), and it is scored on the held
 
 The budget is MACs (``budget_macs``, e.g. ``3G``, in the ``published`` torchprofile convention or ``true``
 multiply-adds, predicted without running the model) and/or the measured latency of the compact model on this
-machine (``budget_ms`` at ``size`` x ``size`` with ``threads`` CPU threads, or ``budget_speedup`` over the
-teacher timed the same way, which spares the user a figure that depends on the machine). Under a latency
-budget a :class:`~ganslim.compress.latency.LatencyTable` predicts each proposal from its timed spans; only
-those predicted within the budget are timed as whole models, and a candidate fits when its timing is within
-the budget too. A budget that even the smallest sub-network misses is refused before any work. Small spaces
+machine (``budget_ms`` at ``size`` x ``size`` with ``threads`` CPU threads, and/or ``budget_speedup`` over the
+teacher timed the same way, which spares the user a figure that depends on the machine); a candidate must meet
+every budget given. Under a latency budget a :class:`~ganslim.compress.latency.LatencyTable` predicts each
+proposal from its timed spans; only those predicted within the budget are timed as whole models, and a
+candidate fits when its timing is within the budget too. A timing more than ``_DISAGREEMENT`` times off its
+prediction, or faster than the machine's fp32 peak (measured at the start) allows for the candidate's true
+MACs, is timed again with ``_RETIME_REPEATS`` times the repeats, and the second timing counts (both are kept).
+A budget that even the smallest sub-network misses is refused before any work. Small spaces
 (after the budget) are searched exhaustively; larger ones by evolution (population, the best ``parents``
 fraction kept, the rest made by mutation and crossover of parents, over-budget children rejected), as in
 the paper.
 
 A search run folder holds ``config.yaml``, ``candidates.jsonl`` (one line per scored or measured
 candidate, appended as the search goes: a restarted search reads it and skips those candidates),
-``candidates.json`` / ``candidates.csv`` (the full table, best first) and ``result.json`` (the choice).
+``candidates.json`` / ``candidates.csv`` (the full table, best first; ``latency_first_ms`` and ``retimed``
+hold a doubted first timing and the doubt) and ``result.json`` (the choice). The progress bar counts the spans
+to time, then the candidates to evaluate in each stage (the exhaustive pass, each generation).
 Under ``torchrun`` the candidates of each round are shared out across ranks and the rows gathered;
 rank 0 writes the files.
 """
@@ -41,19 +46,21 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import default_collate
+from tqdm import tqdm
 
 from ganslim.archs.mobile_resnet import MobileResnetGenerator
 from ganslim.archs.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.atomic import atomic_write_text
 from ganslim.checkpoints import load_generator
 from ganslim.compress import SearchSpace, extract_subnet
-from ganslim.compress.latency import LatencyTable, LatencyTimer, span_timer
+from ganslim.compress.latency import PROCESS_WARMUP_S, LatencyTable, LatencyTimer, span_timer
 from ganslim.config import option
 from ganslim.engine import distributed as ddp
 from ganslim.engine.logging import RunLogger
@@ -73,6 +80,7 @@ from ganslim.methods.gan_compression.distill import (
     train_split,
     training_items,
 )
+from ganslim.profile import measure_peak_gflops
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +94,8 @@ _LOWER_IS_BETTER = {"fid"}
 _PROPOSALS_PER_SLOT = 200  # proposals drawn per wanted candidate before giving up (each check ~0.05 ms)
 _ENUMERATE_LIMIT = 20_000  # spaces up to this size are enumerated (~0.1 ms each) to count what fits a MACs budget
 _ROUND = 8  # candidates per rank between two writes of the progress file
+_DISAGREEMENT = 2.0  # a timing this many times off its prediction is timed again
+_RETIME_REPEATS = 3  # a timing done again takes this many times the repeats
 _UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
 
@@ -96,8 +106,8 @@ class SearchConfig(DistillConfig):
     budget_macs: str = option("", "MACs budget of one size x size image, e.g. 3G or 500M ('': none)")
     macs_convention: str = option("published", "MACs convention of budget_macs: published (torchprofile, as "
                                                 "the papers) or true multiply-adds", choices=("published", "true"))
-    budget_ms: float = option(0.0, "latency budget in milliseconds, measured on this machine's CPU (0: none)",
-                              min=0.0)
+    budget_ms: float = option(0.0, "latency budget in milliseconds, measured on this machine's CPU (0: none); "
+                                   "a candidate must meet every budget given", min=0.0)
     budget_speedup: float = option(0.0, "latency budget as a speed-up over the teacher on this machine's CPU, "
                                         "e.g. 10; the teacher is timed like the candidates (0: none)", min=0.0)
     size: int = option(256, "image side for the MACs and latency budgets", min=8)
@@ -164,6 +174,7 @@ class Budget:
     macs_text: str = ""  # the budget as the user wrote it (e.g. 0.5G), for messages
     speedup: float | None = None
     teacher_ms: float | None = None
+    ms_given: float | None = None  # --budget-ms when a speed-up was given too (``ms`` is then the stricter)
 
     @property
     def macs_label(self) -> str:
@@ -179,16 +190,21 @@ class Budget:
                    config.budget_speedup or None)
 
     def with_teacher(self, teacher_ms: float) -> Budget:
-        """This budget with its speed-up over a teacher timed at ``teacher_ms`` turned into (or capping) ``ms``."""
+        """This budget with its speed-up over a teacher timed at ``teacher_ms`` turned into ``ms`` (with a
+        ``ms`` budget as well, the stricter of the two: a candidate must meet both)."""
         ms = teacher_ms / self.speedup
-        return dataclasses.replace(self, ms=ms if self.ms is None else min(self.ms, ms), teacher_ms=teacher_ms)
+        return dataclasses.replace(self, ms=ms if self.ms is None else min(self.ms, ms), teacher_ms=teacher_ms,
+                                   ms_given=self.ms)
 
     @property
     def ms_label(self) -> str:
-        label = f"{self.ms:.3g} ms"
-        if self.teacher_ms is not None:
-            label += f" ({self.speedup:g}x faster than the teacher's {self.teacher_ms:.3g} ms)"
-        return label
+        if self.teacher_ms is None:
+            return f"{self.ms:.3g} ms"
+        relative = f"{self.speedup:g}x faster than the teacher's {self.teacher_ms:.3g} ms"
+        if self.ms_given is None:
+            return f"{self.ms:.3g} ms ({relative})"
+        return (f"{self.ms:.3g} ms (the stricter of {self.ms_given:.3g} ms and {relative}, "
+                f"{self.teacher_ms / self.speedup:.3g} ms)")
 
     def macs_of(self, row: dict) -> int:
         """The row's MACs in this budget's convention."""
@@ -314,16 +330,25 @@ class Search:
         info: rank and world size; rows of a round are gathered from every rank.
         rows: rows already known (a resumed search), keyed by ``config_key``.
         on_rows: called with each round's new rows (rank 0 appends them to the progress file).
+        predictor: latency predictions from timed spans (latency budgets).
+        retime: ``channels -> ms``, a more careful timing for a doubted one (default: ``latency`` again).
+        peak_gflops: the machine's fp32 peak; a timing that implies more is doubted.
+        on_stage: called with a label when a stage of the search starts (the exhaustive pass, a generation).
+        on_pending: called with the number of candidates about to be computed.
     """
 
     def __init__(self, space: SearchSpace, budget: Budget, evaluate: Callable[[list[int]], dict[str, float]],
                  latency: Callable[[list[int]], float] | None, metric: str, info: ddp.DistInfo = ddp.DistInfo(),
                  rows: dict[str, dict] | None = None, on_rows: Callable[[list[dict]], None] | None = None,
-                 predictor: LatencyTable | None = None) -> None:
+                 predictor: LatencyTable | None = None, *, retime: Callable[[list[int]], float] | None = None,
+                 peak_gflops: float | None = None, on_stage: Callable[[str], None] | None = None,
+                 on_pending: Callable[[int], None] | None = None) -> None:
         self.space, self.budget, self.evaluate_fn, self.latency_fn = space, budget, evaluate, latency
-        self.predictor = predictor
+        self.predictor, self.retime_fn, self.peak_gflops = predictor, retime or latency, peak_gflops
         self.metric, self.info = metric, info
         self.on_rows = on_rows or (lambda rows: None)
+        self.on_stage = on_stage or (lambda label: None)
+        self.on_pending = on_pending or (lambda count: None)
         self.sign = -1.0 if metric in _LOWER_IS_BETTER else 1.0
         self.rows: dict[str, dict] = {}
         for key, row in (rows or {}).items():  # judged again: a resumed search may have another budget or metric
@@ -389,14 +414,37 @@ class Search:
         """Measure (latency budgets) and, when it fits, score one candidate."""
         row = {"channels": list(channels), **self.macs(channels), "latency_ms": None}
         if self.budget.ms is not None:
-            row["latency_ms"] = float(self.latency_fn(channels))
-            if self.predictor is not None:
-                row["latency_predicted_ms"] = self.predictor.predict(channels)
-                self.predictor.observe(channels, row["latency_ms"])
+            self._time(row)
         row["fits"] = self._fits(row)
         row["metrics"] = self.evaluate_fn(channels) if row["fits"] else None
         row["score"] = row["metrics"][self.metric] if row["fits"] else None
         return row
+
+    def _time(self, row: dict) -> None:
+        """Set the row's ``latency_ms`` (and ``latency_predicted_ms``); a timing its prediction or the machine's
+        peak doubts is timed again, and the second timing counts (the first is kept as ``latency_first_ms``,
+        the doubt as ``retimed``)."""
+        channels = row["channels"]
+        row["latency_ms"] = float(self.latency_fn(channels))
+        if self.predictor is not None:
+            row["latency_predicted_ms"] = self.predictor.predict(channels)
+        doubt = self._doubt(row)
+        if doubt is not None:
+            row.update(latency_first_ms=row["latency_ms"], latency_ms=float(self.retime_fn(channels)), retimed=doubt)
+        if self.predictor is not None:
+            self.predictor.observe(channels, row["latency_ms"])
+
+    def _doubt(self, row: dict) -> str | None:
+        """Why the row's timing is not credible (None: it is): over ``_DISAGREEMENT`` times off its prediction,
+        or faster than the machine's fp32 peak allows for its true MACs."""
+        ms, predicted = row["latency_ms"], row.get("latency_predicted_ms")
+        if predicted is not None and max(ms / predicted, predicted / ms) > _DISAGREEMENT:
+            return f"{ms:.3g} ms measured vs {predicted:.3g} ms predicted"
+        gflops = 2 * row["macs"] / ms / 1e6
+        if self.peak_gflops is not None and gflops > self.peak_gflops:
+            return (f"{ms:.3g} ms is {gflops:.0f} GFLOP/s, above this machine's fp32 peak of "
+                    f"{self.peak_gflops:.0f} GFLOP/s")
+        return None
 
     def evaluate(self, candidates: Sequence[Sequence[int]]) -> list[dict]:
         """The rows of ``candidates`` (in order), computing the unknown ones across ranks, round by round."""
@@ -406,6 +454,8 @@ class Search:
             if key not in seen:
                 pending.append(list(channels))
                 seen.add(key)
+        if pending:
+            self.on_pending(len(pending))
         per_round = _ROUND * self.info.world_size
         for start in range(0, len(pending), per_round):
             chunk = pending[start:start + per_round]
@@ -449,6 +499,7 @@ class Search:
         return "evolution", None
 
     def exhaustive(self, candidates: list[list[int]]) -> dict:
+        self.on_stage("exhaustive")
         self.evaluate(candidates)
         return self.best()
 
@@ -493,6 +544,7 @@ class Search:
         mutations of the smallest configuration (which met the budget in ``check_feasible``).
         """
         taken: set[str] = set()
+        self.on_stage(f"generation 0/{generations}")
         current = self._fill(lambda: self.space.sample(rng), population, taken)
         if len(current) < population:
             smallest = self.space.smallest()
@@ -502,7 +554,8 @@ class Search:
             raise GanslimError("no sub-network met the budget: raise the budget")
         keep = max(1, int(round(parents * population)))
         mutants = int(round(mutation * population))
-        for _ in range(generations):
+        for generation in range(1, generations + 1):
+            self.on_stage(f"generation {generation}/{generations}")
             ranked = sorted(current, key=lambda c: self.better(self.rows[config_key(c)]), reverse=True)
             elite = ranked[:keep]
             taken = {config_key(c) for c in elite}
@@ -551,11 +604,12 @@ def write_table(run_dir: Path, rows: list[dict], header: dict) -> None:
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(["rank", "channels", "fits", "score", "macs_published", "macs", "latency_ms",
-                     "latency_predicted_ms", *metric_names])
+                     "latency_predicted_ms", "latency_first_ms", "retimed", *metric_names])
     for rank, row in enumerate(rows, start=1):
         metrics = row["metrics"] or {}
         writer.writerow([rank, config_key(row["channels"]), row["fits"], _cell(row["score"]), row["macs_published"],
                          row["macs"], _cell(row["latency_ms"]), _cell(row.get("latency_predicted_ms")),
+                         _cell(row.get("latency_first_ms")), row.get("retimed", ""),
                          *(_cell(metrics.get(name)) for name in metric_names)])
     atomic_write_text(text.getvalue(), run_dir / TABLE_CSV)
 
@@ -673,6 +727,68 @@ def _compact_latency(supernet: SuperMobileResnetGenerator, measure: Callable[[nn
     return lambda channels: measure(extract_subnet(supernet, channels).cpu().eval())
 
 
+@dataclass(frozen=True)
+class _Timing:
+    """How a search times candidates: ``latency`` and ``retime`` (its more careful form), ``channels -> ms``;
+    the span predictor and the machine's fp32 peak in GFLOP/s (None without a latency budget)."""
+
+    latency: Callable[[list[int]], float]
+    retime: Callable[[list[int]], float]
+    predictor: LatencyTable | None = None
+    peak_gflops: float | None = None
+
+
+def _timing(config: SearchConfig, budget: Budget, supernet: SuperMobileResnetGenerator, space: SearchSpace,
+            latency: Callable[[nn.Module], float] | None, log: RunLogger) -> tuple[Budget, _Timing]:
+    """The budget with its speed-up turned into ms, and the timing of the search; shows what it times.
+
+    With ``latency`` (a stand-in timer) there is no warm-up, peak or re-timing with more repeats.
+    """
+    timer = None if latency else _timer(config, budget, supernet)
+    measure = latency or timer
+    retime = measure if timer is None else partial(timer, repeats=_RETIME_REPEATS * config.latency_repeats)
+    peak = None
+    if timer is not None and (budget.ms is not None or budget.speedup is not None):
+        threads = budget.threads or torch.get_num_threads()
+        log.message(f"{METHOD}: timing on {threads} CPU thread(s) at {config.size}x{config.size}, after a "
+                    f"{PROCESS_WARMUP_S:g} s warm-up of the process")
+        _stage(log.bar, "latency: warm-up", "timing", None)
+        timer.settle()
+        peak = measure_peak_gflops(threads=budget.threads)
+        log.message(f"{METHOD}: this machine's fp32 peak is {peak:.0f} GFLOP/s on {threads} thread(s); a timing "
+                    f"faster than a candidate's MACs allow, or {_DISAGREEMENT:g}x off its prediction, is timed "
+                    f"again with {_RETIME_REPEATS}x the repeats")
+    if budget.speedup is not None:
+        _stage(log.bar, "latency: teacher", "timing", None)
+    budget = _speedup_as_latency(config, budget, measure)
+    predictor = None
+    if budget.ms is not None:
+        time_span = (lambda span, image: latency(span)) if latency else span_timer(budget.threads,
+                                                                                     config.latency_repeats)
+        predictor = LatencyTable(space, config.size, time_span)
+    return budget, _Timing(_compact_latency(supernet, measure), _compact_latency(supernet, retime), predictor, peak)
+
+
+def _fill_spans(predictor: LatencyTable, log: RunLogger) -> None:
+    """Time every span of the space not yet in ``predictor``'s table, counting them on the bar."""
+    missing = predictor.missing_spans()
+    _stage(log.bar, "latency: spans", "span", len(missing))
+    predictor.fill(on_span=lambda: log.bar.update(1))
+
+
+def _stage(bar: tqdm, label: str, unit: str, total: int | None) -> None:
+    """Restart ``bar`` for one stage of the search: ``label``, counting ``unit`` up to ``total`` (None: unknown)."""
+    bar.reset(total=total)
+    bar.unit = unit
+    bar.set_description(label)
+
+
+def _extend(bar: tqdm, count: int) -> None:
+    """``count`` more to do in the bar's stage."""
+    bar.total = (bar.total or 0) + count
+    bar.refresh()
+
+
 def run_search(config: SearchConfig, *, resume: str | os.PathLike | None = None, progress: bool = True,
                latency: Callable[[nn.Module], float] | None = None) -> SearchResult:
     """Search ``config.supernet`` under the configured budget; a new run folder or ``resume`` one.
@@ -709,8 +825,6 @@ def _run(config: SearchConfig, resume, progress: bool, latency, info: ddp.DistIn
         write_config(run_dir, config, METHOD)
     known = ddp.broadcast_object(info, read_progress(run_dir / PROGRESS_FILE) if info.is_main else None)
     scorer, metric = build_scorer(config, supernet, device)
-    measure = latency or _timer(config, budget, supernet)
-    budget = _speedup_as_latency(config, budget, measure)
     log = RunLogger(run_dir, info.is_main, 0, 0, progress)
     rows_done = {"n": 0}
 
@@ -726,17 +840,18 @@ def _run(config: SearchConfig, resume, progress: bool, latency, info: ddp.DistIn
     def evaluate(channels: list[int]) -> dict[str, float]:
         return scorer.score(scorer.compact(channels))
 
-    predictor = None
-    if budget.ms is not None:
-        time_span = (lambda span, image: latency(span)) if latency else span_timer(budget.threads,
-                                                                                     config.latency_repeats)
-        predictor = LatencyTable(space, config.size, time_span)
-    search = Search(space, budget, evaluate, _compact_latency(supernet, measure), metric, info, known, on_rows,
-                    predictor)
     try:
+        budget, timing = _timing(config, budget, supernet, space, latency, log)
+        search = Search(space, budget, evaluate, timing.latency, metric, info, known, on_rows, timing.predictor,
+                        retime=timing.retime, peak_gflops=timing.peak_gflops,
+                        on_stage=lambda label: _stage(log.bar, label, "candidate", 0),
+                        on_pending=lambda count: _extend(log.bar, count))
+        if budget.ms is not None:
+            _stage(log.bar, "latency: smallest sub-network", "timing", None)
         search.check_feasible()
+        if timing.predictor is not None:
+            _fill_spans(timing.predictor, log)
         strategy, candidates = search.choose_strategy(config.strategy, config.exhaustive_limit)
-        log.bar.reset(total=len(candidates) if candidates is not None else None)
         log.message(f"{METHOD}: {strategy} search of {space.size()} sub-networks of {supernet_file} under "
                     f"{budget.describe()}, scored by {metric} on {len(scorer.eval_batches)} batches of held-out "
                     f"training images" + (f"; {len(known)} candidates already done" if known else "")
