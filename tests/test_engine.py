@@ -18,6 +18,7 @@ from ganslim.atomic import atomic_torch_save
 from ganslim.config import TrainConfig, option
 from ganslim.engine import EMA, ConstantThenLinearDecay, DistInfo, TrainContext, epoch_batches, fit
 from ganslim.engine import logging as logging_module
+from ganslim.engine import runs as runs_module
 from ganslim.engine import state as state_module
 from ganslim.engine.loop import resumed_step, steps_per_epoch
 from ganslim.engine.runs import RunLock
@@ -649,3 +650,15 @@ def test_console_shows_total_eta_and_without_a_bar_one_line_per_epoch(tmp_path, 
 
     fit(toy_config(tmp_path, epochs=1, epochs_decay=0), ToyMethod, progress=True)
     assert "epoch 1/1" not in capsys.readouterr().err  # the bar shows progress instead
+
+
+def test_a_file_system_without_locks_runs_unguarded_with_a_notice(tmp_path, monkeypatch):
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(runs_module.fcntl, "flock", no_locks)
+    result = fit(toy_config(tmp_path, epochs=1, epochs_decay=0), ToyMethod, progress=False)
+    assert result.step == 4
+    assert (f"cannot lock {result.run_dir / '.lock'} (No locks available): make sure no other process writes this "
+            f"run folder") in (result.run_dir / "logs" / "log.txt").read_text()
+    assert not (result.run_dir / ".lock").exists()

@@ -118,7 +118,7 @@ class RunLock:
 
     def __init__(self, run_dir: str | os.PathLike) -> None:
         self.path = Path(run_dir) / LOCK_FILE
-        self.notice: str | None = None  # set when a stale lock was taken over
+        self.notice: str | None = None  # a line for the log: a stale lock taken over, or no locks here
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -136,6 +136,12 @@ class RunLock:
                 os.close(fd)
                 raise GanslimError(f"run folder '{self.path.parent}' is in use by {holder} (lock file {self.path}):"
                                    f" wait for that run to end or stop it, then resume") from None
+            except OSError as error:  # a file system without locks (some network mounts): run unguarded
+                os.close(fd)
+                self.path.unlink(missing_ok=True)
+                self.notice = (f"cannot lock {self.path} ({error.strerror}): make sure no other process writes "
+                               f"this run folder")
+                return
             if not _is_file_at(fd, self.path):  # the holder released (deleted) it between our open and flock
                 os.close(fd)
                 continue
