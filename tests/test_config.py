@@ -125,3 +125,56 @@ def test_train_command_fails_before_anything_is_written(tmp_path, monkeypatch):
                               "--set", "ndf=2") if argv[0] == "pix2pix" else run_train_command(*argv)
         assert expected in one_line_error(excinfo), argv
     assert not (tmp_path / "runs").exists()
+
+
+TINY = ["--set", "ngf=2", "--set", "ndf=2", "--set", "load_size=32", "--set", "epochs=1", "--set", "epochs_decay=0"]
+
+
+@pytest.mark.parametrize("settings, expected", [
+    (["--generator", "resnet_6blocks", "--set", "crop_size=30"],
+     "crop_size 30 does not fit network 'G' (ResnetGenerator), which takes image sides that are multiples of 4 and "
+     "at least 8 pixels: set crop_size=28 or crop_size=32 (or change the architecture)"),
+    (["--generator", "resnet_6blocks", "--set", "crop_size=16"],  # fine for the generator, too small for the PatchGAN
+     "crop_size 16 does not fit network 'D' (NLayerDiscriminator), which takes image sides that are at least 24 "
+     "pixels: set crop_size=24 (or change the architecture)"),
+    (["--generator", "resnet_6blocks", "--set", "preprocess=scale_width", "--set", "load_size=30",
+      "--set", "crop_size=28"], "load_size 30 does not fit network 'G' (ResnetGenerator)"),
+])
+def test_sizes_the_networks_cannot_take_are_refused_before_a_run_folder_exists(dataset, tmp_path, settings, expected):
+    out = tmp_path / "runs"
+    with pytest.raises(GanslimError) as excinfo:
+        run_train_command("pix2pix", "--data", str(dataset), "--out-dir", str(out), "--no-progress", *TINY, *settings)
+    assert one_line_error(excinfo).startswith(expected)
+    assert not out.exists()
+
+
+def test_resume_of_a_folder_that_is_not_a_run_says_so(tmp_path):
+    from ganslim.cli import build_parser
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "latest.pt").write_bytes(b"")
+    for given in (tmp_path, tmp_path / "checkpoints", tmp_path / "checkpoints" / "latest.pt"):
+        with pytest.raises(GanslimError) as excinfo:
+            run_train_command("pix2pix", "--resume", str(given))
+        assert one_line_error(excinfo) == (f"'{tmp_path}' is not a run folder (no config.yaml): pass a folder that "
+                                           f"'ganslim train' made")
+    args = build_parser().parse_args(["compress", "omgd", "--resume", str(tmp_path)])
+    with pytest.raises(GanslimError) as excinfo:
+        args.func(args)
+    assert one_line_error(excinfo) == (f"'{tmp_path}' is not a run folder (no config.yaml): pass a folder that "
+                                       f"'ganslim compress omgd' made")
+
+
+def test_ctrl_c_prints_the_resume_command_on_one_line(tmp_path, monkeypatch, capsys):
+    import ganslim.engine
+    from ganslim.cli import main
+    from ganslim.errors import RunInterrupted
+
+    def interrupted(*args, **kwargs):
+        raise RunInterrupted(1234, "runs/00003-x", "runs/00003-x", (1200, "runs/00003-x/checkpoints/latest.pt"))
+
+    monkeypatch.setattr(ganslim.engine, "fit", interrupted)
+    assert main(["train", "pix2pix", "--data", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == ("ganslim train: interrupted at step 1234; last checkpoint: step 1200 in "
+                                       "runs/00003-x/checkpoints/latest.pt; resume with: ganslim train pix2pix "
+                                       "--resume runs/00003-x\n")

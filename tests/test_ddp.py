@@ -14,6 +14,7 @@ from ganslim.data import make_builtin
 from ganslim.engine import DistInfo, fit
 from ganslim.engine import distributed
 from ganslim.methods import CycleGAN, CycleGANConfig
+from helpers import interrupted_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -25,19 +26,23 @@ SETTINGS = dict(generator="resnet", n_blocks=1, norm="none", ngf=4, ndf=4, load_
                 max_train_images=8)
 
 
+def torchrun_train(*args: str) -> subprocess.CompletedProcess:
+    """``ganslim train cyclegan ARGS`` as two CPU processes under torchrun."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "ganslim.cli", "train", "cyclegan", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+
 def test_two_processes_match_one_process_with_the_combined_batch(tmp_path):
     data = make_builtin("flat2striped", tmp_path / "stripes", size=32, count=8)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "ganslim.cli", "train", "cyclegan", "--data", str(data), "--out-dir", str(tmp_path / "ddp"),
-               "--batch-size", "2", "--no-progress"]
-    command += [arg for key, value in SETTINGS.items() for arg in ("--set", f"{key}={value}")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    done = torchrun_train("--data", str(data), "--out-dir", str(tmp_path / "ddp"), "--batch-size", "2", "--no-progress",
+                          *[arg for key, value in SETTINGS.items() for arg in ("--set", f"{key}={value}")])
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("ganslim train cyclegan: 4 steps") == 1  # summary printed by rank 0 only
     run_dir = tmp_path / "ddp" / "00000-cyclegan-stripes"
     log = (run_dir / "logs" / "log.txt").read_text()
-    assert "2 steps/epoch x 2 epochs = 4 steps on cpu x 2 processes" in log  # 8 images sharded over 2 ranks
+    assert "1 + 1 decay epochs x 2 steps = 4 steps on cpu x 2 processes" in log  # 8 images sharded over 2 ranks
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == ["00000-cyclegan-stripes"]
 
     # Ranks are compared at every checkpoint (steps 2 and 4): a divergence would have failed the run.
@@ -58,6 +63,24 @@ def test_two_processes_match_one_process_with_the_combined_batch(tmp_path):
     with torch.no_grad():
         out = generator.model(torch.zeros(1, 3, 32, 32))
     assert out.shape == (1, 3, 32, 32) and torch.isfinite(out).all()
+
+
+def test_a_single_process_run_resumes_as_two_processes_by_images_seen(tmp_path):
+    # Alone with batch 2: 4 steps/epoch, 8 steps; killed after the checkpoint of step 2 (4 images of epoch 0 seen).
+    # As two processes: 2 steps/epoch, 4 steps; 4 images are one step of the pair, so it continues at step 1.
+    data = make_builtin("flat2striped", tmp_path / "stripes", size=32, count=8)
+    config = CycleGANConfig(data=str(data), out_dir=str(tmp_path / "runs"), batch_size=2, **SETTINGS)
+    run_dir = interrupted_run(CycleGAN, config, crash_on_call=4)
+    assert torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["step"] == 2
+    done = torchrun_train("--resume", str(run_dir), "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("ganslim train cyclegan: 4 steps") == 1
+    log = (run_dir / "logs" / "log.txt").read_text()
+    assert ("the checkpoint of step 2 was written by 1 process(es) of batch 2; as 2 of batch 2 the run continues "
+            "at step 1 of 4") in log
+    state = torch.load(run_dir / "checkpoints" / "state_00000004.pt", weights_only=True)
+    assert state["step"] == 4 and state["world_size"] == 2 and len(state["ranks"]) == 2
+    assert not (run_dir / ".lock").exists()
 
 
 def test_out_of_sync_ranks_are_detected(monkeypatch):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+import json
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +17,13 @@ from torch import nn
 from ganslim.atomic import atomic_torch_save
 from ganslim.config import TrainConfig, option
 from ganslim.engine import EMA, ConstantThenLinearDecay, DistInfo, TrainContext, epoch_batches, fit
+from ganslim.engine import logging as logging_module
+from ganslim.engine import runs as runs_module
 from ganslim.engine import state as state_module
-from ganslim.engine.loop import steps_per_epoch
+from ganslim.engine.loop import resumed_step, steps_per_epoch
+from ganslim.engine.runs import RunLock
 from ganslim.engine.seed import rng_state, seed_everything, set_rng_state
-from ganslim.errors import GanslimError
+from ganslim.errors import GanslimError, RunInterrupted
 from helpers import Crash, interrupted_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -413,3 +420,249 @@ def test_amp_context_autocasts_and_scales_gradients():
     assert not torch.equal(before, net.weight) and torch.isfinite(net.weight).all()
     with TrainContext(config, torch.device("cpu"), DistInfo()).autocast():
         assert net(torch.ones(1, 1, 5, 5)).dtype == torch.float32  # --amp off: no autocast
+
+
+# ---------------------------------------------------------------------------------------------- non-finite values
+
+
+def _turns_bad_at(call: int, *, loss: str | None = None, weights: bool = False):
+    """A train_step that from its ``call``-th call returns a NaN ``loss`` term and/or leaves NaN weights."""
+    original, calls = ToyMethod.train_step, {"n": 0}
+
+    def step(self, batch):
+        calls["n"] += 1
+        losses = original(self, batch)
+        if calls["n"] >= call:
+            if loss is not None:
+                losses[loss] = losses[loss] * float("nan")
+            if weights:
+                with torch.no_grad():
+                    self.head.weight.fill_(float("nan"))
+        return losses
+
+    return step
+
+
+@pytest.mark.parametrize("bad, expected", [
+    (dict(loss="head"), "loss 'head' became nan at step 6"),
+    (dict(weights=True), "network 'head' has non-finite weights at step 8"),  # losses stay finite until step 7
+])
+def test_non_finite_values_never_reach_a_checkpoint(tmp_path, monkeypatch, bad, expected):
+    # log_every 50: no log step before the end; checkpoints and validations at steps 4 and 8
+    config = toy_config(tmp_path, ckpt_every=4, val_every=4, log_every=50, sample_every=0)
+    # NaN weights make the next step's loss NaN too: they come in the last step before the check at step 8
+    monkeypatch.setattr(ToyMethod, "train_step", _turns_bad_at(8 if "weights" in bad else 6, **bad))
+    with pytest.raises(GanslimError) as excinfo:
+        fit(config, ToyMethod, progress=False)
+    message = str(excinfo.value)
+    run = sorted((tmp_path / "runs").iterdir())[-1]
+    assert "\n" not in message and message.startswith(expected)
+    assert f"last good checkpoint, step 4, is kept in {run / 'checkpoints' / 'latest.pt'}" in message
+    assert message.endswith(f"then resume with --resume {run}") and "--set lr=" in message
+    latest = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    assert latest["step"] == 4 and best["step"] == 4
+    for saved in (latest, best):
+        assert all(torch.isfinite(t).all() for net in saved["networks"].values() for t in net.values())
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "latest.pt", "state_00000004.pt"]
+    assert not (run / ".lock").exists()
+
+
+def test_non_finite_loss_before_the_first_checkpoint_says_start_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(ToyMethod, "train_step", _turns_bad_at(1, loss="l1"))
+    with pytest.raises(GanslimError) as excinfo:
+        fit(toy_config(tmp_path, log_every=3), ToyMethod, progress=False)
+    assert str(excinfo.value).startswith("loss 'l1' became nan at step 1: training stopped before its first "
+                                         "checkpoint (run folder ")
+    assert str(excinfo.value).endswith("drop --amp, then start again")
+
+
+# ---------------------------------------------------------------------------------------------- world / batch changes
+
+
+@pytest.mark.parametrize("step, saved, now, expected", [
+    (6, (3, 1), (3, 2), (3, 0)),     # 10 items: 4 steps/epoch alone, 2 as two processes; 6 images seen: exact
+    (5, (3, 1), (3, 2), (2, 3)),     # epoch 1 after 3 images: the next 2-process step starts at image 0 again
+    (3, (3, 2), (3, 1), (6, 0)),     # back: epoch 1 after 6 images = 2 single-process steps
+    (16, (3, 1), (3, 2), (8, 0)),    # a finished run stays finished
+    (8, (3, 2), (3, 1), (16, 0)),
+    (6, (3, 1), (2, 1), (8, 0)),     # another batch size: 6 images = 3 steps of 2 into epoch 1 (5 steps/epoch)
+    (7, (3, 1), (4, 1), (5, 1)),     # 9 images = 2 steps of 4 into epoch 1 (3 steps/epoch), one image again
+])
+def test_resumed_step_converts_by_images_seen(step, saved, now, expected):
+    assert resumed_step(step, 10, saved, now) == expected
+
+
+def test_resume_with_another_batch_size_continues_by_images_seen(tmp_path):
+    # batch 3: 4 steps/epoch, killed after the checkpoint of step 6 (epoch 1, 6 images seen); resumed at batch 2
+    config = toy_config(tmp_path, ckpt_every=6)
+    interrupted = interrupted_run(ToyMethod, config, crash_on_call=8)
+    resumed = fit(dataclasses.replace(config, batch_size=2), ToyMethod, resume=interrupted, progress=False)
+    assert resumed.step == resumed.total_steps == 20  # 5 steps/epoch x 4 epochs, continued at step 5 + 3
+    log = (interrupted / "logs" / "log.txt").read_text()
+    assert ("the checkpoint of step 6 was written by 1 process(es) of batch 3; as 1 of batch 2 the run continues "
+            "at step 8 of 20") in log
+    seen = torch.load(interrupted / "checkpoints" / "state_00000020.pt", weights_only=True)["ranks"][0]["method"]
+    assert [sorted(seen["seen"][i * 10:(i + 1) * 10]) for i in range(4)] == [list(range(10))] * 4
+
+
+def test_a_step_number_taken_by_latest_gets_its_own_state_file(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    state_module.save_latest(checkpoints, 6, {"net": {}}, None, {"optimizers": {}})
+    state_module.save_latest(checkpoints, 6, {"net": {}}, None, {"optimizers": {"again": {}}})
+    weights, state = state_module.load_training_state(checkpoints / "latest.pt")
+    assert weights["state_file"] == "state_00000006-1.pt" and state["optimizers"] == {"again": {}}
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["latest.pt", "state_00000006-1.pt"]
+
+
+# ---------------------------------------------------------------------------------------------- lock, disk, Ctrl-C
+
+
+def test_a_second_writer_of_a_run_is_refused(tmp_path):
+    run = fit(toy_config(tmp_path, epochs=1, epochs_decay=0), ToyMethod, progress=False)
+    assert not (run.run_dir / ".lock").exists()  # released at the end
+    before = (run.run_dir / "checkpoints" / "latest.pt").read_bytes()
+    with RunLock(run.run_dir):
+        with pytest.raises(GanslimError) as excinfo:
+            fit(toy_config(tmp_path, epochs=2, epochs_decay=0), ToyMethod, resume=run.run_dir, progress=False)
+    message = str(excinfo.value)
+    assert message.startswith(f"run folder '{run.run_dir}' is in use by pid {os.getpid()} on host ")
+    assert f"(lock file {run.run_dir / '.lock'})" in message
+    assert (run.run_dir / "checkpoints" / "latest.pt").read_bytes() == before
+    assert fit(toy_config(tmp_path, epochs=2, epochs_decay=0), ToyMethod, resume=run.run_dir,
+               progress=False).step == 8  # free again
+
+
+def test_a_stale_lock_is_taken_over_with_a_notice(tmp_path):
+    config = toy_config(tmp_path, ckpt_every=4)
+    interrupted = interrupted_run(ToyMethod, config, crash_on_call=6)
+    assert not (interrupted / ".lock").exists()  # released on the error too
+    (interrupted / ".lock").write_text('{"pid": 999999999, "host": "elsewhere", "started": "2024-01-01 00:00:00"}')
+    fit(config, ToyMethod, resume=interrupted, progress=False)
+    log = (interrupted / "logs" / "log.txt").read_text()
+    assert (f"took over the stale lock {interrupted / '.lock'} of pid 999999999 on host elsewhere "
+            f"(since 2024-01-01 00:00:00), which no longer runs") in log
+    assert not (interrupted / ".lock").exists()
+    lock = RunLock(interrupted)
+    with lock:
+        holder = json.loads((interrupted / ".lock").read_text())
+        assert holder["pid"] == os.getpid() and lock.notice is None
+
+
+def test_out_dir_problems_are_one_line_and_create_nothing(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(GanslimError, match=r"--out-dir '.*afile' is a file, not a folder"):
+        fit(toy_config(tmp_path, out_dir=str(tmp_path / "afile")), ToyMethod, progress=False)
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):  # tests run as root, for whom chmod does not make a folder read-only
+        if self.parent == read_only:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(GanslimError) as excinfo:
+        fit(toy_config(tmp_path, out_dir=str(read_only)), ToyMethod, progress=False)
+    assert str(excinfo.value) == (f"cannot create a run folder in '{read_only}' (Permission denied): pass a "
+                                  f"writable --out-dir")
+    assert list(read_only.iterdir()) == []
+
+
+@pytest.mark.parametrize("failing", ["state", "latest"])
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, failing):
+    real_save = state_module.atomic_torch_save
+
+    def save(obj, path):
+        if obj["step"] == 8 and Path(path).name.startswith(failing):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(obj, path)
+
+    monkeypatch.setattr(state_module, "atomic_torch_save", save)
+    with pytest.raises(GanslimError) as excinfo:
+        fit(toy_config(tmp_path, ckpt_every=4), ToyMethod, progress=False)
+    run = sorted((tmp_path / "runs").iterdir())[-1]
+    assert str(excinfo.value) == (
+        f"cannot write the checkpoint of step 8 to {run / 'checkpoints'} (No space left on device): training stopped;"
+        f" the last good checkpoint, step 4, is kept in {run / 'checkpoints' / 'latest.pt'}: free disk space or make "
+        f"the folder writable, then resume with --resume {run}")
+    weights, state = state_module.load_training_state(run / "checkpoints" / "latest.pt")
+    assert weights["step"] == state["step"] == 4
+    assert not list((run / "checkpoints").glob("state_00000008*")) and not (run / ".lock").exists()
+
+
+def _interrupt_at(call: int):
+    original, calls = ToyMethod.train_step, {"n": 0}
+
+    def step(self, batch):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    return step
+
+
+def test_ctrl_c_says_where_to_resume(tmp_path, monkeypatch):
+    monkeypatch.setattr(ToyMethod, "train_step", _interrupt_at(7))
+    with pytest.raises(RunInterrupted) as excinfo:
+        fit(toy_config(tmp_path, ckpt_every=4), ToyMethod, progress=False)
+    run = sorted((tmp_path / "runs").iterdir())[-1]
+    assert excinfo.value.line("ganslim train toy") == (
+        f"interrupted at step 6; last checkpoint: step 4 in {run / 'checkpoints' / 'latest.pt'}; resume with: "
+        f"ganslim train toy --resume {run}")
+    assert not (run / ".lock").exists()
+
+    monkeypatch.setattr(ToyMethod, "train_step", _interrupt_at(3))
+    with pytest.raises(RunInterrupted) as excinfo:
+        fit(toy_config(tmp_path, ckpt_every=4), ToyMethod, progress=False)
+    run = sorted((tmp_path / "runs").iterdir())[-1]
+    assert excinfo.value.line("ganslim train toy") == (
+        f"interrupted at step 2, before the first checkpoint: '{run}' holds nothing to resume and can be deleted")
+
+
+def test_a_stage_of_a_staged_run_resumes_through_its_run(tmp_path, monkeypatch):
+    outer = tmp_path / "runs" / "00000-staged"
+    outer.mkdir(parents=True)
+    (outer / "config.yaml").write_text("method: staged\n")
+    monkeypatch.setattr(ToyMethod, "train_step", _interrupt_at(3))
+    with pytest.raises(RunInterrupted) as excinfo:
+        fit(toy_config(tmp_path, out_dir=str(outer)), ToyMethod, progress=False)
+    assert excinfo.value.line("ganslim compress staged") == (
+        f"interrupted at step 2, before the first checkpoint: '{outer / '00000-toy-toydata'}' holds nothing to "
+        f"resume and can be deleted; resume with: ganslim compress staged --resume {outer} (its earlier stages are "
+        f"kept)")
+
+
+# ---------------------------------------------------------------------------------------------- console
+
+
+def test_console_shows_total_eta_and_without_a_bar_one_line_per_epoch(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(logging_module, "ETA_AFTER_STEPS", 3)
+    result = fit(toy_config(tmp_path, epochs=1, epochs_decay=3), ToyMethod, progress=False)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("toy: 10 training images; 1 + 3 decay epochs x 4 steps = 16 steps on cpu; run folder")
+    eta = [line for line in lines if line.startswith("ETA ")]
+    # timed from the end of step 1 (its warm-up is slow): after 3 more steps, 12 are left
+    assert len(eta) == 1 and re.fullmatch(r"ETA \d+s: 12 steps left at [\d.]+ steps/s \(timed over 3 steps\)", eta[0])
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1/4", "epoch 2/4", "epoch 3/4", "epoch 4/4"]
+    assert epochs[0].startswith("epoch 1/4: step 4/16, l1 ") and ", head " in epochs[0] and ", ETA " in epochs[0]
+    assert epochs[3].startswith("epoch 4/4: step 16/16") and "elapsed" in epochs[3] and "ETA" not in epochs[3]
+    assert "epoch 2/4: step 8/16" in (result.run_dir / "logs" / "log.txt").read_text()
+
+    fit(toy_config(tmp_path, epochs=1, epochs_decay=0), ToyMethod, progress=True)
+    assert "epoch 1/1" not in capsys.readouterr().err  # the bar shows progress instead
+
+
+def test_a_file_system_without_locks_runs_unguarded_with_a_notice(tmp_path, monkeypatch):
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(runs_module.fcntl, "flock", no_locks)
+    result = fit(toy_config(tmp_path, epochs=1, epochs_decay=0), ToyMethod, progress=False)
+    assert result.step == 4
+    assert (f"cannot lock {result.run_dir / '.lock'} (No locks available): make sure no other process writes this "
+            f"run folder") in (result.run_dir / "logs" / "log.txt").read_text()
+    assert not (result.run_dir / ".lock").exists()

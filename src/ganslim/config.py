@@ -83,6 +83,11 @@ class TrainConfig:
     def check(self) -> None:
         """Cross-field checks of a subclass; raise GanslimError with a one-line fix."""
 
+    def fixed_image_sides(self) -> dict[str, int]:
+        """Config keys that fix a side of the images the networks see, with that side (none here: a subclass
+        with image options says; the engine checks each against every network's ``image_sides``)."""
+        return {}
+
 
 @dataclass(frozen=True)
 class ImageTranslationConfig(TrainConfig):
@@ -103,6 +108,15 @@ class ImageTranslationConfig(TrainConfig):
         if "crop" in self.preprocess and self.crop_size > self.load_size:
             raise GanslimError(f"crop_size {self.crop_size} is larger than load_size {self.load_size}: "
                                f"set load_size >= crop_size")
+
+    def fixed_image_sides(self) -> dict[str, int]:
+        """Crops are crop_size square; scale_width makes training images load_size wide and validation images
+        crop_size wide; 'none' keeps each image's own size (rounded to a multiple of 4)."""
+        if "crop" in self.preprocess:
+            return {"crop_size": self.crop_size}
+        if self.preprocess == "scale_width":
+            return {"load_size": self.load_size, "crop_size": self.crop_size}
+        return {}
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:

@@ -37,7 +37,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ganslim.archs.resnet import N_DOWNSAMPLING, ResnetGenerator, _check_indices
+from ganslim.archs.resnet import N_DOWNSAMPLING, RESNET_SIDES, ResnetGenerator, _check_indices
+from ganslim.archs.sizes import ImageSides
 from ganslim.errors import GanslimError
 from ganslim.nn import OutputConv2d, check_norm, conv_bias, make_norm
 from ganslim.registry import GENERATORS
@@ -178,6 +179,7 @@ class MobileResnetGenerator(nn.Module):
     """
 
     layer_kit: ClassVar[LayerKit] = STATIC_LAYERS
+    image_sides: ClassVar[ImageSides] = RESNET_SIDES
 
     def __init__(
         self,

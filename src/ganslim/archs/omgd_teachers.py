@@ -29,11 +29,14 @@ wide teacher.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from ganslim.archs.mobile_resnet import MobileResnetBlock, MobileResnetGenerator
-from ganslim.archs.resnet import N_DOWNSAMPLING
+from ganslim.archs.resnet import N_DOWNSAMPLING, RESNET_SIDES
+from ganslim.archs.sizes import ImageSides
 from ganslim.archs.unet import UnetGenerator
 from ganslim.errors import GanslimError
 from ganslim.nn import OutputConv2d, check_norm, conv_bias, make_norm
@@ -104,6 +107,8 @@ class DeepMobileResnetGenerator(nn.Module):
         use_dropout: Dropout(0.5) inside every residual block.
         n_blocks: mobile residual blocks (the student's count).
     """
+
+    image_sides: ClassVar[ImageSides] = RESNET_SIDES
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 16, norm: str = "instance",
                  use_dropout: bool = False, n_blocks: int = 9) -> None:

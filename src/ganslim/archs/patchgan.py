@@ -13,9 +13,12 @@ only with instance norm.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from ganslim.archs.sizes import ImageSides
 from ganslim.errors import GanslimError
 from ganslim.nn import check_norm, conv_bias, make_norm
 from ganslim.registry import DISCRIMINATORS
@@ -61,6 +64,12 @@ class NLayerDiscriminator(nn.Module):
         layers.append(nn.Conv2d(channels, 1, kernel_size=4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)
 
+    @property
+    def image_sides(self) -> ImageSides:
+        """n_layers stride-2 convs (floor halving), then two 4x4 stride-1 convs each losing a pixel; the norm
+        between them needs 2 pixels, so H / 2**n_layers must be at least 3."""
+        return ImageSides(minimum=3 * 2**self.n_layers)
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(N, input_nc, H, W) -> (N, 1, H / 2**n_layers - 2, W / 2**n_layers - 2) patch scores."""
         return self.model(image)
@@ -68,6 +77,8 @@ class NLayerDiscriminator(nn.Module):
 
 class PixelDiscriminator(nn.Module):
     """1x1 PatchGAN (pixelGAN): (N, input_nc, H, W) -> (N, 1, H, W) raw per-pixel scores."""
+
+    image_sides: ClassVar[ImageSides] = ImageSides(minimum=2)  # its norm needs 2 values per channel
 
     def __init__(self, input_nc: int = 3, ndf: int = 64, norm: str = "batch") -> None:
         super().__init__()

@@ -15,16 +15,19 @@ Inside a block, ``conv_block`` is pad, conv, norm, ReLU, [Dropout(0.5)], pad, co
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import torch
 from torch import nn
 
+from ganslim.archs.sizes import ImageSides
 from ganslim.errors import GanslimError
 from ganslim.nn import OutputConv2d, check_norm, conv_bias, make_norm
 from ganslim.registry import GENERATORS
 
 N_DOWNSAMPLING = 2
+# Two stride-2 downsamplings undone by transposed convs; the H/4 x W/4 middle needs 2 pixels for its norms.
+RESNET_SIDES = ImageSides(multiple=2**N_DOWNSAMPLING, minimum=2 * 2**N_DOWNSAMPLING)
 
 
 class ResnetBlock(nn.Module):
@@ -65,6 +68,8 @@ class ResnetGenerator(nn.Module):
         use_dropout: Dropout(0.5) between the two convs of every block (shifts the second conv's key).
         n_blocks: number of residual blocks (9 for ``resnet_9blocks``, 6 for ``resnet_6blocks``).
     """
+
+    image_sides: ClassVar[ImageSides] = RESNET_SIDES
 
     def __init__(
         self,

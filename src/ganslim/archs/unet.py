@@ -24,6 +24,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ganslim.archs.sizes import ImageSides
 from ganslim.errors import GanslimError
 from ganslim.nn import check_norm, conv_bias, make_norm
 from ganslim.registry import GENERATORS
@@ -136,6 +137,11 @@ class UnetGenerator(nn.Module):
             output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, norm=norm
         )
 
+    @property
+    def image_sides(self) -> ImageSides:
+        """Each of the num_downs stride-2 convs halves the image exactly, down to 1x1."""
+        return ImageSides(multiple=2**self.num_downs, minimum=2**self.num_downs)
+
     def blocks(self) -> list[UnetSkipConnectionBlock]:
         """The skip blocks from outermost (depth 0) to innermost (depth num_downs - 1)."""
         chain = [self.model]
@@ -144,11 +150,11 @@ class UnetGenerator(nn.Module):
         return chain
 
     def _check_image(self, image: torch.Tensor) -> None:
-        step = 2**self.num_downs
-        if image.dim() != 4 or image.shape[1] != self.input_nc or image.shape[2] % step or image.shape[3] % step:
+        sides = self.image_sides
+        if image.dim() != 4 or image.shape[1] != self.input_nc or not all(map(sides.accepts, image.shape[2:])):
             raise GanslimError(
                 f"unet generator with num_downs {self.num_downs} takes (N, {self.input_nc}, H, W) with H, W "
-                f"multiples of {step}, got {tuple(image.shape)}; resize or crop the images"
+                f"{sides.describe()}, got {tuple(image.shape)}; resize or crop the images"
             )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

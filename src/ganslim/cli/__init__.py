@@ -12,7 +12,8 @@ import importlib
 import sys
 
 from ganslim import __version__
-from ganslim.errors import GanslimError
+from ganslim.cli.common import is_main_process
+from ganslim.errors import GanslimError, RunInterrupted
 
 COMMAND_MODULES = ("translate", "profile", "data", "demo", "train", "compress", "export", "quantize", "eval", "bench", "report")
 
@@ -33,10 +34,21 @@ def main(argv: list[str] | None = None) -> int:
     except GanslimError as error:
         print(f"ganslim {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except RunInterrupted as interrupt:
+        if is_main_process():
+            print(f"ganslim {args.command}: {interrupt.line(_command_line(args))}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print(f"ganslim {args.command}: interrupted", file=sys.stderr)
+        if is_main_process():
+            print(f"ganslim {args.command}: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """``ganslim train pix2pix`` / ``ganslim compress omgd``: the command that resumes this kind of run."""
+    method = getattr(args, "method", None)
+    return f"ganslim {args.command}" + (f" {method}" if method else "")
 
 
 if __name__ == "__main__":

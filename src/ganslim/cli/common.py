@@ -89,14 +89,9 @@ def compress_config(args: argparse.Namespace, cls: type, method: str, inherited:
 
 def _run_folder_config(run_dir: str, method: str) -> dict:
     from ganslim.config import read_config_file
-    from ganslim.engine.runs import CONFIG_FILE
-    from ganslim.errors import GanslimError
+    from ganslim.engine.runs import CONFIG_FILE, require_run_folder
 
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise GanslimError(f"--resume '{run_dir}' is not a run folder (no {CONFIG_FILE}): pass the folder a "
-                           f"'ganslim compress {method}' run made")
-    return read_config_file(path)
+    return read_config_file(require_run_folder(run_dir, f"'ganslim compress {method}'") / CONFIG_FILE)
 
 
 def show_config(config: Any, method: str) -> int:
@@ -107,7 +102,12 @@ def show_config(config: Any, method: str) -> int:
     return 0
 
 
+def is_main_process() -> bool:
+    """True in a plain process and in rank 0 of a ``torchrun`` world (``RANK`` 0 or unset)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def print_main(line: str) -> None:
-    """Print ``line`` in the main process only (``RANK`` 0 or unset)."""
-    if os.environ.get("RANK", "0") == "0":
+    """Print ``line`` in the main process only."""
+    if is_main_process():
         print(line)

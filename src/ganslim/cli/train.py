@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     method_cls = METHODS.get(args.method)
     extra = {"amp": args.amp} if args.amp is not None else {}
     config = config_from_args(args, method_cls.Config, method_cls.name,
-                              lambda resume: read_run_config(resolve_resume(resume)[0]), **extra)
+                              lambda resume: read_run_config(resolve_resume(resume, "'ganslim train'")[0]), **extra)
     if args.show_config:
         return show_config(config, method_cls.name)
     result = fit(config, method_cls, resume=args.resume, progress=not args.no_progress)

@@ -9,9 +9,9 @@ from ganslim.engine.context import TrainContext
 from ganslim.engine.distributed import DistInfo, init_distributed, launched_by_torchrun
 from ganslim.engine.ema import EMA
 from ganslim.engine.logging import image_grid
-from ganslim.engine.loop import RunResult, epoch_batches, fit, steps_per_epoch
+from ganslim.engine.loop import RunResult, epoch_batches, fit, resumed_step, steps_per_epoch
 from ganslim.engine.protocol import Method
-from ganslim.engine.runs import create_run_dir, read_run_config, resolve_resume
+from ganslim.engine.runs import RunLock, create_run_dir, read_run_config, require_run_folder, resolve_resume
 from ganslim.engine.schedules import ConstantThenLinearDecay
 from ganslim.engine.seed import derive_seed, seed_everything
 from ganslim.engine.state import load_weights
@@ -21,6 +21,7 @@ __all__ = [
     "DistInfo",
     "EMA",
     "Method",
+    "RunLock",
     "RunResult",
     "TrainContext",
     "create_run_dir",
@@ -32,7 +33,9 @@ __all__ = [
     "launched_by_torchrun",
     "load_weights",
     "read_run_config",
+    "require_run_folder",
     "resolve_resume",
+    "resumed_step",
     "seed_everything",
     "steps_per_epoch",
 ]

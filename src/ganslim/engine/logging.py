@@ -1,6 +1,8 @@
 """What a run shows and records: a progress bar, TensorBoard scalars and image grids, PNG samples, log.txt.
 
-Only rank 0 logs; other ranks get a disabled logger. TensorBoard tags: ``loss/<term>`` for every loss term a
+Only rank 0 logs; other ranks get a disabled logger that still tracks the loss terms (for the finiteness check).
+The console gets the start line, an ETA once the speed is known, validation lines and, without a progress bar,
+one line per epoch. TensorBoard tags: ``loss/<term>`` for every loss term a
 method returns (mean since the last log), ``lr/<optimizer>``, ``val/<metric>``, ``speed/steps_per_s`` and the
 image grid ``samples`` (rows: images; columns: input | output | target).
 """
@@ -16,10 +18,28 @@ import torch
 from tqdm import tqdm
 
 from ganslim.data import save_image
-from ganslim.errors import GanslimError
 
 LOG_DIR = "logs"
 SAMPLE_DIR = "samples"
+ETA_AFTER_STEPS = 20  # the ETA line comes after this many timed steps or ETA_AFTER_SECONDS, whichever is first
+ETA_AFTER_SECONDS = 20.0
+_NEVER = 2**62  # "no non-finite value yet" in the per-term first-bad-step trackers
+
+
+def _steps(count: int) -> str:
+    return f"{count} step" + ("" if count == 1 else "s")
+
+
+def format_duration(seconds: float) -> str:
+    """``"45s"``, ``"3m05s"``, ``"2h07m"``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
 
 
 def image_grid(columns: list[torch.Tensor], padding: int = 2) -> torch.Tensor:
@@ -48,18 +68,24 @@ def image_grid(columns: list[torch.Tensor], padding: int = 2) -> torch.Tensor:
 
 
 class RunLogger:
-    """Progress bar + TensorBoard + ``logs/log.txt`` for one run; does nothing when ``enabled`` is False."""
+    """Progress bar + TensorBoard + ``logs/log.txt`` for one run; writes nothing when ``enabled`` is False."""
 
     def __init__(self, run_dir: Path | None, enabled: bool, total_steps: int, start_step: int,
                  progress: bool = True) -> None:
         self.enabled = enabled and run_dir is not None
         self.run_dir = run_dir
+        self.progress = progress
         self.writer = None
         self.text = None
+        self.step, self.total_steps = start_step, total_steps
+        self.last_means: dict[str, float] = {}
         self._sums: dict[str, torch.Tensor | float] = {}
         self._counts: dict[str, int] = {}  # per term: a method may log a term only on some steps
-        self._last_time = time.perf_counter()
+        self._first_bad: dict[str, torch.Tensor | int] = {}  # per term: first step with a non-finite value
+        self._started = self._last_time = time.perf_counter()
         self._last_step = start_step
+        self._timed_from: tuple[float, int] | None = None  # (time, step) after the first step (its warm-up is slow)
+        self._eta_shown = False
         if self.enabled:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -79,21 +105,37 @@ class RunLogger:
         self.text.flush()
 
     def track(self, losses: dict[str, torch.Tensor | float]) -> None:
-        """Add one step's loss terms to the running means (each over the steps that logged it); advance the bar."""
+        """Add one step's loss terms to the running means (each over the steps that logged it), note the first
+        step of each term that is not finite (without waiting for the device), advance the bar and the ETA."""
+        self.step += 1
         for key, value in losses.items():
-            value = value.detach().float() if isinstance(value, torch.Tensor) else float(value)
+            if isinstance(value, torch.Tensor):
+                value = value.detach().float()
+                bad = torch.where(torch.isfinite(value).all(), _NEVER, self.step)
+                self._first_bad[key] = torch.minimum(bad, torch.as_tensor(self._first_bad.get(key, _NEVER)))
+            else:
+                value = float(value)
+                if not math.isfinite(value):
+                    self._first_bad[key] = min(self._first_bad.get(key, _NEVER), self.step)
             self._sums[key] = self._sums.get(key, 0.0) + value
             self._counts[key] = self._counts.get(key, 0) + 1
         self.bar.update(1)
+        self._maybe_show_eta()
+
+    def non_finite_loss(self) -> tuple[int, str] | None:
+        """``(step, "loss 'l1' became nan")`` for the earliest non-finite loss term since the last
+        :meth:`log_losses`, or None."""
+        found = [(int(step), key) for key, step in self._first_bad.items() if int(step) < _NEVER]
+        if not found:
+            return None
+        step, key = min(found)
+        return step, f"loss '{key}' became {float(self._sums[key])}"
 
     def log_losses(self, step: int, lrs: dict[str, float]) -> dict[str, float]:
         """Write the mean loss terms since the last call, the learning rates and the speed; return the means."""
         means = {key: float(total) / self._counts[key] for key, total in self._sums.items()}
-        self._sums, self._counts = {}, {}
-        for key, value in means.items():
-            if not math.isfinite(value):
-                raise GanslimError(f"loss '{key}' became {value} around step {step}: lower the learning rate"
-                                   f" (--set lr=...), turn off --amp, or set grad_clip")
+        self._sums, self._counts, self._first_bad = {}, {}, {}
+        self.last_means = means
         now = time.perf_counter()
         speed = (step - self._last_step) / max(now - self._last_time, 1e-9)
         self._last_time, self._last_step = now, step
@@ -107,6 +149,38 @@ class RunLogger:
             self.text.write(f"step {step} " + " ".join(f"{k}={v:.4g}" for k, v in means.items()) + "\n")
             self.text.flush()
         return means
+
+    def log_epoch(self, epoch: int, total_epochs: int) -> None:
+        """Without a progress bar: one line per finished epoch (step, last logged losses, elapsed, ETA)."""
+        if self.progress:
+            return
+        losses = ", ".join(f"{key} {value:.3g}" for key, value in self.last_means.items())
+        timing = f"{format_duration(time.perf_counter() - self._started)} elapsed"
+        eta = self._eta_seconds()
+        if eta is not None and self.step < self.total_steps:
+            timing += f", ETA {format_duration(eta)}"
+        self.message(f"epoch {epoch}/{total_epochs}: step {self.step:,}/{self.total_steps:,}"
+                     + (f", {losses}" if losses else "") + f"; {timing}")
+
+    def _eta_seconds(self) -> float | None:
+        if self._timed_from is None or self.step <= self._timed_from[1]:
+            return None
+        since, first = self._timed_from
+        return (self.total_steps - self.step) * (time.perf_counter() - since) / (self.step - first)
+
+    def _maybe_show_eta(self) -> None:
+        now = time.perf_counter()
+        if self._timed_from is None:
+            self._timed_from = (now, self.step)
+            return
+        since, first = self._timed_from
+        if self._eta_shown or not (self.step - first >= ETA_AFTER_STEPS or now - since >= ETA_AFTER_SECONDS):
+            return
+        self._eta_shown = True
+        if self.step < self.total_steps:
+            speed = (self.step - first) / max(now - since, 1e-9)
+            self.message(f"ETA {format_duration(self._eta_seconds())}: {self.total_steps - self.step:,} steps left "
+                         f"at {speed:.3g} steps/s (timed over {_steps(self.step - first)})")
 
     def log_validation(self, step: int, metrics: dict[str, float]) -> None:
         if not self.enabled:

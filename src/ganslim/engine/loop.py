@@ -9,39 +9,62 @@ Exact resume: the data order of an epoch is a pure function of (seed, epoch), au
 index) (see ``ganslim.data``), the learning rate of the epoch; a checkpoint holds weights, optimizer and
 gradient-scaler state, every rank's RNG state and the method's extra state, and a resumed run skips the
 batches of the current epoch already seen. A run stopped after the checkpoint of step k and resumed therefore
-reaches the same weights as a run that never stopped.
+reaches the same weights as a run that never stopped. A run resumed with another number of processes (or batch
+size) continues from the images it has seen (:func:`resumed_step`).
+
+Safety: the image sizes the config fixes are checked against every network before a run folder exists; rank 0
+holds the run folder's lock (:class:`~ganslim.engine.runs.RunLock`) while it runs; loss terms are checked at
+every log step and, with the weights, before every checkpoint, so a non-finite value stops the run with the
+last good ``latest.pt`` and ``best.pt`` kept; a failed write (disk full) stops it with one line, the previous
+checkpoint intact; Ctrl-C raises :class:`~ganslim.errors.RunInterrupted` saying how to resume.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import shutil
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from ganslim.archs.sizes import ImageSides, combined
 from ganslim.config import TrainConfig
 from ganslim.engine import distributed as ddp
 from ganslim.engine.context import TrainContext
 from ganslim.engine.ema import EMA
-from ganslim.engine.logging import RunLogger, image_grid
+from ganslim.engine.logging import RunLogger, format_duration, image_grid
 from ganslim.engine.protocol import Method
-from ganslim.engine.runs import BEST, CHECKPOINT_DIR, LATEST, create_run_dir, resolve_resume, run_label, write_config
+from ganslim.engine.runs import (
+    BEST,
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    LATEST,
+    RunLock,
+    create_run_dir,
+    resolve_resume,
+    resume_folder,
+    run_label,
+    write_config,
+)
 from ganslim.engine.schedules import ConstantThenLinearDecay, apply_lr_factor, remember_initial_lr
 from ganslim.engine.seed import derive_seed, rng_state, seed_everything, set_rng_state
 from ganslim.engine.state import cpu_state_dict, load_training_state, load_weights, save_best, save_latest
-from ganslim.errors import GanslimError
+from ganslim.errors import GanslimError, RunInterrupted
 
 _ORDER_STREAM = 0x0DE5  # separates the data-order seed from other seeds derived from the config seed
+T = TypeVar("T")
 
 
 @dataclass
 class RunResult:
-    """What a finished ``fit`` reports (the same object on every rank; ``exported`` only on rank 0)."""
+    """What a finished ``fit`` reports (the same object on every rank)."""
 
     method: str
     run_dir: Path
@@ -54,8 +77,7 @@ class RunResult:
 
     def summary(self) -> str:
         """The one-line report printed at the end of ``ganslim train``."""
-        minutes, seconds = divmod(int(round(self.seconds)), 60)
-        parts = [f"{self.method}: {self.step} steps in {minutes}m{seconds:02d}s"]
+        parts = [f"{self.method}: {self.step} steps in {format_duration(self.seconds)}"]
         if self.best is not None:
             parts.append(f"best val {self.best['metric']} {self.best['value']:.4g} at step {self.best['step']} "
                          f"({CHECKPOINT_DIR}/{BEST})")
@@ -76,10 +98,47 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
+def _reason(error: OSError) -> str:
+    """``"No space left on device"``: the system's words for an OSError, even one raised without them."""
+    return error.strerror or (os.strerror(error.errno) if error.errno else str(error) or type(error).__name__)
+
+
 def steps_per_epoch(num_items: int, batch_size: int, info: ddp.DistInfo) -> int:
     """Batches each rank runs per epoch (every rank runs the same number)."""
     per_rank = -(-num_items // info.world_size)
     return -(-per_rank // batch_size)
+
+
+def resumed_step(step: int, num_items: int, saved: tuple[int, int], now: tuple[int, int]) -> tuple[int, int]:
+    """Where a run checkpointed at ``step`` under ``saved = (batch size, processes)`` continues under ``now``.
+
+    Steps count per process, so they mean other things under another world. Within an epoch the processes
+    consume its shuffled order from the start, ``batch size x processes`` images per step (see
+    :func:`epoch_batches`): the images seen are a prefix of the order. The run continues in the same epoch at the
+    last step of the new world inside that prefix; the images after it (fewer than one new step's worth) are
+    seen again, none is skipped.
+
+    Returns:
+        (step under ``now``, images of the current epoch seen twice).
+    """
+    saved_steps = steps_per_epoch(num_items, saved[0], ddp.DistInfo(world_size=saved[1]))
+    epoch, done = divmod(step, saved_steps)
+    new_done, repeated = divmod(done * saved[0] * saved[1], now[0] * now[1])
+    return epoch * steps_per_epoch(num_items, now[0], ddp.DistInfo(world_size=now[1])) + new_done, repeated
+
+
+def check_image_sides(networks: dict[str, nn.Module], sides: dict[str, int]) -> None:
+    """Raise a one-line GanslimError if a configured image side (``{"crop_size": 256}``) is one a network with
+    an ``image_sides`` rule (see :mod:`ganslim.archs.sizes`) cannot take."""
+    rules = {name: net.image_sides for name, net in networks.items()
+             if isinstance(getattr(net, "image_sides", None), ImageSides)}
+    for key, side in sides.items():
+        for name, rule in rules.items():
+            if not rule.accepts(side):
+                fits = " or ".join(f"{key}={fit}" for fit in combined(rules.values()).nearest(side))
+                raise GanslimError(f"{key} {side} does not fit network '{name}' ({type(networks[name]).__name__}),"
+                                   f" which takes image sides that are {rule.describe()}: set {fits} (or change the "
+                                   f"architecture)")
 
 
 def epoch_batches(num_items: int, batch_size: int, seed: int, epoch: int, info: ddp.DistInfo) -> list[list[int]]:
@@ -135,42 +194,72 @@ class _Run:
             raise GanslimError(f"the training set under '{config.data}' is empty: add images")
         self.schedule = ConstantThenLinearDecay(config.epochs, config.epochs_decay)
         self.schedules = self.method.lr_schedules()
+        check_image_sides(self.networks, config.fixed_image_sides())
         self.steps_per_epoch = steps_per_epoch(len(self.train_set), config.batch_size, info)
         self.total_steps = self.steps_per_epoch * self.schedule.total_epochs
+        self.step = 0
+        self.checkpoint_step: int | None = None  # step of the latest.pt on disk
         self.best: dict | None = None
         self.last_metrics: dict[str, float] = {}
+        self.notices: list[str] = []  # lines for the log once it exists (stale lock, resume conversion)
         self._sample_batch: dict | None = None
 
     # ------------------------------------------------------------------ phases
 
     def run(self, resume: str | Path | None, started: float) -> RunResult:
-        step = 0
-        if resume is not None:
-            run_dir, latest = resolve_resume(resume)
-            step = self._restore(latest)
+        if resume is None:
+            self.run_dir, latest = Path(self._on_main(self._new_run_dir)), None
         else:
-            run_dir = ddp.broadcast_object(self.info, create_run_dir(self.config.out_dir, run_label(
-                self.name, self.config)) if self.info.is_main else None)
-        self.run_dir = Path(run_dir)
+            self.run_dir, latest = resolve_resume(resume)
         self.checkpoint_dir = self.run_dir / CHECKPOINT_DIR
-        if self.info.is_main:
-            write_config(self.run_dir, self.config, self.name)
+        lock = RunLock(self.run_dir)
+        try:
+            self._on_main(lock.acquire)
+            if lock.notice:
+                self.notices.append(lock.notice)
+            if latest is not None:
+                self.step = self._restore(latest)
+                self._on_main(lambda: self._write(f"'{self.run_dir / CONFIG_FILE}'", lambda: write_config(
+                    self.run_dir, self.config, self.name)))
+            return self._run_locked(resume is not None, started)
+        except KeyboardInterrupt:
+            checkpoint = (None if self.checkpoint_step is None
+                          else (self.checkpoint_step, str(self.checkpoint_dir / LATEST)))
+            raise RunInterrupted(self.step, str(self.run_dir), str(resume_folder(self.run_dir)), checkpoint) from None
+        finally:
+            lock.release()
+
+    def _new_run_dir(self) -> str:
+        """A new numbered run folder holding config.yaml (removed again if that cannot be written)."""
+        run_dir = create_run_dir(self.config.out_dir, run_label(self.name, self.config))
+        try:
+            write_config(run_dir, self.config, self.name)
+        except OSError as error:
+            shutil.rmtree(run_dir, ignore_errors=True)  # just created by us, holding nothing else
+            raise GanslimError(f"cannot write '{run_dir / CONFIG_FILE}' ({_reason(error)}): free disk space or "
+                               f"pass a writable --out-dir") from None
+        return str(run_dir)
+
+    def _run_locked(self, resumed: bool, started: float) -> RunResult:
+        step = self.step
         self.log = RunLogger(self.run_dir, self.info.is_main, self.total_steps, step, self.progress)
         try:
+            schedule = self.schedule
             self.log.message(
-                f"{self.name}: {len(self.train_set)} training images, {self.steps_per_epoch} steps/epoch x "
-                f"{self.schedule.total_epochs} epochs = {self.total_steps} steps on {self.device}"
+                f"{self.name}: {len(self.train_set)} training images; {schedule.epochs} + {schedule.epochs_decay} "
+                f"decay epochs x {self.steps_per_epoch:,} steps = {self.total_steps:,} steps on {self.device}"
                 + (f" x {self.info.world_size} processes" if self.info.enabled else "")
-                + (f", resumed at step {step}" if resume is not None else "") + f"; run folder {self.run_dir}")
+                + (f", resumed at step {step:,}" if resumed else "") + f"; run folder {self.run_dir}")
+            for line in self.notices:
+                self.log.message(line)
             if self.monitor is not None and self.val_set is None:
                 self.log.message(f"no validation split under '{self.config.data}': no best.pt is chosen, the "
                                  f"final weights are exported")
             start = step
             step = self._train(step)
-            if step > start or not (self.checkpoint_dir / LATEST).is_file():
+            if step > start or self.checkpoint_step != step:
                 self._finish(step)
-            exported = self._export() if self.info.is_main else {}
-            ddp.barrier(self.info)
+            exported = self._on_main(lambda: self._write("the exported models", self._export))
         finally:
             self.log.close()
         best = ddp.broadcast_object(self.info, self.best)
@@ -190,11 +279,14 @@ class _Run:
                 losses = self.method.train_step(batch)
                 if self.ema is not None:
                     self.ema.update()
-                step += 1
+                step = self.step = step + 1
                 self.log.track(losses)
                 if step % config.log_every == 0 or step == self.total_steps:
+                    self._check_finite(step)
                     lrs = {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
                     self.log.log_losses(step, lrs)
+                if step % self.steps_per_epoch == 0:
+                    self.log.log_epoch(step // self.steps_per_epoch, self.schedule.total_epochs)
                 if step == self.total_steps:
                     break
                 if config.sample_every and step % config.sample_every == 0:
@@ -249,38 +341,97 @@ class _Run:
                     net.train(modes[name])
 
     def _samples(self, step: int) -> None:
-        if not self.info.is_main:
-            return
+        self._on_main(lambda: self._samples_on_main(step))
+
+    def _samples_on_main(self, step: int) -> None:
         if self._sample_batch is None:
             source = self.val_set if self.val_set is not None and len(self.val_set) else self.train_set
             count = min(self.config.sample_images, len(source))
             self._sample_batch = self._to_device(default_collate([source[i] for i in range(count)]))
         with self._evaluating():
             columns = self.method.visuals(self._sample_batch)
-        self.log.log_samples(step, image_grid(columns))
+        self._write(f"the sample grid of step {step}", lambda: self.log.log_samples(step, image_grid(columns)))
 
     def _validate(self, step: int) -> None:
         if self.val_set is None or len(self.val_set) == 0:
             return
-        if self.info.is_main:
-            with self._evaluating():
-                metrics = {key: float(value) for key, value in self.method.validate(self._val_batches()).items()}
-            self.last_metrics = metrics
-            self.log.log_validation(step, metrics)
-            if self.monitor is not None:
-                self._update_best(step, metrics)
-        ddp.barrier(self.info)
+        self._check_finite(step, weights=True)
+        self._on_main(lambda: self._validate_on_main(step))
+
+    def _validate_on_main(self, step: int) -> None:
+        with self._evaluating():
+            metrics = {key: float(value) for key, value in self.method.validate(self._val_batches()).items()}
+        self.last_metrics = metrics
+        self.log.log_validation(step, metrics)
+        if self.monitor is not None:
+            self._update_best(step, metrics)
 
     def _update_best(self, step: int, metrics: dict[str, float]) -> None:
         metric, mode = self.monitor
         if metric not in metrics:
             raise RuntimeError(f"{self.name}.validate() returned no '{metric}' (its monitor metric)")
         value = metrics[metric]
-        if self.best is not None and not (value > self.best["value"] if mode == "max" else value < self.best["value"]):
+        if not math.isfinite(value) or (self.best is not None and not (
+                value > self.best["value"] if mode == "max" else value < self.best["value"])):
             return
         self.best = {"metric": metric, "value": value, "step": step}
-        save_best(self.checkpoint_dir, step, self._network_weights(), self._ema_weights(), metric, value)
+        self._write(f"'{self.checkpoint_dir / BEST}'", lambda: save_best(
+            self.checkpoint_dir, step, self._network_weights(), self._ema_weights(), metric, value))
         self.log.message(f"step {step}: new best val {metric} {value:.4g} -> {self.checkpoint_dir / BEST}")
+
+    # ------------------------------------------------------------------ failures
+
+    def _on_main(self, work: Callable[[], T]) -> T:
+        """Rank 0's ``work()`` on every rank (run on rank 0 only); a GanslimError it raises stops every rank with
+        the same line, where the other ranks would otherwise wait for rank 0 forever. Doubles as a barrier."""
+        outcome: tuple[str | None, T | None] = (None, None)
+        if self.info.is_main:
+            try:
+                outcome = (None, work())
+            except GanslimError as caught:
+                outcome = (str(caught), None)
+        error, result = ddp.broadcast_object(self.info, outcome)
+        if error is not None:
+            raise GanslimError(error)
+        return result
+
+    def _write(self, what: str, write: Callable[[], T]) -> T:
+        """``write()``, with an OSError (disk full, a folder turned read-only) as one line saying what is kept."""
+        try:
+            return write()
+        except OSError as error:
+            raise GanslimError(self._stopped(f"cannot write {what} ({_reason(error)})",
+                                             "free disk space or make the folder writable")) from None
+
+    def _check_finite(self, step: int, weights: bool = False) -> None:
+        """Stop every rank alike if a loss term since the last log step, or (``weights``) a weight, is not finite,
+        before anything non-finite reaches a checkpoint."""
+        found = self.log.non_finite_loss()
+        if found is None and weights:
+            found = self._non_finite_weights(step)
+        problems = [problem for problem in ddp.gather_objects(self.info, found) if problem is not None]
+        if problems:
+            bad_step, what = min(problems)
+            raise GanslimError(self._stopped(f"{what} at step {bad_step}", "lower the learning rate (--set lr=...), "
+                                             "clip gradients (--set grad_clip=1) or drop --amp"))
+
+    def _non_finite_weights(self, step: int) -> tuple[int, str] | None:
+        averaged = self.ema.shadow if self.ema is not None else {}
+        groups = [(f"network '{name}'", net.state_dict()) for name, net in self.networks.items()]
+        groups += [(f"the EMA of network '{name}'", shadow) for name, shadow in averaged.items()]
+        for label, tensors in groups:
+            floats = [tensor for tensor in tensors.values() if tensor.is_floating_point()]
+            if floats and not bool(torch.stack([torch.isfinite(tensor).all() for tensor in floats]).all()):
+                return step, f"{label} has non-finite weights"
+        return None
+
+    def _stopped(self, what: str, fix: str) -> str:
+        """The line that stops the run: ``what`` happened, the last good checkpoint is kept, ``fix`` and resume."""
+        if self.checkpoint_step is None:
+            return (f"{what}: training stopped before its first checkpoint (run folder {self.run_dir}): {fix}, then "
+                    f"start again")
+        return (f"{what}: training stopped; the last good checkpoint, step {self.checkpoint_step}, is kept in "
+                f"{self.checkpoint_dir / LATEST}: {fix}, then resume with --resume {resume_folder(self.run_dir)}")
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -292,19 +443,25 @@ class _Run:
 
     def _checkpoint(self, step: int) -> None:
         ddp.broadcast_buffers(self.info, self.networks.values())
+        self._check_finite(step, weights=True)
         ddp.assert_in_sync(self.info, self.networks)
         ranks = ddp.gather_to_main(self.info, {"rng": rng_state(), "method": self.method.extra_state()})
-        if self.info.is_main:
+
+        def save() -> None:
             state = {
                 "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
                 "scalers": {name: scaler.state_dict() for name, scaler in self.ctx.scalers.items()
                             if scaler.is_enabled()},
                 "best": self.best,
                 "world_size": self.info.world_size,
+                "batch_size": self.config.batch_size,
                 "ranks": ranks,
             }
-            save_latest(self.checkpoint_dir, step, self._network_weights(), self._ema_weights(), state)
-        ddp.barrier(self.info)
+            self._write(f"the checkpoint of step {step} to {self.checkpoint_dir}", lambda: save_latest(
+                self.checkpoint_dir, step, self._network_weights(), self._ema_weights(), state))
+
+        self._on_main(save)
+        self.checkpoint_step = step
 
     def _restore(self, latest: Path) -> int:
         weights, state = load_training_state(latest)
@@ -319,13 +476,22 @@ class _Run:
                 scaler.load_state_dict(state["scalers"][name])
         self.best = state.get("best")
         ranks = state["ranks"]
-        step = int(weights["step"])
+        self.checkpoint_step = step = int(weights["step"])
         if len(ranks) == self.info.world_size:
             set_rng_state(ranks[self.info.rank]["rng"])
             self.method.load_extra_state(ranks[self.info.rank]["method"])
         else:  # a different process count: data order still continues, random draws cannot
             seed_everything(derive_seed(self.config.seed, step), self.info.rank)
             self.method.load_extra_state(ranks[min(self.info.rank, len(ranks) - 1)]["method"])
+        saved = (int(state.get("batch_size", self.config.batch_size)), int(state["world_size"]))
+        now = (self.config.batch_size, self.info.world_size)
+        if saved != now:
+            step, repeated = resumed_step(step, len(self.train_set), saved, now)
+            self.notices.append(
+                f"the checkpoint of step {self.checkpoint_step} was written by {saved[1]} process(es) of batch "
+                f"{saved[0]}; as {now[1]} of batch {now[0]} the run continues at step {step:,} of "
+                f"{self.total_steps:,}" + (f" ({repeated} images of epoch {step // self.steps_per_epoch + 1} are "
+                                           f"seen twice)" if repeated else ""))
         return step
 
     def _load_networks(self, path: Path, weights: dict) -> None:

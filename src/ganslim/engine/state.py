@@ -5,7 +5,7 @@
 * ``latest.pt``: ``{"format": "ganslim-train", "format_version", "step", "networks": {name: state_dict},
   "ema": {name: state_dict} | None, "state_file"}`` - the weights, usable without the training state;
 * ``state_XXXXXXXX.pt`` (named by step): ``{"format": "ganslim-train-state", "format_version", "step",
-  "optimizers", "scalers", "best", "world_size", "ranks": [{"rng", "method"} per rank]}``;
+  "optimizers", "scalers", "best", "world_size", "batch_size", "ranks": [{"rng", "method"} per rank]}``;
 * ``best.pt``: the same layout as ``latest.pt`` (no ``state_file``) plus ``"metric"`` and ``"value"``.
 
 Each file is written atomically (temporary file + rename). The state file of step k is written before
@@ -35,14 +35,22 @@ def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_latest(checkpoint_dir: Path, step: int, networks: dict, ema: dict | None, state: dict) -> Path:
-    """Write the training state of ``step``, then ``latest.pt`` naming it, then drop older state files."""
+    """Write the training state of ``step``, then ``latest.pt`` naming it, then drop older state files.
+
+    If writing ``latest.pt`` fails (e.g. a full disk), the new state file is removed again and the previous pair
+    stays as it was.
+    """
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    state_name = f"state_{step:08d}.pt"
-    atomic_torch_save({"format": STATE_FORMAT, "format_version": FORMAT_VERSION, "step": step, **state},
-                      checkpoint_dir / state_name)
-    latest = atomic_torch_save(_weights(step, networks, ema, state_file=state_name), checkpoint_dir / "latest.pt")
+    state_path = _new_state_path(checkpoint_dir, step)
+    atomic_torch_save({"format": STATE_FORMAT, "format_version": FORMAT_VERSION, "step": step, **state}, state_path)
+    try:
+        latest = atomic_torch_save(_weights(step, networks, ema, state_file=state_path.name),
+                                   checkpoint_dir / "latest.pt")
+    except BaseException:
+        state_path.unlink(missing_ok=True)
+        raise
     for stale in checkpoint_dir.glob("state_*.pt"):
-        if stale.name != state_name:
+        if stale != state_path:
             stale.unlink(missing_ok=True)
     for leftover in checkpoint_dir.glob(".*.tmp"):  # temporary files of a run killed mid-write
         leftover.unlink(missing_ok=True)
@@ -78,6 +86,17 @@ def load_training_state(latest: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         raise GanslimError(f"'{state_path}' does not belong to '{latest}': copy the checkpoints/ folder whole")
     _check_version(state_path, state)
     return weights, state
+
+
+def _new_state_path(checkpoint_dir: Path, step: int) -> Path:
+    """``state_XXXXXXXX.pt``, or ``state_XXXXXXXX-N.pt`` when that name is taken: a run resumed under another
+    world size counts steps anew and can checkpoint a step number the current ``latest.pt`` already names."""
+    path = checkpoint_dir / f"state_{step:08d}.pt"
+    again = 0
+    while path.exists():
+        again += 1
+        path = checkpoint_dir / f"state_{step:08d}-{again}.pt"
+    return path
 
 
 def _weights(step: int, networks: dict, ema: dict | None, **extra: Any) -> dict[str, Any]:
