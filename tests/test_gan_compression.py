@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import json
 import logging
+import os
 import re
 import shutil
 from pathlib import Path
@@ -21,7 +22,7 @@ from ganslim.checkpoints import load_generator, save_model
 from ganslim.cli import compress
 from ganslim.config import read_config_file
 from ganslim.data import holdout_indices, make_builtin
-from ganslim.engine import DistInfo, TrainContext, fit
+from ganslim.engine import DistInfo, RunLock, TrainContext, fit
 from ganslim.errors import GanslimError
 from ganslim.methods.gan_compression import (
     DistillConfig,
@@ -313,6 +314,13 @@ def test_pipeline_stops_after_search_resumes_to_export_and_refuses_impossible_bu
 
     monkeypatch.setattr(SupernetDistillation, "train_step", must_not_run)
     monkeypatch.setattr(CandidateScorer, "score", must_not_run)
+    with RunLock(run):  # another process resuming the same run holds its lock
+        with pytest.raises(GanslimError, match=f"run folder '{run}' is in use by pid {os.getpid()}"):
+            cli("gan-compression", "--resume", str(run), "--no-progress")
+    assert json.loads((run / "pipeline.json").read_text()) == state  # nothing was written by the refused one
+    with pytest.raises(GanslimError, match=f"'{paired}' is not a run folder \\(no config.yaml\\): pass a folder "
+                                           "that 'ganslim compress gan-compression' made"):
+        cli("gan-compression", "--resume", str(paired), "--no-progress")
     assert cli("gan-compression", "--resume", str(run), "--no-progress") == 0
     state = json.loads((run / "pipeline.json").read_text())
     assert list(state["stages"]) == ["supernet", "search", "finetune", "export"]
@@ -522,3 +530,10 @@ def test_pipeline_checks_images_and_teacher_discriminator_before_creating_its_ru
         with pytest.raises(GanslimError, match=words):
             cli("gan-compression", "--data", str(paired), *common, "--teacher-discriminator", str(discriminator))
     assert not out.exists(), "nothing may be created before the checks"
+
+
+def test_a_size_the_frozen_teacher_cannot_take_is_refused_before_a_run_folder(paired, unet_teacher, tmp_path):
+    config = distill_config(paired, unet_teacher, tmp_path, load_size=48, crop_size=48)  # unet 5 downs: x32
+    with pytest.raises(GanslimError, match="crop_size 48 does not fit network 'teacher' .* multiples of 32"):
+        fit(config, SupernetDistillation, progress=False)
+    assert not (tmp_path / "runs").exists()

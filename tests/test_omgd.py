@@ -194,11 +194,16 @@ def test_defaults_follow_omgd():
 @pytest.mark.parametrize(("overrides", "message"), [
     (dict(student="mobile_resnet", num_downs=6), "num_downs has no effect"),
     (dict(student="unet_256", n_blocks=6), "n_blocks has no effect"),
-    (dict(student="unet_256", crop_size=128, load_size=128), "multiples of 256"),
     (dict(lambda_cd=-0.5), "lambda_cd")])
 def test_config_errors(overrides, message):
     with pytest.raises(GanslimError, match=message):
         OMGDConfig(data="x", **overrides)
+
+
+def test_sizes_the_student_cannot_take_are_refused_before_a_run_folder(paired, tmp_path):
+    with pytest.raises(GanslimError, match="crop_size 32 does not fit network '.*' .* multiples of 256: set crop_size=256"):
+        fit(dataclasses.replace(config(paired, tmp_path), student="unet_256", n_blocks=9), OMGD, progress=False)
+    assert not (tmp_path / "runs").exists()
 
 
 # ---------------------------------------------------------------------------------------------- losses

@@ -127,8 +127,11 @@ def test_training_curves_come_from_the_runs_log(runs, tmp_path):
 
 def test_cyclegan_page_shows_each_direction_and_its_cycle(runs, tmp_path):
     bench = _bench(tmp_path / "bench")
+    written = json.loads(bench.json.read_text())
+    bench.json.write_text(json.dumps({**written, "notes": ["* an fp32 row above 100% of the peak: why"]}))
     page = report(runs["cyclegan"], "--bench", str(bench.json.parent))
     assert "<h2>Benchmark (bench.json)</h2>" in page and "OpenVINO / int8 latency:" not in page
+    assert "* an fp32 row above 100% of the peak: why" in page  # bench's footnotes come with its table
     assert summary_header(page) == ["", "G_A", "G_B"]  # two generators, no student to compare
     assert grid_headers(page) == [["input A", "G_A: fake B", "G_B(G_A): back to A"],
                                   ["input B", "G_B: fake A", "G_A(G_B): back to B"]]
@@ -186,7 +189,7 @@ def test_gan_compression_pipeline_page_includes_its_summary_eval_and_bench(runs,
     assert summary_header(page) == ["", "teacher", "student", "student vs teacher"]
     assert row(page, "architecture") == ["unet", "mobile_resnet", "–"]
     titles = re.findall(r"<h2>(.*?)</h2>", page)
-    assert titles == ["Summary", "Images", "GAN Compression summary (summary.json)", "Evaluation (eval.json)",
+    assert titles == ["Summary", "Images", "Run summary (summary.json)", "Evaluation (eval.json)",
                       "Benchmark (bench.json)", "GAN Compression stages (pipeline.json)"]
     summary = json.loads((run / "summary.json").read_text())
     assert f"<tr><th>macs_published</th><td>{si(summary['student']['macs_published'])}</td>" in page

@@ -128,8 +128,10 @@ def test_pix2pix_validation_reports_psnr_ssim(paired, tmp_path):
 
 
 def test_teacher_config_errors(paired, tmp_path):
-    with pytest.raises(GanslimError, match="multiples of 256"):
-        Pix2PixConfig(data="x", crop_size=128, load_size=128)
+    with pytest.raises(GanslimError, match="crop_size 32 does not fit network 'G' .* multiples of 256"):
+        fit(Pix2PixConfig(data=str(paired), crop_size=32, load_size=32, out_dir=str(tmp_path / "runs"),
+                          device="cpu"), Pix2Pix, progress=False)
+    assert not (tmp_path / "runs").exists()
     with pytest.raises(GanslimError, match="no effect on the 'unet_256' generator"):
         Pix2PixConfig(data="x", n_blocks=3)
     with pytest.raises(GanslimError, match="did you mean 'resnet_9blocks'"):

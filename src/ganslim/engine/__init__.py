@@ -9,7 +9,7 @@ from ganslim.engine.context import TrainContext
 from ganslim.engine.distributed import DistInfo, init_distributed, launched_by_torchrun
 from ganslim.engine.ema import EMA
 from ganslim.engine.logging import image_grid
-from ganslim.engine.loop import RunResult, epoch_batches, fit, resumed_step, steps_per_epoch
+from ganslim.engine.loop import RunResult, check_image_sides, epoch_batches, fit, resumed_step, steps_per_epoch
 from ganslim.engine.protocol import Method
 from ganslim.engine.runs import RunLock, create_run_dir, read_run_config, require_run_folder, resolve_resume
 from ganslim.engine.schedules import ConstantThenLinearDecay
@@ -24,6 +24,7 @@ __all__ = [
     "RunLock",
     "RunResult",
     "TrainContext",
+    "check_image_sides",
     "create_run_dir",
     "derive_seed",
     "epoch_batches",

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 
 from ganslim.atomic import atomic_torch_save
-from ganslim.errors import GanslimError, first_line
+from ganslim.errors import GanslimError
+from ganslim.weights import read_weights_only
 
 WEIGHTS_FORMAT = "ganslim-train"
 STATE_FORMAT = "ganslim-train-state"
@@ -105,13 +106,9 @@ def _weights(step: int, networks: dict, ema: dict | None, **extra: Any) -> dict[
 
 
 def _load(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise GanslimError(f"checkpoint '{path}' not found: check the path") from None
-    except Exception as error:  # noqa: BLE001 - any unpickling failure means the same to the user
-        raise GanslimError(f"cannot read checkpoint '{path}' ({first_line(error, limit=160)}): the file is damaged; "
-                           "resume from another run or start again") from None
+    if not path.is_file():
+        raise GanslimError(f"checkpoint '{path}' not found: check the path")
+    return read_weights_only(path, "checkpoint", "the file is damaged; resume from another run or start again")
 
 
 def _check_version(path: Path, content: dict) -> None:

@@ -160,10 +160,6 @@ class OMGDConfig(ImageTranslationConfig):
         if self.student != "mobile_resnet" and self.n_blocks != 9:
             raise GanslimError(f"n_blocks has no effect on a '{self.student}' student: set student=mobile_resnet "
                                f"or drop n_blocks")
-        step = 2 ** (8 if self.student == "unet_256" else self.num_downs) if self.student != "mobile_resnet" else 4
-        if "crop" in self.preprocess and self.crop_size % step:
-            raise GanslimError(f"a {self.student} student needs image sizes that are multiples of {step}, "
-                               f"crop_size is {self.crop_size}: change crop_size or the student")
 
 
 # ------------------------------------------------------------------------------------------ config helpers

@@ -38,7 +38,6 @@ from ganslim.nn import INIT_TYPES, NORMS
 from ganslim.registry import DISCRIMINATORS, GENERATORS
 
 REFERENCE_DIR = "reference"
-_UNET_DOWNS = {"unet_256": 8, "unet_128": 7}
 
 
 @dataclass(frozen=True)
@@ -75,10 +74,6 @@ class TeacherConfig(ImageTranslationConfig):
             default = next(item.default for item in dataclasses.fields(self) if item.name == key)
             if getattr(self, key) != default and parameter not in builder_parameters(registry, arch):
                 raise GanslimError(f"{key} has no effect on the '{arch}' {registry.kind}: set {fix} or drop {key}")
-        downs = _UNET_DOWNS.get(self.generator, self.num_downs if self.generator == "unet" else 0)
-        if downs and "crop" in self.preprocess and self.crop_size % 2**downs:
-            raise GanslimError(f"generator {self.generator} needs image sizes that are multiples of {2**downs}, "
-                               f"crop_size is {self.crop_size}: change crop_size or the generator")
 
 
 @dataclass(frozen=True)

@@ -226,7 +226,7 @@ def _results_sections(run_dir: Path, eval_file: Path | None, bench_file: Path | 
 
     sections = []
     if (run_dir / SUMMARY_FILE).is_file():
-        sections.append(("GAN Compression summary (summary.json)",
+        sections.append(("Run summary (summary.json)",
                          page.results_table(_read_json(run_dir / SUMMARY_FILE))))
     if eval_file is not None:
         sections.append((f"Evaluation ({eval_file.name})", page.results_table(_read_json(eval_file))))
@@ -236,7 +236,7 @@ def _results_sections(run_dir: Path, eval_file: Path | None, bench_file: Path | 
             header, rows = bench_table(bench)
         except (KeyError, TypeError):
             raise GanslimError(f"{bench_file} is not a ganslim bench.json: write it with ganslim bench --out") from None
-        parts = [page.table(header, rows)]
+        parts = [page.table(header, rows), *(page.paragraph(note) for note in bench.get("notes", []))]
         if bench.get("command"):
             parts.insert(0, page.paragraph(f"Command: {page.code(bench['command'])}"))
         if (bench_file.parent / PLOT_NAME).is_file():

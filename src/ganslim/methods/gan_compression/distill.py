@@ -61,7 +61,7 @@ from ganslim.data import (
     holdout_indices,
     without_holdout,
 )
-from ganslim.engine import TrainContext, derive_seed
+from ganslim.engine import TrainContext, check_image_sides, derive_seed
 from ganslim.errors import GanslimError
 from ganslim.losses import GAN_MODES, FeatureDistillation, GANLoss
 from ganslim.metrics import psnr, ssim
@@ -407,6 +407,7 @@ class _Distillation:
         self.gan_loss = GANLoss(config.gan_mode)
         self.teacher_info = load_teacher(config, ctx.device)
         self.teacher = self.teacher_info.model
+        check_image_sides({"teacher": self.teacher}, config.fixed_image_sides())  # frozen: not in networks()
         self.student_arch, self.student = self._build_student(student_kwargs(config, self.teacher_info))
         self.student.to(ctx.device)
         self.layers = distill_layers(self.teacher, self.student) if config.lambda_distill > 0 else []

@@ -41,7 +41,8 @@ from ganslim.checkpoints import load_generator, save_model
 from ganslim.config import TrainConfig, option, read_config_file
 from ganslim.engine import distributed as ddp
 from ganslim.engine import fit
-from ganslim.engine.runs import CHECKPOINT_DIR, CONFIG_FILE, LATEST, create_run_dir, run_label, write_config
+from ganslim.engine.runs import (CHECKPOINT_DIR, CONFIG_FILE, LATEST, RunLock, create_run_dir, require_run_folder,
+                                 run_label, write_config)
 from ganslim.errors import GanslimError
 from ganslim.methods.gan_compression.distill import (
     GENERATOR_FILE,
@@ -293,14 +294,24 @@ class _Pipeline:
     def run(self, resume: str | os.PathLike | None, stop_after: str | None) -> PipelineResult:
         self.check_budget()
         if resume is not None:
-            run_dir = Path(resume)
-            if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / STATE_FILE).is_file():
+            run_dir = require_run_folder(resume, f"'ganslim compress {METHOD}'")
+            if not (run_dir / STATE_FILE).is_file():
                 raise GanslimError(f"'{run_dir}' is not a {METHOD} run folder (no {STATE_FILE}): pass the folder "
                                    f"'ganslim compress {METHOD}' made")
         else:
             run_dir = Path(ddp.broadcast_object(self.info, create_run_dir(
                 self.config.out_dir, run_label(METHOD, self.config)) if self.info.is_main else None))
         self.run_dir = run_dir
+        lock = RunLock(run_dir)  # each stage's own folder is locked by its fit; this guards pipeline.json
+        try:
+            if self.info.is_main:
+                lock.acquire()
+            return self._run_stages(stop_after)
+        finally:
+            lock.release()
+
+    def _run_stages(self, stop_after: str | None) -> PipelineResult:
+        run_dir = self.run_dir
         state = ddp.broadcast_object(self.info, _read_state(run_dir) if self.info.is_main else None)
         if self.info.is_main:
             write_config(run_dir, self.config, METHOD)
