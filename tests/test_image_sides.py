@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ganslim.archs import build_discriminator, build_generator, builder_parameters
-from ganslim.archs.sizes import ImageSides, combined
+from ganslim.signature import ImageSides, combined
 from ganslim.errors import GanslimError
 from ganslim.registry import DISCRIMINATORS, GENERATORS
 

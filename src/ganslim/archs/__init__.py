@@ -2,9 +2,9 @@
 
 Importing this package registers them: generators ``resnet_9blocks``, ``resnet_6blocks``, ``resnet``
 (``n_blocks``), ``unet_256``, ``unet_128``, ``unet`` (``num_downs``); discriminators ``basic``, ``n_layers``
-(``n_layers``), ``pixel``. Each network class declares the image sides it takes as ``image_sides``
-(:mod:`ganslim.archs.sizes`). Architectures import only ``ganslim.nn``, ``ganslim.registry``, ``ganslim.errors``
-and torch.
+(``n_layers``), ``pixel``. Each network class declares the image sides it takes as ``image_sides``, and each
+generator what it takes and returns as ``signature`` (:mod:`ganslim.signature`). Architectures import only
+``ganslim.nn``, ``ganslim.registry``, ``ganslim.signature``, ``ganslim.errors`` and torch.
 """
 
 from __future__ import annotations

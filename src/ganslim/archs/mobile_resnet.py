@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ganslim.archs.resnet import N_DOWNSAMPLING, RESNET_SIDES, ResnetGenerator, _check_indices
-from ganslim.archs.sizes import ImageSides
+from ganslim.signature import ImageSides, TranslatesImages
 from ganslim.errors import GanslimError
 from ganslim.nn import OutputConv2d, check_norm, conv_bias, make_norm
 from ganslim.registry import GENERATORS
@@ -161,7 +161,7 @@ class MobileResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
-class MobileResnetGenerator(nn.Module):
+class MobileResnetGenerator(TranslatesImages, nn.Module):
     """GAN Compression's student: (N, input_nc, H, W) in [-1, 1] -> (N, output_nc, H, W) in [-1, 1].
 
     H and W should be multiples of 4 (two stride-2 downsamplings).

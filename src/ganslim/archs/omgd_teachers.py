@@ -36,7 +36,7 @@ from torch import nn
 
 from ganslim.archs.mobile_resnet import MobileResnetBlock, MobileResnetGenerator
 from ganslim.archs.resnet import N_DOWNSAMPLING, RESNET_SIDES
-from ganslim.archs.sizes import ImageSides
+from ganslim.signature import ImageSides, TranslatesImages
 from ganslim.archs.unet import UnetGenerator
 from ganslim.errors import GanslimError
 from ganslim.nn import OutputConv2d, check_norm, conv_bias, make_norm
@@ -92,7 +92,7 @@ def _deepen(channels: int, norm: str, use_dropout: bool) -> list[nn.Module]:
     ]
 
 
-class DeepMobileResnetGenerator(nn.Module):
+class DeepMobileResnetGenerator(TranslatesImages, nn.Module):
     """OMGD's deep teacher for a mobile ResNet student: (N, input_nc, H, W) -> (N, output_nc, H, W) in [-1, 1].
 
     ``model`` (an ``nn.Sequential``): 7x7 stem; per downsampling ``conv 3x3 s2, norm, ReLU`` followed by

@@ -18,7 +18,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ganslim.archs.sizes import ImageSides
+from ganslim.signature import ImageSides
 from ganslim.errors import GanslimError
 from ganslim.nn import check_norm, conv_bias, make_norm
 from ganslim.registry import DISCRIMINATORS

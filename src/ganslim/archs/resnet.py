@@ -20,7 +20,7 @@ from typing import ClassVar, Sequence
 import torch
 from torch import nn
 
-from ganslim.archs.sizes import ImageSides
+from ganslim.signature import ImageSides, TranslatesImages
 from ganslim.errors import GanslimError
 from ganslim.nn import OutputConv2d, check_norm, conv_bias, make_norm
 from ganslim.registry import GENERATORS
@@ -55,7 +55,7 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
-class ResnetGenerator(nn.Module):
+class ResnetGenerator(TranslatesImages, nn.Module):
     """Image-to-image ResNet generator: (N, input_nc, H, W) in [-1, 1] -> (N, output_nc, H, W) in [-1, 1].
 
     H and W should be multiples of 4 (two stride-2 downsamplings); otherwise the output is rounded up to one.

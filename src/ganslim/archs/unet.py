@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ganslim.archs.sizes import ImageSides
+from ganslim.signature import ImageSides, TranslatesImages
 from ganslim.errors import GanslimError
 from ganslim.nn import check_norm, conv_bias, make_norm
 from ganslim.registry import GENERATORS
@@ -97,7 +97,7 @@ class UnetSkipConnectionBlock(nn.Module):
         return torch.cat([x, self.model(x)], 1)
 
 
-class UnetGenerator(nn.Module):
+class UnetGenerator(TranslatesImages, nn.Module):
     """pix2pix U-Net: (N, input_nc, H, W) in [-1, 1] -> (N, output_nc, H, W) in [-1, 1].
 
     H and W must be multiples of 2**num_downs (256 for ``unet_256``, 128 for ``unet_128``).

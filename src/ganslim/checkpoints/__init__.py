@@ -10,6 +10,7 @@ from torch import nn
 
 from ganslim.checkpoints.format import ModelCheckpoint, read_checkpoint, save_model
 from ganslim.errors import GanslimError, first_line
+from ganslim.signature import Signature
 
 __all__ = ["LoadedModel", "load_generator", "load_discriminator", "save_model", "resolve_generator_file"]
 
@@ -30,6 +31,11 @@ class LoadedModel:
     source: str
     path: Path
     meta: dict = field(default_factory=dict)
+
+    @property
+    def signature(self) -> Signature:
+        """What the generator takes and returns (declared by its architecture; see :mod:`ganslim.signature`)."""
+        return self.model.signature
 
     @property
     def trained_size(self) -> int | None:
@@ -76,6 +82,8 @@ def _load(path: Path, kind: str, arch: str | None, overrides: dict) -> LoadedMod
         if content.kind != kind:
             raise GanslimError(f"'{path}' holds a {content.kind}, not a {kind}: pass the {kind}'s checkpoint")
         model = _build_ganslim(path, content, kind)
+        if content.signature is not None and hasattr(model, "signature"):
+            _check_signature(path, content, model.signature)
         loaded = LoadedModel(model, content.arch, content.arch_kwargs, "ganslim", path, content.meta)
     else:
         importer = reference.import_generator if kind == "generator" else reference.import_discriminator
@@ -83,6 +91,14 @@ def _load(path: Path, kind: str, arch: str | None, overrides: dict) -> LoadedMod
         loaded = LoadedModel(model, arch_name, kwargs, "reference", path)
     loaded.model.eval()
     return loaded
+
+
+def _check_signature(path: Path, checkpoint: ModelCheckpoint, rebuilt: Signature) -> None:
+    """The signature in the header must be the one the architecture declares (a mismatch: a hand-edited header)."""
+    stored = Signature.from_dict(checkpoint.signature)
+    if stored != rebuilt:
+        raise GanslimError(f"checkpoint '{path}' says its {checkpoint.arch} takes {stored.describe()}, but that "
+                           f"architecture takes {rebuilt.describe()}: the header is damaged; re-export it")
 
 
 def _build_ganslim(path: Path, checkpoint: ModelCheckpoint, kind: str) -> nn.Module:

@@ -33,6 +33,7 @@ class ModelCheckpoint:
     arch_kwargs: dict
     state_dict: dict[str, torch.Tensor]
     meta: dict = field(default_factory=dict)
+    signature: dict | None = None  # what a generator takes and returns (ganslim.signature), from its header
 
 
 def save_model(
@@ -43,13 +44,16 @@ def save_model(
     kind: str = "generator",
     meta: dict | None = None,
 ) -> Path:
-    """Write ``model``'s weights with the description needed to rebuild it; ``.safetensors`` or torch file."""
+    """Write ``model``'s weights with the description needed to rebuild it (and a generator's signature, which
+    loaders check against the rebuilt model); ``.safetensors`` or torch file."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     path = Path(path)
     state_dict = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "kind": kind, "arch": arch,
               "arch_kwargs": dict(arch_kwargs), "meta": dict(meta or {})}
+    if hasattr(model, "signature"):
+        header["signature"] = model.signature.to_dict()
     if path.suffix == ".safetensors":
         from safetensors.torch import save
 
@@ -117,7 +121,8 @@ def _checkpoint_from_header(path: Path, header: dict, state_dict: object) -> Mod
         key = damaged[0]
         raise GanslimError(f"checkpoint '{path}' is damaged ({key} is {repr(header[key])[:80]}): re-export it")
     return ModelCheckpoint(kind=header["kind"], arch=header["arch"], arch_kwargs=dict(header["arch_kwargs"]),
-                           state_dict=state_dict, meta=dict(header.get("meta") or {}))
+                           state_dict=state_dict, meta=dict(header.get("meta") or {}),
+                           signature=header.get("signature"))
 
 
 def _is_keyword_dict(value: object) -> bool:

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from ganslim.archs.sizes import ImageSides, combined
+from ganslim.signature import ImageSides, combined
 from ganslim.config import TrainConfig
 from ganslim.engine import distributed as ddp
 from ganslim.engine.context import TrainContext
@@ -129,7 +129,7 @@ def resumed_step(step: int, num_items: int, saved: tuple[int, int], now: tuple[i
 
 def check_image_sides(networks: dict[str, nn.Module], sides: dict[str, int]) -> None:
     """Raise a one-line GanslimError if a configured image side (``{"crop_size": 256}``) is one a network with
-    an ``image_sides`` rule (see :mod:`ganslim.archs.sizes`) cannot take."""
+    an ``image_sides`` rule (see :mod:`ganslim.signature`) cannot take."""
     rules = {name: net.image_sides for name, net in networks.items()
              if isinstance(getattr(net, "image_sides", None), ImageSides)}
     for key, side in sides.items():

@@ -1,0 +1,90 @@
+"""Model signatures: declared by every generator, true to its forward, round-tripped through checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ganslim.archs import build_generator, builder_parameters
+from ganslim.checkpoints import load_generator, save_model
+from ganslim.errors import GanslimError
+from ganslim.registry import GENERATORS
+from ganslim.signature import IMAGE, LATENT, UNIT, ImageSides, InputSpec, OutputSpec, Signature, image_to_image
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def tiny(name: str) -> torch.nn.Module:
+    """The registered generator ``name`` at a small width."""
+    kwargs = {"ngf": 4} if "ngf" in builder_parameters(GENERATORS, name) else {}
+    return build_generator(name, **kwargs).eval()
+
+
+@pytest.mark.parametrize("name", GENERATORS.names())
+def test_every_generator_does_what_its_signature_says(name):
+    generator = tiny(name)
+    signature = generator.signature
+    assert Signature.from_dict(json.loads(json.dumps(signature.to_dict()))) == signature
+    spec = signature.image_input
+    side = spec.sides.nearest(40)[-1]
+    inputs = signature.example_inputs(side, batch=2, generator=torch.Generator().manual_seed(0))
+    assert [tuple(x.shape) for x in inputs] == [(2, spec.channels, side, side)]
+    low, high = spec.value_range
+    assert low <= inputs[0].min() and inputs[0].max() <= high
+    with torch.no_grad():
+        output = generator(*inputs)
+    out_side = signature.output_side(side)
+    assert tuple(output.shape) == (2, signature.output.channels, out_side, out_side)
+    low, high = signature.output.value_range
+    assert low <= output.min() and output.max() <= high
+    with pytest.raises(GanslimError, match=f"the input size {side + 1} does not fit this generator"):
+        signature.check_side(side + 1)
+
+
+def test_the_checkpoint_header_carries_the_signature_and_a_tampered_one_is_refused(tmp_path):
+    generator = build_generator("resnet_6blocks", ngf=4, input_nc=1)
+    path = save_model(tmp_path / "g.pt", generator, "resnet_6blocks", {"ngf": 4, "input_nc": 1})
+    header = torch.load(path, weights_only=True)
+    assert Signature.from_dict(header["signature"]) == generator.signature
+    assert header["signature"]["inputs"][0]["channels"] == 1
+    assert load_generator(path).signature == generator.signature
+    for suffix in (".pt", ".safetensors"):
+        copy = save_model(tmp_path / f"copy{suffix}", generator, "resnet_6blocks", {"ngf": 4, "input_nc": 1})
+        assert load_generator(copy).signature.describe() == (
+            "image (1 ch, [-1, 1], multiples of 4 and at least 8 pixels) -> image (3 ch, [-1, 1], x1)")
+
+    header["signature"]["output"]["scale"] = 4.0
+    torch.save(header, tmp_path / "tampered.pt")
+    with pytest.raises(GanslimError, match=r"says its resnet_6blocks takes .* x4\), but that architecture takes "
+                                           r".* x1\): the header is damaged"):
+        load_generator(tmp_path / "tampered.pt")
+    del header["signature"]  # files written before signatures existed load as before
+    torch.save(header, tmp_path / "old.pt")
+    assert load_generator(tmp_path / "old.pt").signature == generator.signature
+
+
+def test_a_malformed_signature_is_one_line():
+    with pytest.raises(GanslimError, match="malformed model signature .*: re-export the checkpoint"):
+        Signature.from_dict({"inputs": [{"name": "image"}], "output": {}})
+
+
+def test_super_resolution_and_latent_signatures():
+    sr = image_to_image(3, 3, ImageSides(multiple=2), UNIT, scale=4)
+    assert sr.output_side(64) == 256 and sr.describe() == (
+        "image (3 ch, [0, 1], multiples of 2) -> image (3 ch, [0, 1], x4)")
+    (image,) = sr.example_inputs(8)
+    assert image.shape == (1, 3, 8, 8) and 0 <= image.min() and image.max() <= 1
+    latent = Signature((InputSpec("z", LATENT, 512, None, None),), OutputSpec(3, resolution=1024, scale=None))
+    assert latent.output_side(1) == 1024 and not latent.takes_image
+    (z,) = latent.example_inputs(batch=2)
+    assert z.shape == (2, 512) and latent.describe() == "z (512 dims) -> image (3 ch, [-1, 1], 1024x1024)"
+    assert Signature.from_dict(latent.to_dict()) == latent
+    with pytest.raises(GanslimError, match="takes no image"):
+        latent.image_input
+    with pytest.raises(ValueError, match="latent inputs have no sides"):
+        InputSpec("z", LATENT, 8)
+    with pytest.raises(ValueError, match="either a scale or a fixed resolution"):
+        OutputSpec(3, scale=None)
+    assert InputSpec("image", IMAGE, 3).sides == ImageSides()
