@@ -32,6 +32,7 @@ def tiny_generator(name: str) -> tuple[nn.Module, dict, int]:
     """A registered generator at a tiny width with non-trivial BatchNorm statistics, its kwargs and size."""
     accepted = builder_parameters(GENERATORS, name)
     wanted = {"ngf": 2 if name == "unet_256" else 4, "num_downs": 5, "n_blocks": 2,
+              "num_feat": 4, "num_block": 1, "num_grow_ch": 2,
               "norm": "batch" if name.startswith("unet") else "instance"}
     kwargs = {key: value for key, value in wanted.items() if key in accepted}
     torch.manual_seed(0)

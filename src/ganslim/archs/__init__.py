@@ -14,7 +14,7 @@ import inspect
 from torch import nn
 
 from ganslim.archs import mobile_resnet, patchgan, resnet, super_mobile_resnet, unet
-from ganslim.archs import omgd_teachers
+from ganslim.archs import omgd_teachers, sr
 from ganslim.archs.patchgan import NLayerDiscriminator, PixelDiscriminator
 from ganslim.archs.resnet import ResnetBlock, ResnetGenerator
 from ganslim.archs.unet import UnetGenerator, UnetSkipConnectionBlock
@@ -74,6 +74,7 @@ __all__ = [
     "omgd_teachers",
     "patchgan",
     "resnet",
+    "sr",
     "super_mobile_resnet",
     "unet",
 ]
