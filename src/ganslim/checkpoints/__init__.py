@@ -75,7 +75,7 @@ def load_discriminator(path: str | os.PathLike, arch: str | None = None, **arch_
 
 
 def _load(path: Path, kind: str, arch: str | None, overrides: dict) -> LoadedModel:
-    from ganslim.checkpoints import reference
+    from ganslim.checkpoints import esrgan, reference
 
     content = read_checkpoint(path)
     if isinstance(content, ModelCheckpoint):
@@ -85,6 +85,9 @@ def _load(path: Path, kind: str, arch: str | None, overrides: dict) -> LoadedMod
         if content.signature is not None and hasattr(model, "signature"):
             _check_signature(path, content, model.signature)
         loaded = LoadedModel(model, content.arch, content.arch_kwargs, "ganslim", path, content.meta)
+    elif kind == "generator" and esrgan.is_esrgan(content):
+        model, arch_name, kwargs, layout = esrgan.import_rrdbnet(content, f"checkpoint '{path}'", arch, overrides)
+        loaded = LoadedModel(model, arch_name, kwargs, "reference", path, {"key_layout": layout})
     else:
         importer = reference.import_generator if kind == "generator" else reference.import_discriminator
         model, arch_name, kwargs = importer(content, arch=arch, **overrides)

@@ -64,7 +64,8 @@ def save_model(
 
 
 def read_checkpoint(path: str | os.PathLike) -> ModelCheckpoint | dict[str, torch.Tensor]:
-    """Read a file: a ``ModelCheckpoint`` for ganslim files, else the raw state dict it holds."""
+    """Read a file: a ``ModelCheckpoint`` for ganslim files, else the raw state dict it holds (for a BasicSR
+    ``{"params_ema": ...}`` file, the weights inside)."""
     path = Path(path)
     if not path.is_file():
         raise GanslimError(f"checkpoint '{path}' not found: check the path")
@@ -75,6 +76,10 @@ def read_checkpoint(path: str | os.PathLike) -> ModelCheckpoint | dict[str, torc
         return _checkpoint_from_header(path, content, content.get("state_dict"))
     if isinstance(content, dict) and content and all(isinstance(v, torch.Tensor) for v in content.values()):
         return content
+    from ganslim.checkpoints.esrgan import unwrap_basicsr  # here: it imports the architectures
+
+    if (weights := unwrap_basicsr(content, path)) is not None:
+        return weights
     raise GanslimError(f"'{path}' is neither a ganslim checkpoint nor a state_dict of tensors: "
                        "pass the generator's weights file (e.g. latest_net_G.pth)")
 
