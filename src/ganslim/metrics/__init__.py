@@ -16,6 +16,7 @@ from ganslim.metrics.fid import (
     save_statistics,
 )
 from ganslim.metrics.image import RunningMean, psnr, ssim
+from ganslim.metrics.sr import rgb_to_y, sr_psnr, sr_ssim
 from ganslim.metrics.inception import (
     WEIGHTS_ENV_VAR,
     WEIGHTS_FILENAME,
@@ -42,6 +43,9 @@ __all__ = [
     "load_statistics",
     "psnr",
     "quantize_uint8",
+    "rgb_to_y",
     "save_statistics",
+    "sr_psnr",
+    "sr_ssim",
     "ssim",
 ]

@@ -184,8 +184,9 @@ def kernel_inception_distance(
     return float(estimates.mean()), float(estimates.std())
 
 
-def quantize_uint8(images: Tensor) -> Tensor:
-    """Images in [-1, 1] -> uint8 in [0, 255], rounded to nearest, as saving an 8-bit PNG does.
+def quantize_uint8(images: Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:
+    """Images in [-1, 1] (or ``value_range``, e.g. (0, 1)) -> uint8 in [0, 255], rounded to nearest, as saving an
+    8-bit PNG does.
 
     ``floor((clamp(x, -1, 1) + 1) / 2 * 255 + 0.5)`` in float32. Rounding rather than the truncation of
     pix2pix's ``tensor2im`` because it inverts the usual ``x / 127.5 - 1`` loading exactly (truncation
@@ -198,7 +199,8 @@ def quantize_uint8(images: Tensor) -> Tensor:
     Returns:
         (N,C,H,W) uint8.
     """
-    scaled = (images.detach().float().clamp(-1, 1) + 1) / 2 * 255
+    low, high = value_range
+    scaled = (images.detach().float().clamp(low, high) - low) / (high - low) * 255
     return (scaled + 0.5).floor().to(torch.uint8)
 
 
