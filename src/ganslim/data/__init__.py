@@ -4,11 +4,13 @@
   (``trainA/ trainB/ testA/ testB/``), :class:`SingleImageDataset` (inference), :func:`detect_layout`.
 - :func:`tensor_to_image` / :func:`save_image`: (C, H, W) tensors in [-1, 1] back to images.
 - :func:`list_builtin` / :func:`make_builtin`: offline, deterministic demo datasets.
+- :class:`HRFolderDataset` / :class:`PairedSRDataset`: super-resolution data (:mod:`ganslim.data.sr`).
 - :func:`holdout_indices`, :func:`without_holdout`, :class:`IndexedSubset`: training images held out for validation.
 """
 
 from ganslim.data.builtin import DEFAULT_BUILTIN, list_builtin, make_builtin
 from ganslim.data.datasets import AlignedDataset, SingleImageDataset, UnalignedDataset, detect_layout
+from ganslim.data.sr import HRFolderDataset, PairedSRDataset
 from ganslim.data.images import IMG_EXTENSIONS, image_to_tensor, list_images, load_image, save_image, tensor_to_image
 from ganslim.data.subsets import IndexedSubset, holdout_indices, without_holdout
 from ganslim.data.transforms import PREPROCESS_MODES, Preprocess
@@ -16,9 +18,11 @@ from ganslim.data.transforms import PREPROCESS_MODES, Preprocess
 __all__ = [
     "AlignedDataset",
     "DEFAULT_BUILTIN",
+    "HRFolderDataset",
     "IMG_EXTENSIONS",
     "IndexedSubset",
     "PREPROCESS_MODES",
+    "PairedSRDataset",
     "Preprocess",
     "SingleImageDataset",
     "UnalignedDataset",

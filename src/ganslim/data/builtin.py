@@ -5,7 +5,8 @@ a smaller ``count`` is a prefix of a larger one. A dataset is built in a hidden 
 and renamed into place when complete, so an interrupted build never looks like a finished dataset.
 
 Layouts are the reference's: paired = ``train/ val/ test/`` of A|B images side by side; unpaired =
-``trainA/ trainB/ testA/ testB/``. Each split other than train holds ``count // 8`` images (at least 1).
+``trainA/ trainB/ testA/ testB/``; super-resolution (``sr``) = ``train/ val/ test/`` of HR images.
+Each split other than train holds ``count // 8`` images (at least 1).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ganslim.registry import Registry
 DEFAULT_BUILTIN = "shapes2render"
 DEFAULT_SIZE = 128
 DEFAULT_COUNT = 400  # train images
+SR_DEFAULT_COUNT = 64  # HR photo crops are larger files, and SR trains on random crops of them
 INFO_FILE = "ganslim_dataset.json"
 FORMAT_VERSION = 1
 
@@ -41,18 +43,20 @@ BUILTIN_DATASETS: Registry[None] = Registry("built-in dataset")
 @dataclass(frozen=True)
 class _Spec:
     description: str
-    layout: str  # "aligned" or "unaligned"
+    layout: str  # "aligned", "unaligned" or "sr"
     seed: int
+    count: int = DEFAULT_COUNT
 
 
 _SPECS: dict[str, _Spec] = {}
 
 
-def _builtin(name: str, description: str, layout: str, seed: int) -> Callable[[Builder], Builder]:
-    """Register a builder under ``name`` with its one-line description."""
+def _builtin(name: str, description: str, layout: str, seed: int,
+             count: int = DEFAULT_COUNT) -> Callable[[Builder], Builder]:
+    """Register a builder under ``name`` with its one-line description (and its default train count)."""
 
     def decorator(builder: Builder) -> Builder:
-        _SPECS[name] = _Spec(description, layout, seed)
+        _SPECS[name] = _Spec(description, layout, seed, count)
         return BUILTIN_DATASETS.register(name)(builder)
 
     return decorator
@@ -69,11 +73,11 @@ def make_builtin(
     """Generate built-in dataset ``name`` into ``out_dir`` (which must not exist or be empty).
 
     ``size``: image side in pixels (default 128, a multiple of 4, at least 32); ``count``: train images
-    (default 400; val/test get ``count // 8``). Returns ``out_dir``.
+    (default: the dataset's, 400 for most; val/test get ``count // 8``). Returns ``out_dir``.
     """
     build = BUILTIN_DATASETS.get(name)
     size = DEFAULT_SIZE if size is None else size
-    count = DEFAULT_COUNT if count is None else count
+    count = _SPECS[name].count if count is None else count
     if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 4:
         raise GanslimError(f"size={size!r} is not supported: use a multiple of 4 of at least 32, e.g. 128")
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -114,12 +118,17 @@ def _rng(name: str, split: int, index: int) -> np.random.Generator:
 
 def _write_aligned(folder: Path, name: str, count: int, make_pair: PairMaker) -> None:
     """train/ val/ test/ of A|B PNGs; ``make_pair(rng, split) -> (A, B)`` as (H, W, 3) uint8 arrays."""
+    _write_splits(folder, name, count, lambda rng, split: np.concatenate(make_pair(rng, split), axis=1))
+
+
+def _write_splits(folder: Path, name: str, count: int,
+                  make_image: Callable[[np.random.Generator, str], np.ndarray]) -> None:
+    """train/ val/ test/ of PNGs; ``make_image(rng, split)`` -> (H, W, 3) uint8."""
     for split_id, (split, n) in enumerate((("train", count), ("val", _eval_count(count)),
                                            ("test", _eval_count(count)))):
         (folder / split).mkdir()
         for index in range(n):
-            a, b = make_pair(_rng(name, split_id, index), split)
-            _save_png(np.concatenate([a, b], axis=1), folder / split / _file_name(index, n))
+            _save_png(make_image(_rng(name, split_id, index), split), folder / split / _file_name(index, n))
 
 
 def _write_unaligned(folder: Path, name: str, count: int,
@@ -313,3 +322,26 @@ def _degraded2photo(folder: Path, size: int, count: int) -> None:
         return np.asarray(_degrade(clean, size)), np.asarray(clean)
 
     _write_aligned(folder, "degraded2photo", count, make_pair)
+
+
+@_builtin("photos2sr", "super-resolution: HR crops of scikit-image's bundled photos at their native resolution in "
+          "train/ val/ test/ (LR is made on the fly; splits use disjoint photo regions)", "sr", seed=1004,
+          count=SR_DEFAULT_COUNT)
+def _photos2sr(folder: Path, size: int, count: int) -> None:
+    photos = _load_photos()
+
+    def make_hr(rng: np.random.Generator, split: str) -> np.ndarray:
+        # Native pixels (no resizing), so LR made from them degrades real photo detail.
+        regions = [_photo_region(photo, split) for photo in photos]
+        fitting = [(photo, region) for photo, region in zip(photos, regions)
+                   if min(region[2] - region[0], region[3] - region[1]) >= size]
+        if not fitting:
+            largest = max(min(right - left, bottom - top) for left, top, right, bottom in regions)
+            raise GanslimError(f"size {size} is larger than every {split} region of the photos: photos2sr takes "
+                               f"sizes up to {largest // 4 * 4}")
+        photo, (left, top, right, bottom) = fitting[int(rng.integers(len(fitting)))]
+        x = int(rng.integers(left, right - size + 1))
+        y = int(rng.integers(top, bottom - size + 1))
+        return np.asarray(photo.crop((x, y, x + size, y + size)))
+
+    _write_splits(folder, "photos2sr", count, make_hr)
