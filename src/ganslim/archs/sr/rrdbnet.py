@@ -48,10 +48,10 @@ class ResidualDenseBlock(nn.Module):
         self.conv4 = _conv(num_feat + 3 * num_grow_ch, num_grow_ch)
         self.conv5 = _conv(num_feat + 4 * num_grow_ch, num_feat)
         self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
-        for conv in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5):
-            nn.init.kaiming_normal_(conv.weight)
-            conv.weight.data.mul_(INIT_SCALE)
-            nn.init.zeros_(conv.bias)
+        with torch.no_grad():
+            for conv in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5):
+                nn.init.kaiming_normal_(conv.weight).mul_(INIT_SCALE)
+                nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [x]
