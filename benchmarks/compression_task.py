@@ -23,10 +23,13 @@ import json
 import shutil
 import statistics
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
+from torch.utils.data import default_collate
 
 from ganslim.atomic import atomic_write_text
 from ganslim.checkpoints import load_generator
@@ -34,7 +37,7 @@ from ganslim.config import load_config
 from ganslim.data import AlignedDataset, UnalignedDataset, make_builtin
 from ganslim.data.builtin import INFO_FILE
 from ganslim.data.subsets import holdout_indices
-from ganslim.engine import fit
+from ganslim.engine import DistInfo, TrainContext, fit, read_run_config
 from ganslim.evaluate import find_inception_weights
 from ganslim.export.runtime import interleaved_times
 from ganslim.methods.teacher import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
@@ -92,10 +95,21 @@ def prepare_data(work: Path, task: Task) -> Path:
     return data
 
 
-def finished_run(work: Path, method: str, name: str, exported: str) -> Path | None:
-    """The newest finished run ``*-METHOD-NAME`` under ``work/runs`` (its ``exported`` file), or None."""
+def finished_run(work: Path, method: str, name: str, exported: str, expected: dict | None = None) -> Path | None:
+    """The newest finished run ``*-METHOD-NAME`` under ``work/runs`` (its ``exported`` file), or None.
+
+    A finished run whose config.yaml disagrees with ``expected`` (e.g. another schedule) stops the benchmark: reusing
+    it would report a model trained differently from what the tables say."""
     finished = sorted((work / "runs").glob(f"*-{method}-{name}/{exported}"))
-    return finished[-1] if finished else None
+    if not finished:
+        return None
+    config = read_run_config(finished[-1].parent)
+    differing = {key: (config.get(key), value) for key, value in (expected or {}).items()
+                 if str(config.get(key)) != str(value)}
+    if differing:
+        raise SystemExit(f"{finished[-1].parent} was trained with {differing} (found, wanted): move it away or use "
+                         f"another --work folder")
+    return finished[-1]
 
 
 def train_translation(work: Path, task: Task, data: Path, name: str, generator: dict, epochs: int = EPOCHS,
@@ -104,10 +118,11 @@ def train_translation(work: Path, task: Task, data: Path, name: str, generator: 
     ``generator`` options; returns its A -> B ``generator.pt`` / ``generator_A.pt``."""
     method = task.teacher_method
     exported = "generator.pt" if task.paired else "generator_A.pt"
-    if (path := finished_run(work, method.name, name, exported)) is not None:
+    schedule = {"epochs": epochs, "epochs_decay": epochs_decay, "seed": seed}
+    if (path := finished_run(work, method.name, name, exported, schedule)) is not None:
         return path
     overrides = {**TRAINING, **task.teacher_overrides, **generator, "data": str(data), "out_dir": str(work / "runs"),
-                 "name": name, "device": "cpu", "epochs": epochs, "epochs_decay": epochs_decay, "seed": seed}
+                 "name": name, "device": "cpu", **schedule}
     result = fit(load_config(task.teacher_config, overrides=overrides, method=method.name), method)
     return Path(result.exported["G" if task.paired else "G_A"])
 
@@ -341,3 +356,38 @@ def write_results(out: Path, name: str, results: dict, markdown: str) -> None:
     atomic_write_text(f"# {name}\n\nMade by `{command}`.\n\n{markdown}\n", out / f"{name}.md")
     print(markdown)
     print(f"results: {out / (name + '.json')}, {out / (name + '.md')}")
+
+
+def step_seconds(runs: dict[str, Path], methods: dict[str, tuple[type, Callable[[Any], type]]], rounds: int = 12,
+                 warmup: int = 2) -> dict[str, float]:
+    """Median seconds of one optimisation step of each training run, timed side by side in this process.
+
+    ``runs`` maps a name to a run folder; ``methods`` maps the ``method`` of a run's config.yaml to its config class
+    and a function of the config returning the method class. Each method is rebuilt from the run's config.yaml on the CPU and steps on one fixed batch;
+    every round runs one step of each (the order rotating), so load from other processes slows them all alike and
+    the ratios of these figures compare the methods' training cost like with like (a run folder's wall-clock
+    depends on what else the machine did while it trained).
+    """
+    steppers = {}
+    for name, run in runs.items():
+        label = read_run_config(run)["method"]
+        config_cls, method_for = methods[label]
+        config = load_config(config_cls, run / "config.yaml", method=label, overrides={"device": "cpu"})
+        method_cls = method_for(config)
+        torch.manual_seed(0)
+        context = TrainContext(config, torch.device("cpu"), DistInfo())
+        method = method_cls(config, context)
+        context.bind_optimizers(method.optimizers())
+        dataset = method.train_dataset()
+        batch = default_collate([dataset[i] for i in range(config.batch_size)])
+        steppers[name] = (method, batch)
+    times: dict[str, list[float]] = {name: [] for name in steppers}
+    names = list(steppers)
+    for round_ in range(warmup + rounds):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            method, batch = steppers[name]
+            start = time.perf_counter()
+            method.train_step(batch)
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}

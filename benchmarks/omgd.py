@@ -26,9 +26,11 @@ from pathlib import Path
 import torch
 from compression_task import (BATCH_SIZE, EPOCHS, EPOCHS_DECAY, TRAINING, Task, benchmark_arguments, finished_run,
                               holdout_split, markdown_table, measure, prepare_data, run_seconds, seed_quality,
-                              seed_table, train_teacher, train_translation, write_results)
+                              seed_table, step_seconds, train_teacher, train_translation, write_results)
 
 from ganslim.config import load_config
+from ganslim.methods.gan_compression.distill import DistillConfig, FinetuneDistillation, SupernetDistillation
+from ganslim.methods.teacher import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
 from ganslim.data import AlignedDataset, UnalignedDataset
 from ganslim.data.subsets import without_holdout
 from ganslim.engine import fit
@@ -41,6 +43,12 @@ SEEDS = (0, 1, 2)
 FAST = {"paired": {"n_dis": 3, "epochs": EPOCHS, "epochs_decay": EPOCHS_DECAY},
         "unpaired": {"epochs": EPOCHS, "epochs_decay": EPOCHS_DECAY}}
 STUDENT = {"student": "mobile_resnet", "width": 1.0}
+# The ``method`` of a run's config.yaml -> (its config class, the method class for a config), to time its steps.
+TRAINING_METHODS = {"pix2pix": (Pix2PixConfig, lambda config: Pix2Pix),
+                    "cyclegan": (CycleGANConfig, lambda config: CycleGAN),
+                    "gan-compression-supernet": (DistillConfig, lambda config: SupernetDistillation),
+                    "gan-compression-finetune": (DistillConfig, lambda config: FinetuneDistillation),
+                    "omgd": (OMGDConfig, omgd_method)}
 
 
 def run_steps(exported: Path) -> int:
@@ -58,8 +66,25 @@ def gc_budget(teacher: Path, gc_run: Path) -> dict:
     """Steps and wall-clock of the whole GAN Compression pipeline: teacher + supernet + search + fine-tune."""
     stages = [run / "generator.pt" for run in pipeline_runs(gc_run)]
     stages[0] = stages[0].with_name("supernet.pt")
+    search = Path(json.loads((gc_run / "pipeline.json").read_text())["stages"]["search"]["run_dir"])
     return {"steps": run_steps(teacher) + sum(run_steps(stage) for stage in stages),
-            "seconds": run_seconds(teacher) + run_seconds(gc_run / "generator.pt")}
+            "seconds": run_seconds(teacher) + run_seconds(gc_run / "generator.pt"),
+            "search_seconds": run_seconds(search / "result.json"), "stage_steps": {
+                "teacher": run_steps(teacher), "supernet": run_steps(stages[0]), "finetune": run_steps(stages[1])}}
+
+
+def training_cost(teacher: Path, gc_run: Path, budget: dict, omgd_runs: dict[str, Path]) -> dict:
+    """Minutes each compression takes at equal load: its steps times the seconds a step takes, every method's step
+    timed side by side in this process (``step_seconds``); GAN Compression adds its search's own wall-clock."""
+    supernet, finetune = pipeline_runs(gc_run)
+    runs = {"teacher": teacher.parent, "supernet": supernet, "finetune": finetune,
+            **{name: path.parent for name, path in omgd_runs.items()}}
+    seconds = step_seconds(runs, TRAINING_METHODS)
+    steps = {**budget["stage_steps"], **{name: run_steps(path) for name, path in omgd_runs.items()}}
+    pipeline = sum(steps[name] * seconds[name] for name in ("teacher", "supernet", "finetune"))
+    cost = {"step_seconds": seconds, "gan_compression_pipeline_s": pipeline + budget["search_seconds"]}
+    cost.update({f"{name}_s": steps[name] * seconds[name] for name in omgd_runs})
+    return cost
 
 
 def omgd_steps_per_epoch(task: Task, data: Path) -> int:
@@ -86,7 +111,7 @@ def epochs_for(steps: int, per_epoch: int) -> dict:
 
 def train_omgd(work: Path, data: Path, name: str, **options) -> Path:
     """Train OMGD once (a finished run of that name is reused); returns the student's ``generator.pt``."""
-    if (path := finished_run(work, "omgd", name, "generator.pt")) is not None:
+    if (path := finished_run(work, "omgd", name, "generator.pt", options)) is not None:
         return path
     overrides = {**TRAINING, "data": str(data), "name": name, "out_dir": str(work / "runs"), "device": "cpu",
                  **STUDENT, **options}
@@ -118,7 +143,7 @@ def omgd_teacher(student: Path) -> Path:
     return student.with_name("teacher_snapshot.pt")
 
 
-def target_line(task: Task, table: dict, seeds: dict, wall_clock: dict, gc_total: float) -> str:
+def target_line(task: Task, table: dict, seeds: dict, cost: dict) -> str:
     row = table["omgd"]
     wins = sum(s > t for s, t in zip(seeds["omgd"]["test_psnr"], seeds["scratch"]["test_psnr"]))
     line = (f"omgd: {row['macs_ratio']:.1f}x fewer MACs than resnet_9blocks (target >= 40x); ")
@@ -134,14 +159,23 @@ def target_line(task: Task, table: dict, seeds: dict, wall_clock: dict, gc_total
         line += (f"test PSNR to its teacher's outputs {', '.join(f'{v:.2f}' for v in seeds['omgd']['test_psnr'])} "
                  f"vs its twin's {', '.join(f'{v:.2f}' for v in seeds['scratch']['test_psnr'])}: higher on {wins} of "
                  f"{len(SEEDS)} seeds (target: every seed); ")
-    line += f"wall-clock {wall_clock['omgd'] / gc_total:.2f} of the GAN Compression pipeline's (target <= 0.5)."
-    if "omgd_fast" in table:
-        fast = table["omgd_fast"]
-        quality = (f"val PSNR {fast['psnr'] - table['teacher']['psnr']:+.2f} dB vs the teacher" if task.paired else
-                   f"test PSNR {fast['test']['psnr_vs_teacher']:.2f} to its own teacher")
-        line += (f"\nomgd_fast: wall-clock {wall_clock['omgd_fast'] / gc_total:.2f} of the GAN Compression "
-                 f"pipeline's, {quality}.")
-    return line
+    pipeline = cost["gan_compression_pipeline_s"]
+    line += (f"training time at equal load {cost['omgd_s'] / pipeline:.2f} of the GAN Compression pipeline's "
+             f"(target <= 0.5).")
+    fast = table["omgd_fast"]
+    quality = (f"val PSNR {fast['psnr'] - table['teacher']['psnr']:+.2f} dB vs the teacher" if task.paired else
+               f"test PSNR {fast['test']['psnr_vs_teacher']:.2f} to its own teacher")
+    return line + (f"\nomgd_fast: training time at equal load {cost['omgd_fast_s'] / pipeline:.2f} of the GAN "
+                   f"Compression pipeline's, {quality}.")
+
+
+def cost_line(cost: dict, steps: dict) -> str:
+    seconds = cost["step_seconds"]
+    return ("Training time at equal load (every method's step timed side by side in one process, times its "
+            "steps): " + ", ".join(f"{name} {seconds[name] * 1000:.0f} ms/step" for name in seconds)
+            + f"; GAN Compression pipeline {cost['gan_compression_pipeline_s'] / 60:.1f} min (its search's own "
+            f"wall-clock included), omgd {cost['omgd_s'] / 60:.1f} min, omgd_fast {cost['omgd_fast_s'] / 60:.1f} min. "
+            "The wall-clock column is each run folder's own, which also counts whatever else the machine ran.")
 
 
 def run_task(args, task: Task) -> None:
@@ -171,6 +205,7 @@ def run_task(args, task: Task) -> None:
     steps = {name: run_steps(path) for name, path in paths.items()
              if name not in ("gan_compression",) and not name.endswith("_teacher")}
     steps["gan_compression"] = budget["steps"] - steps["teacher"]
+    cost = training_cost(teacher, gc_run, budget, {"omgd": seeds["omgd"][0], "omgd_fast": fast})
     table = measure(task, paths, data, reference="teacher", threads=args.threads, teachers=teachers)
     seed_teachers = ({name: [teacher] * len(SEEDS) for name in seeds} if task.paired else
                      {name: [omgd_teacher(path) for path in seeds["omgd"]] for name in seeds})
@@ -178,14 +213,14 @@ def run_task(args, task: Task) -> None:
     results = {"task": {"dataset": data.name, "batch_size": BATCH_SIZE, "seeds": list(SEEDS),
                         "gan_compression_pipeline": budget, "omgd_schedule": schedule, "omgd_fast": FAST[task.kind],
                         "vgg16_weights": str(find_vgg16_weights() or "absent")},
-               "models": table, "seeds": quality, "wall_clock_s": wall_clock, "steps": steps}
+               "models": table, "seeds": quality, "wall_clock_s": wall_clock, "steps": steps, "training_cost": cost}
     markdown = markdown_table(task, table, wall_clock)
     markdown += (f"\n\nSteps at batch {BATCH_SIZE}: {steps}. The GAN Compression pipeline (teacher + supernet + "
                  f"fine-tune) took {budget['steps']} steps and {budget['seconds'] / 60:.1f} min in all; OMGD gets "
                  f"as many whole epochs as fit in those steps ({schedule}), its twin the same number of steps. "
                  f"VGG16 weights: {results['task']['vgg16_weights']}.\n\nEvery OMGD student and its twin trained "
                  f"with seeds {list(SEEDS)} (the table above is seed 0):\n\n" + seed_table(task, quality) + "\n\n"
-                 + target_line(task, table, quality, wall_clock, budget["seconds"]))
+                 + cost_line(cost, steps) + "\n\n" + target_line(task, table, quality, cost))
     write_results(args.out, "omgd" + suffix, results, markdown)
 
 
