@@ -35,12 +35,12 @@ from ganslim.data import AlignedDataset, UnalignedDataset, make_builtin
 from ganslim.data.builtin import INFO_FILE
 from ganslim.data.subsets import holdout_indices
 from ganslim.engine import fit
-from ganslim.evaluate import find_inception_weights
 from ganslim.export.runtime import interleaved_times
-from ganslim.methods.teacher import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
+from ganslim.measure.evaluate import find_inception_weights
+from ganslim.measure.profile import count_macs, count_params, num_threads
+from ganslim.methods.teachers import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
 from ganslim.metrics import compute_fid_kid, psnr, ssim
 from ganslim.metrics.inception import load_inception
-from ganslim.profile import count_macs, count_params, num_threads
 
 IMAGE_SIZE, BATCH_SIZE = 64, 4
 EPOCHS, EPOCHS_DECAY = 3, 3  # 100 steps an epoch: 600 optimisation steps for every teacher

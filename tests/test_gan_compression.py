@@ -17,6 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ganslim.apps.translate import translate_files
 from ganslim.archs import ResnetGenerator, build_discriminator, build_generator, init_weights
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.cli import compress
@@ -24,6 +25,7 @@ from ganslim.config import read_config_file
 from ganslim.data import holdout_indices, make_builtin
 from ganslim.engine import DistInfo, RunLock, TrainContext, fit
 from ganslim.errors import GanslimError
+from ganslim.measure.profile import count_macs
 from ganslim.methods.gan_compression import (
     DistillConfig,
     FinetuneDistillation,
@@ -36,8 +38,6 @@ from ganslim.methods.gan_compression.distill import load_teacher, student_kwargs
 from ganslim.methods.gan_compression.pipeline import Inherited, PipelineResult, summary_table
 from ganslim.methods.gan_compression.search import CandidateScorer, SearchConfig, format_macs, run_search
 from ganslim.metrics import WEIGHTS_ENV_VAR
-from ganslim.profile import count_macs
-from ganslim.translate import translate_files
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

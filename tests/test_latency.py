@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from torch import nn
 
-from ganslim.archs.mobile_resnet import uniform_channels
+from ganslim.archs.translation.mobile_resnet import uniform_channels
 from ganslim.compress import SearchSpace
 from ganslim.compress import latency as latency_module
 from ganslim.compress.latency import LatencyTimer

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from ganslim.archs import build_generator
-from ganslim.archs.mobile_resnet import MobileResnetBlock
-from ganslim.archs.omgd_teachers import (
+from ganslim.archs.translation.mobile_resnet import MobileResnetBlock
+from ganslim.archs.translation.deep import (
     DeepMobileResnetGenerator,
     ExpansionResnetBlock,
     deep_teacher_spec,
@@ -37,7 +37,7 @@ from ganslim.methods.omgd import (
     student_spec,
 )
 from ganslim.nn.vgg import VGG16Features
-from ganslim.profile import count_macs, count_params
+from ganslim.measure.profile import count_macs, count_params
 from helpers import build_method, first_batch, interrupted_run, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

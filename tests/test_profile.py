@@ -1,4 +1,4 @@
-"""Tests for ganslim.profile: MAC conventions, reference figures, memory, latency, the profile and errors."""
+"""Tests for ganslim.measure.profile: MAC conventions, reference figures, memory, latency, the profile and errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 
 from ganslim.archs import build_generator
 from ganslim.errors import GanslimError
-from ganslim.profile import (
+from ganslim.measure.profile import (
     LatencyStats,
     MacCount,
     Profile,
@@ -25,7 +25,7 @@ from ganslim.profile import (
     measure_peak_memory,
     profile_model,
 )
-from ganslim import profile as profile_module
+from ganslim.measure import profile as profile_module
 from reference_impl import reference_generator
 
 # name -> (M params, published GMACs, true GMACs) at 256x256, batch 1, to the digits METHODS.md gives.

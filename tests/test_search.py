@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from ganslim.archs import build_generator, init_weights
-from ganslim.archs.mobile_resnet import MobileResnetGenerator, uniform_channels
+from ganslim.archs.translation.mobile_resnet import MobileResnetGenerator, uniform_channels
 from ganslim.checkpoints import save_model
 from ganslim.compress import SearchSpace, extract_subnet
 from ganslim.compress.space import channel_spans
@@ -38,7 +38,7 @@ from ganslim.methods.gan_compression.search import (
     recalibrate_batchnorm,
     run_search,
 )
-from ganslim.profile import count_macs, count_params
+from ganslim.measure.profile import count_macs, count_params
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -6,7 +6,7 @@ fails with one :class:`~ganslim.errors.GanslimError` line before anything trains
 ``int``, ``float``, ``bool`` and ``str`` so every value round-trips through YAML and the command line.
 
 ``TrainConfig`` holds what the engine reads; ``ImageTranslationConfig`` adds the image-to-image data options;
-each method subclasses one of them next to its code (e.g. ``ganslim.methods.teacher.Pix2PixConfig``) and
+each method subclasses one of them next to its code (e.g. ``ganslim.methods.teachers.Pix2PixConfig``) and
 overrides defaults by re-declaring a field.
 
 Precedence when loading: class defaults < YAML file < overrides (in the order given).

@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-PEAK_SIZE = 1024  # ganslim.profile.PEAK_MATMUL_SIZE, written out: torch must not load before run() sets OMP_WAIT_POLICY
+PEAK_SIZE = 1024  # ganslim.measure.profile.PEAK_MATMUL_SIZE, written out: torch must not load before run() sets OMP_WAIT_POLICY
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> None:
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-    from ganslim.bench import format_markdown, run_bench, write_bench
+    from ganslim.measure.bench import format_markdown, run_bench, write_bench
     from ganslim.cli.sizing import choose_size
     from ganslim.outputs import check_output_folder
 
@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> None:
         print(files.plot_note)
 
 
-def _load(spec: str, direction: str):  # -> (ganslim.bench.BenchModel, the size it was trained at or None)
-    from ganslim.bench import BenchModel
+def _load(spec: str, direction: str):  # -> (ganslim.measure.bench.BenchModel, the size it was trained at or None)
+    from ganslim.measure.bench import BenchModel
     from ganslim.checkpoints import load_generator
     from ganslim.cli.profile import build_named_generator
     from ganslim.errors import GanslimError

@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> None:
     from ganslim.cli.sizing import choose_size
     from ganslim.outputs import check_output_file
     from ganslim.devices import resolve_device
-    from ganslim.evaluate import evaluate_generator, open_eval_data, output_channels, parse_metrics
-    from ganslim.translate import input_channels
+    from ganslim.measure.evaluate import evaluate_generator, open_eval_data, output_channels, parse_metrics
+    from ganslim.apps.translate import input_channels
 
     metrics = parse_metrics(args.metrics)
     if args.out is not None:

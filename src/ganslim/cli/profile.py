@@ -37,7 +37,7 @@ def build_named_generator(name: str, ngf: int | None, norm: str | None):
 
 def run(args: argparse.Namespace) -> None:
     from ganslim.checkpoints import load_generator
-    from ganslim.profile import format_profile, profile_model
+    from ganslim.measure.profile import format_profile, profile_model
 
     import ganslim.archs  # noqa: F401 - registers the generators
     from ganslim.errors import GanslimError

@@ -41,8 +41,8 @@ from ganslim.export.runtime import (
     load_exported,
 )
 from ganslim.export.torchscript import export_torchscript
+from ganslim.measure.profile import eval_mode
 from ganslim.outputs import check_output_file, check_output_folder, make_folder, write_error
-from ganslim.profile import eval_mode
 
 if TYPE_CHECKING:
     from ganslim.export.quantize import QuantizeResult, quantize_model

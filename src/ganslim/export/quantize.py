@@ -1,7 +1,7 @@
 """Post-training static int8 quantization of a generator, calibrated on the user's images, with a report.
 
 Two backends, both calibrating activation ranges on images preprocessed exactly as at test time
-(``ganslim.translate.load_input``: bicubic resize to ``size``, ``x / 127.5 - 1``):
+(``ganslim.apps.translate.load_input``: bicubic resize to ``size``, ``x / 127.5 - 1``):
 
 * ``onnxruntime``: ``onnxruntime.quantization.quantize_static`` writes a QDQ model (QuantizeLinear /
   DequantizeLinear pairs around each op) with per-channel int8 weights and uint8 activations, MinMax
@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganslim.apps.translate import load_input
 from ganslim.data.datasets import detect_layout
 from ganslim.data.images import is_image_file, list_images
 from ganslim.errors import GanslimError
@@ -56,9 +57,8 @@ from ganslim.export.runtime import (
     require_openvino,
     time_interleaved,
 )
+from ganslim.measure.profile import LatencyStats, eval_mode
 from ganslim.metrics import psnr, ssim
-from ganslim.profile import LatencyStats, eval_mode
-from ganslim.translate import load_input
 
 __all__ = ["BACKENDS", "DataSplit", "FloatLayer", "QuantizeResult", "TaskMetrics", "quantize_model", "split_data"]
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ganslim.errors import GanslimError, first_line
-from ganslim.profile import LatencyStats, num_threads
+from ganslim.measure.profile import LatencyStats, num_threads
 
 __all__ = [
     "ExportedModel",

@@ -6,7 +6,7 @@ A method is a class following :class:`ganslim.engine.Method`; ``METHODS.get(name
 
 from __future__ import annotations
 
-from ganslim.methods.teacher import CycleGAN, CycleGANConfig, ImagePool, Pix2Pix, Pix2PixConfig
+from ganslim.methods.teachers import CycleGAN, CycleGANConfig, ImagePool, Pix2Pix, Pix2PixConfig
 from ganslim.registry import Registry
 
 METHODS: Registry = Registry("training method")

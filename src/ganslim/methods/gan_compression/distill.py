@@ -46,8 +46,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ganslim.archs import ResnetGenerator, build_discriminator, build_generator, init_weights
-from ganslim.archs.mobile_resnet import MobileResnetGenerator, channel_names, check_channels
-from ganslim.archs.super_mobile_resnet import SuperMobileResnetGenerator
+from ganslim.archs.translation.mobile_resnet import MobileResnetGenerator, channel_names, check_channels
+from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.atomic import atomic_torch_save
 from ganslim.checkpoints import LoadedModel, load_discriminator, load_generator, resolve_generator_file, save_model
 from ganslim.checkpoints.format import read_checkpoint

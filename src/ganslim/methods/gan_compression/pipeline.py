@@ -68,7 +68,7 @@ from ganslim.methods.gan_compression.search import (
     read_result,
     run_search,
 )
-from ganslim.profile import count_macs, count_params
+from ganslim.measure.profile import count_macs, count_params
 
 METHOD = "gan-compression"
 STAGES = ("supernet", "search", "finetune", "export")

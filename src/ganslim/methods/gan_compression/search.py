@@ -55,8 +55,8 @@ from torch import nn
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
-from ganslim.archs.mobile_resnet import MobileResnetGenerator
-from ganslim.archs.super_mobile_resnet import SuperMobileResnetGenerator
+from ganslim.archs.translation.mobile_resnet import MobileResnetGenerator
+from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.atomic import atomic_write_text
 from ganslim.checkpoints import load_generator
 from ganslim.compress import SearchSpace, extract_subnet
@@ -66,7 +66,7 @@ from ganslim.engine import distributed as ddp
 from ganslim.engine.logging import RunLogger
 from ganslim.engine.runs import CONFIG_FILE, create_run_dir, run_label, write_config
 from ganslim.errors import GanslimError
-from ganslim.evaluate import find_inception_weights
+from ganslim.measure.evaluate import find_inception_weights
 from ganslim.metrics import compute_fid_kid, extract_features, load_inception
 from ganslim.methods.gan_compression.distill import (
     DistillConfig,
@@ -80,7 +80,7 @@ from ganslim.methods.gan_compression.distill import (
     train_split,
     training_items,
 )
-from ganslim.profile import measure_peak_gflops
+from ganslim.measure.profile import measure_peak_gflops
 
 logger = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ import torch
 from torch import Tensor, nn
 
 from ganslim.errors import GanslimError, first_line
-from ganslim.profile import LatencyStats, MacCount
-from ganslim.report.run import STUDENT, Grid, ReportRun
+from ganslim.measure.profile import LatencyStats, MacCount
+from ganslim.measure.report.run import STUDENT, Grid, ReportRun
 
 if TYPE_CHECKING:
-    from ganslim.evaluate import EvalData
+    from ganslim.measure.evaluate import EvalData
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Latency:
 
 @dataclass(frozen=True)
 class Quality:
-    """PSNR (dB) / SSIM per model label (keys as :func:`ganslim.evaluate.evaluate_generator` names them)."""
+    """PSNR (dB) / SSIM per model label (keys as :func:`ganslim.measure.evaluate.evaluate_generator` names them)."""
 
     metrics: dict[str, dict[str, float]]
     data: str  # which images, in words
@@ -49,8 +49,8 @@ class Quality:
 
 def model_costs(models: Mapping[str, nn.Module], size: int) -> dict[str, Cost]:
     """Parameters and MACs of each model on one (1, C, size, size) image."""
-    from ganslim.profile import count_macs, count_params
-    from ganslim.translate import input_channels
+    from ganslim.apps.translate import input_channels
+    from ganslim.measure.profile import count_macs, count_params
 
     costs = {}
     for label, model in models.items():
@@ -69,10 +69,10 @@ def quick_latency(models: Mapping[str, nn.Module], side: int, repeats: int, warm
     round (see :func:`ganslim.export.runtime.interleaved_times`). One thread by default: on a shared machine
     several OpenMP threads wait for each other and a quick estimate turns to noise (seen here, 2 threads on a
     busy 2-core VM: 397 vs 70 ms for one model)."""
+    from ganslim.apps.translate import input_channels
     from ganslim.export import seeded_image
     from ganslim.export.runtime import time_interleaved
-    from ganslim.profile import num_threads
-    from ganslim.translate import input_channels
+    from ganslim.measure.profile import num_threads
 
     first = next(iter(models.values()))
     image = seeded_image((1, input_channels(first), side, side), 0).numpy()
@@ -92,8 +92,8 @@ def _forward(model: nn.Module, image: np.ndarray) -> Tensor:
 
 def open_run_data(run: ReportRun, model: nn.Module, direction: str, max_images: int) -> EvalData:
     """The first ``max_images`` images of the run's split, with ``direction``'s side as the input of ``model``."""
-    from ganslim.evaluate import open_eval_data, output_channels
-    from ganslim.translate import input_channels
+    from ganslim.apps.translate import input_channels
+    from ganslim.measure.evaluate import open_eval_data, output_channels
 
     channels = input_channels(model)
     return open_eval_data(run.data, split=run.split or "test", size=run.size, direction=direction,
@@ -105,7 +105,7 @@ def quick_quality(run: ReportRun, models: Mapping[str, nn.Module], max_images: i
                   device: torch.device) -> Quality:
     """PSNR / SSIM against the targets (paired data) of every model that takes the run's input side; each student
     also against the first teacher's outputs (``psnr_teacher`` / ``ssim_teacher``, unpaired data too)."""
-    from ganslim.evaluate import evaluate_generator
+    from ganslim.measure.evaluate import evaluate_generator
 
     direction = run.models[0].direction
     teacher = next((m for m in run.models if m.role != STUDENT and m.direction == direction), None)

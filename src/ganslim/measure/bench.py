@@ -1,6 +1,6 @@
 """Benchmark generators side by side across runtimes, in one process, and write Markdown + JSON + a Pareto plot.
 
-For every model x backend the bench reports parameters, MACs in both conventions (see ``ganslim.profile``),
+For every model x backend the bench reports parameters, MACs in both conventions (see ``ganslim.measure.profile``),
 median / min / max latency of one (1, C, size, size) image, throughput, achieved GFLOP/s (``2 * true MACs /
 median time``) and its share of the machine's fp32 peak, and with ``data`` quality on a dataset split: PSNR and
 SSIM against the targets (paired data) and against the first model's outputs (the reference, usually the
@@ -12,7 +12,7 @@ How the timing is kept fair:
   by :func:`ganslim.export.runtime.interleaved_times`: every round runs each of them once, so a slow phase of
   the machine hits all of them alike, and the order rotates every round; warm-up rounds come first. The peak
   is the fastest matmul run (another process only ever slows a run down), of a matmul of a size that fits
-  the caches and runs in milliseconds (``ganslim.profile.PEAK_MATMUL_SIZE``);
+  the caches and runs in milliseconds (``ganslim.measure.profile.PEAK_MATMUL_SIZE``);
 * every runtime gets the same thread count: ``torch.set_num_threads``, ONNX Runtime ``intra_op_num_threads``,
   OpenVINO ``INFERENCE_NUM_THREADS``;
 * no runtime spins while another runs: ONNX Runtime sessions are created with spinning off
@@ -65,13 +65,13 @@ from torch import nn
 from tqdm import tqdm
 
 from ganslim import __version__
+from ganslim.apps.translate import input_channels
 from ganslim.atomic import atomic_write, atomic_write_text
 from ganslim.errors import GanslimError, first_line
-from ganslim.evaluate import json_safe, mean_ssim, open_eval_data, output_channels
 from ganslim.export import seeded_image
 from ganslim.export.runtime import interleaved_times
-from ganslim.metrics import psnr
-from ganslim.profile import (
+from ganslim.measure.evaluate import json_safe, mean_ssim, open_eval_data, output_channels
+from ganslim.measure.profile import (
     PEAK_MATMUL_SIZE,
     LatencyStats,
     count_macs,
@@ -80,7 +80,7 @@ from ganslim.profile import (
     matmul_gflops,
     num_threads,
 )
-from ganslim.translate import input_channels
+from ganslim.metrics import psnr
 
 __all__ = [
     "BACKENDS",
@@ -256,7 +256,7 @@ def run_bench(
         size: the input is (1, C, size, size); exports are static at that shape.
         threads: CPU threads of every runtime (None: torch's current count, runtimes' defaults).
         repeats: timed rounds; warmup: untimed rounds before them (each round runs every runner once).
-        data: a dataset root or image folder (see :func:`ganslim.evaluate.open_eval_data`) for quality metrics
+        data: a dataset root or image folder (see :func:`ganslim.measure.evaluate.open_eval_data`) for quality metrics
             and int8 calibration (its train split); None: no quality, int8 backends skipped.
         split: the split scored for quality; direction: which side of the data is the input.
         num_images: images of ``split`` scored per model x backend.

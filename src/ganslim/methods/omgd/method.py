@@ -6,7 +6,7 @@ discriminator or the ground truth: it learns only from the teachers' (detached) 
 **Paired data** (:class:`OMGD`, pix2pix layout ``train/ val/``). Three generators train every step:
 
 * a *wide* teacher (the student's architecture, ``wide_multiplier`` x wider) and a *deep* teacher (the
-  student's width, extra residual blocks; see :mod:`ganslim.archs.omgd_teachers`), each on ``lambda_gan`` x
+  student's width, extra residual blocks; see :mod:`ganslim.archs.translation.deep`), each on ``lambda_gan`` x
   GAN + ``lambda_l1`` x L1 to the ground truth, against one *shared* discriminator that sees (A, B) pairs
   and is trained on both teachers' fakes (``D_real + (D_fake_wide + D_fake_deep) / 2``, as OMGD);
 * the student, on :class:`OMGDStudentLoss`: per teacher ``ssim_weight (1 - SSIM) + style_weight style +
@@ -23,7 +23,7 @@ the teachers' PSNR (``psnr_wide``, ``psnr_deep``).
 
 **Unpaired data** (:class:`OMGDUnpaired`, CycleGAN layout ``trainA/ trainB/``), as OMGD's CycleGAN variant:
 one teacher pair (G_A, G_B at the wide teacher's architecture, with D_A, D_B) trains with the CycleGAN
-losses (:class:`~ganslim.methods.teacher.CycleGAN`: LSGAN, cycle ``lambda_cycle``, identity
+losses (:class:`~ganslim.methods.teachers.CycleGAN`: LSGAN, cycle ``lambda_cycle``, identity
 ``lambda_identity``, image pools). Every ``snapshot_every`` steps (default: one epoch) G_A is copied into
 a frozen *teacher snapshot*; from the first snapshot on, every step also trains the student on A images
 towards the snapshot's output (the same student objective, one teacher). OMGD alternates phases and picks
@@ -56,7 +56,7 @@ from torch import Tensor, nn
 
 from ganslim.archs import build_generator, init_weights
 from ganslim.atomic import atomic_write_text
-from ganslim.archs.omgd_teachers import deep_teacher_spec, omgd_distill_layers, wide_teacher_spec
+from ganslim.archs.translation.deep import deep_teacher_spec, omgd_distill_layers, wide_teacher_spec
 from ganslim.checkpoints import load_generator, resolve_generator_file, save_model
 from ganslim.config import ImageTranslationConfig, option
 from ganslim.data import IndexedSubset, UnalignedDataset, detect_layout, holdout_indices, without_holdout
@@ -64,11 +64,11 @@ from ganslim.engine import TrainContext, steps_per_epoch
 from ganslim.engine.schedules import ConstantThenLinearDecay
 from ganslim.errors import GanslimError
 from ganslim.losses import GAN_MODES, ChannelDistillation, PerceptualDistillLoss, channel_distillation_loss
-from ganslim.methods.teacher import CycleGAN, CycleGANConfig, Pix2Pix, TeacherBase
+from ganslim.methods.teachers import CycleGAN, CycleGANConfig, Pix2Pix, TeacherBase
 from ganslim.metrics import RunningMean, psnr, ssim
 from ganslim.nn import INIT_TYPES, NORMS
 from ganslim.nn.vgg import VGG16Features, find_vgg16_weights, load_vgg16
-from ganslim.profile import count_macs, count_params
+from ganslim.measure.profile import count_macs, count_params
 from ganslim.registry import DISCRIMINATORS
 
 METHOD = "omgd"

@@ -37,7 +37,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ganslim.archs.resnet import N_DOWNSAMPLING, RESNET_SIDES, ResnetGenerator, _check_indices
+from ganslim.archs.translation.resnet import N_DOWNSAMPLING, RESNET_SIDES, ResnetGenerator, _check_indices
 from ganslim.signature import ImageSides, TranslatesImages
 from ganslim.errors import GanslimError
 from ganslim.nn import OutputConv2d, check_norm, conv_bias, make_norm

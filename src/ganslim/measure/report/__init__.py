@@ -2,7 +2,7 @@
 
 The page, in reading order:
 
-1. **Summary**: one column per generator (teacher(s), student; see :mod:`ganslim.report.run` for what each
+1. **Summary**: one column per generator (teacher(s), student; see :mod:`ganslim.measure.report.run` for what each
    method exports), rows of parameters, MACs in both conventions, a quick CPU latency estimate and PSNR / SSIM,
    with units, and a column of student-vs-teacher ratios. Parameters and MACs are counted here; latency is
    timed here (eager PyTorch, interleaved, few rounds, a small stated size; off with ``latency=False``);
@@ -29,12 +29,20 @@ from typing import Any
 import torch
 
 from ganslim.errors import GanslimError
+from ganslim.measure.report import page
+from ganslim.measure.report.curves import curves_html, read_curves
+from ganslim.measure.report.measure import (
+    Cost,
+    Latency,
+    Quality,
+    grid_images,
+    model_costs,
+    quick_latency,
+    quick_quality,
+)
+from ganslim.measure.report.run import STUDENT, Grid, ReportRun, RunModel, read_run
+from ganslim.measure.report.summary import comparison, summary_rows
 from ganslim.outputs import check_output_file
-from ganslim.report import page
-from ganslim.report.curves import curves_html, read_curves
-from ganslim.report.measure import Cost, Latency, Quality, grid_images, model_costs, quick_latency, quick_quality
-from ganslim.report.run import STUDENT, Grid, ReportRun, RunModel, read_run
-from ganslim.report.summary import comparison, summary_rows
 
 __all__ = ["HTML_FILE", "ReportFiles", "ReportOptions", "ReportRun", "RunModel", "make_report", "read_run"]
 
@@ -222,7 +230,7 @@ def _grid_html(grid: Grid, columns: list, described: str) -> str:
 
 def _results_sections(run_dir: Path, eval_file: Path | None, bench_file: Path | None) -> list[tuple[str, str]]:
     """(title, HTML) of each results file: summary.json, eval.json, bench.json (+ its plot)."""
-    from ganslim.bench import PLOT_NAME, bench_table
+    from ganslim.measure.bench import PLOT_NAME, bench_table
 
     sections = []
     if (run_dir / SUMMARY_FILE).is_file():

@@ -19,10 +19,10 @@ from ganslim.data import AlignedDataset, DEFAULT_BUILTIN, make_builtin, save_ima
 from ganslim.data.builtin import INFO_FILE
 from ganslim.engine import fit, image_grid
 from ganslim.methods.gan_compression.pipeline import PipelineConfig, run_pipeline
-from ganslim.methods.teacher import Pix2Pix, Pix2PixConfig
+from ganslim.methods.teachers import Pix2Pix, Pix2PixConfig
 from ganslim.metrics import psnr, ssim
-from ganslim.profile import Profile, count_macs, profile_model
-from ganslim.translate import translate_files
+from ganslim.measure.profile import Profile, count_macs, profile_model
+from ganslim.apps.translate import translate_files
 
 # Shared by both trainings: small images, batch 4, few logs; the learning rate schedules are per stage.
 COMMON = {"batch_size": 4, "sample_every": 0, "log_every": 10, "preprocess": "resize_and_crop"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from ganslim.report.measure import Cost, Latency, Quality
-from ganslim.report.page import si
-from ganslim.report.run import STUDENT, TEACHER, ReportRun, RunModel
+from ganslim.measure.report.measure import Cost, Latency, Quality
+from ganslim.measure.report.page import si
+from ganslim.measure.report.run import STUDENT, TEACHER, ReportRun, RunModel
 
 Row = list[str]
 

@@ -21,7 +21,7 @@ The extra blocks follow the layout of OMGD's ``MobileResnetDeepestGenerator`` an
 * ``unet_deep``: every U-Net level except the innermost gets 2 expansion blocks after its down-conv (and
   norm) and 2 after its up-conv (and norm); the outermost level, which has no norm, gets them right after
   its down-conv and before its final ReLU + up-conv. Block depths, ``forward_features`` and
-  ``feature_channels`` are those of :class:`~ganslim.archs.unet.UnetGenerator`.
+  ``feature_channels`` are those of :class:`~ganslim.archs.translation.unet.UnetGenerator`.
 
 :func:`omgd_distill_layers` names the layers channel distillation reads, the same in the student and its
 wide teacher.
@@ -34,10 +34,10 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ganslim.archs.mobile_resnet import MobileResnetBlock, MobileResnetGenerator
-from ganslim.archs.resnet import N_DOWNSAMPLING, RESNET_SIDES
+from ganslim.archs.translation.mobile_resnet import MobileResnetBlock, MobileResnetGenerator
+from ganslim.archs.translation.resnet import N_DOWNSAMPLING, RESNET_SIDES
 from ganslim.signature import ImageSides, TranslatesImages
-from ganslim.archs.unet import UnetGenerator
+from ganslim.archs.translation.unet import UnetGenerator
 from ganslim.errors import GanslimError
 from ganslim.nn import OutputConv2d, check_norm, conv_bias, make_norm
 from ganslim.registry import GENERATORS
@@ -178,14 +178,14 @@ class DeepUnetGenerator(UnetGenerator):
 @GENERATORS.register("mobile_resnet_deep")
 def mobile_resnet_deep(input_nc: int = 3, output_nc: int = 3, ngf: int = 16, norm: str = "instance",
                        use_dropout: bool = False, n_blocks: int = 9) -> DeepMobileResnetGenerator:
-    """OMGD's deep teacher of a mobile ResNet student (see omgd_teachers.py)."""
+    """OMGD's deep teacher of a mobile ResNet student (see ganslim.archs.translation.deep)."""
     return DeepMobileResnetGenerator(input_nc, output_nc, ngf, norm, use_dropout, n_blocks)
 
 
 @GENERATORS.register("unet_deep")
 def unet_deep(input_nc: int = 3, output_nc: int = 3, ngf: int = 16, norm: str = "batch", use_dropout: bool = False,
               num_downs: int = 8) -> DeepUnetGenerator:
-    """OMGD's deep teacher of a U-Net student (see omgd_teachers.py); num_downs 8 for 256x256 images."""
+    """OMGD's deep teacher of a U-Net student (see ganslim.archs.translation.deep); num_downs 8 for 256x256 images."""
     return DeepUnetGenerator(input_nc, output_nc, ngf, norm, use_dropout, num_downs)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ganslim.archs.mobile_resnet import (
+from ganslim.archs.translation.mobile_resnet import (
     FIRST_BLOCK_INDEX,
     LayerKit,
     MobileResnetBlock,
