@@ -35,9 +35,8 @@ from ganslim.data import AlignedDataset, UnalignedDataset, make_builtin
 from ganslim.data.builtin import INFO_FILE
 from ganslim.data.subsets import holdout_indices
 from ganslim.engine import fit
-from ganslim.export.runtime import interleaved_times
 from ganslim.measure.evaluate import find_inception_weights
-from ganslim.measure.profile import count_macs, count_params, num_threads
+from ganslim.measure.profile import count_macs, count_params, interleaved_times, num_threads
 from ganslim.methods.teachers import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
 from ganslim.metrics import compute_fid_kid, psnr, ssim
 from ganslim.metrics.inception import load_inception
@@ -165,7 +164,7 @@ def run_seconds(exported: Path) -> float:
 def interleaved_latency(models: dict[str, torch.nn.Module], size: int, threads: int, warmup: int,
                         repeats: int) -> dict[str, list[float]]:
     """Milliseconds per model and round at ``size``x``size``: every round runs each model once, the order
-    rotating every round (``ganslim.export.runtime.interleaved_times``)."""
+    rotating every round (``ganslim.measure.profile.timing.interleaved_times``)."""
     image = torch.rand(1, 3, size, size) * 2 - 1
     with num_threads(threads), torch.inference_mode():
         return interleaved_times(models, image, warmup, repeats)

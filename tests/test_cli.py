@@ -13,7 +13,7 @@ from ganslim.archs import build_generator
 from ganslim.checkpoints import save_model
 from ganslim.cli import main
 from ganslim.data import image_to_tensor, tensor_to_image
-from ganslim.methods.gan_compression.pipeline import OWN_KEYS, STAGE_KEYS
+from ganslim.methods.gan_compression.inherit import OWN_KEYS, STAGE_KEYS
 
 SIZE = 32
 

@@ -21,22 +21,23 @@ from ganslim.apps.translate import translate_files
 from ganslim.archs import ResnetGenerator, build_discriminator, build_generator, init_weights
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.cli import compress
+from ganslim.compress.search import format_macs
 from ganslim.config import read_config_file
 from ganslim.data import holdout_indices, make_builtin
 from ganslim.engine import DistInfo, RunLock, TrainContext, fit
 from ganslim.errors import GanslimError
 from ganslim.measure.profile import count_macs
-from ganslim.methods.gan_compression import (
-    DistillConfig,
-    FinetuneDistillation,
-    SupernetDistillation,
-    distill_layers,
-    resolve_defaults,
-)
+from ganslim.methods.gan_compression import scoring
 from ganslim.methods.gan_compression import search as search_module
-from ganslim.methods.gan_compression.distill import load_teacher, student_kwargs, training_items, validation_items
-from ganslim.methods.gan_compression.pipeline import Inherited, PipelineResult, summary_table
-from ganslim.methods.gan_compression.search import CandidateScorer, SearchConfig, format_macs, run_search
+from ganslim.methods.gan_compression.config import DistillConfig, resolve_defaults
+from ganslim.methods.gan_compression.data import training_items, validation_items
+from ganslim.methods.gan_compression.distill import FinetuneDistillation, SupernetDistillation
+from ganslim.methods.gan_compression.export import summary_table
+from ganslim.methods.gan_compression.inherit import Inherited
+from ganslim.methods.gan_compression.networks import distill_layers, load_teacher, student_kwargs
+from ganslim.methods.gan_compression.pipeline import PipelineResult
+from ganslim.methods.gan_compression.scoring import CandidateScorer
+from ganslim.methods.gan_compression.search import SearchConfig, run_search
 from ganslim.metrics import WEIGHTS_ENV_VAR
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -474,22 +475,22 @@ def test_unpaired_candidates_are_scored_by_fid_when_inception_is_available(unpai
         def forward(self, images):
             return images.float().mean(dim=(2, 3)) + torch.arange(3.0)
 
-    monkeypatch.setattr(search_module, "load_inception", lambda path: MeanColour())
+    monkeypatch.setattr(scoring, "load_inception", lambda path: MeanColour())
     weights = tmp_path / "inception.pth"
     weights.write_bytes(b"stands in for the weights file, which the stand-in extractor does not read")
     net = init_weights(build_generator("super_mobile_resnet", ngf=8, norm="instance", n_blocks=9))
     config = SearchConfig(**{**TINY, "data": str(unpaired), "teacher": str(cyclegan_teacher), "budget_macs": "10M",
                              "holdout_images": 2, "inception_weights": str(weights)})
-    scorer, metric = search_module.build_scorer(config, net, torch.device("cpu"))
+    scorer, metric = scoring.build_scorer(config, net, torch.device("cpu"))
     assert metric == "fid" and scorer.real_features.shape == (6, 3)  # every training B image once
     metrics = scorer.score(scorer.compact([8, 8, 16, 16, 16, 16, 8, 8]))
     assert set(metrics) == {"psnr_teacher", "fid"} and metrics["fid"] >= 0
     missing = dataclasses.replace(config, inception_weights=str(tmp_path / "nowhere.pth"), metric="fid")
     with pytest.raises(GanslimError, match=r"^--inception-weights '.*nowhere.pth' not found: point it at "):
-        search_module.build_scorer(missing, net, torch.device("cpu"))
+        scoring.build_scorer(missing, net, torch.device("cpu"))
     with pytest.raises(GanslimError, match="needs ground truth"):
-        search_module.build_scorer(SearchConfig(**{**TINY, "data": str(unpaired), "metric": "psnr"}), net,
-                                   torch.device("cpu"))
+        scoring.build_scorer(SearchConfig(**{**TINY, "data": str(unpaired), "metric": "psnr"}), net,
+                             torch.device("cpu"))
 
 
 @pytest.mark.parametrize("content", [b"PK\x03\x04 cut short", "pickled object"])

@@ -11,13 +11,7 @@ import torch
 
 from ganslim.archs import build_generator
 from ganslim.archs.translation.mobile_resnet import MobileResnetBlock
-from ganslim.archs.translation.deep import (
-    DeepMobileResnetGenerator,
-    ExpansionResnetBlock,
-    deep_teacher_spec,
-    omgd_distill_layers,
-    wide_teacher_spec,
-)
+from ganslim.archs.translation.deep import DeepMobileResnetGenerator, ExpansionResnetBlock
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.cli import main as cli_main
 from ganslim.cli.compress_omgd import add_omgd_parser
@@ -36,6 +30,7 @@ from ganslim.methods.omgd import (
     resolve_defaults,
     student_spec,
 )
+from ganslim.methods.omgd.teachers import deep_teacher_spec, omgd_distill_layers, wide_teacher_spec
 from ganslim.nn.vgg import VGG16Features
 from ganslim.measure.profile import count_macs, count_params
 from helpers import build_method, first_batch, interrupted_run, snapshot

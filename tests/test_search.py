@@ -24,20 +24,10 @@ from ganslim.data import make_builtin
 from ganslim.engine import DistInfo
 from ganslim.engine import distributed
 from ganslim.errors import GanslimError
-from ganslim.methods.gan_compression import search as search_module
-from ganslim.methods.gan_compression.search import (
-    Budget,
-    CandidateScorer,
-    Search,
-    SearchConfig,
-    config_key,
-    format_macs,
-    parse_macs,
-    read_progress,
-    read_result,
-    recalibrate_batchnorm,
-    run_search,
-)
+from ganslim.compress.search import Budget, Search, config_key, format_macs, parse_macs
+from ganslim.methods.gan_compression import scoring
+from ganslim.methods.gan_compression.scoring import CandidateScorer, recalibrate_batchnorm
+from ganslim.methods.gan_compression.search import SearchConfig, read_progress, read_result, run_search, search_budget
 from ganslim.measure.profile import count_macs, count_params
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -71,7 +61,7 @@ def test_macs_budgets_parse_and_print():
         with pytest.raises(GanslimError, match="budget"):
             parse_macs(bad)
     with pytest.raises(GanslimError, match="--budget-macs .*, --budget-ms .* or --budget-speedup"):
-        Budget.from_config(SearchConfig(data="x"))
+        search_budget(SearchConfig(data="x"))
 
 
 def test_an_impossible_budget_is_refused_with_the_smallest_cost():
@@ -395,7 +385,7 @@ def test_candidates_are_scored_after_recalibration(paired, supernet_file, tmp_pa
 
     config = search_config(paired, supernet_file, tmp_path)
     supernet = load_generator(supernet_file).model
-    scorer, metric = search_module.build_scorer(config, supernet, torch.device("cpu"))
+    scorer, metric = scoring.build_scorer(config, supernet, torch.device("cpu"))
     assert metric == "psnr" and len(scorer.calibration) == 2 and len(scorer.eval_batches) == 1
     channels = [8, 8, 16, 16, 32, 16, 8, 8]
     compact = scorer.compact(channels)

@@ -4,7 +4,7 @@
 stages (supernet distillation -> search -> fine-tune -> export) in one resumable run folder. Each stage is
 also a command of its own: ``gan-compression-supernet`` (alias ``gan-compression-train``),
 ``gan-compression-search``, ``gan-compression-finetune`` and ``gan-compression-export``, each taking its data,
-sizes and teacher from the run folder of the stage before (see ``pipeline.Inherited``).
+sizes and teacher from the run folder of the stage before (see ``ganslim.methods.gan_compression.inherit``).
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def _inherited_config(args: argparse.Namespace, cls: type, method: str, search: 
                       **extra: str) -> Any:
     """``cls`` built on what the stage before left (the ``search`` run, else the supernet run) and checked
     against it: an option contradicting that run's data, sizes, teacher or widths is refused."""
-    from ganslim.methods.gan_compression.pipeline import inherit_from_search, inherit_from_supernet
+    from ganslim.methods.gan_compression.inherit import inherit_from_search, inherit_from_supernet
 
     if args.resume is not None:  # the run's own config.yaml already holds what it inherited
         return compress_config(args, cls, method, **extra)
@@ -157,7 +157,8 @@ def _inherited_config(args: argparse.Namespace, cls: type, method: str, search: 
 
 
 def run_pipeline_command(args: argparse.Namespace) -> int:
-    from ganslim.methods.gan_compression.pipeline import METHOD, PipelineConfig, run_pipeline, summary_table
+    from ganslim.methods.gan_compression.export import summary_table
+    from ganslim.methods.gan_compression.pipeline import METHOD, PipelineConfig, run_pipeline
 
     config = _inherited_config(args, PipelineConfig, METHOD)
     if args.show_config:
@@ -172,7 +173,8 @@ def run_pipeline_command(args: argparse.Namespace) -> int:
 def run_training_command(args: argparse.Namespace) -> int:
     from ganslim.engine import fit
     from ganslim.errors import GanslimError
-    from ganslim.methods.gan_compression.distill import DistillConfig, FinetuneDistillation, SupernetDistillation
+    from ganslim.methods.gan_compression.config import DistillConfig
+    from ganslim.methods.gan_compression.distill import FinetuneDistillation, SupernetDistillation
 
     method_cls = SupernetDistillation if args.stage == "supernet" else FinetuneDistillation
     if args.stage == "supernet":
@@ -205,8 +207,9 @@ def run_export_command(args: argparse.Namespace) -> int:
 
     from ganslim.config import build_config, read_config_file
     from ganslim.engine.runs import CONFIG_FILE
-    from ganslim.methods.gan_compression.distill import GENERATOR_FILE, DistillConfig
-    from ganslim.methods.gan_compression.pipeline import export_student, summary_table
+    from ganslim.methods.gan_compression.config import DistillConfig
+    from ganslim.methods.gan_compression.export import export_student, summary_table
+    from ganslim.methods.gan_compression.networks import GENERATOR_FILE
     from ganslim.methods.gan_compression.search import read_result
 
     source = Path(args.finetune)

@@ -37,8 +37,6 @@ import torch
 from torch import nn
 
 from ganslim.apps.translate import load_input
-from ganslim.data.datasets import detect_layout
-from ganslim.data.images import is_image_file, list_images
 from ganslim.errors import GanslimError
 from ganslim.export import (
     input_channels_of,
@@ -49,18 +47,18 @@ from ganslim.export import (
     sidecar_header,
     staging_folder,
 )
+from ganslim.export.calibration import image_files, select_images
 from ganslim.export.onnx import INPUT_NAME, export_onnx
 from ganslim.export.runtime import (
     openvino_compiled,
     openvino_version,
     ort_session,
     require_openvino,
-    time_interleaved,
 )
-from ganslim.measure.profile import LatencyStats, eval_mode
+from ganslim.measure.profile import LatencyStats, eval_mode, time_interleaved
 from ganslim.metrics import psnr, ssim
 
-__all__ = ["BACKENDS", "DataSplit", "FloatLayer", "QuantizeResult", "TaskMetrics", "quantize_model", "split_data"]
+__all__ = ["BACKENDS", "FloatLayer", "QuantizeResult", "TaskMetrics", "quantize_model"]
 
 BACKENDS = ("onnxruntime", "openvino")
 DEFAULT_NAMES = {"onnxruntime": "generator.int8.onnx", "openvino": "generator.int8.xml"}
@@ -138,37 +136,6 @@ class QuantizeResult:
         return report
 
 
-@dataclass(frozen=True)
-class DataSplit:
-    """Images to calibrate on and to evaluate on; ``aligned``: files are A|B pairs (input | target)."""
-
-    calibration: list[Path]
-    evaluation: list[Path] | None
-    aligned: bool
-
-
-def split_data(root: str | os.PathLike, direction: str = "AtoB") -> DataSplit:
-    """Calibration and evaluation images of a dataset root or an image folder.
-
-    Aligned (pix2pix) datasets calibrate on the input side of ``train/`` and evaluate on ``val/`` (else
-    ``test/``) against the targets; unaligned (CycleGAN) ones on ``trainA/`` and ``testA/`` (``B`` for
-    ``BtoA``); a plain folder of images on part of them, the rest held out (see :func:`quantize_model`).
-    """
-    root = Path(root)
-    layout = detect_layout(root)
-    if layout == "single":
-        return DataSplit(_images(root, "calibration"), None, aligned=False)
-    if layout == "aligned":
-        evaluation = next((list_images(root / s) for s in ("val", "test") if (root / s).is_dir()), [])
-        if not (root / "train").is_dir():
-            raise GanslimError(f"aligned dataset '{root}' has no train/ folder to calibrate on: add one, or pass "
-                               "a folder of input images")
-        return DataSplit(_images(root / "train", "calibration"), evaluation or None, aligned=True)
-    side = "A" if direction == "AtoB" else "B"
-    evaluation = list_images(root / f"test{side}") if (root / f"test{side}").is_dir() else []
-    return DataSplit(_images(root / f"train{side}", "calibration"), evaluation or None, aligned=False)
-
-
 def quantize_model(
     generator: nn.Module,
     calibration_images: str | os.PathLike | Sequence[str | os.PathLike],
@@ -225,9 +192,9 @@ def quantize_model(
             raise GanslimError(f"{name}={value!r} must be a positive integer")
     target = resolve_output(out, SUFFIXES[backend], DEFAULT_NAMES[backend], f"--backend {backend}")
     channels = input_channels_of(generator, in_channels)
-    calibration, evaluation, held_out = _select(_images(calibration_images, "calibration"),
-                                                None if eval_images is None else _images(eval_images, "evaluation"),
-                                                num_calibration, num_eval)
+    evaluation_files = None if eval_images is None else image_files(eval_images, "evaluation")
+    calibration, evaluation, held_out = select_images(image_files(calibration_images, "calibration"),
+                                                      evaluation_files, num_calibration, num_eval)
 
     def load(path: Path, image_channels: int, side: str) -> np.ndarray:
         return load_input(path, size, image_channels, aligned, side)[None].numpy()
@@ -268,52 +235,6 @@ def quantize_model(
             built.release()
             publish(stage, built.files, sidecar, target.parent)
     return result
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Image selection
-
-
-def _images(source: str | os.PathLike | Sequence[str | os.PathLike], role: str) -> list[Path]:
-    """Image files of a folder (recursive), one image file, or a list of files; never empty."""
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if path.is_file() and is_image_file(path):
-            return [path]
-        if not path.is_dir():
-            raise GanslimError(f"{role} images '{path}' not found: pass a folder of images or an image file")
-        files = list_images(path)
-        if not files:
-            raise GanslimError(f"{role} folder '{path}' holds no images (png, jpg, ...): put some of the "
-                               "generator's input images there")
-        return files
-    files = [Path(p) for p in source]
-    if not files:
-        raise GanslimError(f"no {role} images given: pass a folder or a list of image files")
-    missing = [str(p) for p in files if not p.is_file()]
-    if missing:
-        raise GanslimError(f"{role} image '{missing[0]}' not found ({len(missing)} missing): check the paths")
-    return files
-
-
-def _spread(items: Sequence[Path], count: int) -> list[Path]:
-    """``count`` items evenly spaced over ``items`` (all of them if there are fewer)."""
-    if len(items) <= count:
-        return list(items)
-    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
-
-
-def _select(calibration: list[Path], evaluation: list[Path] | None, num_calibration: int,
-            num_eval: int) -> tuple[list[Path], list[Path], bool]:
-    """(calibration, evaluation, held out?): without evaluation images, hold some calibration ones out."""
-    if evaluation is not None:
-        return _spread(calibration, num_calibration), _spread(evaluation, num_eval), True
-    if len(calibration) == 1:
-        return calibration, calibration, False
-    held = _spread(calibration, min(num_eval, max(1, len(calibration) // 4)))
-    held_set = set(held)
-    rest = [p for p in calibration if p not in held_set]
-    return _spread(rest, num_calibration), held, True
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,15 +1,8 @@
-"""OMGD's teachers (Ren et al., ICCV 2021), built from the student's description.
+"""OMGD's deep teachers (Ren et al., ICCV 2021): the architectures ``mobile_resnet_deep`` and ``unet_deep``.
 
-OMGD trains two teachers online next to a compact student:
-
-* the **wide** teacher is the student's own architecture with every width multiplied (4x by default: a
-  ``mobile_resnet`` ngf 16 student gets a ``mobile_resnet`` ngf 64 teacher, separable blocks kept), so its
-  activations line up with the student's layer by layer for channel distillation (:func:`wide_teacher_spec`);
-* the **deep** teacher keeps the student's width and inserts residual blocks (:func:`deep_teacher_spec`):
-  ``mobile_resnet_deep`` for a mobile ResNet student, ``unet_deep`` for a U-Net one.
-
-The extra blocks follow the layout of OMGD's ``MobileResnetDeepestGenerator`` and ``UnetDeepestGenerator``
-(bytedance/OMGD), written anew:
+OMGD's *deep* teacher keeps its student's width and inserts residual blocks (which teacher a student gets is
+:mod:`ganslim.methods.omgd.teachers`). The extra blocks follow the layout of OMGD's
+``MobileResnetDeepestGenerator`` and ``UnetDeepestGenerator`` (bytedance/OMGD), written anew:
 
 * :class:`ExpansionResnetBlock` ``x + f(x)``, f = 1x1 conv C->4C, norm, ReLU, 3x3 conv 4C->4C, norm, ReLU,
   1x1 conv 4C->C, norm, ReLU, [Dropout], 3x3 conv C->C, norm (reflect padding for the 3x3 convs). OMGD pads
@@ -22,9 +15,6 @@ The extra blocks follow the layout of OMGD's ``MobileResnetDeepestGenerator`` an
   norm) and 2 after its up-conv (and norm); the outermost level, which has no norm, gets them right after
   its down-conv and before its final ReLU + up-conv. Block depths, ``forward_features`` and
   ``feature_channels`` are those of :class:`~ganslim.archs.translation.unet.UnetGenerator`.
-
-:func:`omgd_distill_layers` names the layers channel distillation reads, the same in the student and its
-wide teacher.
 """
 
 from __future__ import annotations
@@ -34,21 +24,17 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ganslim.archs.translation.mobile_resnet import MobileResnetBlock, MobileResnetGenerator
+from ganslim.archs.translation.mobile_resnet import MobileResnetBlock
 from ganslim.archs.translation.resnet import N_DOWNSAMPLING, RESNET_SIDES
-from ganslim.signature import ImageSides, TranslatesImages
 from ganslim.archs.translation.unet import UnetGenerator
 from ganslim.errors import GanslimError
 from ganslim.nn import OutputConv2d, check_norm, conv_bias, make_norm
 from ganslim.registry import GENERATORS
+from ganslim.signature import ImageSides, TranslatesImages
 
 EXPANSION = 4
 DEEP_MIDDLE_BLOCKS = 2  # expansion blocks in the middle of mobile_resnet_deep
 DEEP_UNET_BLOCKS = 2  # expansion blocks after each down-conv and each up-conv of unet_deep
-UNET_DISTILL_DEPTHS = (1, 2, 3, 4)
-
-# Student architecture -> architecture of its deep teacher.
-DEEP_TEACHERS = {"mobile_resnet": "mobile_resnet_deep", "unet": "unet_deep", "unet_256": "unet_deep"}
 
 
 class ExpansionResnetBlock(nn.Module):
@@ -187,57 +173,3 @@ def unet_deep(input_nc: int = 3, output_nc: int = 3, ngf: int = 16, norm: str = 
               num_downs: int = 8) -> DeepUnetGenerator:
     """OMGD's deep teacher of a U-Net student (see ganslim.archs.translation.deep); num_downs 8 for 256x256 images."""
     return DeepUnetGenerator(input_nc, output_nc, ngf, norm, use_dropout, num_downs)
-
-
-def _scaled(ngf: int, multiplier: float) -> int:
-    return max(1, round(ngf * multiplier))
-
-
-def wide_teacher_spec(arch: str, kwargs: dict, multiplier: float = 4.0) -> tuple[str, dict]:
-    """``(arch, kwargs)`` of the wide teacher of the student ``(arch, kwargs)``: the same with ngf x multiplier.
-
-    A mobile ResNet student with explicit ``channels`` gets every width multiplied.
-    """
-    wide = dict(kwargs, ngf=_scaled(kwargs["ngf"], multiplier))
-    if kwargs.get("channels") is not None:
-        wide["channels"] = [_scaled(width, multiplier) for width in kwargs["channels"]]
-    return arch, wide
-
-
-def deep_teacher_spec(arch: str, kwargs: dict, multiplier: float = 1.0) -> tuple[str, dict]:
-    """``(arch, kwargs)`` of the deep teacher of the student ``(arch, kwargs)`` (ngf x multiplier, default 1).
-
-    ``mobile_resnet`` -> ``mobile_resnet_deep`` (same n_blocks); ``unet`` / ``unet_256`` -> ``unet_deep`` (same
-    num_downs, 8 for unet_256).
-    """
-    if arch not in DEEP_TEACHERS:
-        raise GanslimError(f"OMGD has no deep teacher for a '{arch}' student: use one of {', '.join(DEEP_TEACHERS)}")
-    if arch == "mobile_resnet" and kwargs.get("channels") is not None:
-        raise GanslimError("the deep teacher of a mobile_resnet student needs uniform widths: drop 'channels'")
-    deep = {key: value for key, value in kwargs.items() if key != "channels"}
-    deep["ngf"] = _scaled(kwargs["ngf"], multiplier)
-    if arch == "unet_256":
-        deep["num_downs"] = 8
-    return DEEP_TEACHERS[arch], deep
-
-
-def omgd_distill_layers(generator: nn.Module, choice: str = "activations") -> list[int]:
-    """Layers whose activations OMGD's channel distillation compares, for ``forward_features``.
-
-    Mobile ResNet, ``choice="omgd"``: OMGD's released code, GAN Compression's layers (``distill_layers()``:
-    the second downsampling and the last block of each block group; ``model.9, 12, 15, 18``). With non-affine
-    instance norm every block adds an instance-normalised term whose spatial mean is 0, so the pooled block
-    outputs all equal the pooled ``model.9``: those four terms carry one layer's information.
-    ``choice="activations"`` (ganslim's default): the ReLU outputs of the second downsampling and of both
-    upsamplings (``model.9, 21, 24`` for 9 blocks), three different pooled vectors.
-    U-Net (either choice): the outputs of the skip blocks at depths 1-4, of 2, 4, 8 and 16 x ngf channels - the
-    widths of OMGD's four U-Net layers, two of which are block outputs and two block inputs (the skip halves of
-    the depth-2 and depth-4 outputs); batch norm keeps per-image means, so these pools differ.
-    """
-    if isinstance(generator, MobileResnetGenerator):
-        if choice == "omgd":
-            return generator.distill_layers()
-        return generator.relu_layers()
-    if isinstance(generator, UnetGenerator):
-        return list(UNET_DISTILL_DEPTHS)
-    raise GanslimError(f"OMGD distils mobile_resnet and U-Net students, not {type(generator).__name__}")

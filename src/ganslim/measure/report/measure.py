@@ -66,13 +66,12 @@ def model_costs(models: Mapping[str, nn.Module], size: int) -> dict[str, Cost]:
 def quick_latency(models: Mapping[str, nn.Module], side: int, repeats: int, warmup: int = 1,
                   threads: int = 1) -> Latency:
     """Time every model on the CPU on one seeded (1, C, side, side) image, the models interleaved round after
-    round (see :func:`ganslim.export.runtime.interleaved_times`). One thread by default: on a shared machine
+    round (see :func:`ganslim.measure.profile.timing.interleaved_times`). One thread by default: on a shared machine
     several OpenMP threads wait for each other and a quick estimate turns to noise (seen here, 2 threads on a
     busy 2-core VM: 397 vs 70 ms for one model)."""
     from ganslim.apps.translate import input_channels
     from ganslim.export import seeded_image
-    from ganslim.export.runtime import time_interleaved
-    from ganslim.measure.profile import num_threads
+    from ganslim.measure.profile import num_threads, time_interleaved
 
     first = next(iter(models.values()))
     image = seeded_image((1, input_channels(first), side, side), 0).numpy()

@@ -144,7 +144,7 @@ def preformatted(text: str) -> str:
 
 def si(value: float) -> str:
     """A count with an SI prefix: 2_770_000_000 -> ``2.77G``, 137_000 -> ``137K``."""
-    from ganslim.methods.gan_compression.search import format_macs
+    from ganslim.compress.search import format_macs
 
     return format_macs(value)
 

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Iterable, Mapping, Sequence
 
@@ -56,201 +55,27 @@ from torch import Tensor, nn
 
 from ganslim.archs import build_generator, init_weights
 from ganslim.atomic import atomic_write_text
-from ganslim.archs.translation.deep import deep_teacher_spec, omgd_distill_layers, wide_teacher_spec
-from ganslim.checkpoints import load_generator, resolve_generator_file, save_model
-from ganslim.config import ImageTranslationConfig, option
-from ganslim.data import IndexedSubset, UnalignedDataset, detect_layout, holdout_indices, without_holdout
+from ganslim.checkpoints import resolve_generator_file, save_model
+from ganslim.data import IndexedSubset, UnalignedDataset, holdout_indices, without_holdout
 from ganslim.engine import TrainContext, steps_per_epoch
 from ganslim.engine.schedules import ConstantThenLinearDecay
 from ganslim.errors import GanslimError
-from ganslim.losses import GAN_MODES, ChannelDistillation, PerceptualDistillLoss, channel_distillation_loss
+from ganslim.losses import ChannelDistillation, PerceptualDistillLoss
+from ganslim.measure.profile import count_macs, count_params
+from ganslim.methods.omgd.config import METHOD, PAIRED, UNPAIRED, OMGDConfig, data_kind, resolve_defaults, student_spec
+from ganslim.methods.omgd.loss import OMGDStudentLoss, load_omgd_vgg, student_l1_weight
+from ganslim.methods.omgd.teachers import (
+    deep_teacher_spec,
+    init_from_checkpoint,
+    omgd_distill_layers,
+    wide_teacher_spec,
+)
 from ganslim.methods.teachers import CycleGAN, CycleGANConfig, Pix2Pix, TeacherBase
 from ganslim.metrics import RunningMean, psnr, ssim
-from ganslim.nn import INIT_TYPES, NORMS
-from ganslim.nn.vgg import VGG16Features, find_vgg16_weights, load_vgg16
-from ganslim.measure.profile import count_macs, count_params
-from ganslim.registry import DISCRIMINATORS
 
-METHOD = "omgd"
-AUTO = -1.0
-STUDENTS = ("mobile_resnet", "unet_256", "unet")
-CD_LAYERS = ("activations", "omgd")
-FALLBACK_L1_WEIGHT = 10.0  # student's L1 to each teacher's output when the VGG16 terms are off
-PAIRED, UNPAIRED = "paired", "unpaired"
-# OMGD's settings: GAN loss and discriminator width by data (its pix2pix / CycleGAN scripts), lambda_cd by
-# (data, student family) (mobile ResNet pix2pix 1e2, U-Net pix2pix 1e1, CycleGAN 5e2).
-PAPER_DEFAULTS = {PAIRED: {"gan_mode": "hinge", "ndf": 128}, UNPAIRED: {"gan_mode": "lsgan", "ndf": 64}}
-PAPER_LAMBDA_CD = {(PAIRED, "mobile_resnet"): 100.0, (PAIRED, "unet"): 10.0,
-                   (UNPAIRED, "mobile_resnet"): 500.0, (UNPAIRED, "unet"): 500.0}
 GENERATOR_FILE = "generator.pt"
 SUMMARY_FILE = "summary.json"
 PROFILE_SIZE = 256  # MACs are reported at 256x256 (the published convention) besides the training size
-
-
-@dataclass(frozen=True)
-class OMGDConfig(ImageTranslationConfig):
-    """Options of OMGD, paired and unpaired (see the module docstring); ``auto`` / -1 / 0 take OMGD's value."""
-
-    student: str = option("mobile_resnet", "student architecture", choices=STUDENTS)
-    width: float = option(1.0, "student width multiplier: ngf = round(base_ngf * width) (1.0/0.75/0.5 -> 16/12/8)",
-                          above=0.0)
-    base_ngf: int = option(16, "student ngf at width 1.0", min=1)
-    n_blocks: int = option(9, "residual blocks of a mobile_resnet student (and its teachers)", min=1)
-    num_downs: int = option(8, "downsamplings of a 'unet' student (unet_256 has 8)", min=5)
-    norm: str = option("auto", "norm layers of all networks (auto: instance for mobile_resnet, batch for U-Nets)",
-                       choices=("auto", *NORMS))
-    wide_multiplier: float = option(4.0, "width of the wide teacher (unpaired: of G_A, G_B) over the student's",
-                                    above=0.0)
-    deep_multiplier: float = option(1.0, "width of the deep teacher over the student's (paired)", above=0.0)
-    teacher: str = option("", "checkpoint initialising the wide teacher (unpaired: G_A, and G_B from a folder)")
-    discriminator: str = option("basic", "discriminator architecture (basic = 70x70 PatchGAN)",
-                                choices=DISCRIMINATORS.names)
-    ndf: int = option(0, "discriminator width (0: 128 paired, as OMGD; 64 unpaired, as CycleGAN)", min=0)
-    gan_mode: str = option("auto", "adversarial loss of the teachers (auto: hinge paired, lsgan unpaired)",
-                           choices=("auto", *GAN_MODES))
-    lambda_gan: float = option(1.0, "paired: weight of each teacher's GAN loss", min=0.0)
-    lambda_l1: float = option(100.0, "paired: weight of each teacher's L1 loss to the ground truth", min=0.0)
-    lambda_cycle: float = option(10.0, "unpaired: weight of both cycle losses", min=0.0)
-    lambda_identity: float = option(0.5, "unpaired: identity loss weight, relative to lambda_cycle", min=0.0)
-    pool_size: int = option(50, "unpaired: past fakes kept for the discriminators", min=0)
-    ssim_weight: float = option(10.0, "student: weight of 1 - SSIM, per teacher", min=0.0)
-    style_weight: float = option(1e4, "student: weight of the VGG16 Gram (style) loss, per teacher", min=0.0)
-    feature_weight: float = option(10.0, "student: weight of the VGG16 relu2_2 feature loss, per teacher", min=0.0)
-    tv_weight: float = option(1e-5, "student: weight of the total variation (a sum over pixels), per teacher",
-                              min=0.0)
-    lambda_cd: float = option(AUTO, "student: channel distillation weight (-1: 100 mobile_resnet / 10 U-Net "
-                                    "paired, 500 unpaired; 0: off)", min=AUTO)
-    cd_layers: str = option("activations", "student: mobile ResNet layers of channel distillation (activations: "
-                                           "the ReLU outputs of the second downsampling and both upsamplings; "
-                                           "omgd: OMGD's code, the second downsampling and blocks 3, 6, 9)",
-                            choices=CD_LAYERS)
-    l1_weight: float = option(AUTO, "student: weight of L1 to each teacher's output (-1: 10 when the VGG16 terms "
-                                    "are off, ganslim's fallback; 0 with VGG16 weights, as OMGD)", min=AUTO)
-    student_lr: float = option(0.001, "the student's (and its adapters') Adam learning rate; teachers and "
-                                      "discriminator use lr", above=0.0)
-    student_epochs_decay: int = option(-1, "epochs at the end of the run over which the student's learning rate "
-                                           "decays linearly (-1: epochs_decay, as the teachers)", min=-1)
-    vgg_weights: str = option("", "VGG16 ImageNet weights file ('': $GANSLIM_VGG16_WEIGHTS or "
-                                  "~/.cache/ganslim/vgg16-397923af.pth; 'none': style/feature terms off)")
-    init_type: str = option("normal", "weight initialisation", choices=INIT_TYPES)
-    init_gain: float = option(0.02, "scale of the initialisation", min=0.0)
-    lr: float = option(0.0002, "initial learning rate of every Adam optimizer", above=0.0)
-    beta1: float = option(0.5, "Adam beta1", min=0.0, max=0.999999)
-    beta2: float = option(0.999, "Adam beta2", min=0.0, max=0.999999)
-    batch_size: int = option(4, "images per optimisation step and process (OMGD: 4)", min=1)
-    n_dis: int = option(1, "paired: student updates per teacher update (the discriminator and teachers train "
-                           "every n_dis-th step, the student every step; OMGD: 1 edges2shoes, 3 cityscapes)", min=1)
-    holdout_images: int = option(0, "unpaired: training A images held out for validation (0: 10%, 1 to 100)",
-                                 min=0)
-    snapshot_every: int = option(0, "unpaired: steps between teacher snapshots for the student (0: one epoch)",
-                                 min=0)
-
-    def check(self) -> None:
-        super().check()
-        for key in ("lambda_cd", "l1_weight"):
-            value = getattr(self, key)
-            if value < 0 and value != AUTO:
-                raise GanslimError(f"bad value for '{key}': {value} (use -1 for the default or a weight >= 0)")
-        if self.student_epochs_decay > self.epochs + self.epochs_decay:
-            raise GanslimError(f"student_epochs_decay {self.student_epochs_decay} is longer than the run "
-                               f"({self.epochs} + {self.epochs_decay} epochs): lower it or -1 for epochs_decay")
-        if self.student != "unet" and self.num_downs != 8:
-            raise GanslimError(f"num_downs has no effect on a '{self.student}' student: set student=unet or drop "
-                               f"num_downs")
-        if self.student != "mobile_resnet" and self.n_blocks != 9:
-            raise GanslimError(f"n_blocks has no effect on a '{self.student}' student: set student=mobile_resnet "
-                               f"or drop n_blocks")
-
-
-# ------------------------------------------------------------------------------------------ config helpers
-
-
-def data_kind(data: str) -> str:
-    """``"paired"`` for an aligned dataset folder (train/ val/), ``"unpaired"`` for an unaligned one."""
-    if not data:
-        raise GanslimError("no dataset given: pass --data DIR (train/ val/ of A|B images, or trainA/ trainB/)")
-    layout = detect_layout(data)
-    if layout == "single":
-        raise GanslimError(f"'{data}' is a folder of single images: OMGD needs train/ (paired A|B images) or "
-                           f"trainA/ trainB/ (unpaired)")
-    return PAIRED if layout == "aligned" else UNPAIRED
-
-
-def _family(student: str) -> str:
-    return "mobile_resnet" if student == "mobile_resnet" else "unet"
-
-
-def resolve_defaults(config: OMGDConfig, kind: str | None = None) -> OMGDConfig:
-    """``config`` with ``auto`` / -1 / 0 values replaced by OMGD's for its data (``kind``: detected if None)."""
-    kind = kind or data_kind(config.data)
-    changes: dict = {key: value for key, value in PAPER_DEFAULTS[kind].items()
-                     if getattr(config, key) in ("auto", 0)}
-    if config.norm == "auto":
-        changes["norm"] = "instance" if config.student == "mobile_resnet" else "batch"
-    if config.lambda_cd == AUTO:
-        changes["lambda_cd"] = PAPER_LAMBDA_CD[(kind, _family(config.student))]
-    return dataclasses.replace(config, **changes) if changes else config
-
-
-def student_ngf(config: OMGDConfig) -> int:
-    """The student's ngf: ``round(base_ngf * width)``, at least 1."""
-    return max(1, round(config.base_ngf * config.width))
-
-
-def student_spec(config: OMGDConfig) -> tuple[str, dict]:
-    """``(arch, arch_kwargs)`` of the student a config describes (its ``norm`` must be resolved)."""
-    if config.norm == "auto":
-        raise ValueError("resolve the config first (resolve_defaults)")
-    kwargs = dict(input_nc=config.input_nc, output_nc=config.output_nc, ngf=student_ngf(config), norm=config.norm,
-                  use_dropout=False)
-    if config.student == "mobile_resnet":
-        kwargs["n_blocks"] = config.n_blocks
-    elif config.student == "unet":
-        kwargs["num_downs"] = config.num_downs
-    return config.student, kwargs
-
-
-def init_from_checkpoint(net: nn.Module, arch: str, kwargs: dict, path: str | Path, role: str) -> None:
-    """Load a generator checkpoint into ``net`` (built as ``arch`` + ``kwargs``) if it has the same layers.
-
-    Dropout may differ (it has no weights). Raises GanslimError saying in one line what differs
-    (``ngf 64 vs 16``, the architecture, the first mismatching layer) and how to fix it.
-    """
-    loaded = load_generator(path)
-    theirs, ours = loaded.model.state_dict(), net.state_dict()
-    differing = [f"{key} {loaded.arch_kwargs[key]} vs {kwargs[key]}"
-                 for key in ("input_nc", "output_nc", "ngf", "norm", "n_blocks", "num_downs")
-                 if key in loaded.arch_kwargs and key in kwargs and loaded.arch_kwargs[key] != kwargs[key]]
-    missing = [key for key in ours if key not in theirs]
-    reshaped = [key for key in ours if key in theirs and theirs[key].shape != ours[key].shape]
-    extra = sorted(set(theirs) - set(ours))
-    if not differing and (missing or reshaped or extra):
-        differing = [f"architecture {loaded.arch} vs {arch}"] if loaded.arch != arch else []
-        first = (missing or reshaped or extra)[0]
-        differing.append(f"layer '{first}' " + ("missing" if missing else "differs" if reshaped else "unexpected"))
-    if differing:
-        raise GanslimError(f"--teacher {loaded.path} cannot initialise the {role} ({arch}, ngf {kwargs['ngf']}): "
-                           f"{'; '.join(differing)}; pass a checkpoint of that architecture or drop --teacher")
-    net.load_state_dict(theirs)
-
-
-def student_l1_weight(config: OMGDConfig, vgg: VGG16Features | None) -> float:
-    """The student's L1 weight: ``l1_weight``, or with -1 ganslim's fallback 10 when the VGG16 terms are off (0 when
-    they run, as OMGD)."""
-    if config.l1_weight != AUTO:
-        return config.l1_weight
-    return FALLBACK_L1_WEIGHT if vgg is None else 0.0
-
-
-def load_omgd_vgg(config: OMGDConfig) -> VGG16Features | None:
-    """The VGG16 of the style / feature terms, fed [0, 1] images without ImageNet normalisation (as OMGD)."""
-    if config.vgg_weights == "none" or (config.style_weight == 0 and config.feature_weight == 0):
-        return None
-    path = find_vgg16_weights(config.vgg_weights or None)
-    return load_vgg16(path, imagenet_norm=False) if path is not None else None
-
-
-# ------------------------------------------------------------------------------------------ modules
 
 
 class FeatureTap(nn.Module):
@@ -272,43 +97,6 @@ class FeatureTap(nn.Module):
         if self.adapters is not None:
             features = [adapter(feature) for adapter, feature in zip(self.adapters.adapters, features)]
         return output, features
-
-
-class OMGDStudentLoss(nn.Module):
-    """The student's objective; it takes no ground truth and no discriminator, by construction.
-
-    ``sum over teachers of PerceptualDistillLoss(student, teacher) + lambda_cd * channel_distillation``.
-
-    Args:
-        perceptual: the per-teacher image terms (its VGG may be None: SSIM and TV only).
-        lambda_cd: weight of the channel distillation term (0: off).
-    """
-
-    def __init__(self, perceptual: PerceptualDistillLoss, lambda_cd: float) -> None:
-        super().__init__()
-        self.perceptual, self.lambda_cd = perceptual, lambda_cd
-
-    def forward(self, student_image: Tensor, adapted_features: Sequence[Tensor], teacher_images: Mapping[str, Tensor],
-                teacher_features: Sequence[Tensor]) -> dict[str, Tensor]:
-        """Weighted terms ``{term_teacher: ()}`` (e.g. ``ssim_wide``, ``style_deep``) and ``cd``; sum them.
-
-        Args:
-            student_image: (N, C, H, W) in [-1, 1]; gradients flow to it.
-            adapted_features: per distilled layer (N, C_l, H_l, W_l), the student's activation through its
-                adapter (at the teacher's width ``C_l``); may be empty when ``lambda_cd`` is 0.
-            teacher_images: name -> (N, C, H, W) teacher output; treated as constant.
-            teacher_features: per layer (N, C_l, H'_l, W'_l) activations of the wide teacher; constant.
-        """
-        terms: dict[str, Tensor] = {}
-        for name, image in teacher_images.items():
-            for term, value in self.perceptual(student_image, image.detach()).items():
-                terms[f"{term}_{name}"] = value
-        if self.lambda_cd > 0:
-            terms["cd"] = self.lambda_cd * channel_distillation_loss(adapted_features, teacher_features)
-        return terms
-
-
-# ------------------------------------------------------------------------------------------ methods
 
 
 class _OMGDBase(TeacherBase):

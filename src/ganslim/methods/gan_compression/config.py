@@ -1,0 +1,119 @@
+"""GAN Compression's options (:class:`DistillConfig`, shared by its training stages) and the paper's defaults.
+
+The paper's defaults are taken from the data (:func:`resolve_defaults`): paired lambda_recon 100, lambda_distill 1,
+hinge; unpaired (CycleGAN data; G_A is compressed) lambda_recon 10, lambda_distill 0.01, LSGAN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGenerator
+from ganslim.compress import SearchSpace, parse_channels
+from ganslim.config import ImageTranslationConfig, option
+from ganslim.data import detect_layout
+from ganslim.errors import GanslimError
+from ganslim.losses import GAN_MODES
+from ganslim.nn import NORMS
+
+AUTO = -1.0  # lambda_recon / lambda_distill: the paper's value for the data
+PAPER_DEFAULTS = {
+    "paired": {"lambda_recon": 100.0, "lambda_distill": 1.0, "gan_mode": "hinge"},
+    "unpaired": {"lambda_recon": 10.0, "lambda_distill": 0.01, "gan_mode": "lsgan"},
+}
+
+
+@dataclass(frozen=True)
+class DistillConfig(ImageTranslationConfig):
+    """Options of both GAN Compression training stages (see the module docstring)."""
+
+    teacher: str = option("", "teacher generator: a ganslim .pt, a reference latest_net_G*.pth, or a run folder")
+    teacher_discriminator: str = option(
+        "", "discriminator to start from ('': the teacher's, found next to its file, else fresh; 'none': fresh)")
+    student_ngf: int = option(0, "stem width of the largest student (0: the teacher's ngf)", min=0)
+    student_norm: str = option("auto", "student norm layers (auto: the teacher's)", choices=("auto", *NORMS))
+    student_blocks: int = option(0, "student residual blocks (0: the teacher's for a ResNet teacher, else 9)",
+                                 min=0)
+    ndf: int = option(64, "width of a fresh discriminator (unused when one is loaded)", min=1)
+    gan_mode: str = option("auto", "adversarial loss (auto: hinge for paired data, lsgan for unpaired)",
+                           choices=("auto", *GAN_MODES))
+    lambda_gan: float = option(1.0, "weight of the GAN loss", min=0.0)
+    lambda_recon: float = option(AUTO, "weight of the L1 reconstruction loss (-1: 100 paired, 10 unpaired)",
+                                 min=AUTO)
+    lambda_distill: float = option(AUTO, "weight of the feature distillation loss (-1: 1 paired, 0.01 unpaired)",
+                                   min=AUTO)
+    lr: float = option(0.0002, "initial learning rate of both Adam optimizers", above=0.0)
+    beta1: float = option(0.5, "Adam beta1", min=0.0, max=0.999999)
+    beta2: float = option(0.999, "Adam beta2", min=0.0, max=0.999999)
+    holdout_images: int = option(
+        0, "training images held out for validation and search, never trained on (0: 10%, 1 to 100)", min=0)
+    channel_ratios: str = option("1,0.75,0.5,0.375,0.25",
+                                 "candidate widths per layer, as fractions of its largest width")
+    channel_multiple: int = option(8, "candidate widths are rounded to multiples of this", min=1)
+    candidates: str = option("", "explicit candidate widths: ';' between layers, ',' between widths "
+                                 "(overrides channel_ratios)")
+    sampling: str = option("uniform", "supernet: configurations per step (uniform: one random; sandwich: "
+                                      "largest + smallest + random)", choices=("uniform", "sandwich"))
+    fixed_channels: str = option("", "fine-tune: the widths of the sub-network, e.g. 16,32,64,32,48,64,32,16")
+    supernet: str = option("", "fine-tune / search: supernet.pt (or its run folder) to start from; pipeline: "
+                                 "reuse it instead of training stage 1")
+
+    def check(self) -> None:
+        super().check()
+        for key in ("lambda_recon", "lambda_distill"):
+            value = getattr(self, key)
+            if value < 0 and value != AUTO:
+                raise GanslimError(f"bad value for '{key}': {value} (use -1 for the paper's default or a weight >= 0)")
+        parse_ratios(self.channel_ratios)
+        if self.candidates:
+            parse_candidates(self.candidates)
+        if self.fixed_channels:
+            parse_channels(self.fixed_channels)
+
+
+def parse_ratios(text: str) -> list[float]:
+    """``"1,0.5"`` -> ``[1.0, 0.5]`` (each in (0, 1])."""
+    try:
+        ratios = [float(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        ratios = []
+    if not ratios or not all(0 < r <= 1 for r in ratios):
+        raise GanslimError(f"channel_ratios '{text}' must be comma-separated fractions in (0, 1], "
+                           f"e.g. 1,0.75,0.5,0.375,0.25")
+    return ratios
+
+
+def parse_candidates(text: str) -> list[list[int]]:
+    """``"16,8;32,16;..."`` -> one list of widths per position of a configuration."""
+    positions = [parse_channels(part) for part in text.split(";")]
+    if any(not widths for widths in positions):
+        raise GanslimError(f"candidates '{text}' has an empty layer: write e.g. 64,48,32;128,96,64;...")
+    return positions
+
+
+def data_kind(data: str) -> str:
+    """``"paired"`` for an aligned dataset folder, ``"unpaired"`` for an unaligned one."""
+    if not data:
+        raise GanslimError("no dataset given: pass --data DIR (train/ of paired A|B images, or trainA/ trainB/)")
+    layout = detect_layout(data)
+    if layout == "single":
+        raise GanslimError(f"'{data}' is a folder of single images: GAN Compression needs train/ (paired A|B "
+                           f"images) or trainA/ trainB/ (unpaired)")
+    return "paired" if layout == "aligned" else "unpaired"
+
+
+def resolve_defaults(config: DistillConfig) -> DistillConfig:
+    """``config`` with ``auto`` / -1 values replaced by the paper's defaults for its data (paired/unpaired)."""
+    defaults = PAPER_DEFAULTS[data_kind(config.data)]
+    changes = {key: value for key, value in defaults.items()
+               if getattr(config, key) == ("auto" if isinstance(value, str) else AUTO)}
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def search_space(config: DistillConfig, supernet: SuperMobileResnetGenerator) -> SearchSpace:
+    """The channel search space of ``supernet`` that ``config`` describes (explicit candidates or ratios)."""
+    if config.candidates:
+        return SearchSpace.for_supernet(supernet, parse_candidates(config.candidates))
+    return SearchSpace.for_supernet(supernet, ratios=parse_ratios(config.channel_ratios),
+                                    multiple=config.channel_multiple)
