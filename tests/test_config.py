@@ -12,6 +12,7 @@ from ganslim.config import (
     TrainConfig,
     build_config,
     config_to_yaml,
+    fill_auto,
     load_config,
     parse_overrides,
 )
@@ -178,3 +179,16 @@ def test_ctrl_c_prints_the_resume_command_on_one_line(tmp_path, monkeypatch, cap
     assert capsys.readouterr().err == ("ganslim train: interrupted at step 1234; last checkpoint: step 1200 in "
                                        "runs/00003-x/checkpoints/latest.pt; resume with: ganslim train pix2pix "
                                        "--resume runs/00003-x\n")
+
+
+def test_fill_auto_replaces_only_the_options_left_at_their_auto_default():
+    from ganslim.methods.omgd import OMGDConfig
+
+    chosen = {"gan_mode": "hinge", "ndf": 128, "lambda_cd": 100.0}
+    filled = fill_auto(OMGDConfig(), chosen)
+    assert (filled.gan_mode, filled.ndf, filled.lambda_cd) == ("hinge", 128, 100.0)
+    given = OMGDConfig(gan_mode="lsgan", ndf=32, lambda_cd=0.0)  # 0 turns channel distillation off: kept
+    assert fill_auto(given, chosen) == given
+    with pytest.raises(GanslimError, match=r"^bad value for 'lambda_cd': -2.0 is below the minimum 0.0 \(or -1.0: "
+                                           r"the method picks\)$"):
+        OMGDConfig(lambda_cd=-2.0)

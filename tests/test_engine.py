@@ -666,3 +666,27 @@ def test_a_file_system_without_locks_runs_unguarded_with_a_notice(tmp_path, monk
     assert (f"cannot lock {result.run_dir / '.lock'} (No locks available): make sure no other process writes this "
             f"run folder") in (result.run_dir / "logs" / "log.txt").read_text()
     assert not (result.run_dir / ".lock").exists()
+
+
+def test_a_run_folder_is_opened_alike_for_every_kind_of_run(tmp_path):
+    from ganslim.engine.distributed import distributed_session, on_main
+    from ganslim.engine.runs import open_run_dir
+
+    config = TrainConfig(data=str(tmp_path / "facades"), out_dir=str(tmp_path / "runs"))
+    with distributed_session("cpu") as (info, device):  # a plain process: a world of one
+        assert (info, device) == (DistInfo(), torch.device("cpu"))
+        made = open_run_dir(info, config, "x", None, "'ganslim compress x'")
+        assert made == tmp_path / "runs" / "00000-x-facades"
+        assert (made / "config.yaml").read_text().startswith("method: x\n")
+        assert open_run_dir(info, config, "x", made, "'ganslim compress x'") == made
+        with pytest.raises(GanslimError) as excinfo:
+            open_run_dir(info, config, "x", tmp_path, "'ganslim compress x'")
+        assert str(excinfo.value) == (f"'{tmp_path}' is not a run folder (no config.yaml): pass a folder that "
+                                      f"'ganslim compress x' made")
+        assert on_main(info, lambda: 7) == 7
+
+        def refused():
+            raise GanslimError("one line")
+
+        with pytest.raises(GanslimError, match="^one line$"):
+            on_main(info, refused)

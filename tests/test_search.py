@@ -417,6 +417,10 @@ def test_search_run_respects_the_budget_and_writes_the_table(paired, supernet_fi
     assert count_macs(compact, torch.zeros(1, 3, 32, 32)).macs_published == chosen["macs_published"] <= budget
     with pytest.raises(GanslimError, match=r"budget 100K MACs is below the smallest sub-network \(\S+ published\)"):
         run_search(search_config(paired, supernet_file, tmp_path, budget_macs="100K"), progress=False)
+    with pytest.raises(GanslimError) as excinfo:
+        run_search(config, resume=tmp_path, progress=False)
+    assert str(excinfo.value) == (f"'{tmp_path}' is not a run folder (no config.yaml): pass a folder that "
+                                  f"'ganslim compress gan-compression-search' made")
 
 
 def test_a_restarted_search_under_a_latency_budget_skips_scored_candidates(paired, supernet_file, tmp_path,

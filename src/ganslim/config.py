@@ -32,17 +32,20 @@ Choices = Union[tuple, Callable[[], Iterable[str]]]
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 _SCALAR_TYPES = (int, float, bool, str)
+AUTO = -1.0  # a weight left for the method to pick (option(AUTO, ..., min=0.0, auto=AUTO))
 
 
 def option(default: Any, help: str, *, min: float | None = None, max: float | None = None,
-           choices: Choices | None = None, above: float | None = None) -> Any:
+           choices: Choices | None = None, above: float | None = None, auto: Any = None) -> Any:
     """Declare a config field: its default, a one-line help, and optional checks.
 
     ``min``/``max`` are inclusive bounds, ``above`` an exclusive lower bound; ``choices`` is a tuple of
     allowed values or a callable returning them (e.g. a registry's ``names``), looked up at check time.
+    ``auto`` is a value outside the bounds that leaves the option to the method (e.g. :data:`AUTO` for a loss
+    weight the method picks for its data, see :func:`fill_auto`).
     """
     return field(default=default, metadata={"help": help, "min": min, "max": max, "above": above,
-                                            "choices": choices})
+                                            "choices": choices, "auto": auto})
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,17 @@ class ImageTranslationConfig(TrainConfig):
         if self.preprocess == "scale_width":
             return {"load_size": self.load_size, "crop_size": self.crop_size}
         return {}
+
+
+def fill_auto(config: C, chosen: Mapping[str, Any]) -> C:
+    """``config`` with each key of ``chosen`` that it leaves at its declared default replaced by the chosen value.
+
+    For the options whose default means "the method picks" (``auto``, -1 or 0, as their help says): a method
+    resolves them for its data with this, e.g. ``fill_auto(config, {"gan_mode": "hinge", "ndf": 128})``.
+    """
+    defaults = {item.name: item.default for item in dataclasses.fields(config)}
+    changes = {key: value for key, value in chosen.items() if getattr(config, key) == defaults[key]}
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
@@ -243,8 +257,11 @@ def _check_value(cls: type, item: dataclasses.Field, kind: type, value: Any) -> 
         raise GanslimError(f"bad value for '{name}': {value!r}{hint}; choose one of: "
                            f"{', '.join(map(str, choices))}")
     meta = item.metadata
+    if meta.get("auto") is not None and value == meta["auto"]:
+        return
     if meta.get("min") is not None and value < meta["min"]:
-        raise GanslimError(f"bad value for '{name}': {value!r} is below the minimum {meta['min']}")
+        auto = f" (or {meta['auto']!r}: the method picks)" if meta.get("auto") is not None else ""
+        raise GanslimError(f"bad value for '{name}': {value!r} is below the minimum {meta['min']}{auto}")
     if meta.get("max") is not None and value > meta["max"]:
         raise GanslimError(f"bad value for '{name}': {value!r} is above the maximum {meta['max']}")
     if meta.get("above") is not None and not value > meta["above"]:

@@ -13,16 +13,17 @@ from pathlib import Path
 
 import torch
 
+from ganslim.apps.translate import translate_files
 from ganslim.checkpoints import load_generator
 from ganslim.config import load_config
-from ganslim.data import AlignedDataset, DEFAULT_BUILTIN, make_builtin, save_image
+from ganslim.data import DEFAULT_BUILTIN, AlignedDataset, make_builtin, save_image
 from ganslim.data.builtin import INFO_FILE
 from ganslim.engine import fit, image_grid
+from ganslim.measure.compare import image_quality
+from ganslim.measure.profile import Profile, count_macs, profile_model
 from ganslim.methods.gan_compression.pipeline import PipelineConfig, run_pipeline
 from ganslim.methods.teachers import Pix2Pix, Pix2PixConfig
-from ganslim.metrics import psnr, ssim
-from ganslim.measure.profile import Profile, count_macs, profile_model
-from ganslim.apps.translate import translate_files
+from ganslim.metrics import psnr
 
 # Shared by both trainings: small images, batch 4, few logs; the learning rate schedules are per stage.
 COMMON = {"batch_size": 4, "sample_every": 0, "log_every": 10, "preprocess": "resize_and_crop"}
@@ -117,7 +118,8 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", dataset: str = DEFAULT_BUI
 
     def report(path: Path, model: torch.nn.Module, outputs: torch.Tensor) -> ModelReport:
         profile = profile_model(model, input_size=PROFILE_SIZE, repeats=5)
-        return ModelReport(path, profile, psnr(outputs, targets).mean().item(), ssim(outputs, targets).mean().item())
+        quality = image_quality(outputs, targets)
+        return ModelReport(path, profile, quality["psnr"], quality["ssim"])
 
     # Profiled back to back, after all training, so both see the same machine state.
     return DemoReport(out_dir=out_dir, identity_psnr=psnr(inputs, targets).mean().item(),

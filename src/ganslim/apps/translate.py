@@ -21,18 +21,11 @@ from ganslim.data.images import check_pair_size, image_to_tensor, is_image_file,
 from ganslim.data.validate import image_sizes
 from ganslim.errors import GanslimError
 from ganslim.outputs import check_output_folder
+from ganslim.signature import input_channels
 
 logger = logging.getLogger(__name__)
 
 _ALIGNED_FIX = "drop --aligned or fix the file"
-
-
-def input_channels(generator: nn.Module) -> int:
-    """Channels the generator expects: those of its first convolution."""
-    for module in generator.modules():
-        if isinstance(module, nn.Conv2d):
-            return module.in_channels
-    raise GanslimError("the generator has no convolution to read its input channels from")
 
 
 def find_inputs(path: str | os.PathLike) -> tuple[Path, list[Path]]:

@@ -55,8 +55,9 @@ from ganslim.export.runtime import (
     ort_session,
     require_openvino,
 )
+from ganslim.measure.evaluate import mean_ssim
 from ganslim.measure.profile import LatencyStats, eval_mode, time_interleaved
-from ganslim.metrics import psnr, ssim
+from ganslim.metrics import RunningMean, psnr
 
 __all__ = ["BACKENDS", "FloatLayer", "QuantizeResult", "TaskMetrics", "quantize_model"]
 
@@ -172,7 +173,7 @@ def quantize_model(
         aligned: files are A|B pairs: the input half is calibrated on, the other half is the target of the
             task metrics (PSNR/SSIM vs target).
         direction: ``AtoB`` (input left) or ``BtoA`` (input right) for aligned files.
-        in_channels: input channels; default: those of the first convolution.
+        in_channels: input channels; default: the generator's (its signature's).
         arch: registered architecture name for the sidecar; arch_kwargs: its build arguments.
         meta: JSON-serialisable facts copied into the sidecar.
         threads: CPU threads of both runtimes' sessions; None keeps their defaults.
@@ -226,7 +227,7 @@ def quantize_model(
                 sidecar=target.parent / f"{final_files[0].name}.json",
                 input_shape=shape, num_calibration=len(calibration), num_eval=len(evaluation),
                 eval_held_out=held_out, int8_layers=dict(built.int8_layers), float_layers=built.float_layers,
-                psnr_vs_fp32=_mean_psnr(int8_outputs, fp32_outputs),
+                psnr_vs_fp32=_mean(psnr, int8_outputs, fp32_outputs),
                 max_abs_diff_vs_fp32=max(float(np.max(np.abs(a - b))) for a, b in zip(int8_outputs, fp32_outputs)),
                 task=task, latency_fp32=latency["fp32"], latency_int8=latency["int8"])
             sidecar["quantization"] = {key: value for key, value in result.to_dict().items()
@@ -241,25 +242,21 @@ def quantize_model(
 # Metrics
 
 
-def _mean_psnr(outputs: Sequence[np.ndarray], references: Sequence[np.ndarray]) -> float:
-    values = [psnr(torch.from_numpy(o).clamp(-1, 1), torch.from_numpy(r).clamp(-1, 1)) for o, r in
-              zip(outputs, references)]
-    return float(torch.cat(values).mean())
+def _mean(metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], outputs: Sequence[np.ndarray],
+          references: Sequence[np.ndarray]) -> float:
+    """The mean over every image of ``metric(output, reference)``, both clamped to [-1, 1] (what an image holds)."""
+    mean = RunningMean()
+    for output, reference in zip(outputs, references):
+        mean.update(metric(torch.from_numpy(output).clamp(-1, 1), torch.from_numpy(reference).clamp(-1, 1)))
+    return mean.compute()
 
 
 def _task_metrics(fp32: Sequence[np.ndarray], int8: Sequence[np.ndarray],
                   targets: Sequence[np.ndarray] | None) -> TaskMetrics | None:
     if targets is None or any(t.shape != o.shape for t, o in zip(targets, fp32)):
         return None
-
-    def mean_ssim(outputs: Sequence[np.ndarray]) -> float:
-        # The standard 11-pixel window, or the largest odd one a tiny image holds.
-        window = min(11, (min(outputs[0].shape[-2:]) - 1) // 2 * 2 + 1)
-        return float(torch.cat([ssim(torch.from_numpy(o).clamp(-1, 1), torch.from_numpy(t), window=window)
-                                for o, t in zip(outputs, targets)]).mean())
-
-    return TaskMetrics(psnr_fp32=_mean_psnr(fp32, targets), psnr_int8=_mean_psnr(int8, targets),
-                       ssim_fp32=mean_ssim(fp32), ssim_int8=mean_ssim(int8))
+    return TaskMetrics(psnr_fp32=_mean(psnr, fp32, targets), psnr_int8=_mean(psnr, int8, targets),
+                       ssim_fp32=_mean(mean_ssim, fp32, targets), ssim_int8=_mean(mean_ssim, int8, targets))
 
 
 # ----------------------------------------------------------------------------------------------------------

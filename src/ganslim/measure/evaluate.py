@@ -60,7 +60,6 @@ __all__ = [
     "json_safe",
     "mean_ssim",
     "open_eval_data",
-    "output_channels",
     "parse_metrics",
 ]
 
@@ -448,11 +447,3 @@ def _check_target(fake: Tensor, target: Tensor) -> None:
     if fake.shape != target.shape:
         raise GanslimError(f"the generator returns {tuple(fake.shape[1:])} images but the targets are "
                            f"{tuple(target.shape[1:])}: check --size and the dataset's channels")
-
-
-def output_channels(generator: nn.Module, input_nc: int, size: int) -> int:
-    """Channels of the generator's output, from one forward of a (1, input_nc, size, size) zero image."""
-    device = next((p.device for p in generator.parameters()), torch.device("cpu"))
-    with torch.inference_mode():
-        return int(_run(generator.eval(), torch.zeros(1, input_nc, size, size, device=device), "the generator")
-                   .shape[1])

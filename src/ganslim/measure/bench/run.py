@@ -63,21 +63,19 @@ from torch import nn
 from tqdm import tqdm
 
 from ganslim import __version__
-from ganslim.apps.translate import input_channels
 from ganslim.errors import GanslimError, first_line
 from ganslim.export import seeded_image
-from ganslim.measure.evaluate import json_safe, mean_ssim, open_eval_data, output_channels
+from ganslim.measure.compare import image_quality, model_cost
+from ganslim.measure.evaluate import json_safe, open_eval_data
 from ganslim.measure.profile import (
     PEAK_MATMUL_SIZE,
     LatencyStats,
-    count_macs,
-    count_params,
     fp32_matmul,
     interleaved_times,
     matmul_gflops,
     num_threads,
 )
-from ganslim.metrics import psnr
+from ganslim.signature import input_channels, output_channels
 
 BACKENDS = ("torch", "onnxruntime", "openvino", "onnxruntime-int8", "openvino-int8")
 DEFAULT_BACKENDS = ("torch", "onnxruntime", "openvino", "int8")
@@ -314,14 +312,13 @@ def run_bench(
 def _model_info(model: BenchModel, size: int) -> dict[str, Any]:
     """Name, parameters and MACs (both conventions) of one (1, C, size, size) forward."""
     module = model.module.eval()
-    example = torch.zeros(1, input_channels(module), size, size)
+    shape = [1, input_channels(module), size, size]
     try:
-        counted = count_macs(module, example)
+        cost = model_cost(module, size)
     except RuntimeError as error:
-        raise GanslimError(f"model '{model.name}' cannot run on a {'x'.join(map(str, example.shape))} input "
+        raise GanslimError(f"model '{model.name}' cannot run on a {'x'.join(map(str, shape))} input "
                            f"({first_line(error)}): pick a --size its downsampling accepts") from None
-    return {"name": model.name, "path": model.path, "arch": model.arch, "params": count_params(module),
-            "macs": counted.macs, "macs_published": counted.macs_published, "input_shape": list(example.shape)}
+    return {"name": model.name, "path": model.path, "arch": model.arch, **cost.to_dict(), "input_shape": shape}
 
 
 def _quality_data(reference: nn.Module, data: str | os.PathLike, split: str, size: int, direction: str,
@@ -329,7 +326,7 @@ def _quality_data(reference: nn.Module, data: str | os.PathLike, split: str, siz
     """(inputs as (1, C, size, size) arrays, stacked targets or None when unpaired) of ``split``."""
     channels = input_channels(reference)
     eval_data = open_eval_data(data, split=split, size=size, direction=direction, input_nc=channels,
-                               output_nc=output_channels(reference, channels, size), max_images=num_images)
+                               output_nc=output_channels(reference, size), max_images=num_images)
     items = [eval_data.inputs[i] for i in range(len(eval_data.inputs))]
     inputs = [np.ascontiguousarray(item["A"][None].numpy()) for item in items]
     return inputs, torch.stack([item["B"] for item in items]) if eval_data.paired else None
@@ -430,11 +427,9 @@ def _score(rows: list[BenchRow], runners: dict[tuple[str, str], Runner], inputs:
         if out is None:
             continue
         if targets is not None and out.shape == targets.shape:
-            row.quality["psnr"] = float(psnr(out, targets).mean())
-            row.quality["ssim"] = float(mean_ssim(out, targets).mean())
+            row.quality.update(image_quality(out, targets))
         if reference is not None and out.shape == reference.shape:
-            row.quality["psnr_ref"] = float(psnr(out, reference).mean())
-            row.quality["ssim_ref"] = float(mean_ssim(out, reference).mean())
+            row.quality.update({f"{key}_ref": value for key, value in image_quality(out, reference).items()})
 
 
 def _machine() -> dict[str, Any]:

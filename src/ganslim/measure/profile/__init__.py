@@ -28,6 +28,7 @@ from ganslim.measure.profile.timing import (
     num_threads,
     time_interleaved,
 )
+from ganslim.signature import input_channels
 
 __all__ = [
     "PEAK_MATMUL_SIZE",
@@ -110,7 +111,7 @@ def profile_model(
         model: an image-to-image module taking one (N, C, H, W) tensor.
         input_size: H = W, or (H, W).
         batch: N (the published tables use 1).
-        in_channels: C; if None, read from the first Conv2d / ConvTranspose2d in ``model.modules()``.
+        in_channels: C; if None, the model's (:func:`ganslim.signature.input_channels`).
         device: "cpu", "cuda[:i]" or "auto" (CUDA when present).
         threads: torch intra-op threads for the run (restored afterwards); None keeps the current count.
         warmup, repeats: untimed and timed forward passes for the latency.
@@ -126,7 +127,7 @@ def profile_model(
     if threads is not None:
         check_count("threads", threads, minimum=1)
     if in_channels is None:
-        in_channels = _infer_in_channels(model)
+        in_channels = input_channels(model)
     check_count("in_channels", in_channels, minimum=1)
     dev = resolve_profile_device(device)
     shape = (batch, in_channels, height, width)
@@ -174,12 +175,3 @@ def format_profile(profile: Profile, name: str) -> str:
     lines = [f"{name}  (input {shape}, {profile.device}, {profile.threads} threads)"]
     lines += [f"  {label.ljust(width)}  {value}" for label, value in rows]
     return "\n".join(lines)
-
-
-def _infer_in_channels(model: nn.Module) -> int:
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-            return module.in_channels
-    raise GanslimError(
-        f"cannot infer in_channels: {type(model).__name__} has no Conv2d; pass in_channels explicitly"
-    )

@@ -29,17 +29,10 @@ from typing import Any
 import torch
 
 from ganslim.errors import GanslimError
+from ganslim.measure.compare import Cost
 from ganslim.measure.report import page
 from ganslim.measure.report.curves import curves_html, read_curves
-from ganslim.measure.report.measure import (
-    Cost,
-    Latency,
-    Quality,
-    grid_images,
-    model_costs,
-    quick_latency,
-    quick_quality,
-)
+from ganslim.measure.report.measure import Latency, Quality, grid_images, model_costs, quick_latency, quick_quality
 from ganslim.measure.report.run import STUDENT, Grid, ReportRun, RunModel, read_run
 from ganslim.measure.report.summary import comparison, summary_rows
 from ganslim.outputs import check_output_file

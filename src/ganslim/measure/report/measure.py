@@ -3,29 +3,20 @@ the image grids on the first images of a split."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ganslim.errors import GanslimError, first_line
-from ganslim.measure.profile import LatencyStats, MacCount
+from ganslim.measure.compare import Cost, interleaved_model_times, model_cost
+from ganslim.measure.profile import LatencyStats
 from ganslim.measure.report.run import STUDENT, Grid, ReportRun
 
 if TYPE_CHECKING:
     from ganslim.measure.evaluate import EvalData
-
-
-@dataclass(frozen=True)
-class Cost:
-    """Parameters and MACs (both conventions) of one (1, C, size, size) forward."""
-
-    params: int
-    macs: MacCount
 
 
 @dataclass(frozen=True)
@@ -49,17 +40,13 @@ class Quality:
 
 def model_costs(models: Mapping[str, nn.Module], size: int) -> dict[str, Cost]:
     """Parameters and MACs of each model on one (1, C, size, size) image."""
-    from ganslim.apps.translate import input_channels
-    from ganslim.measure.profile import count_macs, count_params
-
     costs = {}
     for label, model in models.items():
         try:
-            macs = count_macs(model, torch.zeros(1, input_channels(model), size, size))
+            costs[label] = model_cost(model, size)
         except (RuntimeError, GanslimError) as error:  # a generator checks its input shape itself, or fails
             raise GanslimError(f"the {label} cannot run on a {size}x{size} image ({first_line(error)}): pass a "
                                f"--size it accepts (e.g. 256)") from None
-        costs[label] = Cost(count_params(model), macs)
     return costs
 
 
@@ -69,34 +56,22 @@ def quick_latency(models: Mapping[str, nn.Module], side: int, repeats: int, warm
     round (see :func:`ganslim.measure.profile.timing.interleaved_times`). One thread by default: on a shared machine
     several OpenMP threads wait for each other and a quick estimate turns to noise (seen here, 2 threads on a
     busy 2-core VM: 397 vs 70 ms for one model)."""
-    from ganslim.apps.translate import input_channels
-    from ganslim.export import seeded_image
-    from ganslim.measure.profile import num_threads, time_interleaved
-
-    first = next(iter(models.values()))
-    image = seeded_image((1, input_channels(first), side, side), 0).numpy()
-    runners = {label: functools.partial(_forward, model) for label, model in models.items()}
     try:
-        with torch.inference_mode(), num_threads(threads) as used:
-            stats = time_interleaved(runners, image, warmup=warmup, repeats=repeats)
+        times = interleaved_model_times(models, side, threads, warmup, repeats)
     except (RuntimeError, GanslimError) as error:
         raise GanslimError(f"cannot time the models on a {side}x{side} image ({first_line(error)}): pass a "
                            f"--latency-size they accept (e.g. 256)") from None
-    return Latency(side, used, warmup, repeats, stats)
-
-
-def _forward(model: nn.Module, image: np.ndarray) -> Tensor:
-    return model(torch.from_numpy(image))
+    return Latency(side, threads, warmup, repeats, {label: LatencyStats.of(ms) for label, ms in times.items()})
 
 
 def open_run_data(run: ReportRun, model: nn.Module, direction: str, max_images: int) -> EvalData:
     """The first ``max_images`` images of the run's split, with ``direction``'s side as the input of ``model``."""
-    from ganslim.apps.translate import input_channels
-    from ganslim.measure.evaluate import open_eval_data, output_channels
+    from ganslim.measure.evaluate import open_eval_data
+    from ganslim.signature import input_channels, output_channels
 
     channels = input_channels(model)
     return open_eval_data(run.data, split=run.split or "test", size=run.size, direction=direction,
-                          input_nc=channels, output_nc=output_channels(model, channels, run.size),
+                          input_nc=channels, output_nc=output_channels(model, run.size),
                           max_images=max_images)
 
 

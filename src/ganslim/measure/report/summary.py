@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from ganslim.measure.report.measure import Cost, Latency, Quality
+from ganslim.measure.compare import Cost
+from ganslim.measure.report.measure import Latency, Quality
 from ganslim.measure.report.page import si
 from ganslim.measure.report.run import STUDENT, TEACHER, ReportRun, RunModel
 

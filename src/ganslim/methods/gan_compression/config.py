@@ -6,21 +6,20 @@ hinge; unpaired (CycleGAN data; G_A is compressed) lambda_recon 10, lambda_disti
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.compress import SearchSpace, parse_channels
-from ganslim.config import ImageTranslationConfig, option
-from ganslim.data import detect_layout
+from ganslim.config import AUTO, ImageTranslationConfig, fill_auto, option
+from ganslim.data import PAIRED, UNPAIRED, data_kind
 from ganslim.errors import GanslimError
 from ganslim.losses import GAN_MODES
 from ganslim.nn import NORMS
 
-AUTO = -1.0  # lambda_recon / lambda_distill: the paper's value for the data
+TITLE = "GAN Compression"  # the method, as messages name it
 PAPER_DEFAULTS = {
-    "paired": {"lambda_recon": 100.0, "lambda_distill": 1.0, "gan_mode": "hinge"},
-    "unpaired": {"lambda_recon": 10.0, "lambda_distill": 0.01, "gan_mode": "lsgan"},
+    PAIRED: {"lambda_recon": 100.0, "lambda_distill": 1.0, "gan_mode": "hinge"},
+    UNPAIRED: {"lambda_recon": 10.0, "lambda_distill": 0.01, "gan_mode": "lsgan"},
 }
 
 
@@ -40,9 +39,9 @@ class DistillConfig(ImageTranslationConfig):
                            choices=("auto", *GAN_MODES))
     lambda_gan: float = option(1.0, "weight of the GAN loss", min=0.0)
     lambda_recon: float = option(AUTO, "weight of the L1 reconstruction loss (-1: 100 paired, 10 unpaired)",
-                                 min=AUTO)
+                                 min=0.0, auto=AUTO)
     lambda_distill: float = option(AUTO, "weight of the feature distillation loss (-1: 1 paired, 0.01 unpaired)",
-                                   min=AUTO)
+                                   min=0.0, auto=AUTO)
     lr: float = option(0.0002, "initial learning rate of both Adam optimizers", above=0.0)
     beta1: float = option(0.5, "Adam beta1", min=0.0, max=0.999999)
     beta2: float = option(0.999, "Adam beta2", min=0.0, max=0.999999)
@@ -61,10 +60,6 @@ class DistillConfig(ImageTranslationConfig):
 
     def check(self) -> None:
         super().check()
-        for key in ("lambda_recon", "lambda_distill"):
-            value = getattr(self, key)
-            if value < 0 and value != AUTO:
-                raise GanslimError(f"bad value for '{key}': {value} (use -1 for the paper's default or a weight >= 0)")
         parse_ratios(self.channel_ratios)
         if self.candidates:
             parse_candidates(self.candidates)
@@ -92,23 +87,9 @@ def parse_candidates(text: str) -> list[list[int]]:
     return positions
 
 
-def data_kind(data: str) -> str:
-    """``"paired"`` for an aligned dataset folder, ``"unpaired"`` for an unaligned one."""
-    if not data:
-        raise GanslimError("no dataset given: pass --data DIR (train/ of paired A|B images, or trainA/ trainB/)")
-    layout = detect_layout(data)
-    if layout == "single":
-        raise GanslimError(f"'{data}' is a folder of single images: GAN Compression needs train/ (paired A|B "
-                           f"images) or trainA/ trainB/ (unpaired)")
-    return "paired" if layout == "aligned" else "unpaired"
-
-
 def resolve_defaults(config: DistillConfig) -> DistillConfig:
     """``config`` with ``auto`` / -1 values replaced by the paper's defaults for its data (paired/unpaired)."""
-    defaults = PAPER_DEFAULTS[data_kind(config.data)]
-    changes = {key: value for key, value in defaults.items()
-               if getattr(config, key) == ("auto" if isinstance(value, str) else AUTO)}
-    return dataclasses.replace(config, **changes) if changes else config
+    return fill_auto(config, PAPER_DEFAULTS[data_kind(config.data, TITLE)])
 
 
 def search_space(config: DistillConfig, supernet: SuperMobileResnetGenerator) -> SearchSpace:

@@ -12,9 +12,17 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ganslim.data import AlignedDataset, IndexedSubset, UnalignedDataset, holdout_indices, without_holdout
-from ganslim.methods.gan_compression.config import DistillConfig, data_kind
-from ganslim.metrics import psnr, ssim
+from ganslim.data import (
+    PAIRED,
+    AlignedDataset,
+    IndexedSubset,
+    UnalignedDataset,
+    data_kind,
+    holdout_indices,
+    without_holdout,
+)
+from ganslim.methods.gan_compression.config import TITLE, DistillConfig
+from ganslim.metrics import RunningMean, psnr, ssim
 
 HOLDOUT_SPLIT, VAL_SPLIT = "holdout", "val"
 
@@ -30,7 +38,7 @@ def train_split(config: DistillConfig, train: bool) -> Dataset:
                   input_nc=config.input_nc, output_nc=config.output_nc, seed=config.seed,
                   load_size=config.load_size if train else config.crop_size, crop_size=config.crop_size,
                   flip=config.flip and train, max_items=config.max_train_images or None)
-    if data_kind(config.data) == "paired":
+    if data_kind(config.data, TITLE) == PAIRED:
         return AlignedDataset(config.data, "train", **kwargs)
     return UnalignedDataset(config.data, "train", **kwargs)
 
@@ -50,7 +58,7 @@ def holdout_items(config: DistillConfig) -> IndexedSubset:
 def validation_items(config: DistillConfig) -> Dataset:
     """Held-out training images, then the ``val/`` split of paired data if there is one."""
     holdout = holdout_items(config)
-    if data_kind(config.data) != "paired" or not (Path(config.data) / "val").is_dir():
+    if data_kind(config.data, TITLE) != PAIRED or not (Path(config.data) / "val").is_dir():
         return holdout
     val = AlignedDataset(config.data, "val", direction=config.direction, load_size=config.crop_size,
                          crop_size=config.crop_size, flip=False, input_nc=config.input_nc,
@@ -68,12 +76,10 @@ def image_metrics(generator: nn.Module, teacher: nn.Module | None, batches: Iter
     carry the teacher's outputs as ``"teacher"`` (N, C, H, W), saving the teacher's forward; without either
     (``teacher`` None), paired data gets no ``psnr_teacher``.
     """
-    sums: dict[str, list[float]] = {}
+    means: dict[str, RunningMean] = {}
 
     def add(name: str, values: Tensor) -> None:
-        entry = sums.setdefault(name, [0.0, 0])
-        entry[0] += float(values.double().sum())
-        entry[1] += values.numel()
+        means.setdefault(name, RunningMean()).update(values)
 
     for batch in batches:
         real_a, real_b = batch["A"], batch["B"]
@@ -92,4 +98,4 @@ def image_metrics(generator: nn.Module, teacher: nn.Module | None, batches: Iter
         if (~holdout).any():
             add("val_psnr", psnr(fake[~holdout], real_b[~holdout]))
             add("val_ssim", ssim(fake[~holdout], real_b[~holdout]))
-    return {name: total / count for name, (total, count) in sums.items()}
+    return {name: mean.compute() for name, mean in means.items()}

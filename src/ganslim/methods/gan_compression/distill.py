@@ -49,10 +49,11 @@ from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGener
 from ganslim.atomic import atomic_torch_save
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.compress import extract_subnet, parse_channels
+from ganslim.data import PAIRED, UNPAIRED, data_kind
 from ganslim.engine import TrainContext, check_image_sides, derive_seed
 from ganslim.errors import GanslimError
-from ganslim.losses import GANLoss
-from ganslim.methods.gan_compression.config import DistillConfig, data_kind, resolve_defaults, search_space
+from ganslim.losses import FeatureTap, GANLoss
+from ganslim.methods.gan_compression.config import TITLE, DistillConfig, resolve_defaults, search_space
 from ganslim.methods.gan_compression.data import image_metrics, training_items, validation_items
 from ganslim.methods.gan_compression.networks import (
     ADAPTERS_FILE,
@@ -77,16 +78,13 @@ logger = logging.getLogger(__name__)
 _SEED_STREAM = 0x6A5C  # the stream of channel configurations drawn during supernet training
 
 
-class _FeatureTap(nn.Module):
-    """Runs the student at each configuration given and returns ``[(output, features)]``.
+class _ConfigurationTap(FeatureTap):
+    """The student's :class:`~ganslim.losses.FeatureTap` run at each channel configuration given (None: the
+    student as it is), returning ``[(output, features)]``.
 
     One forward call for all configurations of a step, so under DistributedDataParallel every shared
     weight is used inside a single forward/backward.
     """
-
-    def __init__(self, generator: MobileResnetGenerator, layers: Sequence[int]) -> None:
-        super().__init__()
-        self.generator, self.layers = generator, list(layers)
 
     def forward(self, image: Tensor, configs: Sequence[Sequence[int] | None] = (None,)
                 ) -> list[tuple[Tensor, list[Tensor]]]:
@@ -94,10 +92,7 @@ class _FeatureTap(nn.Module):
         for channels in configs:
             if channels is not None:
                 self.generator.configure(channels)
-            if self.layers:
-                results.append(self.generator.forward_features(image, self.layers))
-            else:
-                results.append((self.generator(image), []))
+            results.append(super().forward(image))
         return results
 
 
@@ -110,7 +105,7 @@ class _Distillation:
     def __init__(self, config: DistillConfig, ctx: TrainContext) -> None:
         config = resolve_defaults(config)
         self.config, self.ctx = config, ctx
-        self.paired = data_kind(config.data) == "paired"
+        self.paired = data_kind(config.data, TITLE) == PAIRED
         self.gan_loss = GANLoss(config.gan_mode)
         self.teacher_info = load_teacher(config, ctx.device)
         self.teacher = self.teacher_info.model
@@ -134,7 +129,8 @@ class _Distillation:
             params += list(self.adapters.parameters())
         self.discriminator_arch, self.discriminator_kwargs, self.discriminator = self._build_discriminator()
         self.nets["D"] = self.discriminator.to(ctx.device)
-        self.tap = ctx.wrap(_FeatureTap(self.student, self.layers))
+        self.tap = ctx.wrap(_ConfigurationTap(self.student, self.layers))
+        self.teacher_tap = FeatureTap(self.teacher, self.layers)
         self.trained_adapters = ctx.wrap(self.adapters) if self.adapters is not None else None
         self.trained_discriminator = ctx.wrap(self.discriminator)
         betas = (config.beta1, config.beta2)
@@ -196,10 +192,7 @@ class _Distillation:
         real_a, real_b = batch["A"], batch["B"]
         configs = self._step_configs()
         with torch.no_grad(), ctx.autocast():
-            if self.layers:
-                teacher_out, teacher_features = self.teacher.forward_features(real_a, self.layers)
-            else:
-                teacher_out, teacher_features = self.teacher(real_a), []
+            teacher_out, teacher_features = self.teacher_tap(real_a)
         target = real_b if self.paired else teacher_out.float()
         terms: dict[str, Tensor] = {}
         with ctx.frozen(self.discriminator):
@@ -246,7 +239,7 @@ class _Distillation:
         config = self.config
         return {"method": self.name, "teacher": str(config.teacher), "teacher_arch": self.teacher_info.arch,
                 "direction": config.direction, "crop_size": config.crop_size, "load_size": config.load_size,
-                "preprocess": config.preprocess, "data_kind": "paired" if self.paired else "unpaired",
+                "preprocess": config.preprocess, "data_kind": PAIRED if self.paired else UNPAIRED,
                 "distill_layers": list(self.layers)}
 
     def _export_common(self, run_dir: Path) -> dict[str, Path]:

@@ -14,9 +14,10 @@ import torch
 from ganslim.archs import build_generator
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.compress.search import format_macs
+from ganslim.data import PAIRED, data_kind
 from ganslim.errors import GanslimError
-from ganslim.measure.profile import count_macs, count_params
-from ganslim.methods.gan_compression.config import DistillConfig, data_kind, resolve_defaults
+from ganslim.measure.compare import model_cost
+from ganslim.methods.gan_compression.config import TITLE, DistillConfig, resolve_defaults
 from ganslim.methods.gan_compression.data import image_metrics, validation_items
 from ganslim.methods.gan_compression.networks import load_teacher
 
@@ -55,12 +56,10 @@ def summary_table(summary: dict) -> list[str]:
     return lines + [f"student: {s['file']}"]
 
 
-def _macs_on_meta(arch: str, kwargs: dict, input_nc: int, size: int) -> dict[str, int]:
+def _cost_on_meta(arch: str, kwargs: dict, size: int) -> dict[str, int]:
     """Parameters and MACs (both conventions) of ``arch(**kwargs)`` on one size x size image, without arithmetic."""
     with torch.device("meta"):
-        model = build_generator(arch, **kwargs).eval()
-        count = count_macs(model, torch.empty(1, input_nc, size, size))
-    return {"params": count_params(model), "macs": count.macs, "macs_published": count.macs_published}
+        return model_cost(build_generator(arch, **kwargs).eval(), size).to_dict()
 
 
 def export_student(generator_file: str | os.PathLike, out: str | os.PathLike, config: DistillConfig | None = None,
@@ -77,7 +76,7 @@ def export_student(generator_file: str | os.PathLike, out: str | os.PathLike, co
                            f"generator.pt of a gan-compression-finetune run")
     student = loaded.model
     size = size or (search_result or {}).get("size") or 256
-    counted = _macs_on_meta("mobile_resnet", loaded.arch_kwargs, student.input_nc, size)
+    counted = _cost_on_meta("mobile_resnet", loaded.arch_kwargs, size)
     if search_result is not None and search_result.get("size") == size:
         predicted = {key: search_result[key] for key in ("macs", "macs_published")}
         if predicted != {key: counted[key] for key in predicted}:
@@ -94,10 +93,10 @@ def export_student(generator_file: str | os.PathLike, out: str | os.PathLike, co
         teacher = load_teacher(config, device)
         summary["teacher"] = {"file": str(config.teacher), "arch": teacher.arch}
         try:
-            summary["teacher"].update(_macs_on_meta(teacher.arch, teacher.arch_kwargs, student.input_nc, size))
+            summary["teacher"].update(_cost_on_meta(teacher.arch, teacher.arch_kwargs, size))
         except GanslimError:  # e.g. a U-Net that takes no size x size image: no cost figures for it
             pass
-        paired = data_kind(config.data) == "paired"
+        paired = data_kind(config.data, TITLE) == PAIRED
         batches = _validation_batches(config)
         # Unpaired data has no ground truth: only the student is scored (against the teacher).
         for name, model in (("student", student), ("teacher", teacher.model))[:2 if paired else 1]:

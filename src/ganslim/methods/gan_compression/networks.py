@@ -19,9 +19,10 @@ from ganslim.archs import ResnetGenerator
 from ganslim.archs.translation.mobile_resnet import MobileResnetGenerator
 from ganslim.checkpoints import LoadedModel, load_discriminator, load_generator, resolve_generator_file
 from ganslim.checkpoints.format import read_checkpoint
+from ganslim.data import PAIRED, data_kind
 from ganslim.errors import GanslimError
 from ganslim.losses import FeatureDistillation
-from ganslim.methods.gan_compression.config import DistillConfig, data_kind
+from ganslim.methods.gan_compression.config import TITLE, DistillConfig
 from ganslim.nn.elastic import ElasticConv2d, leading_slice
 
 SUPERNET_FILE = "supernet.pt"
@@ -121,7 +122,7 @@ def discriminator_channels(config: DistillConfig, paired: bool) -> int:
 
 def load_teacher_discriminator(config: DistillConfig, path: Path) -> LoadedModel:
     """The discriminator at ``path``, checked to take the images it judges on ``config.data``."""
-    paired = data_kind(config.data) == "paired"
+    paired = data_kind(config.data, TITLE) == PAIRED
     loaded, expected = load_discriminator(path), discriminator_channels(config, paired)
     width = loaded.arch_kwargs.get("input_nc")
     if width != expected:

@@ -36,19 +36,12 @@ from ganslim.archs import build_generator
 from ganslim.atomic import atomic_write_text
 from ganslim.compress.search import format_macs
 from ganslim.config import TrainConfig, option
+from ganslim.data import data_kind
 from ganslim.engine import distributed as ddp
 from ganslim.engine import fit
-from ganslim.engine.runs import (
-    CHECKPOINT_DIR,
-    LATEST,
-    RunLock,
-    create_run_dir,
-    require_run_folder,
-    run_label,
-    write_config,
-)
+from ganslim.engine.runs import CHECKPOINT_DIR, LATEST, RunLock, open_run_dir, run_label, write_config
 from ganslim.errors import GanslimError
-from ganslim.methods.gan_compression.config import DistillConfig, data_kind, resolve_defaults
+from ganslim.methods.gan_compression.config import TITLE, DistillConfig, resolve_defaults
 from ganslim.methods.gan_compression.data import training_items, validation_items
 from ganslim.methods.gan_compression.distill import FinetuneDistillation, SupernetDistillation
 from ganslim.methods.gan_compression.export import export_student
@@ -139,20 +132,15 @@ def run_pipeline(config: PipelineConfig, *, resume: str | os.PathLike | None = N
     """Run (or continue) every stage of GAN Compression in one run folder; see the module docstring."""
     if stop_after is not None and stop_after not in STAGES:
         raise GanslimError(f"unknown stage '{stop_after}'; choose one of: {', '.join(STAGES)}")
-    joined_here = not (torch.distributed.is_available() and torch.distributed.is_initialized())
-    info, _ = ddp.init_distributed(config.device)
-    try:
+    with ddp.distributed_session(config.device) as (info, _):
         return _Pipeline(config, info, progress).run(resume, stop_after)
-    finally:
-        if joined_here:
-            ddp.shutdown_distributed()
 
 
 class _Pipeline:
     def __init__(self, config: PipelineConfig, info: ddp.DistInfo, progress: bool) -> None:
         self.config = resolve_defaults(config)
         self.info, self.progress = info, progress
-        data_kind(config.data)  # a bad data folder fails before anything trains
+        data_kind(config.data, TITLE)  # a bad data folder fails before anything trains
         training_items(self.config)  # so does a bad image (building a dataset decodes every file)
         validation_items(self.config)
         if config.supernet:
@@ -170,14 +158,10 @@ class _Pipeline:
 
     def run(self, resume: str | os.PathLike | None, stop_after: str | None) -> PipelineResult:
         self.check_budget()
-        if resume is not None:
-            run_dir = require_run_folder(resume, f"'ganslim compress {METHOD}'")
-            if not (run_dir / STATE_FILE).is_file():
-                raise GanslimError(f"'{run_dir}' is not a {METHOD} run folder (no {STATE_FILE}): pass the folder "
-                                   f"'ganslim compress {METHOD}' made")
-        else:
-            run_dir = Path(ddp.broadcast_object(self.info, create_run_dir(
-                self.config.out_dir, run_label(METHOD, self.config)) if self.info.is_main else None))
+        run_dir = open_run_dir(self.info, self.config, METHOD, resume, f"'ganslim compress {METHOD}'")
+        if resume is not None and not (run_dir / STATE_FILE).is_file():
+            raise GanslimError(f"'{run_dir}' is not a {METHOD} run folder (no {STATE_FILE}): pass the folder "
+                               f"'ganslim compress {METHOD}' made")
         self.run_dir = run_dir
         lock = RunLock(run_dir)  # each stage's own folder is locked by its fit; this guards pipeline.json
         try:

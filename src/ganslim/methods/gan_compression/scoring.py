@@ -22,9 +22,10 @@ from torch.utils.data import default_collate
 from ganslim.archs.translation.mobile_resnet import MobileResnetGenerator
 from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.compress import extract_subnet
+from ganslim.data import PAIRED, data_kind
 from ganslim.errors import GanslimError
 from ganslim.measure.evaluate import find_inception_weights
-from ganslim.methods.gan_compression.config import data_kind
+from ganslim.methods.gan_compression.config import TITLE
 from ganslim.methods.gan_compression.data import holdout_items, image_metrics, train_split, training_items
 from ganslim.methods.gan_compression.networks import load_teacher
 from ganslim.metrics import compute_fid_kid, extract_features, load_inception
@@ -133,7 +134,7 @@ def _resolve_metric(config: SearchConfig, paired: bool) -> tuple[str, nn.Module 
 def build_scorer(config: SearchConfig, supernet: SuperMobileResnetGenerator, device: torch.device
                  ) -> tuple[CandidateScorer, str]:
     """The scorer over the held-out training images and the metric it optimises."""
-    paired = data_kind(config.data) == "paired"
+    paired = data_kind(config.data, TITLE) == PAIRED
     metric, inception = _resolve_metric(config, paired)
     holdout = holdout_items(config)
     count = len(holdout) if not config.eval_images else min(len(holdout), config.eval_images)

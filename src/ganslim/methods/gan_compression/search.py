@@ -44,7 +44,7 @@ from ganslim.compress.search import DISAGREEMENT, LOWER_IS_BETTER, Budget, Searc
 from ganslim.config import option
 from ganslim.engine import distributed as ddp
 from ganslim.engine.logging import RunLogger
-from ganslim.engine.runs import CONFIG_FILE, create_run_dir, run_label, write_config
+from ganslim.engine.runs import open_run_dir, write_config
 from ganslim.errors import GanslimError
 from ganslim.measure.profile import measure_peak_gflops
 from ganslim.methods.gan_compression.config import DistillConfig, resolve_defaults, search_space
@@ -290,13 +290,8 @@ def run_search(config: SearchConfig, *, resume: str | os.PathLike | None = None,
     ``latency`` (compact model -> ms) replaces the CPU measurement (tests, or another device's timer).
     """
     started = time.perf_counter()
-    joined_here = not (torch.distributed.is_available() and torch.distributed.is_initialized())
-    info, device = ddp.init_distributed(config.device)
-    try:
+    with ddp.distributed_session(config.device) as (info, device):
         return _run(config, resume, progress, latency, info, device, started)
-    finally:
-        if joined_here:
-            ddp.shutdown_distributed()
 
 
 def _run(config: SearchConfig, resume, progress: bool, latency, info: ddp.DistInfo, device: torch.device,
@@ -306,16 +301,8 @@ def _run(config: SearchConfig, resume, progress: bool, latency, info: ddp.DistIn
     supernet_file = find_supernet(config.supernet)
     supernet = load_generator(supernet_file).model.to(device).eval()
     space = search_space(config, supernet)
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / CONFIG_FILE).is_file():
-            raise GanslimError(f"'{run_dir}' is not a search run folder (no {CONFIG_FILE}): pass the folder a "
-                               f"gan-compression-search run made")
-    else:
-        run_dir = ddp.broadcast_object(info, create_run_dir(config.out_dir, run_label(METHOD, config))
-                                       if info.is_main else None)
-    run_dir = Path(run_dir)
-    if info.is_main:
+    run_dir = open_run_dir(info, config, METHOD, resume, f"'ganslim compress {METHOD}'")
+    if info.is_main and resume is not None:
         write_config(run_dir, config, METHOD)
     known = ddp.broadcast_object(info, read_progress(run_dir / PROGRESS_FILE) if info.is_main else None)
     scorer, metric = build_scorer(config, supernet, device)

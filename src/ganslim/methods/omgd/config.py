@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
-from ganslim.config import ImageTranslationConfig, option
-from ganslim.data import detect_layout
+from ganslim.config import AUTO, ImageTranslationConfig, fill_auto, option
+from ganslim.data import PAIRED, UNPAIRED, data_kind
 from ganslim.errors import GanslimError
 from ganslim.losses import GAN_MODES
 from ganslim.nn import INIT_TYPES, NORMS
 from ganslim.registry import DISCRIMINATORS
 
 METHOD = "omgd"
-AUTO = -1.0
+TITLE = "OMGD"  # the method, as messages name it
 STUDENTS = ("mobile_resnet", "unet_256", "unet")
 CD_LAYERS = ("activations", "omgd")
-PAIRED, UNPAIRED = "paired", "unpaired"
 # OMGD's settings: GAN loss and discriminator width by data (its pix2pix / CycleGAN scripts), lambda_cd by
 # (data, student family) (mobile ResNet pix2pix 1e2, U-Net pix2pix 1e1, CycleGAN 5e2).
 PAPER_DEFAULTS = {PAIRED: {"gan_mode": "hinge", "ndf": 128}, UNPAIRED: {"gan_mode": "lsgan", "ndf": 64}}
@@ -56,13 +54,15 @@ class OMGDConfig(ImageTranslationConfig):
     tv_weight: float = option(1e-5, "student: weight of the total variation (a sum over pixels), per teacher",
                               min=0.0)
     lambda_cd: float = option(AUTO, "student: channel distillation weight (-1: 100 mobile_resnet / 10 U-Net "
-                                    "paired, 500 unpaired; 0: off)", min=AUTO)
+                                    "paired, 500 unpaired; 0: off)", min=0.0,
+                              auto=AUTO)
     cd_layers: str = option("activations", "student: mobile ResNet layers of channel distillation (activations: "
                                            "the ReLU outputs of the second downsampling and both upsamplings; "
                                            "omgd: OMGD's code, the second downsampling and blocks 3, 6, 9)",
                             choices=CD_LAYERS)
     l1_weight: float = option(AUTO, "student: weight of L1 to each teacher's output (-1: 10 when the VGG16 terms "
-                                    "are off, ganslim's fallback; 0 with VGG16 weights, as OMGD)", min=AUTO)
+                                    "are off, ganslim's fallback; 0 with VGG16 weights, as OMGD)", min=0.0,
+                              auto=AUTO)
     student_lr: float = option(0.001, "the student's (and its adapters') Adam learning rate; teachers and "
                                       "discriminator use lr", above=0.0)
     student_epochs_decay: int = option(-1, "epochs at the end of the run over which the student's learning rate "
@@ -84,10 +84,6 @@ class OMGDConfig(ImageTranslationConfig):
 
     def check(self) -> None:
         super().check()
-        for key in ("lambda_cd", "l1_weight"):
-            value = getattr(self, key)
-            if value < 0 and value != AUTO:
-                raise GanslimError(f"bad value for '{key}': {value} (use -1 for the default or a weight >= 0)")
         if self.student_epochs_decay > self.epochs + self.epochs_decay:
             raise GanslimError(f"student_epochs_decay {self.student_epochs_decay} is longer than the run "
                                f"({self.epochs} + {self.epochs_decay} epochs): lower it or -1 for epochs_decay")
@@ -99,31 +95,16 @@ class OMGDConfig(ImageTranslationConfig):
                                f"or drop n_blocks")
 
 
-def data_kind(data: str) -> str:
-    """``"paired"`` for an aligned dataset folder (train/ val/), ``"unpaired"`` for an unaligned one."""
-    if not data:
-        raise GanslimError("no dataset given: pass --data DIR (train/ val/ of A|B images, or trainA/ trainB/)")
-    layout = detect_layout(data)
-    if layout == "single":
-        raise GanslimError(f"'{data}' is a folder of single images: OMGD needs train/ (paired A|B images) or "
-                           f"trainA/ trainB/ (unpaired)")
-    return PAIRED if layout == "aligned" else UNPAIRED
-
-
 def _family(student: str) -> str:
     return "mobile_resnet" if student == "mobile_resnet" else "unet"
 
 
 def resolve_defaults(config: OMGDConfig, kind: str | None = None) -> OMGDConfig:
     """``config`` with ``auto`` / -1 / 0 values replaced by OMGD's for its data (``kind``: detected if None)."""
-    kind = kind or data_kind(config.data)
-    changes: dict = {key: value for key, value in PAPER_DEFAULTS[kind].items()
-                     if getattr(config, key) in ("auto", 0)}
-    if config.norm == "auto":
-        changes["norm"] = "instance" if config.student == "mobile_resnet" else "batch"
-    if config.lambda_cd == AUTO:
-        changes["lambda_cd"] = PAPER_LAMBDA_CD[(kind, _family(config.student))]
-    return dataclasses.replace(config, **changes) if changes else config
+    kind = kind or data_kind(config.data, TITLE)
+    family = _family(config.student)
+    return fill_auto(config, {**PAPER_DEFAULTS[kind], "norm": "instance" if family == "mobile_resnet" else "batch",
+                              "lambda_cd": PAPER_LAMBDA_CD[(kind, family)]})
 
 
 def student_ngf(config: OMGDConfig) -> int:

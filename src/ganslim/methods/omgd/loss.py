@@ -7,8 +7,9 @@ from typing import Mapping, Sequence
 
 from torch import Tensor, nn
 
+from ganslim.config import AUTO
 from ganslim.losses import PerceptualDistillLoss, channel_distillation_loss
-from ganslim.methods.omgd.config import AUTO, OMGDConfig
+from ganslim.methods.omgd.config import OMGDConfig
 from ganslim.nn.vgg import VGG16Features, find_vgg16_weights, load_vgg16
 
 FALLBACK_L1_WEIGHT = 10.0  # student's L1 to each teacher's output when the VGG16 terms are off

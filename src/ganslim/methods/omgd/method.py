@@ -56,13 +56,22 @@ from torch import Tensor, nn
 from ganslim.archs import build_generator, init_weights
 from ganslim.atomic import atomic_write_text
 from ganslim.checkpoints import resolve_generator_file, save_model
-from ganslim.data import IndexedSubset, UnalignedDataset, holdout_indices, without_holdout
+from ganslim.data import (
+    PAIRED,
+    UNPAIRED,
+    IndexedSubset,
+    UnalignedDataset,
+    data_kind,
+    holdout_indices,
+    without_holdout,
+)
 from ganslim.engine import TrainContext, steps_per_epoch
 from ganslim.engine.schedules import ConstantThenLinearDecay
 from ganslim.errors import GanslimError
-from ganslim.losses import ChannelDistillation, PerceptualDistillLoss
-from ganslim.measure.profile import count_macs, count_params
-from ganslim.methods.omgd.config import METHOD, PAIRED, UNPAIRED, OMGDConfig, data_kind, resolve_defaults, student_spec
+from ganslim.losses import ChannelDistillation, FeatureTap, PerceptualDistillLoss
+from ganslim.measure.compare import model_cost
+from ganslim.measure.profile import count_params
+from ganslim.methods.omgd.config import METHOD, TITLE, OMGDConfig, resolve_defaults, student_spec
 from ganslim.methods.omgd.loss import OMGDStudentLoss, load_omgd_vgg, student_l1_weight
 from ganslim.methods.omgd.teachers import (
     deep_teacher_spec,
@@ -78,27 +87,6 @@ SUMMARY_FILE = "summary.json"
 PROFILE_SIZE = 256  # MACs are reported at 256x256 (the published convention) besides the training size
 
 
-class FeatureTap(nn.Module):
-    """A generator that also returns its activations at ``layers``, optionally through per-layer adapters.
-
-    One module, so DistributedDataParallel sees the generator and its adapters in a single forward.
-    ``forward(image)`` -> ``(output (N, C, H, W), [per layer (N, C_l, H_l, W_l)])``; no layers: ``[]``.
-    """
-
-    def __init__(self, generator: nn.Module, layers: Sequence[int], adapters: ChannelDistillation | None = None
-                 ) -> None:
-        super().__init__()
-        self.generator, self.layers, self.adapters = generator, list(layers), adapters
-
-    def forward(self, image: Tensor) -> tuple[Tensor, list[Tensor]]:
-        if not self.layers:
-            return self.generator(image), []
-        output, features = self.generator.forward_features(image, self.layers)
-        if self.adapters is not None:
-            features = [adapter(feature) for adapter, feature in zip(self.adapters.adapters, features)]
-        return output, features
-
-
 class _OMGDBase(TeacherBase):
     """Student, adapters, student loss, its optimizer and the export shared by both variants."""
 
@@ -109,7 +97,7 @@ class _OMGDBase(TeacherBase):
     kind: ClassVar[str]
 
     def __init__(self, config: OMGDConfig, ctx: TrainContext) -> None:
-        kind = data_kind(config.data)
+        kind = data_kind(config.data, TITLE)
         if kind != self.kind:
             raise GanslimError(f"'{config.data}' holds {kind} data, {type(self).__name__} trains on {self.kind} "
                                f"data: use omgd_method(config) to pick the variant")
@@ -132,9 +120,9 @@ class _OMGDBase(TeacherBase):
         layers = omgd_distill_layers(student, config.cd_layers) if config.lambda_cd > 0 else []
         adapters = None
         if layers:
-            adapters = ChannelDistillation([student.feature_channels(i) for i in layers],
-                                           [teacher.feature_channels(i) for i in layers]).to(self.ctx.device)
-            self.nets["adapters"] = adapters
+            distillation = ChannelDistillation([student.feature_channels(i) for i in layers],
+                                               [teacher.feature_channels(i) for i in layers]).to(self.ctx.device)
+            self.nets["adapters"], adapters = distillation, distillation.adapters
         self.layers = layers
         self.taps["student"] = self.ctx.wrap(FeatureTap(student, layers, adapters))
         vgg = load_omgd_vgg(config)
@@ -202,7 +190,7 @@ class _OMGDBase(TeacherBase):
         cost = {}
         for size in sorted({PROFILE_SIZE, self.config.crop_size}):
             try:
-                count = count_macs(student, torch.zeros(1, self.config.input_nc, size, size, device=self.ctx.device))
+                count = model_cost(student, size).macs
             except GanslimError:  # a U-Net deeper than 8 downsamplings takes no 256x256 image
                 continue
             cost[f"{size}x{size}"] = {"macs": count.macs, "macs_published": count.macs_published}
@@ -411,4 +399,4 @@ def _shared_fields(target: type, source: type) -> list[str]:
 
 def omgd_method(config: OMGDConfig) -> type[_OMGDBase]:
     """The OMGD variant for the config's data: :class:`OMGD` (paired) or :class:`OMGDUnpaired`."""
-    return OMGD if data_kind(config.data) == PAIRED else OMGDUnpaired
+    return OMGD if data_kind(config.data, TITLE) == PAIRED else OMGDUnpaired
