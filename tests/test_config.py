@@ -17,7 +17,7 @@ from ganslim.config import (
     parse_overrides,
 )
 from ganslim.errors import GanslimError
-from ganslim.methods import CycleGANConfig, Pix2PixConfig
+from ganslim.methods.teachers import CycleGANConfig, Pix2PixConfig
 
 
 def run_train_command(*argv: str):

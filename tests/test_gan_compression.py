@@ -457,7 +457,7 @@ def test_unpaired_summary_says_the_student_is_scored_against_the_teacher():
                            "file": "student.pt", "holdout": {"psnr_teacher": 30.0, "psnr": 30.0}, "val": {}},
                "teacher": {"file": "latest_net_G_A.pth", "arch": "resnet", "params": 11_378_000, "macs": 49.55e9,
                            "macs_published": 56.8e9}}
-    line = PipelineResult(Path("runs/00004-gan-compression-h2z"), {}, summary).report()
+    line = PipelineResult(Path("runs/00004-gan-compression-h2z"), {}, summary).summary()
     assert "nan" not in line and ("held-out psnr to the teacher's outputs 30.00 dB (unpaired data: no ground truth "
                                   "to score the teacher)") in line
     lines = summary_table(summary)

@@ -14,7 +14,7 @@ from ganslim.archs.translation.mobile_resnet import MobileResnetBlock
 from ganslim.archs.translation.deep import DeepMobileResnetGenerator, ExpansionResnetBlock
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.cli import main as cli_main
-from ganslim.cli.compress_omgd import add_omgd_parser
+from ganslim.cli import compress
 from ganslim.data import make_builtin
 from ganslim.engine import fit
 from ganslim.errors import GanslimError
@@ -525,9 +525,9 @@ def test_unpaired_run_exports_and_resumes_exactly(unpaired, tmp_path):
 
 
 def omgd_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="ganslim compress")
-    add_omgd_parser(parser.add_subparsers(dest="method"))
-    args = parser.parse_args(["omgd", *argv])
+    parser = argparse.ArgumentParser(prog="ganslim")
+    compress.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["compress", "omgd", *argv])
     return args.func(args)
 
 

@@ -21,8 +21,8 @@ from ganslim.engine.logging import RunLogger
 from ganslim.measure.bench import BenchResult, BenchRow, write_bench
 from ganslim.measure.profile import LatencyStats, count_macs, count_params
 from ganslim.measure.report.page import si
-from ganslim.methods import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
 from ganslim.methods.omgd import OMGDConfig, omgd_method
+from ganslim.methods.teachers import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
 from helpers import save_resnet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

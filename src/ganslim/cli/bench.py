@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> None:
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-    from ganslim.measure.bench import format_markdown, run_bench, write_bench
     from ganslim.cli.sizing import choose_size
+    from ganslim.measure.bench import format_markdown, run_bench, write_bench
     from ganslim.outputs import check_output_folder
 
     check_output_folder(args.out, "--out")
@@ -77,13 +77,12 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _load(spec: str, direction: str):  # -> (ganslim.measure.bench.BenchModel, the size it was trained at or None)
-    from ganslim.measure.bench import BenchModel
+    import ganslim.archs  # noqa: F401 - registers the generators
     from ganslim.checkpoints import load_generator
     from ganslim.cli.profile import build_named_generator
     from ganslim.errors import GanslimError
+    from ganslim.measure.bench import BenchModel
     from ganslim.registry import GENERATORS
-
-    import ganslim.archs  # noqa: F401 - registers the generators
 
     label, _, target = spec.partition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
     if Path(target).exists():

@@ -11,3 +11,5 @@ search it under a MACs or latency budget without retraining, fine-tune the chose
 * :mod:`.inherit` - what a stage run as a command of its own takes from the stage before;
 * :mod:`.pipeline` - all stages in one resumable run folder (``ganslim compress gan-compression``).
 """
+
+STAGES = ("supernet", "search", "finetune", "export")  # the pipeline's, in order (defined here: no torch import)

@@ -41,6 +41,7 @@ from ganslim.engine import distributed as ddp
 from ganslim.engine import fit
 from ganslim.engine.runs import CHECKPOINT_DIR, LATEST, RunLock, open_run_dir, run_label, write_config
 from ganslim.errors import GanslimError
+from ganslim.methods.gan_compression import STAGES
 from ganslim.methods.gan_compression.config import TITLE, DistillConfig, resolve_defaults
 from ganslim.methods.gan_compression.data import training_items, validation_items
 from ganslim.methods.gan_compression.distill import FinetuneDistillation, SupernetDistillation
@@ -56,7 +57,6 @@ from ganslim.methods.gan_compression.networks import (
 from ganslim.methods.gan_compression.search import SearchConfig, check_budget, read_result, run_search
 
 METHOD = "gan-compression"
-STAGES = ("supernet", "search", "finetune", "export")
 STATE_FILE = "pipeline.json"
 SUMMARY_FILE = "summary.json"
 
@@ -103,19 +103,20 @@ def _write_state(run_dir: Path, state: dict) -> None:
 
 @dataclass
 class PipelineResult:
-    """Where each stage left its output; ``summary`` once exported."""
+    """Where each stage left its output; ``comparison`` (teacher vs student, ``summary.json``) once exported."""
 
     run_dir: Path
     stages: dict
-    summary: dict | None = None
+    comparison: dict | None = None
 
-    def report(self) -> str:
-        if self.summary is None:
+    def summary(self) -> str:
+        """The one line ``ganslim compress gan-compression`` ends with."""
+        if self.comparison is None:
             done = ", ".join(self.stages) or "none"
             return f"{METHOD}: stopped; finished stages: {done}; resume with --resume {self.run_dir}"
-        s, t = self.summary["student"], self.summary.get("teacher", {})
+        s, t = self.comparison["student"], self.comparison.get("teacher", {})
         line = (f"{METHOD}: student {'_'.join(map(str, s['channels']))}: {s['params'] / 1e6:.3g}M params, "
-                f"{format_macs(s['macs_published'])} MACs published at {self.summary['size']}x{self.summary['size']}")
+                f"{format_macs(s['macs_published'])} MACs published at {self.comparison['size']}x{self.comparison['size']}")
         if "macs_published" in t:
             line += f" ({t['macs_published'] / s['macs_published']:.1f}x fewer than the teacher)"
         holdout, teacher_psnr = s.get("holdout", {}), t.get("holdout", {}).get("psnr")

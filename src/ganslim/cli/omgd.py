@@ -1,20 +1,24 @@
-"""`ganslim compress omgd`: OMGD's one-stage online distillation into a compact student.
+"""What `ganslim compress omgd` shows of OMGD's one-stage online distillation into a compact student.
 
 ``ganslim compress omgd --data DIR --student mobile_resnet --width 1.0 [--teacher CKPT]`` trains the wide and
 deep teachers (or, on unpaired data, a CycleGAN teacher pair) together with the student in one resumable run
-folder and exports the student as ``generator.pt``. Wired into ``ganslim compress`` by
-:func:`add_omgd_parser`, with the flags and config handling of every compress method (:mod:`ganslim.cli.common`).
+folder and exports the student as ``generator.pt``; :mod:`ganslim.cli.compress` builds the command from
+:data:`COMMANDS`, with the flags and config handling of every compress method (:mod:`ganslim.cli.common`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
+from typing import Any
 
-from ganslim.cli.common import COMPRESS_FLAGS, add_compress_command, compress_config, print_main, show_config
+from ganslim.cli.common import COMPRESS_FLAGS, MethodCommand
 
+TITLE = "OMGD"
 METHOD = "omgd"
+DESCRIPTION = """\
+omgd trains a wide and a deep teacher together with a discriminator-free student in one stage (OMGD, ICCV
+2021); it needs no pretrained teacher."""
 OMGD_FLAGS = {
     "--student": ("student", "ARCH", "student architecture: mobile_resnet (default), unet_256 or unet"),
     "--width": ("width", "W", "student width multiplier: 1.0 (ngf 16), 0.75 (ngf 12) or 0.5 (ngf 8)"),
@@ -25,8 +29,6 @@ OMGD_FLAGS = {
     "--vgg-weights": ("vgg_weights", "FILE", "torchvision's vgg16-397923af.pth for the style / feature terms "
                                              "('none': off; default: $GANSLIM_VGG16_WEIGHTS, then ~/.cache/ganslim)"),
 }
-TEXT = ("OMGD: train wide + deep teachers and the compact student together, in one stage (the student never "
-        "sees the discriminator or the ground truth); exports the student as generator.pt")
 NOTES = """\
 Paired data: wide + deep teachers with a shared PatchGAN; unpaired data: a wide CycleGAN teacher pair. The student
 learns from the teachers only (SSIM, VGG16 style / feature, total variation and channel distillation terms;
@@ -34,27 +36,15 @@ without VGG16 weights, L1 to the teachers' outputs instead of the VGG16 terms), 
 every loss weight is a --set key (--show-config lists them)."""
 SET_EXAMPLE = "lambda_cd=50"
 
-def add_omgd_parser(compress_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``omgd`` under ``ganslim compress``'s METHOD subcommands."""
-    parser = add_compress_command(compress_subparsers, METHOD, TEXT, [COMPRESS_FLAGS, OMGD_FLAGS], NOTES,
-                                  SET_EXAMPLE)
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an omgd run from its last checkpoint")
-    parser.set_defaults(func=run_omgd_command)
-    return parser
+
+def student_cost_lines(result: Any) -> list[str]:
+    """The student's size line, from the run's ``summary.json``."""
+    return [student_cost(result.exported["summary"])] if "summary" in result.exported else []
 
 
-def run_omgd_command(args: argparse.Namespace) -> int:
-    from ganslim.engine import fit
-    from ganslim.methods.omgd import OMGDConfig, omgd_method
-
-    config = compress_config(args, OMGDConfig, METHOD)
-    if args.show_config:
-        return show_config(config, METHOD)
-    result = fit(config, omgd_method(config), resume=args.resume, progress=not args.no_progress)
-    print_main(f"ganslim compress {result.summary()}")
-    if "summary" in result.exported:
-        print_main(student_cost(result.exported["summary"]))
-    return 0
+COMMANDS = {METHOD: MethodCommand((COMPRESS_FLAGS, OMGD_FLAGS), NOTES, SET_EXAMPLE,
+                                  "continue an omgd run from its last checkpoint", report=student_cost_lines)}
+OTHER_COMMANDS = ()  # subcommands that are no method
 
 
 def student_cost(summary_file: Path) -> str:
