@@ -20,11 +20,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ganslim.engine.staged import STATE_FILE
 from ganslim.errors import GanslimError
 
 TEACHER, STUDENT = "teacher", "student"
 GENERATOR_FILE = "generator.pt"
-PIPELINE_FILE = "pipeline.json"
 
 
 @dataclass(frozen=True)
@@ -199,8 +199,8 @@ def _cyclegan_grids(direction: str) -> list[Grid]:
 
 
 def _pipeline_stages(run_dir: Path) -> dict[str, str] | None:
-    """stage -> folder of a GAN Compression pipeline's finished stages; None for other runs."""
-    path = run_dir / PIPELINE_FILE
+    """stage -> folder of a staged run's finished stages (a GAN Compression pipeline); None for other runs."""
+    path = run_dir / STATE_FILE
     if not path.is_file():
         return None
     try:

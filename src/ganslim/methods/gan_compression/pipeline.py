@@ -1,6 +1,7 @@
 """All of GAN Compression in one resumable run folder: supernet -> search -> fine-tune -> export.
 
-``run_pipeline(config)`` creates ``out_dir/NNNNN-gan-compression-NAME/`` holding::
+The pipeline is a staged run (:mod:`ganslim.engine.staged`) of four stages. ``run_pipeline(config)`` creates
+``out_dir/NNNNN-gan-compression-NAME/`` holding::
 
     config.yaml                               the resolved PipelineConfig (read back by --resume)
     pipeline.json                             finished stages and their folders
@@ -26,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,8 @@ from ganslim.config import TrainConfig, option
 from ganslim.data import data_kind
 from ganslim.engine import distributed as ddp
 from ganslim.engine import fit
-from ganslim.engine.runs import CHECKPOINT_DIR, LATEST, RunLock, open_run_dir, run_label, write_config
+from ganslim.engine.runs import run_label
+from ganslim.engine.staged import Stage, StagedRun, run_stages
 from ganslim.errors import GanslimError
 from ganslim.methods.gan_compression import STAGES
 from ganslim.methods.gan_compression.config import TITLE, DistillConfig, resolve_defaults
@@ -54,10 +56,10 @@ from ganslim.methods.gan_compression.networks import (
     load_teacher_discriminator,
     student_kwargs,
 )
+from ganslim.methods.gan_compression.search import METHOD as SEARCH_METHOD
 from ganslim.methods.gan_compression.search import SearchConfig, check_budget, read_result, run_search
 
 METHOD = "gan-compression"
-STATE_FILE = "pipeline.json"
 SUMMARY_FILE = "summary.json"
 
 
@@ -84,23 +86,6 @@ def stage_config(config: PipelineConfig, cls: type[TrainConfig], run_dir: Path, 
     return cls(**{**values, "out_dir": str(run_dir), **changes})
 
 
-# ------------------------------------------------------------------------------------------ the pipeline
-
-
-def _stage_dirs(run_dir: Path, label: str) -> list[Path]:
-    pattern = re.compile(rf"^\d{{5,}}-{re.escape(label)}$")
-    return sorted(entry for entry in run_dir.iterdir() if entry.is_dir() and pattern.match(entry.name))
-
-
-def _read_state(run_dir: Path) -> dict:
-    path = run_dir / STATE_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"stages": {}}
-
-
-def _write_state(run_dir: Path, state: dict) -> None:
-    atomic_write_text(json.dumps(state, indent=1) + "\n", run_dir / STATE_FILE)
-
-
 @dataclass
 class PipelineResult:
     """Where each stage left its output; ``comparison`` (teacher vs student, ``summary.json``) once exported."""
@@ -114,9 +99,9 @@ class PipelineResult:
         if self.comparison is None:
             done = ", ".join(self.stages) or "none"
             return f"{METHOD}: stopped; finished stages: {done}; resume with --resume {self.run_dir}"
-        s, t = self.comparison["student"], self.comparison.get("teacher", {})
+        s, t, size = self.comparison["student"], self.comparison.get("teacher", {}), self.comparison["size"]
         line = (f"{METHOD}: student {'_'.join(map(str, s['channels']))}: {s['params'] / 1e6:.3g}M params, "
-                f"{format_macs(s['macs_published'])} MACs published at {self.comparison['size']}x{self.comparison['size']}")
+                f"{format_macs(s['macs_published'])} MACs published at {size}x{size}")
         if "macs_published" in t:
             line += f" ({t['macs_published'] / s['macs_published']:.1f}x fewer than the teacher)"
         holdout, teacher_psnr = s.get("holdout", {}), t.get("holdout", {}).get("psnr")
@@ -131,101 +116,69 @@ class PipelineResult:
 def run_pipeline(config: PipelineConfig, *, resume: str | os.PathLike | None = None, stop_after: str | None = None,
                  progress: bool = True) -> PipelineResult:
     """Run (or continue) every stage of GAN Compression in one run folder; see the module docstring."""
-    if stop_after is not None and stop_after not in STAGES:
-        raise GanslimError(f"unknown stage '{stop_after}'; choose one of: {', '.join(STAGES)}")
-    with ddp.distributed_session(config.device) as (info, _):
-        return _Pipeline(config, info, progress).run(resume, stop_after)
+    pipeline = _Pipeline(resolve_defaults(config))
+    staged = run_stages(pipeline.config, METHOD, [Stage(name, run) for name, run in zip(STAGES, pipeline.stages())],
+                        resume=resume, stop_after=stop_after, progress=progress, check=pipeline.check)
+    return PipelineResult(staged.run_dir, staged.done, staged.done.get("export", {}).get("summary"))
 
 
 class _Pipeline:
-    def __init__(self, config: PipelineConfig, info: ddp.DistInfo, progress: bool) -> None:
-        self.config = resolve_defaults(config)
-        self.info, self.progress = info, progress
-        data_kind(config.data, TITLE)  # a bad data folder fails before anything trains
-        training_items(self.config)  # so does a bad image (building a dataset decodes every file)
-        validation_items(self.config)
+    """The stages of one pipeline run, over its resolved config."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+
+    def stages(self) -> list[Callable[[StagedRun], dict]]:
+        """What each of ``STAGES`` runs, in order."""
+        return [self._supernet, self._search, self._finetune, self._export]
+
+    def check(self) -> None:
+        """Refuse bad input before the run folder exists: data, images, supernet, discriminator and a budget even
+        the smallest sub-network misses (on an untrained supernet of the same widths)."""
+        config = self.config
+        data_kind(config.data, TITLE)
+        training_items(config)  # building a dataset decodes every file
+        validation_items(config)
         if config.supernet:
-            find_supernet(config.supernet)  # and a bad supernet, before the run folder exists
-        if not config.supernet or config.teacher_discriminator:  # and a bad discriminator a stage would load
-            discriminator = find_teacher_discriminator(self.config)
+            find_supernet(config.supernet)
+        if not config.supernet or config.teacher_discriminator:  # a discriminator a stage would load
+            discriminator = find_teacher_discriminator(config)
             if discriminator is not None:
-                load_teacher_discriminator(self.config, discriminator)
+                load_teacher_discriminator(config, discriminator)
+        teacher = load_teacher(config, torch.device("cpu"))
+        check_budget(config, build_generator("super_mobile_resnet", **student_kwargs(config, teacher)))
 
-    def check_budget(self) -> None:
-        """Refuse an impossible budget before training, on an untrained supernet of the same widths."""
-        teacher = load_teacher(self.config, torch.device("cpu"))
-        supernet = build_generator("super_mobile_resnet", **student_kwargs(self.config, teacher))
-        check_budget(self.config, supernet)
-
-    def run(self, resume: str | os.PathLike | None, stop_after: str | None) -> PipelineResult:
-        self.check_budget()
-        run_dir = open_run_dir(self.info, self.config, METHOD, resume, f"'ganslim compress {METHOD}'")
-        if resume is not None and not (run_dir / STATE_FILE).is_file():
-            raise GanslimError(f"'{run_dir}' is not a {METHOD} run folder (no {STATE_FILE}): pass the folder "
-                               f"'ganslim compress {METHOD}' made")
-        self.run_dir = run_dir
-        lock = RunLock(run_dir)  # each stage's own folder is locked by its fit; this guards pipeline.json
-        try:
-            if self.info.is_main:
-                lock.acquire()
-            return self._run_stages(stop_after)
-        finally:
-            lock.release()
-
-    def _run_stages(self, stop_after: str | None) -> PipelineResult:
-        run_dir = self.run_dir
-        state = ddp.broadcast_object(self.info, _read_state(run_dir) if self.info.is_main else None)
-        if self.info.is_main:
-            write_config(run_dir, self.config, METHOD)
-            _write_state(run_dir, state)
-        steps = {"supernet": self._supernet, "search": self._search, "finetune": self._finetune,
-                 "export": self._export}
-        for stage in STAGES:
-            if stage not in state["stages"]:
-                state["stages"][stage] = steps[stage](state["stages"])
-                if self.info.is_main:
-                    _write_state(run_dir, state)
-                ddp.barrier(self.info)
-            if stage == stop_after:
-                break
-        summary = state["stages"].get("export", {}).get("summary")
-        return PipelineResult(run_dir, state["stages"], summary)
-
-    # -------------------------------------------------------------- stages
-
-    def _train(self, method_cls: type, config: DistillConfig) -> str:
+    def _train(self, staged: StagedRun, method_cls: type, config: DistillConfig) -> str:
         """Fit a training stage, continuing its folder under the run if it has a checkpoint."""
-        label = run_label(method_cls.name, config)
-        resumable = [d for d in _stage_dirs(self.run_dir, label) if (d / CHECKPOINT_DIR / LATEST).is_file()]
-        result = fit(config, method_cls, resume=resumable[-1] if resumable else None, progress=self.progress)
-        return str(result.run_dir)
+        resume = staged.resumable(run_label(method_cls.name, config))
+        return str(fit(config, method_cls, resume=resume, progress=staged.progress).run_dir)
 
-    def _supernet(self, done: dict) -> dict:
+    def _supernet(self, staged: StagedRun) -> dict:
         if self.config.supernet:
             return {"run_dir": str(find_supernet(self.config.supernet).parent), "reused": True}
-        config = stage_config(self.config, DistillConfig, self.run_dir)
-        return {"run_dir": self._train(SupernetDistillation, config)}
+        config = stage_config(self.config, DistillConfig, staged.run_dir)
+        return {"run_dir": self._train(staged, SupernetDistillation, config)}
 
-    def _search(self, done: dict) -> dict:
-        config = stage_config(self.config, SearchConfig, self.run_dir, supernet=done["supernet"]["run_dir"])
-        label = run_label("gan-compression-search", config)
-        started = _stage_dirs(self.run_dir, label)
-        result = run_search(config, resume=started[-1] if started else None, progress=self.progress)
+    def _search(self, staged: StagedRun) -> dict:
+        config = stage_config(self.config, SearchConfig, staged.run_dir, supernet=staged.done["supernet"]["run_dir"])
+        started = staged.stage_dirs(run_label(SEARCH_METHOD, config))
+        result = run_search(config, resume=started[-1] if started else None, progress=staged.progress)
         return {"run_dir": str(result.run_dir), "channels": result.best["channels"]}
 
-    def _finetune(self, done: dict) -> dict:
-        channels = ",".join(map(str, done["search"]["channels"]))
-        config = stage_config(self.config, DistillConfig, self.run_dir, supernet=done["supernet"]["run_dir"],
-                              fixed_channels=channels, epochs=self.config.finetune_epochs,
-                              epochs_decay=self.config.finetune_epochs_decay)
-        return {"run_dir": self._train(FinetuneDistillation, config)}
+    def _finetune(self, staged: StagedRun) -> dict:
+        done = staged.done
+        config = stage_config(self.config, DistillConfig, staged.run_dir, supernet=done["supernet"]["run_dir"],
+                              fixed_channels=",".join(map(str, done["search"]["channels"])),
+                              epochs=self.config.finetune_epochs, epochs_decay=self.config.finetune_epochs_decay)
+        return {"run_dir": self._train(staged, FinetuneDistillation, config)}
 
-    def _export(self, done: dict) -> dict:
-        summary = None
-        if self.info.is_main:
-            summary = export_student(Path(done["finetune"]["run_dir"]) / GENERATOR_FILE,
-                                     self.run_dir / GENERATOR_FILE, self.config,
-                                     search_result=read_result(done["search"]["run_dir"]))
-            atomic_write_text(json.dumps(summary, indent=1) + "\n", self.run_dir / SUMMARY_FILE)
-        summary = ddp.broadcast_object(self.info, summary)
-        return {"model": str(self.run_dir / GENERATOR_FILE), "summary": summary}
+    def _export(self, staged: StagedRun) -> dict:
+        run_dir, done = staged.run_dir, staged.done
+
+        def export() -> dict:
+            summary = export_student(Path(done["finetune"]["run_dir"]) / GENERATOR_FILE, run_dir / GENERATOR_FILE,
+                                     self.config, search_result=read_result(done["search"]["run_dir"]))
+            atomic_write_text(json.dumps(summary, indent=1) + "\n", run_dir / SUMMARY_FILE)
+            return summary
+
+        return {"model": str(run_dir / GENERATOR_FILE), "summary": ddp.on_main(staged.info, export)}
