@@ -119,7 +119,7 @@ def train_teacher(work: Path, task: Task, data: Path) -> Path:
 def mobile_resnet_options(channels: list[int]) -> dict:
     """Teacher-method options that train a ``mobile_resnet`` with these per-layer ``channels``."""
     return {"generator": "mobile_resnet", "ngf": channels[0], "norm": TEACHER["norm"], "dropout": False,
-            "channels": ",".join(map(str, channels))}
+            "channels": channels}
 
 
 def holdout_split(work: Path, task: Task, data: Path) -> Path:

@@ -192,3 +192,24 @@ def test_fill_auto_replaces_only_the_options_left_at_their_auto_default():
     with pytest.raises(GanslimError, match=r"^bad value for 'lambda_cd': -2.0 is below the minimum 0.0 \(or -1.0: "
                                            r"the method picks\)$"):
         OMGDConfig(lambda_cd=-2.0)
+
+
+def test_list_fields_are_yaml_lists_and_older_string_values_still_load(tmp_path):
+    from ganslim.methods.gan_compression.config import DistillConfig
+
+    config = DistillConfig(candidates=((8,), (16, 8)), fixed_channels=(8, 16))
+    text = config_to_yaml(config, "gan-compression-finetune")
+    assert "\ncandidates: [[8], [16, 8]]  #" in text and "\nchannel_ratios: [1.0, 0.75, 0.5, 0.375, 0.25]  #" in text
+    (tmp_path / "config.yaml").write_text(text)
+    assert load_config(DistillConfig, tmp_path / "config.yaml", method="gan-compression-finetune") == config
+    (tmp_path / "old.yaml").write_text("channel_ratios: 1,0.5\ncandidates: 8;16,8\nfixed_channels: 8,16\n")
+    old = load_config(DistillConfig, tmp_path / "old.yaml")  # a run folder's config.yaml from before lists
+    assert (old.channel_ratios, old.candidates, old.fixed_channels) == ((1.0, 0.5), ((8,), (16, 8)), (8, 16))
+    assert build_config(DistillConfig, parse_overrides(["fixed_channels=8, 16"])).fixed_channels == (8, 16)
+    with pytest.raises(GanslimError, match=r"^bad value for 'fixed_channels': '8,x' is not comma-separated integers "
+                                           r"\(e.g. fixed_channels=16,32,64\)$"):
+        build_config(DistillConfig, {"fixed_channels": "8,x"})
+    with pytest.raises(GanslimError, match=r"^candidates '8;;16' has an empty layer"):
+        DistillConfig(candidates="8;;16")
+    with pytest.raises(GanslimError, match=r"^bad value for 'channel_ratios': 2.0 is above the maximum 1.0$"):
+        DistillConfig(channel_ratios=[1, 2])

@@ -249,8 +249,7 @@ def test_supernet_then_finetune_from_its_weights(paired, pix2pix_teacher, tmp_pa
     supernet = load_generator(run / "supernet.pt").model
     assert supernet.channels == [8, 16, 32, 32, 32, 32, 16, 8]
     channels = [8, 8, 16, 24, 16, 32, 8, 8]
-    config = distill_config(paired, pix2pix_teacher, tmp_path, fixed_channels=",".join(map(str, channels)),
-                            supernet=str(run))
+    config = distill_config(paired, pix2pix_teacher, tmp_path, fixed_channels=channels, supernet=str(run))
     method = build(FinetuneDistillation, config)
     student = method.networks()["G"]
     assert type(student).__name__ == "MobileResnetGenerator" and student.channels == channels
@@ -266,7 +265,7 @@ def test_supernet_then_finetune_from_its_weights(paired, pix2pix_teacher, tmp_pa
     assert all(torch.equal(method.networks()["D"].state_dict()[k], d_file[k]) for k in d_file)
     with pytest.raises(GanslimError, match="exceeds the supernet"):
         build(FinetuneDistillation, distill_config(paired, pix2pix_teacher, tmp_path, supernet=str(run),
-                                                   fixed_channels="16,16,32,32,32,32,16,8"))
+                                                   fixed_channels=(16, 16, 32, 32, 32, 32, 16, 8)))
 
     finetuned = fit(config, FinetuneDistillation, progress=False)
     assert finetuned.best["metric"] == "psnr"
@@ -398,18 +397,18 @@ def test_each_stage_command_starts_from_the_stage_before_and_refuses_contradicti
     assert {key: searched[key] for key in ("data", "teacher", "load_size", "crop_size", "holdout_images",
                                            "batch_size", "candidates")} == {
         "data": str(paired), "teacher": str(pix2pix_teacher), "load_size": 36, "crop_size": 32, "holdout_images": 3,
-        "batch_size": 2, "candidates": "8;16,8;32,16;32,16;32,16;32,16;16,8;8"}
+        "batch_size": 2, "candidates": [[8], [16, 8], [32, 16], [32, 16], [32, 16], [32, 16], [16, 8], [8]]}
     assert searched["out_dir"] == "runs" and searched["supernet"] == str(supernet_run)
     chosen = search_module.read_result(search_run)
 
     # Fine-tune with nothing but the search run (and a training length, which is each stage's own).
-    with pytest.raises(GanslimError, match=r"fixed_channels='8,8,8,8,8,8,8,8' contradicts the search run"):
+    with pytest.raises(GanslimError, match=r"fixed_channels=\(8, 8, 8, 8, 8, 8, 8, 8\) contradicts the search run"):
         cli("gan-compression-finetune", "--search", str(search_run), "--set", "fixed_channels=8,8,8,8,8,8,8,8")
     cli("gan-compression-finetune", "--search", str(search_run), *training, "--no-progress")
     finetune_run = Path("runs/00002-gan-compression-finetune-shapes")
     tuned = read_config_file(finetune_run / "config.yaml")
     assert (tuned["crop_size"], tuned["holdout_images"], tuned["teacher"]) == (32, 3, str(pix2pix_teacher))
-    assert tuned["fixed_channels"] == ",".join(map(str, chosen["channels"])) and tuned["supernet"] == chosen["supernet"]
+    assert tuned["fixed_channels"] == chosen["channels"] and tuned["supernet"] == chosen["supernet"]
     assert load_generator(finetune_run).model.channels == chosen["channels"]
 
     capsys.readouterr()
@@ -505,7 +504,7 @@ def test_a_corrupt_adapters_file_in_the_supernet_folder_is_one_line(paired, pix2
     else:
         torch.save({"format": "ganslim-adapters", "layers": argparse.Namespace()}, folder / "adapters.pt")
     finetune = distill_config(paired, pix2pix_teacher, tmp_path, supernet=str(folder),
-                              fixed_channels="8,8,16,16,16,16,8,8")
+                              fixed_channels=(8, 8, 16, 16, 16, 16, 8, 8))
     with pytest.raises(GanslimError) as error:
         build(FinetuneDistillation, finetune)
     message = str(error.value)

@@ -33,7 +33,7 @@ from ganslim.measure.profile import count_macs, count_params
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # 3 blocks -> 8 positions; 64 configurations.
-CANDIDATES = "8;16,8;32,16;32,16;32,16;32,16;16,8;8"
+CANDIDATES = ((8,), (16, 8), (32, 16), (32, 16), (32, 16), (32, 16), (16, 8), (8,))
 TINY = dict(load_size=32, crop_size=32, batch_size=2, size=32, recalibration_batches=2, holdout_images=2)
 
 
@@ -469,7 +469,7 @@ def test_a_latency_search_shows_its_stages_and_records_a_candidate_timed_twice(p
         timed.append(channels)
         return count_params(model) / 1000 / (10 if channels == lucky and timed.count(lucky) == 1 else 1)
 
-    space = SearchSpace([[int(w) for w in widths.split(",")] for widths in CANDIDATES.split(";")], n_blocks=3)
+    space = SearchSpace(CANDIDATES, n_blocks=3)
     budget_ms = count_params(build_generator("mobile_resnet", n_blocks=3, channels=space.largest())) / 1000
     config = search_config(paired, supernet_file, tmp_path, budget_macs="", budget_ms=budget_ms)
     result = run_search(config, progress=True, latency=latency)

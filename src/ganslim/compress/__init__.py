@@ -5,6 +5,6 @@ only reshapes networks and predicts their cost.
 """
 
 from ganslim.compress.extract import extract_subnet
-from ganslim.compress.space import DEFAULT_RATIOS, SearchSpace, parse_channels
+from ganslim.compress.space import DEFAULT_RATIOS, SearchSpace
 
-__all__ = ["DEFAULT_RATIOS", "SearchSpace", "extract_subnet", "parse_channels"]
+__all__ = ["DEFAULT_RATIOS", "SearchSpace", "extract_subnet"]

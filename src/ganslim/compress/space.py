@@ -224,12 +224,3 @@ def _compact_macs(
                 x = layers(x)  # only the shape matters: meta tensors
     counts = [_SPAN_MACS[key] for key, _ in spans]
     return MacCount(sum(c.macs for c in counts), sum(c.macs_published for c in counts))
-
-
-def parse_channels(text: str) -> list[int]:
-    """``"16,32,64"`` -> ``[16, 32, 64]``."""
-    try:
-        return [int(part) for part in text.replace(" ", "").split(",") if part]
-    except ValueError:
-        raise GanslimError(f"channels '{text}' are not comma-separated integers: write e.g. "
-                           f"16,32,64,32,48,64,32,16") from None

@@ -18,10 +18,10 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ganslim.signature import ImageSides
 from ganslim.errors import GanslimError
 from ganslim.nn import check_norm, conv_bias, make_norm
 from ganslim.registry import DISCRIMINATORS
+from ganslim.signature import ImageSides
 
 MAX_WIDTH_MULT = 8
 

@@ -38,10 +38,10 @@ import torch
 from torch import nn
 
 from ganslim.archs.translation.resnet import N_DOWNSAMPLING, RESNET_SIDES, ResnetGenerator, _check_indices
-from ganslim.signature import ImageSides, TranslatesImages
 from ganslim.errors import GanslimError
 from ganslim.nn import OutputConv2d, check_norm, conv_bias, make_norm
 from ganslim.registry import GENERATORS
+from ganslim.signature import ImageSides, TranslatesImages
 
 MAX_BLOCK_GROUPS = 3
 FIRST_BLOCK_INDEX = 1 + 3 + 3 * N_DOWNSAMPLING

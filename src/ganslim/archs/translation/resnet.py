@@ -20,10 +20,10 @@ from typing import ClassVar, Sequence
 import torch
 from torch import nn
 
-from ganslim.signature import ImageSides, TranslatesImages
 from ganslim.errors import GanslimError
 from ganslim.nn import OutputConv2d, check_norm, conv_bias, make_norm
 from ganslim.registry import GENERATORS
+from ganslim.signature import ImageSides, TranslatesImages
 
 N_DOWNSAMPLING = 2
 # Two stride-2 downsamplings undone by transposed convs; the H/4 x W/4 middle needs 2 pixels for its norms.

@@ -24,10 +24,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ganslim.signature import ImageSides, TranslatesImages
 from ganslim.errors import GanslimError
 from ganslim.nn import check_norm, conv_bias, make_norm
 from ganslim.registry import GENERATORS
+from ganslim.signature import ImageSides, TranslatesImages
 
 MIN_DOWNS = 5
 

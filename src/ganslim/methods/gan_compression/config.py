@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGenerator
-from ganslim.compress import SearchSpace, parse_channels
+from ganslim.compress import DEFAULT_RATIOS, SearchSpace
 from ganslim.config import AUTO, ImageTranslationConfig, fill_auto, option
 from ganslim.data import PAIRED, UNPAIRED, data_kind
 from ganslim.errors import GanslimError
@@ -47,44 +47,32 @@ class DistillConfig(ImageTranslationConfig):
     beta2: float = option(0.999, "Adam beta2", min=0.0, max=0.999999)
     holdout_images: int = option(
         0, "training images held out for validation and search, never trained on (0: 10%, 1 to 100)", min=0)
-    channel_ratios: str = option("1,0.75,0.5,0.375,0.25",
-                                 "candidate widths per layer, as fractions of its largest width")
+    channel_ratios: tuple[float, ...] = option(DEFAULT_RATIOS, "candidate widths per layer, as fractions of its "
+                                               "largest width, e.g. 1,0.75,0.5,0.375,0.25", above=0.0, max=1.0)
     channel_multiple: int = option(8, "candidate widths are rounded to multiples of this", min=1)
-    candidates: str = option("", "explicit candidate widths: ';' between layers, ',' between widths "
-                                 "(overrides channel_ratios)")
+    candidates: tuple[tuple[int, ...], ...] = option((), "explicit candidate widths, one list per layer (command "
+                                                         "line: ';' between layers, ',' between widths; overrides "
+                                                         "channel_ratios)", min=1)
     sampling: str = option("uniform", "supernet: configurations per step (uniform: one random; sandwich: "
                                       "largest + smallest + random)", choices=("uniform", "sandwich"))
-    fixed_channels: str = option("", "fine-tune: the widths of the sub-network, e.g. 16,32,64,32,48,64,32,16")
+    fixed_channels: tuple[int, ...] = option((), "fine-tune: the widths of the sub-network, e.g. "
+                                                 "16,32,64,32,48,64,32,16", min=1)
     supernet: str = option("", "fine-tune / search: supernet.pt (or its run folder) to start from; pipeline: "
                                  "reuse it instead of training stage 1")
 
     def check(self) -> None:
         super().check()
-        parse_ratios(self.channel_ratios)
-        if self.candidates:
-            parse_candidates(self.candidates)
-        if self.fixed_channels:
-            parse_channels(self.fixed_channels)
+        if not self.channel_ratios:
+            raise GanslimError("channel_ratios is empty: give the fractions of each layer's largest width, e.g. "
+                               "channel_ratios=1,0.75,0.5,0.375,0.25")
+        if any(not widths for widths in self.candidates):
+            raise GanslimError(f"candidates {_as_text(self.candidates)} has an empty layer: write e.g. "
+                               f"64,48,32;128,96,64;...")
 
 
-def parse_ratios(text: str) -> list[float]:
-    """``"1,0.5"`` -> ``[1.0, 0.5]`` (each in (0, 1])."""
-    try:
-        ratios = [float(part) for part in text.replace(" ", "").split(",") if part]
-    except ValueError:
-        ratios = []
-    if not ratios or not all(0 < r <= 1 for r in ratios):
-        raise GanslimError(f"channel_ratios '{text}' must be comma-separated fractions in (0, 1], "
-                           f"e.g. 1,0.75,0.5,0.375,0.25")
-    return ratios
-
-
-def parse_candidates(text: str) -> list[list[int]]:
-    """``"16,8;32,16;..."`` -> one list of widths per position of a configuration."""
-    positions = [parse_channels(part) for part in text.split(";")]
-    if any(not widths for widths in positions):
-        raise GanslimError(f"candidates '{text}' has an empty layer: write e.g. 64,48,32;128,96,64;...")
-    return positions
+def _as_text(candidates: tuple[tuple[int, ...], ...]) -> str:
+    """``((8,), (16, 8))`` -> ``'8;16,8'``, as the command line writes it."""
+    return "'" + ";".join(",".join(map(str, widths)) for widths in candidates) + "'"
 
 
 def resolve_defaults(config: DistillConfig) -> DistillConfig:
@@ -95,6 +83,5 @@ def resolve_defaults(config: DistillConfig) -> DistillConfig:
 def search_space(config: DistillConfig, supernet: SuperMobileResnetGenerator) -> SearchSpace:
     """The channel search space of ``supernet`` that ``config`` describes (explicit candidates or ratios)."""
     if config.candidates:
-        return SearchSpace.for_supernet(supernet, parse_candidates(config.candidates))
-    return SearchSpace.for_supernet(supernet, ratios=parse_ratios(config.channel_ratios),
-                                    multiple=config.channel_multiple)
+        return SearchSpace.for_supernet(supernet, config.candidates)
+    return SearchSpace.for_supernet(supernet, ratios=config.channel_ratios, multiple=config.channel_multiple)

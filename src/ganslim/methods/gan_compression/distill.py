@@ -48,7 +48,7 @@ from ganslim.archs.translation.mobile_resnet import MobileResnetGenerator, chann
 from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.atomic import atomic_torch_save
 from ganslim.checkpoints import load_generator, save_model
-from ganslim.compress import extract_subnet, parse_channels
+from ganslim.compress import extract_subnet
 from ganslim.data import PAIRED, UNPAIRED, data_kind
 from ganslim.engine import TrainContext, check_image_sides, derive_seed
 from ganslim.errors import GanslimError
@@ -333,7 +333,7 @@ class FinetuneDistillation(_Distillation):
         super().__init__(config, ctx)
 
     def _build_student(self, kwargs: dict) -> tuple[str, MobileResnetGenerator]:
-        channels = parse_channels(self.config.fixed_channels)
+        channels = list(self.config.fixed_channels)
         if self.supernet_file is None:
             check_channels(channels, kwargs["n_blocks"])
             return "mobile_resnet", init_weights(build_generator("mobile_resnet", **kwargs, channels=channels))

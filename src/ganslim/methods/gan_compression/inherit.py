@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ganslim.config import TrainConfig, read_config_file
+from ganslim.config import TrainConfig, field_value, read_config_file
 from ganslim.engine.runs import CONFIG_FILE
 from ganslim.errors import GanslimError
 from ganslim.methods.gan_compression.config import DistillConfig
@@ -50,7 +50,7 @@ class Inherited:
     def check(self, config: DistillConfig) -> None:
         """Refuse (GanslimError) a ``config`` whose value of a fixed key differs from the recorded one."""
         for key, recorded in self.fixed.items():
-            given = getattr(config, key)
+            given, recorded = getattr(config, key), field_value(type(config), key, recorded)
             if key not in _PATH_KEYS or Path(recorded).exists():
                 if _comparable(key, given) != _comparable(key, recorded):
                     raise GanslimError(f"{key}={given!r} contradicts {self.source} ({key}={recorded!r}): drop the "
@@ -95,4 +95,4 @@ def inherit_from_search(search: str | os.PathLike) -> Inherited:
     result = read_result(search)
     run_dir = Path(search) if Path(search).is_dir() else Path(search).parent
     return _inherited(f"the search run '{run_dir}'", _run_values(run_dir) or {}, supernet=result["supernet"],
-                      fixed_channels=",".join(map(str, result["channels"])))
+                      fixed_channels=tuple(result["channels"]))

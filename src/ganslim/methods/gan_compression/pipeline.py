@@ -168,7 +168,7 @@ class _Pipeline:
     def _finetune(self, staged: StagedRun) -> dict:
         done = staged.done
         config = stage_config(self.config, DistillConfig, staged.run_dir, supernet=done["supernet"]["run_dir"],
-                              fixed_channels=",".join(map(str, done["search"]["channels"])),
+                              fixed_channels=tuple(done["search"]["channels"]),
                               epochs=self.config.finetune_epochs, epochs_decay=self.config.finetune_epochs_decay)
         return {"run_dir": self._train(staged, FinetuneDistillation, config)}
 

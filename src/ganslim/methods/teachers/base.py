@@ -17,7 +17,6 @@ from torch import nn
 from ganslim.archs import build_discriminator, build_generator, builder_parameters, init_weights
 from ganslim.atomic import atomic_torch_save
 from ganslim.checkpoints import save_model
-from ganslim.compress import parse_channels
 from ganslim.config import ImageTranslationConfig, option
 from ganslim.engine import TrainContext
 from ganslim.errors import GanslimError
@@ -41,8 +40,8 @@ class TeacherConfig(ImageTranslationConfig):
     dropout: bool = option(True, "dropout in the generator")
     num_downs: int = option(8, "downsamplings of the 'unet' generator", min=5)
     n_blocks: int = option(9, "residual blocks of the 'resnet' generator", min=1)
-    channels: str = option("", "per-layer widths of a 'mobile_resnet' generator, e.g. 16,16,32,16,16,16,16,16 "
-                               "(empty: uniform from ngf)")
+    channels: tuple[int, ...] = option((), "per-layer widths of a 'mobile_resnet' generator, e.g. "
+                                           "16,16,32,16,16,16,16,16 (empty: uniform from ngf)")
     n_layers_d: int = option(3, "conv layers of the 'n_layers' discriminator", min=1)
     init_type: str = option("normal", "weight initialisation", choices=INIT_TYPES)
     init_gain: float = option(0.02, "scale of the initialisation", min=0.0)
@@ -71,7 +70,7 @@ def generator_spec(config: TeacherConfig, input_nc: int, output_nc: int) -> tupl
     accepted = builder_parameters(GENERATORS, config.generator)
     kwargs.update({key: getattr(config, key) for key in ("num_downs", "n_blocks") if key in accepted})
     if config.channels:
-        kwargs["channels"] = parse_channels(config.channels)
+        kwargs["channels"] = list(config.channels)
     return config.generator, kwargs
 
 
