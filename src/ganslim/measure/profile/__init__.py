@@ -1,8 +1,8 @@
 """Profile a generator: parameters, MACs in two conventions (:mod:`.macs`), peak memory (:mod:`.memory`), latency
 and the machine's fp32 peak (:mod:`.timing`), and all of them at once (:func:`profile_model`).
 
-Everything here takes a plain ``nn.Module`` and an example input; the only ganslim imports are the error type and
-the device resolver.
+Everything here takes a plain ``nn.Module`` and an example input; the only ganslim imports are the error type, the
+device resolver and the model signature (the input channels of :func:`profile_model`'s image).
 """
 
 from __future__ import annotations

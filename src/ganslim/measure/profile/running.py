@@ -17,12 +17,14 @@ Inputs = torch.Tensor | Sequence[torch.Tensor]
 
 
 def as_args(example_input: Inputs) -> tuple[torch.Tensor, ...]:
+    """A forward's positional inputs: ``example_input`` itself if it is one tensor."""
     if isinstance(example_input, torch.Tensor):
         return (example_input,)
     return tuple(example_input)
 
 
 def check_count(name: str, value: Any, minimum: int) -> None:
+    """A one-line GanslimError unless ``value`` is an integer of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise GanslimError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
