@@ -38,12 +38,11 @@ from ganslim.data import AlignedDataset, UnalignedDataset, make_builtin
 from ganslim.data.builtin import INFO_FILE
 from ganslim.data.subsets import holdout_indices
 from ganslim.engine import DistInfo, TrainContext, fit, read_run_config
-from ganslim.evaluate import find_inception_weights
-from ganslim.export.runtime import interleaved_times
-from ganslim.methods.teacher import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
-from ganslim.metrics import compute_fid_kid, psnr, ssim
+from ganslim.measure.compare import image_quality, interleaved_model_times, model_cost
+from ganslim.measure.evaluate import find_inception_weights
+from ganslim.methods.teachers import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
+from ganslim.metrics import compute_fid_kid
 from ganslim.metrics.inception import load_inception
-from ganslim.profile import count_macs, count_params, num_threads
 
 IMAGE_SIZE, BATCH_SIZE = 64, 4
 EPOCHS, EPOCHS_DECAY = 3, 3  # 100 steps an epoch: 600 optimisation steps for every teacher
@@ -135,7 +134,7 @@ def train_teacher(work: Path, task: Task, data: Path) -> Path:
 def mobile_resnet_options(channels: list[int]) -> dict:
     """Teacher-method options that train a ``mobile_resnet`` with these per-layer ``channels``."""
     return {"generator": "mobile_resnet", "ngf": channels[0], "norm": TEACHER["norm"], "dropout": False,
-            "channels": ",".join(map(str, channels))}
+            "channels": channels}
 
 
 def holdout_split(work: Path, task: Task, data: Path) -> Path:
@@ -177,15 +176,6 @@ def run_seconds(exported: Path) -> float:
     return exported.stat().st_mtime - (exported.parent / "config.yaml").stat().st_mtime
 
 
-def interleaved_latency(models: dict[str, torch.nn.Module], size: int, threads: int, warmup: int,
-                        repeats: int) -> dict[str, list[float]]:
-    """Milliseconds per model and round at ``size``x``size``: every round runs each model once, the order
-    rotating every round (``ganslim.export.runtime.interleaved_times``)."""
-    image = torch.rand(1, 3, size, size) * 2 - 1
-    with num_threads(threads), torch.inference_mode():
-        return interleaved_times(models, image, warmup, repeats)
-
-
 def split_images(task: Task, data: Path, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(inputs, targets)`` of a split at the training size: paired ``val``/``test`` A and B images; unpaired
     ``test`` A images and ``None`` (no ground truth)."""
@@ -214,11 +204,9 @@ def split_quality(task: Task, models: dict[str, torch.nn.Module], data: Path, sp
     outputs = {name: model(inputs) for name, model in models.items()}
     quality = {}
     for name, output in outputs.items():
-        reference = outputs[references[name]]
-        row = {"psnr_vs_teacher": psnr(output, reference).mean().item(),
-               "ssim_vs_teacher": ssim(output, reference).mean().item()}
+        row = {f"{key}_vs_teacher": value for key, value in image_quality(output, outputs[references[name]]).items()}
         if targets is not None:
-            row.update(psnr=psnr(output, targets).mean().item(), ssim=ssim(output, targets).mean().item())
+            row.update(image_quality(output, targets))
         quality[name] = row
     return quality
 
@@ -252,13 +240,9 @@ def measure(task: Task, paths: dict[str, Path], data: Path, reference: str, thre
     """
     models = {name: load_generator(path).model.eval() for name, path in paths.items()}
     teachers = {name: (teachers or {}).get(name, reference) for name in models}
-    example = torch.zeros(1, 3, LATENCY_SIZE, LATENCY_SIZE)
-    table = {}
-    for name, model in models.items():
-        macs = count_macs(model, example)
-        table[name] = {"checkpoint": str(paths[name]), "params": count_params(model), "macs": macs.macs,
-                       "macs_published": macs.macs_published, "teacher": teachers[name]}
-    latency = interleaved_latency(models, LATENCY_SIZE, threads, warmup=3, repeats=repeats)
+    table = {name: {"checkpoint": str(paths[name]), **model_cost(model, LATENCY_SIZE).to_dict(),
+                    "teacher": teachers[name]} for name, model in models.items()}
+    latency = interleaved_model_times(models, LATENCY_SIZE, threads, warmup=3, repeats=repeats)
     test = split_quality(task, models, data, "test", teachers)
     val = split_quality(task, models, data, "val", teachers) if task.paired else {}
     distribution = distribution_scores(models, data) if not task.paired else {}

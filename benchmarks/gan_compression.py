@@ -33,7 +33,8 @@ from compression_task import (BATCH_SIZE, EPOCHS, EPOCHS_DECAY, TRAINING, Task, 
 
 from ganslim.config import load_config
 from ganslim.engine import fit
-from ganslim.methods.gan_compression.distill import DistillConfig, FinetuneDistillation
+from ganslim.methods.gan_compression.config import DistillConfig
+from ganslim.methods.gan_compression.distill import FinetuneDistillation
 from ganslim.methods.gan_compression.pipeline import PipelineConfig, run_pipeline
 from ganslim.methods.gan_compression.search import read_result
 

@@ -29,13 +29,14 @@ from compression_task import (BATCH_SIZE, EPOCHS, EPOCHS_DECAY, TRAINING, Task, 
                               seed_table, step_seconds, train_teacher, train_translation, write_results)
 
 from ganslim.config import load_config
-from ganslim.methods.gan_compression.distill import DistillConfig, FinetuneDistillation, SupernetDistillation
-from ganslim.methods.teacher import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
 from ganslim.data import AlignedDataset, UnalignedDataset
 from ganslim.data.subsets import without_holdout
 from ganslim.engine import fit
 from ganslim.engine.runs import CHECKPOINT_DIR, LATEST
+from ganslim.methods.gan_compression.config import DistillConfig
+from ganslim.methods.gan_compression.distill import FinetuneDistillation, SupernetDistillation
 from ganslim.methods.omgd import OMGDConfig, omgd_method, student_ngf
+from ganslim.methods.teachers import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
 from ganslim.nn.vgg import find_vgg16_weights
 
 SEEDS = (0, 1, 2)

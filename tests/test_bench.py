@@ -1,4 +1,4 @@
-"""ganslim.bench and `ganslim bench`: output schema, derived figures, quality, skipped backends, files written."""
+"""ganslim.measure.bench and `ganslim bench`: output schema, derived figures, quality, skipped backends, files written."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from ganslim.bench import (
+from ganslim.measure.bench import (
     ABOVE_PEAK_NOTE,
     PEAK_RUNS,
     BenchModel,
@@ -26,7 +26,7 @@ from ganslim.data import AlignedDataset
 from ganslim.errors import GanslimError
 from ganslim.metrics import psnr
 from ganslim.cli import bench as bench_cli
-from ganslim.profile import PEAK_MATMUL_SIZE, LatencyStats, count_macs, count_params
+from ganslim.measure.profile import PEAK_MATMUL_SIZE, LatencyStats, count_macs, count_params
 
 SIZE = 32
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
@@ -146,9 +146,9 @@ def test_bench_models_trained_at_different_sizes_need_size(tmp_path, capsys):
 
 
 def test_bench_out_that_is_a_file_fails_before_timing(tmp_path, capsys, monkeypatch):
-    import ganslim.bench
+    import ganslim.measure.bench
 
-    monkeypatch.setattr(ganslim.bench, "run_bench", lambda *args, **kwargs: pytest.fail("timed before checking"))
+    monkeypatch.setattr(ganslim.measure.bench, "run_bench", lambda *args, **kwargs: pytest.fail("timed before checking"))
     (tmp_path / "bench").write_text("mine")
     a = _student(tmp_path, "a.pt", SIZE)
     assert main(["bench", str(a), "--backends", "torch", "--out", str(tmp_path / "bench")]) == 2

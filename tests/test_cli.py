@@ -13,7 +13,7 @@ from ganslim.archs import build_generator
 from ganslim.checkpoints import save_model
 from ganslim.cli import main
 from ganslim.data import image_to_tensor, tensor_to_image
-from ganslim.methods.gan_compression.pipeline import OWN_KEYS, STAGE_KEYS
+from ganslim.methods.gan_compression.inherit import OWN_KEYS, STAGE_KEYS
 
 SIZE = 32
 
@@ -146,7 +146,7 @@ def test_compress_help_names_both_methods_and_each_method_its_own_set_example(tm
 def test_omgd_reports_the_students_macs_at_256_and_at_the_training_size(tmp_path):
     from helpers import build_method
 
-    from ganslim.cli.compress_omgd import student_cost
+    from ganslim.cli.omgd import student_cost
     from ganslim.data import make_builtin
     from ganslim.methods.omgd import OMGD, OMGDConfig
 
@@ -157,3 +157,16 @@ def test_omgd_reports_the_students_macs_at_256_and_at_the_training_size(tmp_path
     assert student_cost(summary) == (
         "student mobile_resnet ngf 16: 0.137M params, MACs (published convention) 1.408G at 256x256, "
         "0.088G at 64x64 (training size)")
+
+
+def test_train_and_compress_list_every_registered_method_and_build_without_torch(capsys):
+    from ganslim.methods import COMPRESS, TRAIN, methods_of
+
+    assert all(name in _help(capsys, "train") for name in methods_of(TRAIN).names())
+    compress_help = _help(capsys, "compress")
+    assert all(name in compress_help for name in [*methods_of(COMPRESS).names(), "gan-compression-export"])
+    assert "--stop-after STAGE" in _help(capsys, "compress", "gan-compression")
+    assert "--stop-after" not in _help(capsys, "compress", "omgd")
+    code = "import sys; from ganslim.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr

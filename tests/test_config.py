@@ -12,11 +12,12 @@ from ganslim.config import (
     TrainConfig,
     build_config,
     config_to_yaml,
+    fill_auto,
     load_config,
     parse_overrides,
 )
 from ganslim.errors import GanslimError
-from ganslim.methods import CycleGANConfig, Pix2PixConfig
+from ganslim.methods.teachers import CycleGANConfig, Pix2PixConfig
 
 
 def run_train_command(*argv: str):
@@ -178,3 +179,37 @@ def test_ctrl_c_prints_the_resume_command_on_one_line(tmp_path, monkeypatch, cap
     assert capsys.readouterr().err == ("ganslim train: interrupted at step 1234; last checkpoint: step 1200 in "
                                        "runs/00003-x/checkpoints/latest.pt; resume with: ganslim train pix2pix "
                                        "--resume runs/00003-x\n")
+
+
+def test_fill_auto_replaces_only_the_options_left_at_their_auto_default():
+    from ganslim.methods.omgd import OMGDConfig
+
+    chosen = {"gan_mode": "hinge", "ndf": 128, "lambda_cd": 100.0}
+    filled = fill_auto(OMGDConfig(), chosen)
+    assert (filled.gan_mode, filled.ndf, filled.lambda_cd) == ("hinge", 128, 100.0)
+    given = OMGDConfig(gan_mode="lsgan", ndf=32, lambda_cd=0.0)  # 0 turns channel distillation off: kept
+    assert fill_auto(given, chosen) == given
+    with pytest.raises(GanslimError, match=r"^bad value for 'lambda_cd': -2.0 is below the minimum 0.0 \(or -1.0: "
+                                           r"the method picks\)$"):
+        OMGDConfig(lambda_cd=-2.0)
+
+
+def test_list_fields_are_yaml_lists_and_older_string_values_still_load(tmp_path):
+    from ganslim.methods.gan_compression.config import DistillConfig
+
+    config = DistillConfig(candidates=((8,), (16, 8)), fixed_channels=(8, 16))
+    text = config_to_yaml(config, "gan-compression-finetune")
+    assert "\ncandidates: [[8], [16, 8]]  #" in text and "\nchannel_ratios: [1.0, 0.75, 0.5, 0.375, 0.25]  #" in text
+    (tmp_path / "config.yaml").write_text(text)
+    assert load_config(DistillConfig, tmp_path / "config.yaml", method="gan-compression-finetune") == config
+    (tmp_path / "old.yaml").write_text("channel_ratios: 1,0.5\ncandidates: 8;16,8\nfixed_channels: 8,16\n")
+    old = load_config(DistillConfig, tmp_path / "old.yaml")  # a run folder's config.yaml from before lists
+    assert (old.channel_ratios, old.candidates, old.fixed_channels) == ((1.0, 0.5), ((8,), (16, 8)), (8, 16))
+    assert build_config(DistillConfig, parse_overrides(["fixed_channels=8, 16"])).fixed_channels == (8, 16)
+    with pytest.raises(GanslimError, match=r"^bad value for 'fixed_channels': '8,x' is not comma-separated integers "
+                                           r"\(e.g. fixed_channels=16,32,64\)$"):
+        build_config(DistillConfig, {"fixed_channels": "8,x"})
+    with pytest.raises(GanslimError, match=r"^candidates '8;;16' has an empty layer"):
+        DistillConfig(candidates="8;;16")
+    with pytest.raises(GanslimError, match=r"^bad value for 'channel_ratios': 2.0 is above the maximum 1.0$"):
+        DistillConfig(channel_ratios=[1, 2])

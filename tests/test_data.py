@@ -433,3 +433,19 @@ def test_save_image_writes_atomically(tmp_path):
     with pytest.raises(GanslimError) as excinfo:
         save_image(tensor, tmp_path / "x.unknown")
     assert "x.unknown" in _error_message(excinfo)
+
+
+def test_data_kind_is_paired_or_unpaired_and_names_the_method_that_needs_one(tmp_path):
+    from ganslim.data import PAIRED, UNPAIRED, data_kind, make_builtin
+
+    assert data_kind(make_builtin("shapes2render", tmp_path / "paired", size=32, count=2), "OMGD") == PAIRED
+    assert data_kind(make_builtin("flat2striped", tmp_path / "unpaired", size=32, count=2), "OMGD") == UNPAIRED
+    (tmp_path / "single").mkdir()
+    Image.fromarray(_noise(0, 8, 8)).save(tmp_path / "single" / "a.png")
+    for method in ("OMGD", "GAN Compression"):
+        with pytest.raises(GanslimError) as excinfo:
+            data_kind(tmp_path / "single", method)
+        assert str(excinfo.value) == (f"'{tmp_path / 'single'}' is a folder of single images: {method} needs train/ "
+                                      f"(paired A|B images) or trainA/ trainB/ (unpaired)")
+    with pytest.raises(GanslimError, match=r"^no dataset given: pass --data DIR"):
+        data_kind("", "OMGD")

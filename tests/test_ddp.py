@@ -13,7 +13,7 @@ from ganslim.checkpoints import load_generator
 from ganslim.data import make_builtin
 from ganslim.engine import DistInfo, fit
 from ganslim.engine import distributed
-from ganslim.methods import CycleGAN, CycleGANConfig
+from ganslim.methods.teachers import CycleGAN, CycleGANConfig
 from helpers import interrupted_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -17,6 +17,7 @@ from ganslim.errors import GanslimError
 from ganslim.losses import (
     ChannelDistillation,
     FeatureDistillation,
+    FeatureTap,
     PerceptualDistillLoss,
     channel_distillation_loss,
     feature_loss,
@@ -301,3 +302,20 @@ def test_warning_printed_once_without_logging_setup(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "style and feature distillation terms are OFF" in lines[0]
     assert "GANSLIM_VGG16_WEIGHTS" in lines[0]
+
+
+def test_the_feature_tap_returns_the_generators_activations_through_their_adapters():
+    from ganslim.archs import build_generator
+
+    torch.manual_seed(0)
+    generator = build_generator("mobile_resnet", ngf=4, n_blocks=3).eval()
+    layers = generator.distill_layers()
+    adapters = ChannelDistillation([generator.feature_channels(i) for i in layers], [6] * len(layers))
+    image = images(1)
+    with torch.no_grad():
+        expected, features = generator.forward_features(image, layers)
+        output, adapted = FeatureTap(generator, layers, adapters.adapters)(image)
+        plain, none = FeatureTap(generator, [])(image)
+    assert torch.equal(output, expected) and torch.equal(plain, expected) and none == []
+    assert [tuple(a.shape) for a in adapted] == [(2, 6, *f.shape[2:]) for f in features]
+    assert all(torch.equal(a, adapter(f)) for a, adapter, f in zip(adapted, adapters.adapters, features))

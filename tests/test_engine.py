@@ -666,3 +666,62 @@ def test_a_file_system_without_locks_runs_unguarded_with_a_notice(tmp_path, monk
     assert (f"cannot lock {result.run_dir / '.lock'} (No locks available): make sure no other process writes this "
             f"run folder") in (result.run_dir / "logs" / "log.txt").read_text()
     assert not (result.run_dir / ".lock").exists()
+
+
+def test_a_run_folder_is_opened_alike_for_every_kind_of_run(tmp_path):
+    from ganslim.engine.distributed import distributed_session, on_main
+    from ganslim.engine.runs import open_run_dir
+
+    config = TrainConfig(data=str(tmp_path / "facades"), out_dir=str(tmp_path / "runs"))
+    with distributed_session("cpu") as (info, device):  # a plain process: a world of one
+        assert (info, device) == (DistInfo(), torch.device("cpu"))
+        made = open_run_dir(info, config, "x", None, "'ganslim compress x'")
+        assert made == tmp_path / "runs" / "00000-x-facades"
+        assert (made / "config.yaml").read_text().startswith("method: x\n")
+        assert open_run_dir(info, config, "x", made, "'ganslim compress x'") == made
+        with pytest.raises(GanslimError) as excinfo:
+            open_run_dir(info, config, "x", tmp_path, "'ganslim compress x'")
+        assert str(excinfo.value) == (f"'{tmp_path}' is not a run folder (no config.yaml): pass a folder that "
+                                      f"'ganslim compress x' made")
+        assert on_main(info, lambda: 7) == 7
+
+        def refused():
+            raise GanslimError("one line")
+
+        with pytest.raises(GanslimError, match="^one line$"):
+            on_main(info, refused)
+
+
+def test_a_staged_run_records_each_stage_stops_after_one_and_resumes_the_rest(tmp_path):
+    from ganslim.engine import Stage, run_stages
+    from ganslim.engine.runs import LOCK_FILE
+
+    config = TrainConfig(data=str(tmp_path / "facades"), out_dir=str(tmp_path / "runs"))
+    calls = []
+
+    def stage(name: str):
+        def run(staged):
+            calls.append(name)
+            assert (staged.run_dir / LOCK_FILE).is_file()  # the run folder is locked while a stage runs
+            (staged.run_dir / f"00000-{name}-x" / "checkpoints").mkdir(parents=True)
+            return {"after": list(staged.done)}
+
+        return Stage(name, run)
+
+    stages = [stage("one"), stage("two"), stage("three")]
+    with pytest.raises(GanslimError, match="^unknown stage 'four'; choose one of: one, two, three$"):
+        run_stages(config, "x", stages, stop_after="four")
+    first = run_stages(config, "x", stages, stop_after="two", check=lambda: calls.append("check"))
+    assert calls == ["check", "one", "two"] and list(first.done) == ["one", "two"]
+    assert json.loads((first.run_dir / "pipeline.json").read_text()) == {
+        "stages": {"one": {"after": []}, "two": {"after": ["one"]}}}
+    assert not (first.run_dir / LOCK_FILE).exists()
+    assert first.stage_dirs("two-x") == [first.run_dir / "00000-two-x"] and first.resumable("two-x") is None
+    rest = run_stages(config, "x", stages, resume=first.run_dir)
+    assert calls[3:] == ["three"] and rest.done["three"] == {"after": ["one", "two"]}
+    (tmp_path / "plain" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "plain" / "config.yaml").write_text("method: x\n")
+    with pytest.raises(GanslimError) as excinfo:
+        run_stages(config, "x", stages, resume=tmp_path / "plain")
+    assert str(excinfo.value) == (f"'{tmp_path / 'plain'}' is not a x run folder (no pipeline.json): pass the folder "
+                                  f"'ganslim compress x' made")

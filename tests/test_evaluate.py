@@ -1,4 +1,4 @@
-"""ganslim.evaluate and `ganslim eval`: metrics against direct calls, skipped FID/KID, real-statistics caching."""
+"""ganslim.measure.evaluate and `ganslim eval`: metrics against direct calls, skipped FID/KID, real-statistics caching."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-import ganslim.evaluate
+import ganslim.measure.evaluate
 import ganslim.outputs
 from ganslim.cli import main
 from ganslim.data import AlignedDataset
 from ganslim.errors import GanslimError
-from ganslim.evaluate import evaluate_generator, open_eval_data, parse_metrics
+from ganslim.measure.evaluate import evaluate_generator, open_eval_data, parse_metrics
 from ganslim.metrics import (
     extract_features,
     feature_statistics,
@@ -39,7 +39,7 @@ def no_inception(monkeypatch, tmp_path):
     """No Inception weights anywhere: no env var, and the default location is empty."""
     monkeypatch.delenv("GANSLIM_INCEPTION_WEIGHTS", raising=False)
     missing = tmp_path / "cache" / "pt_inception-2015-12-05-6726825d.pth"
-    monkeypatch.setattr(ganslim.evaluate, "default_weights_path", lambda: missing)
+    monkeypatch.setattr(ganslim.measure.evaluate, "default_weights_path", lambda: missing)
     return missing
 
 
@@ -231,7 +231,7 @@ def test_an_explicit_missing_inception_weights_path_is_an_error_not_a_skip(datas
 
 def test_save_real_stats_into_a_folder_or_read_only_place_fails_before_any_work(dataset, tmp_path, monkeypatch):
     data = open_eval_data(dataset, split="val", size=SIZE)
-    monkeypatch.setattr(ganslim.evaluate, "extract_features", lambda *a, **k: pytest.fail("worked before checking"))
+    monkeypatch.setattr(ganslim.measure.evaluate, "extract_features", lambda *a, **k: pytest.fail("worked before checking"))
     (tmp_path / "stats").mkdir()
     with pytest.raises(GanslimError, match="--save-real-stats '.*stats' is a folder: pass a file name"):
         evaluate_generator(Identity1x1(), data, extractor=PooledColours(), save_real_stats=tmp_path / "stats",
@@ -267,7 +267,7 @@ class HalfNaN(Identity1x1):
 
 def test_non_finite_outputs_are_warned_about(dataset, caplog):
     data = open_eval_data(dataset, split="train", size=SIZE)
-    with caplog.at_level("WARNING", logger="ganslim.evaluate"):
+    with caplog.at_level("WARNING", logger="ganslim.measure.evaluate"):
         evaluate_generator(HalfNaN(), data, metrics=("psnr",), batch_size=4, progress=False)
     warnings = [r.getMessage() for r in caplog.records if "NaN" in r.getMessage()]
     assert len(warnings) == 1 and f"for 4 of {len(data.inputs)} image(s)" in warnings[0]

@@ -18,7 +18,7 @@ from ganslim.cli import main
 from ganslim.errors import GanslimError
 from ganslim.export import DEFAULT_NAMES, export_model, load_exported
 from ganslim.export import onnx as onnx_export
-from ganslim.export.runtime import time_interleaved
+from ganslim.measure.profile import time_interleaved
 from ganslim.registry import GENERATORS
 
 # Exported outputs are images in [-1, 1]; f32 runtimes agree with eager PyTorch to ~3e-6 (measured on every

@@ -17,27 +17,28 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ganslim.apps.translate import translate_files
 from ganslim.archs import ResnetGenerator, build_discriminator, build_generator, init_weights
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.cli import compress
+from ganslim.compress.search import format_macs
 from ganslim.config import read_config_file
 from ganslim.data import holdout_indices, make_builtin
 from ganslim.engine import DistInfo, RunLock, TrainContext, fit
 from ganslim.errors import GanslimError
-from ganslim.methods.gan_compression import (
-    DistillConfig,
-    FinetuneDistillation,
-    SupernetDistillation,
-    distill_layers,
-    resolve_defaults,
-)
+from ganslim.measure.profile import count_macs
+from ganslim.methods.gan_compression import scoring
 from ganslim.methods.gan_compression import search as search_module
-from ganslim.methods.gan_compression.distill import load_teacher, student_kwargs, training_items, validation_items
-from ganslim.methods.gan_compression.pipeline import Inherited, PipelineResult, summary_table
-from ganslim.methods.gan_compression.search import CandidateScorer, SearchConfig, format_macs, run_search
+from ganslim.methods.gan_compression.config import DistillConfig, resolve_defaults
+from ganslim.methods.gan_compression.data import training_items, validation_items
+from ganslim.methods.gan_compression.distill import FinetuneDistillation, SupernetDistillation
+from ganslim.methods.gan_compression.export import summary_table
+from ganslim.methods.gan_compression.inherit import Inherited
+from ganslim.methods.gan_compression.networks import distill_layers, load_teacher, student_kwargs
+from ganslim.methods.gan_compression.pipeline import PipelineResult
+from ganslim.methods.gan_compression.scoring import CandidateScorer
+from ganslim.methods.gan_compression.search import SearchConfig, run_search
 from ganslim.metrics import WEIGHTS_ENV_VAR
-from ganslim.profile import count_macs
-from ganslim.translate import translate_files
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -248,8 +249,7 @@ def test_supernet_then_finetune_from_its_weights(paired, pix2pix_teacher, tmp_pa
     supernet = load_generator(run / "supernet.pt").model
     assert supernet.channels == [8, 16, 32, 32, 32, 32, 16, 8]
     channels = [8, 8, 16, 24, 16, 32, 8, 8]
-    config = distill_config(paired, pix2pix_teacher, tmp_path, fixed_channels=",".join(map(str, channels)),
-                            supernet=str(run))
+    config = distill_config(paired, pix2pix_teacher, tmp_path, fixed_channels=channels, supernet=str(run))
     method = build(FinetuneDistillation, config)
     student = method.networks()["G"]
     assert type(student).__name__ == "MobileResnetGenerator" and student.channels == channels
@@ -265,7 +265,7 @@ def test_supernet_then_finetune_from_its_weights(paired, pix2pix_teacher, tmp_pa
     assert all(torch.equal(method.networks()["D"].state_dict()[k], d_file[k]) for k in d_file)
     with pytest.raises(GanslimError, match="exceeds the supernet"):
         build(FinetuneDistillation, distill_config(paired, pix2pix_teacher, tmp_path, supernet=str(run),
-                                                   fixed_channels="16,16,32,32,32,32,16,8"))
+                                                   fixed_channels=(16, 16, 32, 32, 32, 32, 16, 8)))
 
     finetuned = fit(config, FinetuneDistillation, progress=False)
     assert finetuned.best["metric"] == "psnr"
@@ -397,18 +397,18 @@ def test_each_stage_command_starts_from_the_stage_before_and_refuses_contradicti
     assert {key: searched[key] for key in ("data", "teacher", "load_size", "crop_size", "holdout_images",
                                            "batch_size", "candidates")} == {
         "data": str(paired), "teacher": str(pix2pix_teacher), "load_size": 36, "crop_size": 32, "holdout_images": 3,
-        "batch_size": 2, "candidates": "8;16,8;32,16;32,16;32,16;32,16;16,8;8"}
+        "batch_size": 2, "candidates": [[8], [16, 8], [32, 16], [32, 16], [32, 16], [32, 16], [16, 8], [8]]}
     assert searched["out_dir"] == "runs" and searched["supernet"] == str(supernet_run)
     chosen = search_module.read_result(search_run)
 
     # Fine-tune with nothing but the search run (and a training length, which is each stage's own).
-    with pytest.raises(GanslimError, match=r"fixed_channels='8,8,8,8,8,8,8,8' contradicts the search run"):
+    with pytest.raises(GanslimError, match=r"fixed_channels=\(8, 8, 8, 8, 8, 8, 8, 8\) contradicts the search run"):
         cli("gan-compression-finetune", "--search", str(search_run), "--set", "fixed_channels=8,8,8,8,8,8,8,8")
     cli("gan-compression-finetune", "--search", str(search_run), *training, "--no-progress")
     finetune_run = Path("runs/00002-gan-compression-finetune-shapes")
     tuned = read_config_file(finetune_run / "config.yaml")
     assert (tuned["crop_size"], tuned["holdout_images"], tuned["teacher"]) == (32, 3, str(pix2pix_teacher))
-    assert tuned["fixed_channels"] == ",".join(map(str, chosen["channels"])) and tuned["supernet"] == chosen["supernet"]
+    assert tuned["fixed_channels"] == chosen["channels"] and tuned["supernet"] == chosen["supernet"]
     assert load_generator(finetune_run).model.channels == chosen["channels"]
 
     capsys.readouterr()
@@ -456,7 +456,7 @@ def test_unpaired_summary_says_the_student_is_scored_against_the_teacher():
                            "file": "student.pt", "holdout": {"psnr_teacher": 30.0, "psnr": 30.0}, "val": {}},
                "teacher": {"file": "latest_net_G_A.pth", "arch": "resnet", "params": 11_378_000, "macs": 49.55e9,
                            "macs_published": 56.8e9}}
-    line = PipelineResult(Path("runs/00004-gan-compression-h2z"), {}, summary).report()
+    line = PipelineResult(Path("runs/00004-gan-compression-h2z"), {}, summary).summary()
     assert "nan" not in line and ("held-out psnr to the teacher's outputs 30.00 dB (unpaired data: no ground truth "
                                   "to score the teacher)") in line
     lines = summary_table(summary)
@@ -474,22 +474,22 @@ def test_unpaired_candidates_are_scored_by_fid_when_inception_is_available(unpai
         def forward(self, images):
             return images.float().mean(dim=(2, 3)) + torch.arange(3.0)
 
-    monkeypatch.setattr(search_module, "load_inception", lambda path: MeanColour())
+    monkeypatch.setattr(scoring, "load_inception", lambda path: MeanColour())
     weights = tmp_path / "inception.pth"
     weights.write_bytes(b"stands in for the weights file, which the stand-in extractor does not read")
     net = init_weights(build_generator("super_mobile_resnet", ngf=8, norm="instance", n_blocks=9))
     config = SearchConfig(**{**TINY, "data": str(unpaired), "teacher": str(cyclegan_teacher), "budget_macs": "10M",
                              "holdout_images": 2, "inception_weights": str(weights)})
-    scorer, metric = search_module.build_scorer(config, net, torch.device("cpu"))
+    scorer, metric = scoring.build_scorer(config, net, torch.device("cpu"))
     assert metric == "fid" and scorer.real_features.shape == (6, 3)  # every training B image once
     metrics = scorer.score(scorer.compact([8, 8, 16, 16, 16, 16, 8, 8]))
     assert set(metrics) == {"psnr_teacher", "fid"} and metrics["fid"] >= 0
     missing = dataclasses.replace(config, inception_weights=str(tmp_path / "nowhere.pth"), metric="fid")
     with pytest.raises(GanslimError, match=r"^--inception-weights '.*nowhere.pth' not found: point it at "):
-        search_module.build_scorer(missing, net, torch.device("cpu"))
+        scoring.build_scorer(missing, net, torch.device("cpu"))
     with pytest.raises(GanslimError, match="needs ground truth"):
-        search_module.build_scorer(SearchConfig(**{**TINY, "data": str(unpaired), "metric": "psnr"}), net,
-                                   torch.device("cpu"))
+        scoring.build_scorer(SearchConfig(**{**TINY, "data": str(unpaired), "metric": "psnr"}), net,
+                             torch.device("cpu"))
 
 
 @pytest.mark.parametrize("content", [b"PK\x03\x04 cut short", "pickled object"])
@@ -504,7 +504,7 @@ def test_a_corrupt_adapters_file_in_the_supernet_folder_is_one_line(paired, pix2
     else:
         torch.save({"format": "ganslim-adapters", "layers": argparse.Namespace()}, folder / "adapters.pt")
     finetune = distill_config(paired, pix2pix_teacher, tmp_path, supernet=str(folder),
-                              fixed_channels="8,8,16,16,16,16,8,8")
+                              fixed_channels=(8, 8, 16, 16, 16, 16, 8, 8))
     with pytest.raises(GanslimError) as error:
         build(FinetuneDistillation, finetune)
     message = str(error.value)

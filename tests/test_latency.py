@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import pytest
 from torch import nn
 
-from ganslim.archs.mobile_resnet import uniform_channels
+from ganslim.archs.translation.mobile_resnet import uniform_channels
 from ganslim.compress import SearchSpace
 from ganslim.compress import latency as latency_module
 from ganslim.compress.latency import LatencyTimer
-from ganslim.methods.gan_compression.search import Budget, Search
+from ganslim.compress.search import Budget, Search
 
 BUSY_PROCESSES = 2  # as many as the 2 cores CI runs on
 

@@ -7,14 +7,14 @@ import torch
 from torch import nn
 
 from ganslim.archs import build_generator
-from ganslim.archs.mobile_resnet import (
+from ganslim.archs.translation.mobile_resnet import (
     MobileResnetGenerator,
     block_groups,
     channel_names,
     uniform_channels,
 )
 from ganslim.errors import GanslimError
-from ganslim.profile import count_macs, count_params
+from ganslim.measure.profile import count_macs, count_params
 from reference_impl import image, randomize_
 
 

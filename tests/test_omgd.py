@@ -10,17 +10,11 @@ import pytest
 import torch
 
 from ganslim.archs import build_generator
-from ganslim.archs.mobile_resnet import MobileResnetBlock
-from ganslim.archs.omgd_teachers import (
-    DeepMobileResnetGenerator,
-    ExpansionResnetBlock,
-    deep_teacher_spec,
-    omgd_distill_layers,
-    wide_teacher_spec,
-)
+from ganslim.archs.translation.mobile_resnet import MobileResnetBlock
+from ganslim.archs.translation.deep import DeepMobileResnetGenerator, ExpansionResnetBlock
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.cli import main as cli_main
-from ganslim.cli.compress_omgd import add_omgd_parser
+from ganslim.cli import compress
 from ganslim.data import make_builtin
 from ganslim.engine import fit
 from ganslim.errors import GanslimError
@@ -36,8 +30,9 @@ from ganslim.methods.omgd import (
     resolve_defaults,
     student_spec,
 )
+from ganslim.methods.omgd.teachers import deep_teacher_spec, omgd_distill_layers, wide_teacher_spec
 from ganslim.nn.vgg import VGG16Features
-from ganslim.profile import count_macs, count_params
+from ganslim.measure.profile import count_macs, count_params
 from helpers import build_method, first_batch, interrupted_run, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -530,9 +525,9 @@ def test_unpaired_run_exports_and_resumes_exactly(unpaired, tmp_path):
 
 
 def omgd_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="ganslim compress")
-    add_omgd_parser(parser.add_subparsers(dest="method"))
-    args = parser.parse_args(["omgd", *argv])
+    parser = argparse.ArgumentParser(prog="ganslim")
+    compress.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["compress", "omgd", *argv])
     return args.func(args)
 
 

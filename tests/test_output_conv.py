@@ -9,9 +9,9 @@ from torch import nn
 
 from ganslim.archs import build_generator
 from ganslim.export import export_model
+from ganslim.measure.profile import count_macs
 from ganslim.nn import OutputConv2d
 from ganslim.nn.conv import phase_conv_applies
-from ganslim.profile import count_macs
 
 
 def _pair(in_channels: int, out_channels: int, kernel_size: int, **options) -> tuple[nn.Conv2d, OutputConv2d]:

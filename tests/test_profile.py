@@ -1,4 +1,4 @@
-"""Tests for ganslim.profile: MAC conventions, reference figures, memory, latency, the profile and errors."""
+"""Tests for ganslim.measure.profile: MAC conventions, reference figures, memory, latency, the profile and errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 
 from ganslim.archs import build_generator
 from ganslim.errors import GanslimError
-from ganslim.profile import (
+from ganslim.measure.profile import (
     LatencyStats,
     MacCount,
     Profile,
@@ -25,7 +25,7 @@ from ganslim.profile import (
     measure_peak_memory,
     profile_model,
 )
-from ganslim import profile as profile_module
+from ganslim.measure.profile import timing
 from reference_impl import reference_generator
 
 # name -> (M params, published GMACs, true GMACs) at 256x256, batch 1, to the digits METHODS.md gives.
@@ -230,7 +230,7 @@ def test_measure_latency_stats_are_ordered():
 def test_the_peak_is_the_fastest_matmul_run(monkeypatch):
     assert torch.equal(fp32_matmul(8)(), fp32_matmul(8)())  # seeded operands
     clock = iter([0.0, 0.005, 1.0, 1.002, 2.0, 2.009])  # three timed runs of 5, 2 and 9 ms
-    monkeypatch.setattr(profile_module.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(clock))
     before = torch.get_num_threads()
     assert measure_peak_gflops(64, runs=3, threads=1) == pytest.approx(matmul_gflops(64, 2.0))
     assert matmul_gflops(64, 2.0) == pytest.approx(2 * 64**3 / 2e-3 / 1e9) and torch.get_num_threads() == before

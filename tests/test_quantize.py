@@ -11,13 +11,14 @@ import pytest
 import torch
 from torch import nn
 
+from ganslim.apps.translate import load_input
 from ganslim.archs import build_generator
 from ganslim.checkpoints import save_model
 from ganslim.cli import main
 from ganslim.errors import GanslimError
 from ganslim.export import load_exported
-from ganslim.export.quantize import quantize_model, split_data
-from ganslim.translate import load_input
+from ganslim.export.calibration import split_data
+from ganslim.export.quantize import quantize_model
 
 SIZE = 32
 # PSNR of the int8 output against the fp32 output of the same runtime, on held-out images. Measured for this

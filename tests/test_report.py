@@ -1,4 +1,4 @@
-"""ganslim.report and `ganslim report`: a complete page from each kind of run alone, laid out for a reader
+"""ganslim.measure.report and `ganslim report`: a complete page from each kind of run alone, laid out for a reader
 (summary first, labelled grids, config folded), results files included, bad folders and outputs refused."""
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ import pytest
 import torch
 
 import ganslim.atomic
-import ganslim.report
-from ganslim.bench import BenchResult, BenchRow, write_bench
+import ganslim.measure.report
 from ganslim.checkpoints import load_generator
 from ganslim.cli import main
 from ganslim.data import make_builtin
 from ganslim.engine import fit
 from ganslim.engine.logging import RunLogger
-from ganslim.methods import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
+from ganslim.measure.bench import BenchResult, BenchRow, write_bench
+from ganslim.measure.profile import LatencyStats, count_macs, count_params
+from ganslim.measure.report.page import si
 from ganslim.methods.omgd import OMGDConfig, omgd_method
-from ganslim.profile import LatencyStats, count_macs, count_params
-from ganslim.report.page import si
+from ganslim.methods.teachers import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
 from helpers import save_resnet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -245,7 +245,7 @@ def test_missing_data_and_no_latency_say_what_adds_them(tmp_path, capsys):
 
 
 def test_latency_size_falls_back_to_the_run_size_for_models_that_need_it(runs, monkeypatch, capsys):
-    monkeypatch.setattr(ganslim.report, "LATENCY_SIDE", SIZE // 2)  # the unet (5 downsamplings) needs 32 px
+    monkeypatch.setattr(ganslim.measure.report, "LATENCY_SIDE", SIZE // 2)  # the unet (5 downsamplings) needs 32 px
     page = report(runs["pix2pix"], "--quality-images", "1")
     assert row(page, f"CPU latency, 1 thread, quick estimate ({SIZE}×{SIZE}, median)")
     assert main(["report", str(runs["pix2pix"]), "--latency-size", str(SIZE // 2)]) == 2

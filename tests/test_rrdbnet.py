@@ -9,7 +9,7 @@ from esrgan_reference import conv_table, random_state, reference_forward
 from ganslim.archs import build_generator
 from ganslim.archs.sr import ResidualDenseBlock
 from ganslim.errors import GanslimError
-from ganslim.profile import count_macs, count_params
+from ganslim.measure.profile import count_macs, count_params
 from ganslim.signature import UNIT
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from ganslim.archs import build_generator, init_weights
-from ganslim.archs.mobile_resnet import MobileResnetGenerator, uniform_channels
+from ganslim.archs.translation.mobile_resnet import MobileResnetGenerator, uniform_channels
 from ganslim.checkpoints import save_model
 from ganslim.compress import SearchSpace, extract_subnet
 from ganslim.compress.space import channel_spans
@@ -24,26 +24,16 @@ from ganslim.data import make_builtin
 from ganslim.engine import DistInfo
 from ganslim.engine import distributed
 from ganslim.errors import GanslimError
-from ganslim.methods.gan_compression import search as search_module
-from ganslim.methods.gan_compression.search import (
-    Budget,
-    CandidateScorer,
-    Search,
-    SearchConfig,
-    config_key,
-    format_macs,
-    parse_macs,
-    read_progress,
-    read_result,
-    recalibrate_batchnorm,
-    run_search,
-)
-from ganslim.profile import count_macs, count_params
+from ganslim.compress.search import Budget, Search, config_key, format_macs, parse_macs
+from ganslim.methods.gan_compression import scoring
+from ganslim.methods.gan_compression.scoring import CandidateScorer, recalibrate_batchnorm
+from ganslim.methods.gan_compression.search import SearchConfig, read_progress, read_result, run_search, search_budget
+from ganslim.measure.profile import count_macs, count_params
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # 3 blocks -> 8 positions; 64 configurations.
-CANDIDATES = "8;16,8;32,16;32,16;32,16;32,16;16,8;8"
+CANDIDATES = ((8,), (16, 8), (32, 16), (32, 16), (32, 16), (32, 16), (16, 8), (8,))
 TINY = dict(load_size=32, crop_size=32, batch_size=2, size=32, recalibration_batches=2, holdout_images=2)
 
 
@@ -71,7 +61,7 @@ def test_macs_budgets_parse_and_print():
         with pytest.raises(GanslimError, match="budget"):
             parse_macs(bad)
     with pytest.raises(GanslimError, match="--budget-macs .*, --budget-ms .* or --budget-speedup"):
-        Budget.from_config(SearchConfig(data="x"))
+        search_budget(SearchConfig(data="x"))
 
 
 def test_an_impossible_budget_is_refused_with_the_smallest_cost():
@@ -395,7 +385,7 @@ def test_candidates_are_scored_after_recalibration(paired, supernet_file, tmp_pa
 
     config = search_config(paired, supernet_file, tmp_path)
     supernet = load_generator(supernet_file).model
-    scorer, metric = search_module.build_scorer(config, supernet, torch.device("cpu"))
+    scorer, metric = scoring.build_scorer(config, supernet, torch.device("cpu"))
     assert metric == "psnr" and len(scorer.calibration) == 2 and len(scorer.eval_batches) == 1
     channels = [8, 8, 16, 16, 32, 16, 8, 8]
     compact = scorer.compact(channels)
@@ -427,6 +417,10 @@ def test_search_run_respects_the_budget_and_writes_the_table(paired, supernet_fi
     assert count_macs(compact, torch.zeros(1, 3, 32, 32)).macs_published == chosen["macs_published"] <= budget
     with pytest.raises(GanslimError, match=r"budget 100K MACs is below the smallest sub-network \(\S+ published\)"):
         run_search(search_config(paired, supernet_file, tmp_path, budget_macs="100K"), progress=False)
+    with pytest.raises(GanslimError) as excinfo:
+        run_search(config, resume=tmp_path, progress=False)
+    assert str(excinfo.value) == (f"'{tmp_path}' is not a run folder (no config.yaml): pass a folder that "
+                                  f"'ganslim compress gan-compression-search' made")
 
 
 def test_a_restarted_search_under_a_latency_budget_skips_scored_candidates(paired, supernet_file, tmp_path,
@@ -475,7 +469,7 @@ def test_a_latency_search_shows_its_stages_and_records_a_candidate_timed_twice(p
         timed.append(channels)
         return count_params(model) / 1000 / (10 if channels == lucky and timed.count(lucky) == 1 else 1)
 
-    space = SearchSpace([[int(w) for w in widths.split(",")] for widths in CANDIDATES.split(";")], n_blocks=3)
+    space = SearchSpace(CANDIDATES, n_blocks=3)
     budget_ms = count_params(build_generator("mobile_resnet", n_blocks=3, channels=space.largest())) / 1000
     config = search_config(paired, supernet_file, tmp_path, budget_macs="", budget_ms=budget_ms)
     result = run_search(config, progress=True, latency=latency)

@@ -11,7 +11,18 @@ from ganslim.archs import build_generator, builder_parameters
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.errors import GanslimError
 from ganslim.registry import GENERATORS
-from ganslim.signature import IMAGE, LATENT, UNIT, ImageSides, InputSpec, OutputSpec, Signature, image_to_image
+from ganslim.signature import (
+    IMAGE,
+    LATENT,
+    UNIT,
+    ImageSides,
+    InputSpec,
+    OutputSpec,
+    Signature,
+    image_to_image,
+    input_channels,
+    output_channels,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # Generators whose output range is nominal: ESRGAN's RRDBNet is not clamped (as BasicSR's); callers quantise it.
@@ -93,3 +104,20 @@ def test_super_resolution_and_latent_signatures():
     with pytest.raises(ValueError, match="either a scale or a fixed resolution"):
         OutputSpec(3, scale=None)
     assert InputSpec("image", IMAGE, 3).sides == ImageSides()
+
+
+def test_channels_are_read_from_the_signature_and_probed_only_on_a_plain_module():
+    class Declared(torch.nn.Conv2d):  # a signature that differs from the conv, and a forward that must not run
+        signature = image_to_image(2, 5, ImageSides())
+
+        def forward(self, image):
+            raise AssertionError("output_channels ran the forward of a model that declares its signature")
+
+    declared = Declared(3, 7, 1)
+    assert (input_channels(declared), output_channels(declared, 8)) == (2, 5)
+    unet = tiny("unet_128")
+    assert (input_channels(unet), output_channels(unet, 128)) == (unet.input_nc, unet.output_nc)
+    plain = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 1), torch.nn.Conv2d(4, 1, 1))
+    assert (input_channels(plain), output_channels(plain, 8)) == (2, 1)
+    with pytest.raises(GanslimError, match="declares no signature and has no convolution; pass in_channels"):
+        input_channels(torch.nn.Identity())

@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from ganslim.archs import build_generator
-from ganslim.archs.mobile_resnet import MobileResnetGenerator
-from ganslim.archs.super_mobile_resnet import SuperMobileResnetGenerator
+from ganslim.archs.translation.mobile_resnet import MobileResnetGenerator
+from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.compress import SearchSpace, extract_subnet
 from ganslim.compress.space import default_candidates
 from ganslim.errors import GanslimError
+from ganslim.measure.profile import count_macs
 from ganslim.nn.elastic import ElasticConv2d, leading_slice
-from ganslim.profile import count_macs
 from reference_impl import image, randomize_
 
 LARGEST = [8, 12, 16, 16, 12, 16, 12, 8]

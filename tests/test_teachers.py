@@ -10,7 +10,8 @@ from ganslim.data import AlignedDataset, make_builtin
 from ganslim.engine import DistInfo, TrainContext, fit
 from ganslim.errors import GanslimError
 from ganslim.losses import GAN_MODES, GANLoss
-from ganslim.methods import METHODS, CycleGAN, CycleGANConfig, ImagePool, Pix2Pix, Pix2PixConfig
+from ganslim.methods import COMPRESS, METHODS, TRAIN, methods_of
+from ganslim.methods.teachers import CycleGAN, CycleGANConfig, ImagePool, Pix2Pix, Pix2PixConfig
 from ganslim.metrics import psnr
 from helpers import build_method, first_batch, interrupted_run, snapshot
 
@@ -95,7 +96,19 @@ def test_pix2pix_defaults_are_the_reference_ones():
     assert (config.lambda_l1, config.lr, config.beta1, config.ngf, config.ndf) == (100.0, 2e-4, 0.5, 64, 64)
     assert (config.load_size, config.crop_size, config.batch_size, config.epochs, config.epochs_decay) == (
         286, 256, 1, 100, 100)
-    assert METHODS.get("pix2pix") is Pix2Pix and METHODS.get("cyclegan") is CycleGAN
+    assert methods_of(TRAIN).names() == ["cyclegan", "pix2pix"]
+    assert METHODS.get("pix2pix").load().Config is Pix2PixConfig
+    assert METHODS.get("cyclegan").load().Config is CycleGANConfig
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_registered_method_loads_its_config_and_run(name):
+    from ganslim.config import TrainConfig
+
+    entry = METHODS.get(name)
+    runner = entry.load()
+    assert entry.command in (TRAIN, COMPRESS) and issubclass(runner.Config, TrainConfig) and callable(runner.run)
+    assert name in methods_of(entry.command).names()
 
 
 @pytest.mark.parametrize("gan_mode", GAN_MODES)

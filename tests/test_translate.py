@@ -14,11 +14,11 @@ from PIL import Image
 from torch import nn
 
 import ganslim.outputs
+from ganslim.apps.translate import translate_files
 from ganslim.archs import build_generator
 from ganslim.checkpoints import save_model
 from ganslim.cli import main
 from ganslim.errors import GanslimError
-from ganslim.translate import translate_files
 
 KWARGS = {"ngf": 4, "norm": "instance"}
 
@@ -158,7 +158,7 @@ class NaNGenerator(nn.Module):
 
 def test_non_finite_outputs_are_warned_about(tmp_path, caplog):
     inputs = _images(tmp_path / "in", ["a.png", "b.png", "c.png"])
-    with caplog.at_level(logging.WARNING, logger="ganslim.translate"):
+    with caplog.at_level(logging.WARNING, logger="ganslim.apps.translate"):
         translate_files(NaNGenerator(), inputs, tmp_path / "out", size=16, batch_size=2, progress=False)
     assert [record.getMessage() for record in caplog.records if "NaN" in record.getMessage()] == [
         "warning: the generator output NaN or infinite values for 2 of 3 image(s) (NaN pixels are written black): "
@@ -168,7 +168,7 @@ def test_non_finite_outputs_are_warned_about(tmp_path, caplog):
 
 def test_finite_outputs_give_no_warning(tmp_path, generator, caplog):
     inputs = _images(tmp_path / "in", ["a.png"])
-    with caplog.at_level(logging.WARNING, logger="ganslim.translate"):
+    with caplog.at_level(logging.WARNING, logger="ganslim.apps.translate"):
         translate_files(generator, inputs, tmp_path / "out", size=16, progress=False)
     assert caplog.records == []
 

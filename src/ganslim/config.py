@@ -3,10 +3,13 @@
 A config class is a frozen dataclass whose fields are declared with :func:`option` (default, one-line help,
 optional bounds and choices). Values are checked when the object is built, so an unknown key or a bad value
 fails with one :class:`~ganslim.errors.GanslimError` line before anything trains. Field types are limited to
-``int``, ``float``, ``bool`` and ``str`` so every value round-trips through YAML and the command line.
+``int``, ``float``, ``bool``, ``str`` and lists of numbers (``tuple[int, ...]``, ``tuple[float, ...]``) or of
+such lists (``tuple[tuple[int, ...], ...]``), so every value round-trips through YAML and the command line: a list
+is a YAML list, and on the command line (or in an older config.yaml) ``16,32,64``, a list of lists ``8;16,8``
+(parsed once, here). Bounds and choices of a list field apply to each number.
 
 ``TrainConfig`` holds what the engine reads; ``ImageTranslationConfig`` adds the image-to-image data options;
-each method subclasses one of them next to its code (e.g. ``ganslim.methods.teacher.Pix2PixConfig``) and
+each method subclasses one of them next to its code (e.g. ``ganslim.methods.teachers.Pix2PixConfig``) and
 overrides defaults by re-declaring a field.
 
 Precedence when loading: class defaults < YAML file < overrides (in the order given).
@@ -20,7 +23,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, TypeVar, Union, get_type_hints
+from typing import Any, Callable, Iterable, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -32,17 +35,20 @@ Choices = Union[tuple, Callable[[], Iterable[str]]]
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 _SCALAR_TYPES = (int, float, bool, str)
+AUTO = -1.0  # a weight left for the method to pick (option(AUTO, ..., min=0.0, auto=AUTO))
 
 
 def option(default: Any, help: str, *, min: float | None = None, max: float | None = None,
-           choices: Choices | None = None, above: float | None = None) -> Any:
+           choices: Choices | None = None, above: float | None = None, auto: Any = None) -> Any:
     """Declare a config field: its default, a one-line help, and optional checks.
 
     ``min``/``max`` are inclusive bounds, ``above`` an exclusive lower bound; ``choices`` is a tuple of
     allowed values or a callable returning them (e.g. a registry's ``names``), looked up at check time.
+    ``auto`` is a value outside the bounds that leaves the option to the method (e.g. :data:`AUTO` for a loss
+    weight the method picks for its data, see :func:`fill_auto`).
     """
     return field(default=default, metadata={"help": help, "min": min, "max": max, "above": above,
-                                            "choices": choices})
+                                            "choices": choices, "auto": auto})
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ class TrainConfig:
         hints = get_type_hints(type(self))
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
+            if _element(hints[item.name]) is not None:
+                value = _as_tuple(item.name, hints[item.name], value)
+                object.__setattr__(self, item.name, value)
             _check_value(type(self), item, hints[item.name], value)
             if hints[item.name] is float:  # 100 from YAML is stored as 100.0, so the written YAML round-trips
                 object.__setattr__(self, item.name, float(value))
@@ -117,6 +126,17 @@ class ImageTranslationConfig(TrainConfig):
         if self.preprocess == "scale_width":
             return {"load_size": self.load_size, "crop_size": self.crop_size}
         return {}
+
+
+def fill_auto(config: C, chosen: Mapping[str, Any]) -> C:
+    """``config`` with each key of ``chosen`` that it leaves at its declared default replaced by the chosen value.
+
+    For the options whose default means "the method picks" (``auto``, -1 or 0, as their help says): a method
+    resolves them for its data with this, e.g. ``fill_auto(config, {"gan_mode": "hinge", "ndf": 128})``.
+    """
+    defaults = {item.name: item.default for item in dataclasses.fields(config)}
+    changes = {key: value for key, value in chosen.items() if getattr(config, key) == defaults[key]}
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
@@ -190,7 +210,20 @@ def config_to_yaml(config: TrainConfig, method: str | None = None) -> str:
 
 
 def _yaml_line(key: str, value: Any) -> str:
+    if isinstance(value, tuple):  # a list field: one flow-style line, [16, 32] or [[8], [16, 8]]
+        return f"{key}: {yaml.safe_dump(_as_lists(value), default_flow_style=True, width=2**16).strip()}"
     return yaml.safe_dump({key: value}, default_flow_style=False, width=2**16).rstrip("\n")
+
+
+def _as_lists(value: tuple) -> list:
+    return [_as_lists(item) if isinstance(item, tuple) else item for item in value]
+
+
+def field_value(cls: type[TrainConfig], key: str, raw: Any) -> Any:
+    """``raw`` (a YAML or command-line value of key ``key``) as a ``cls`` config holds it, e.g. ``"1,0.5"`` ->
+    ``(1.0, 0.5)`` for a list of numbers: what a recorded value is compared as."""
+    kind = get_type_hints(cls)[key]
+    return _as_tuple(key, kind, raw) if _element(kind) is not None else _coerce(key, kind, raw)
 
 
 def _unknown_key_message(key: str, valid: list[str], method: str | None) -> str:
@@ -201,8 +234,9 @@ def _unknown_key_message(key: str, valid: list[str], method: str | None) -> str:
 
 
 def _coerce(key: str, kind: type, raw: Any) -> Any:
-    """Parse a string from the command line / YAML into ``kind``; other values are checked later."""
-    if not isinstance(raw, str) or kind is str:
+    """Parse a string from the command line / YAML into scalar ``kind``; other values (and lists, which the config
+    parses itself, see :func:`_as_tuple`) are checked later."""
+    if not isinstance(raw, str) or kind is str or _element(kind) is not None:
         return raw
     text = raw.strip()
     if kind is bool:
@@ -219,6 +253,41 @@ def _coerce(key: str, kind: type, raw: Any) -> Any:
                            f" (e.g. {key}={example})") from None
 
 
+def _element(kind: Any) -> Any:
+    """What a list field holds (``tuple[int, ...]`` -> ``int``); None for a scalar field."""
+    return get_args(kind)[0] if get_origin(kind) is tuple else None
+
+
+def _as_tuple(key: str, kind: Any, value: Any) -> Any:
+    """A list field's value as the config holds it: a tuple of its element type (ints read as floats in a list of
+    numbers, as in a float field). A string is parsed: ``,`` between numbers and, in a list of lists, ``;``
+    between lists (``"8;16,8"`` -> ``((8,), (16, 8))``); spaces and empty entries between commas are ignored.
+    Anything else is left for :func:`_check_value` to refuse."""
+    element = _element(kind)
+    if isinstance(value, str):
+        try:
+            return _parse_list(kind, value.replace(" ", ""))
+        except ValueError:
+            raise GanslimError(f"bad value for '{key}': '{value}' is not {_type_words(kind)} (e.g. "
+                               f"{key}={_example(kind)})") from None
+    if isinstance(value, (list, tuple)):
+        if _element(element) is not None:
+            return tuple(_as_tuple(key, element, item) for item in value)
+        return tuple(float(item) if element is float and _is_int(item) else item for item in value)
+    return value
+
+
+def _parse_list(kind: Any, text: str) -> tuple:
+    element = _element(kind)
+    if _element(element) is not None:
+        return tuple(_parse_list(element, part) for part in text.split(";")) if text else ()
+    return tuple(element(part) for part in text.split(",") if part)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _choices(item: dataclasses.Field) -> tuple | None:
     choices = item.metadata.get("choices")
     if choices is None:
@@ -228,8 +297,17 @@ def _choices(item: dataclasses.Field) -> tuple | None:
 
 def _check_value(cls: type, item: dataclasses.Field, kind: type, value: Any) -> None:
     name = item.name
+    element = _element(kind)
+    if element is not None:
+        if not isinstance(value, tuple):
+            raise GanslimError(f"bad value for '{name}': {value!r} is not {_type_words(kind)} (e.g. "
+                               f"{name}={_example(kind)})")
+        for number in value:
+            _check_value(cls, item, element, number)
+        return
     if kind not in _SCALAR_TYPES:
-        raise TypeError(f"{cls.__name__}.{name}: config fields must be int, float, bool or str, not {kind}")
+        raise TypeError(f"{cls.__name__}.{name}: config fields must be int, float, bool, str or tuples of numbers, "
+                        f"not {kind}")
     ok = (isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))) or (
         kind is float and isinstance(value, int) and not isinstance(value, bool))
     if not ok:
@@ -243,13 +321,26 @@ def _check_value(cls: type, item: dataclasses.Field, kind: type, value: Any) -> 
         raise GanslimError(f"bad value for '{name}': {value!r}{hint}; choose one of: "
                            f"{', '.join(map(str, choices))}")
     meta = item.metadata
+    if meta.get("auto") is not None and value == meta["auto"]:
+        return
     if meta.get("min") is not None and value < meta["min"]:
-        raise GanslimError(f"bad value for '{name}': {value!r} is below the minimum {meta['min']}")
+        auto = f" (or {meta['auto']!r}: the method picks)" if meta.get("auto") is not None else ""
+        raise GanslimError(f"bad value for '{name}': {value!r} is below the minimum {meta['min']}{auto}")
     if meta.get("max") is not None and value > meta["max"]:
         raise GanslimError(f"bad value for '{name}': {value!r} is above the maximum {meta['max']}")
     if meta.get("above") is not None and not value > meta["above"]:
         raise GanslimError(f"bad value for '{name}': {value!r} must be greater than {meta['above']}")
 
 
-def _type_words(kind: type) -> str:
+def _type_words(kind: Any) -> str:
+    element = _element(kind)
+    if element is not None:
+        if _element(element) is not None:
+            return "lists of comma-separated integers, ';' between the lists"
+        return f"comma-separated {'integers' if element is int else 'numbers'}"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[kind]
+
+
+def _example(kind: Any) -> str:
+    element = _element(kind)
+    return "64,48;128,96" if _element(element) is not None else "16,32,64" if element is int else "1,0.5"

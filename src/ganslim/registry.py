@@ -1,4 +1,5 @@
-"""Typed name -> builder registries. Unknown names fail listing the valid ones."""
+"""Typed name -> builder registries (architectures here, methods in :mod:`ganslim.methods`). Unknown names fail
+listing the valid ones."""
 
 from __future__ import annotations
 
@@ -35,6 +36,16 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._builders)
+
+    def entries(self) -> list[T]:
+        """What is registered, in the order it was registered."""
+        return list(self._builders.values())
+
+    def where(self, kind: str, keep: Callable[[T], bool]) -> Registry[T]:
+        """The entries ``keep`` accepts, as a registry whose messages call them ``kind``."""
+        subset: Registry[T] = Registry(kind)
+        subset._builders = {name: entry for name, entry in self._builders.items() if keep(entry)}
+        return subset
 
     def __contains__(self, name: object) -> bool:
         return name in self._builders

@@ -1,7 +1,8 @@
 """What a generator takes and returns: its *signature*, declared by its architecture and stored in its checkpoint.
 
 Everything after training (profile, bench, export, quantize, eval, translate) reads a model's signature instead of
-probing its first conv or assuming one square [-1, 1] image in and out:
+probing its first conv or assuming one square [-1, 1] image in and out (:func:`input_channels` and
+:func:`output_channels` probe only a plain module that declares none):
 
 * each **input** has a ``kind`` (``image``, ``label_map`` or ``latent``), ``channels`` (image channels, label count
   or latent dimensions), the ``value_range`` its values live in (images: (-1, 1) or (0, 1); label maps and latents:
@@ -21,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from ganslim.errors import GanslimError
+from ganslim.errors import GanslimError, first_line
 
 IMAGE, LABEL_MAP, LATENT = "image", "label_map", "latent"
 INPUT_KINDS = (IMAGE, LABEL_MAP, LATENT)
@@ -219,3 +220,32 @@ class TranslatesImages:
     @property
     def signature(self) -> Signature:
         return image_to_image(self.input_nc, self.output_nc, self.image_sides)
+
+
+def input_channels(model: nn.Module) -> int:
+    """Channels of the image ``model`` takes: its signature's. A plain module that declares none (not a ganslim
+    architecture) is probed: the input channels of its first convolution."""
+    signature = getattr(model, "signature", None)
+    if isinstance(signature, Signature):
+        return signature.image_input.channels
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            return module.in_channels
+    raise GanslimError(f"cannot tell the input channels of {type(model).__name__}: it declares no signature and "
+                       f"has no convolution; pass in_channels")
+
+
+def output_channels(model: nn.Module, side: int) -> int:
+    """Channels of the image ``model`` returns: its signature's. A plain module that declares none is probed: one
+    forward of a (1, C, side, side) zero image, C its :func:`input_channels`."""
+    signature = getattr(model, "signature", None)
+    if isinstance(signature, Signature):
+        return signature.output.channels
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    image = torch.zeros(1, input_channels(model), side, side, device=device)
+    try:
+        with torch.inference_mode():
+            return int(model.eval()(image).shape[1])
+    except RuntimeError as error:
+        raise GanslimError(f"the generator fails on {'x'.join(map(str, image.shape))} inputs ({first_line(error)}): "
+                           f"pick a --size its downsampling accepts (e.g. 256)") from None

@@ -1,10 +1,11 @@
 """Generators and discriminators, each registered by name in ``ganslim.registry``.
 
-Importing this package registers them: generators ``resnet_9blocks``, ``resnet_6blocks``, ``resnet``
-(``n_blocks``), ``unet_256``, ``unet_128``, ``unet`` (``num_downs``); discriminators ``basic``, ``n_layers``
-(``n_layers``), ``pixel``. Each network class declares the image sides it takes as ``image_sides``, and each
-generator what it takes and returns as ``signature`` (:mod:`ganslim.signature`). Architectures import only
-``ganslim.nn``, ``ganslim.registry``, ``ganslim.signature``, ``ganslim.errors`` and torch.
+Importing this package registers them, one subpackage per family: :mod:`.translation` (image-to-image
+generators ``resnet_9blocks``, ``resnet_6blocks``, ``resnet`` (``n_blocks``), ``unet_256``, ``unet_128``, ``unet``
+(``num_downs``), ``mobile_resnet``, ``super_mobile_resnet`` and OMGD's deep teachers) and :mod:`.discriminators`
+(``basic``, ``n_layers`` (``n_layers``), ``pixel``). Each network class declares the image sides it takes as
+``image_sides``, and each generator what it takes and returns as ``signature`` (:mod:`ganslim.signature`).
+Architectures import only ``ganslim.nn``, ``ganslim.registry``, ``ganslim.signature``, ``ganslim.errors`` and torch.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ import inspect
 
 from torch import nn
 
-from ganslim.archs import mobile_resnet, patchgan, resnet, super_mobile_resnet, unet
-from ganslim.archs import omgd_teachers, sr
-from ganslim.archs.patchgan import NLayerDiscriminator, PixelDiscriminator
-from ganslim.archs.resnet import ResnetBlock, ResnetGenerator
-from ganslim.archs.unet import UnetGenerator, UnetSkipConnectionBlock
+from ganslim.archs import discriminators, sr, translation
+from ganslim.archs.discriminators.patchgan import NLayerDiscriminator, PixelDiscriminator
+from ganslim.archs.translation.resnet import ResnetBlock, ResnetGenerator
+from ganslim.archs.translation.unet import UnetGenerator, UnetSkipConnectionBlock
 from ganslim.errors import GanslimError
 from ganslim.nn import init_weights
 from ganslim.registry import DISCRIMINATORS, GENERATORS, Registry
@@ -70,11 +70,7 @@ __all__ = [
     "build_generator",
     "builder_parameters",
     "init_weights",
-    "mobile_resnet",
-    "omgd_teachers",
-    "patchgan",
-    "resnet",
+    "discriminators",
     "sr",
-    "super_mobile_resnet",
-    "unet",
+    "translation",
 ]

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ganslim.archs import build_discriminator, build_generator, builder_parameters
-from ganslim.archs.unet import MIN_DOWNS
+from ganslim.archs.translation.unet import MIN_DOWNS
 from ganslim.errors import GanslimError
 from ganslim.registry import DISCRIMINATORS, GENERATORS, Registry
 from ganslim.weights import read_weights_only

@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-PEAK_SIZE = 1024  # ganslim.profile.PEAK_MATMUL_SIZE, written out: torch must not load before run() sets OMP_WAIT_POLICY
+PEAK_SIZE = 1024  # ganslim.measure.profile.PEAK_MATMUL_SIZE, written out: torch must not load before run() sets OMP_WAIT_POLICY
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> None:
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-    from ganslim.bench import format_markdown, run_bench, write_bench
     from ganslim.cli.sizing import choose_size
+    from ganslim.measure.bench import format_markdown, run_bench, write_bench
     from ganslim.outputs import check_output_folder
 
     check_output_folder(args.out, "--out")
@@ -76,14 +76,13 @@ def run(args: argparse.Namespace) -> None:
         print(files.plot_note)
 
 
-def _load(spec: str, direction: str):  # -> (ganslim.bench.BenchModel, the size it was trained at or None)
-    from ganslim.bench import BenchModel
+def _load(spec: str, direction: str):  # -> (ganslim.measure.bench.BenchModel, the size it was trained at or None)
+    import ganslim.archs  # noqa: F401 - registers the generators
     from ganslim.checkpoints import load_generator
     from ganslim.cli.profile import build_named_generator
     from ganslim.errors import GanslimError
+    from ganslim.measure.bench import BenchModel
     from ganslim.registry import GENERATORS
-
-    import ganslim.archs  # noqa: F401 - registers the generators
 
     label, _, target = spec.partition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
     if Path(target).exists():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 # Typed flags, flag -> (config key, metavar, help); every other config key goes through --set.
@@ -51,14 +51,23 @@ def add_config_arguments(parser: argparse.ArgumentParser, groups: list[dict], se
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
 
 
-def add_compress_command(methods: argparse._SubParsersAction, name: str, text: str, groups: list[dict],
-                         notes: str, set_example: str, aliases: list[str] | None = None) -> argparse.ArgumentParser:
-    """Register ``ganslim compress NAME`` with the typed flags of ``groups`` and the config arguments; its epilog
-    is the method's ``notes`` then :data:`COMPRESS_EPILOG`, its --set help shows ``--set set_example``."""
-    parser = methods.add_parser(name, help=text, description=text, epilog=f"{notes}\n{COMPRESS_EPILOG}",
-                                aliases=aliases or [], formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_arguments(parser, groups, set_example=set_example)
-    return parser
+@dataclass(frozen=True)
+class MethodCommand:
+    """How ``ganslim compress NAME`` presents a method registered in :data:`ganslim.methods.METHODS`.
+
+    ``groups``: its typed flags (each ``flag -> (config key, metavar, help)``); ``notes``: its epilog, before
+    :data:`COMPRESS_EPILOG`; ``set_example``: what ``--set`` help shows; ``add_arguments``: flags that are no
+    config key; ``config(args, Config, name)``: its config from the command line (default
+    :func:`compress_config`); ``report(result)``: lines printed after the run's summary line.
+    """
+
+    groups: tuple[dict, ...]
+    notes: str
+    set_example: str
+    resume_help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    config: Callable[[argparse.Namespace, type, str], Any] | None = None
+    report: Callable[[Any], list[str]] | None = None
 
 
 def config_from_args(args: argparse.Namespace, cls: type, method: str, read_resumed: Callable[[str], Mapping],

@@ -1,219 +1,70 @@
 """`ganslim compress METHOD`: turn a trained teacher into a compact generator.
 
-``ganslim compress gan-compression --teacher CKPT --data DIR --budget-macs 3G`` runs GAN Compression's four
-stages (supernet distillation -> search -> fine-tune -> export) in one resumable run folder. Each stage is
-also a command of its own: ``gan-compression-supernet`` (alias ``gan-compression-train``),
-``gan-compression-search``, ``gan-compression-finetune`` and ``gan-compression-export``, each taking its data,
-sizes and teacher from the run folder of the stage before (see ``pipeline.Inherited``).
+One subcommand per compression method registered in :data:`ganslim.methods.METHODS`, all run alike
+(:func:`run_method`); what each shows (its flags, notes, extra options and report lines) lives with its family's
+command-line module: :mod:`ganslim.cli.gan_compression`, :mod:`ganslim.cli.omgd`.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
 
+from ganslim.cli import gan_compression, omgd
 from ganslim.cli.common import (
-    COMPRESS_FLAGS,
-    add_compress_command,
+    COMPRESS_EPILOG,
+    MethodCommand,
+    add_config_arguments,
     compress_config,
     print_main,
     show_config,
 )
-from ganslim.cli.compress_omgd import add_omgd_parser
+from ganslim.methods import COMPRESS, MethodEntry, methods_of
 
-PIPELINE = "gan-compression"
-
-# flag -> (config key, metavar, help); each command takes the groups it needs, every other key goes via --set
-TRAIN_FLAGS = {
-    "--epochs": ("epochs", "N", "epochs at the initial learning rate (pipeline: of the supernet)"),
-    "--epochs-decay": ("epochs_decay", "N", "epochs of linear learning-rate decay to zero"),
-    "--lr": ("lr", "LR", "initial learning rate"),
-    "--student-ngf": ("student_ngf", "N", "stem width of the largest student (default: the teacher's ngf)"),
-    "--sampling": ("sampling", "MODE", "supernet: uniform (one random sub-network per step) or sandwich"),
-    "--teacher-discriminator": ("teacher_discriminator", "CKPT",
-                                "discriminator to start from (default: found next to the teacher; 'none': fresh)"),
-}
-SEARCH_FLAGS = {
-    "--budget-macs": ("budget_macs", "MACS", "MACs budget of one --size image, e.g. 3G or 500M"),
-    "--budget-ms": ("budget_ms", "MS", "latency budget in ms, measured on this machine's CPU"),
-    "--budget-speedup": ("budget_speedup", "X", "latency budget as a speed-up over the teacher on this CPU, e.g. 10"),
-    "--macs-convention": ("macs_convention", "CONV", "published (torchprofile, default) or true"),
-    "--size": ("size", "PX", "image side for the budget (default 256)"),
-    "--threads": ("threads", "N", "CPU threads when measuring latency (default: torch's)"),
-    "--strategy": ("strategy", "S", "auto (default), exhaustive or evolution"),
-    "--metric": ("metric", "M", "auto (default), psnr, ssim, fid or psnr_teacher"),
-    "--inception-weights": ("inception_weights", "FILE", "pt_inception-2015-12-05-6726825d.pth for the FID of "
-                            "unpaired data (default: $GANSLIM_INCEPTION_WEIGHTS, then ~/.cache/ganslim)"),
-}
-PIPELINE_FLAGS = {
-    "--finetune-epochs": ("finetune_epochs", "N", "fine-tune epochs at the initial learning rate"),
-    "--finetune-epochs-decay": ("finetune_epochs_decay", "N", "fine-tune epochs of learning-rate decay"),
-}
-SUPERNET_FLAG = {"--supernet": ("supernet", "RUN", "the supernet: a gan-compression-supernet run folder or its "
-                                                   "supernet.pt (the data, sizes and teacher come from that run)")}
-REUSE_SUPERNET_FLAG = {"--supernet": ("supernet", "RUN", "skip stage 1: search this trained supernet (a "
-                                                         "gan-compression-supernet run folder or its supernet.pt)")}
-
-DESCRIPTION = """\
-Turn a trained teacher generator into a compact one.
-
-gan-compression runs GAN Compression's four stages (distil a once-for-all supernet, search it under a MACs or
-latency budget, fine-tune the chosen sub-network, export it) in one resumable run folder. Each stage is also
-a command of its own (gan-compression-supernet, -search, -finetune, -export), each taking the data, image
-sizes, held-out images, teacher and widths from the run folder of the stage before.
-
-omgd trains a wide and a deep teacher together with a discriminator-free student in one stage (OMGD, ICCV
-2021); it needs no pretrained teacher."""
-
-
-NOTES = """\
-Paired data defaults to the paper's pix2pix settings (lambda_recon 100, lambda_distill 1, hinge), unpaired to
-its CycleGAN ones (10, 0.01, lsgan).
-A stage starts from the run folder of the stage before (--supernet RUN; the fine-tune: --search RUN) and keeps
-its data, direction, preprocess, load_size, crop_size, input_nc, output_nc, max_train_images, holdout_images,
-teacher, student_ngf, student_norm, student_blocks, channel_ratios, channel_multiple and candidates (and a
-search's supernet and widths): an option contradicting one is refused. Its other keys (batch size, seed, loss
-weights, ...) are defaults that options may change; out_dir, device, epochs and epochs_decay are each stage's."""
-SET_EXAMPLE = "lambda_distill=0.5"
+FAMILIES = (gan_compression, omgd)
+DESCRIPTION = "Turn a trained teacher generator into a compact one.\n\n" + "\n\n".join(
+    family.DESCRIPTION for family in FAMILIES)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "compress", help="compress a generator (GAN Compression, OMGD)", description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "compress", help=f"compress a generator ({', '.join(family.TITLE for family in FAMILIES)})",
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     methods = parser.add_subparsers(dest="method", metavar="METHOD", required=True)
-    add_omgd_parser(methods)
-
-    def command(name: str, text: str, groups: list[dict], **kwargs) -> argparse.ArgumentParser:
-        return add_compress_command(methods, name, text, groups, NOTES, SET_EXAMPLE, **kwargs)
-
-    pipeline = command(PIPELINE, "all stages in one resumable run folder: supernet -> search -> fine-tune -> export",
-                       [COMPRESS_FLAGS, TRAIN_FLAGS, SEARCH_FLAGS, PIPELINE_FLAGS, REUSE_SUPERNET_FLAG])
-    pipeline.add_argument("--resume", metavar="RUN_DIR", help="continue a run: skip finished stages, resume the rest")
-    pipeline.add_argument("--stop-after", metavar="STAGE", choices=("supernet", "search", "finetune"),
-                          help="stop after this stage (supernet, search, finetune); --resume continues later")
-    pipeline.set_defaults(func=run_pipeline_command)
-
-    supernet = command(f"{PIPELINE}-supernet", "stage 1: distil a once-for-all supernet from the teacher",
-                       [COMPRESS_FLAGS, TRAIN_FLAGS], aliases=[f"{PIPELINE}-train"])
-    supernet.add_argument("--resume", metavar="RUN_DIR", help="continue a supernet run from its last checkpoint")
-    supernet.set_defaults(func=run_training_command, stage="supernet")
-
-    search = command(f"{PIPELINE}-search", "stage 2: search the sub-networks of a supernet run (--supernet RUN) under "
-                     "a budget", [COMPRESS_FLAGS, SEARCH_FLAGS, SUPERNET_FLAG])
-    search.add_argument("--resume", metavar="RUN_DIR", help="continue a search, skipping scored candidates")
-    search.set_defaults(func=run_search_command)
-
-    finetune = command(f"{PIPELINE}-finetune", "stage 3: fine-tune the sub-network a search chose (--search RUN), or "
-                       "--channels of --supernet RUN; exports the compact generator.pt",
-                       [COMPRESS_FLAGS, TRAIN_FLAGS, SUPERNET_FLAG])
-    finetune.add_argument("--channels", metavar="C1,C2,...", help="the sub-network's widths")
-    finetune.add_argument("--search", metavar="RUN_DIR", help="a gan-compression-search run folder: its widths, "
-                                                              "supernet and options")
-    finetune.add_argument("--resume", metavar="RUN_DIR", help="continue a fine-tune run from its last checkpoint")
-    finetune.set_defaults(func=run_training_command, stage="finetune")
-
-    export = methods.add_parser(f"{PIPELINE}-export", help="stage 4: write the fine-tuned student as a compact "
-                                                           "checkpoint and print teacher vs student")
-    export.add_argument("--finetune", metavar="RUN_OR_CKPT", required=True,
-                        help="a gan-compression-finetune run folder (its data and teacher score both) or its "
-                             "generator.pt")
-    export.add_argument("--out", metavar="FILE", required=True, help="the compact checkpoint to write (.pt)")
-    export.add_argument("--search", metavar="RUN_DIR", help="check the MACs against this search's prediction")
-    export.add_argument("--size", type=int, default=None, help="image side for MACs (default: the search's, or 256)")
-    export.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    export.set_defaults(func=run_export_command)
+    registered = methods_of(COMPRESS).entries()
+    for family in FAMILIES:
+        for entry in registered:
+            if entry.name in family.COMMANDS:
+                add_method_command(methods, entry, family.COMMANDS[entry.name])
+        for add_command in family.OTHER_COMMANDS:
+            add_command(methods)
 
 
-def _given(args: argparse.Namespace, key: str) -> str | None:
-    """Config key ``key`` as this command line sets it (--set over its flag over --config), else None."""
-    from ganslim.config import parse_overrides, read_config_file
-
-    overrides = parse_overrides(args.overrides)
-    if key in overrides:
-        return overrides[key]
-    if getattr(args, key, None) is not None:
-        return getattr(args, key)
-    return read_config_file(args.config).get(key) if args.config else None
-
-
-def _inherited_config(args: argparse.Namespace, cls: type, method: str, search: str | None = None,
-                      **extra: str) -> Any:
-    """``cls`` built on what the stage before left (the ``search`` run, else the supernet run) and checked
-    against it: an option contradicting that run's data, sizes, teacher or widths is refused."""
-    from ganslim.methods.gan_compression.pipeline import inherit_from_search, inherit_from_supernet
-
-    if args.resume is not None:  # the run's own config.yaml already holds what it inherited
-        return compress_config(args, cls, method, **extra)
-    chosen = inherit_from_search(search) if search is not None else None
-    supernet = _given(args, "supernet")
-    start = chosen or (inherit_from_supernet(supernet) if supernet else None)
-    config = compress_config(args, cls, method, start.defaults_for(cls) if start else None, **extra)
-    for source in (chosen, inherit_from_supernet(config.supernet) if config.supernet else None):
-        if source is not None:
-            source.check(config)
-    return config
+def add_method_command(methods: argparse._SubParsersAction, entry: MethodEntry, command: MethodCommand) -> None:
+    """Register ``ganslim compress NAME`` for ``entry``: its typed flags, the config arguments, ``--resume``, and
+    ``--stop-after`` for a staged run; its epilog is the method's notes then :data:`COMPRESS_EPILOG`."""
+    parser = methods.add_parser(entry.name, help=entry.help, description=entry.help, aliases=list(entry.aliases),
+                                epilog=f"{command.notes}\n{COMPRESS_EPILOG}",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(parser, list(command.groups), set_example=command.set_example)
+    parser.add_argument("--resume", metavar="RUN_DIR", help=command.resume_help)
+    if entry.stages:
+        stops = entry.stages[:-1]
+        parser.add_argument("--stop-after", metavar="STAGE", choices=stops,
+                            help=f"stop after this stage ({', '.join(stops)}); --resume continues later")
+    if command.add_arguments is not None:
+        command.add_arguments(parser)
+    parser.set_defaults(func=lambda args: run_method(entry, command, args))
 
 
-def run_pipeline_command(args: argparse.Namespace) -> int:
-    from ganslim.methods.gan_compression.pipeline import METHOD, PipelineConfig, run_pipeline, summary_table
-
-    config = _inherited_config(args, PipelineConfig, METHOD)
+def run_method(entry: MethodEntry, command: MethodCommand, args: argparse.Namespace) -> int:
+    """Fill the method's config from the command line, then show it or run the method and print its summary."""
+    runner = entry.load()
+    config = (command.config or compress_config)(args, runner.Config, entry.name)
     if args.show_config:
-        return show_config(config, METHOD)
-    result = run_pipeline(config, resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress)
-    print_main(f"ganslim compress {result.report()}")
-    if result.summary is not None:
-        print_main("\n".join(summary_table(result.summary)))
-    return 0
-
-
-def run_training_command(args: argparse.Namespace) -> int:
-    from ganslim.engine import fit
-    from ganslim.errors import GanslimError
-    from ganslim.methods.gan_compression.distill import DistillConfig, FinetuneDistillation, SupernetDistillation
-
-    method_cls = SupernetDistillation if args.stage == "supernet" else FinetuneDistillation
-    if args.stage == "supernet":
-        config = compress_config(args, DistillConfig, method_cls.name)
-    else:
-        if args.channels is not None and args.search is not None:
-            raise GanslimError("pass either --channels or --search, not both")
-        extra = {"fixed_channels": args.channels} if args.channels is not None else {}
-        config = _inherited_config(args, DistillConfig, method_cls.name, search=args.search, **extra)
-    if args.show_config:
-        return show_config(config, method_cls.name)
-    result = fit(config, method_cls, resume=args.resume, progress=not args.no_progress)
+        return show_config(config, entry.name)
+    options = {"stop_after": args.stop_after} if entry.stages else {}
+    result = runner.run(config, resume=args.resume, progress=not args.no_progress, **options)
     print_main(f"ganslim compress {result.summary()}")
-    return 0
-
-
-def run_search_command(args: argparse.Namespace) -> int:
-    from ganslim.methods.gan_compression.search import METHOD, SearchConfig, run_search
-
-    config = _inherited_config(args, SearchConfig, METHOD)
-    if args.show_config:
-        return show_config(config, METHOD)
-    result = run_search(config, resume=args.resume, progress=not args.no_progress)
-    print_main(f"ganslim compress {result.summary()}")
-    return 0
-
-
-def run_export_command(args: argparse.Namespace) -> int:
-    import json
-
-    from ganslim.config import build_config, read_config_file
-    from ganslim.engine.runs import CONFIG_FILE
-    from ganslim.methods.gan_compression.distill import GENERATOR_FILE, DistillConfig
-    from ganslim.methods.gan_compression.pipeline import export_student, summary_table
-    from ganslim.methods.gan_compression.search import read_result
-
-    source = Path(args.finetune)
-    generator = source / GENERATOR_FILE if source.is_dir() else source
-    run_config = generator.parent / CONFIG_FILE
-    config = build_config(DistillConfig, read_config_file(run_config)) if run_config.is_file() else None
-    search = read_result(args.search) if args.search else None
-    summary = export_student(generator, args.out, config, search_result=search, size=args.size)
-    print_main(json.dumps(summary) if args.json else "\n".join(summary_table(summary)))
+    for line in command.report(result) if command.report is not None else []:
+        print_main(line)
     return 0

@@ -17,8 +17,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ganslim.apps.demo import run_demo
     from ganslim.data import DEFAULT_BUILTIN
-    from ganslim.demo import run_demo
 
     report = run_demo(args.out, dataset=args.dataset or DEFAULT_BUILTIN, size=args.size, epochs=args.epochs,
                       device=args.device)

@@ -53,10 +53,10 @@ def run(args: argparse.Namespace) -> None:
     from ganslim.atomic import atomic_write_text
     from ganslim.checkpoints import load_generator
     from ganslim.cli.sizing import choose_size
-    from ganslim.outputs import check_output_file
     from ganslim.devices import resolve_device
-    from ganslim.evaluate import evaluate_generator, open_eval_data, output_channels, parse_metrics
-    from ganslim.translate import input_channels
+    from ganslim.measure.evaluate import evaluate_generator, open_eval_data, parse_metrics
+    from ganslim.outputs import check_output_file
+    from ganslim.signature import input_channels, output_channels
 
     metrics = parse_metrics(args.metrics)
     if args.out is not None:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> None:
     size = choose_size(args.size, [(loaded.path.name, loaded.trained_size)])
     input_nc = input_channels(loaded.model)
     data = open_eval_data(args.data, split=args.split, size=size, direction=args.direction,
-                          input_nc=input_nc, output_nc=output_channels(loaded.model, input_nc, size),
+                          input_nc=input_nc, output_nc=output_channels(loaded.model, size),
                           max_images=args.max_images)
     result = evaluate_generator(
         loaded.model, data, metrics=metrics, teacher=None if teacher is None else teacher.model,

@@ -36,11 +36,10 @@ def build_named_generator(name: str, ngf: int | None, norm: str | None):
 
 
 def run(args: argparse.Namespace) -> None:
-    from ganslim.checkpoints import load_generator
-    from ganslim.profile import format_profile, profile_model
-
     import ganslim.archs  # noqa: F401 - registers the generators
+    from ganslim.checkpoints import load_generator
     from ganslim.errors import GanslimError
+    from ganslim.measure.profile import format_profile, profile_model
     from ganslim.registry import GENERATORS
 
     if Path(args.model).exists():

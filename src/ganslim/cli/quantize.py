@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> None:
     from ganslim.cli.export import checkpoint_meta, output_file
     from ganslim.cli.sizing import choose_size
     from ganslim.errors import GanslimError
-    from ganslim.export.quantize import BACKENDS, SUFFIXES, quantize_model, split_data
+    from ganslim.export.calibration import split_data
+    from ganslim.export.quantize import BACKENDS, SUFFIXES, quantize_model
 
     if args.backend not in BACKENDS:
         raise GanslimError(f"unknown --backend '{args.backend}'; choose one of: {', '.join(BACKENDS)}")

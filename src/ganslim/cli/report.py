@@ -43,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ganslim.devices import resolve_device
-    from ganslim.report import ReportOptions, make_report, read_run
+    from ganslim.measure.report import ReportOptions, make_report, read_run
 
     options = ReportOptions(num_images=args.num_images, quality_images=args.quality_images,
                             latency=not args.no_latency, latency_size=args.latency_size,

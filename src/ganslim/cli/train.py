@@ -1,10 +1,12 @@
-"""`ganslim train METHOD`: train a model (pix2pix / CycleGAN teachers, ...) in a numbered run folder."""
+"""`ganslim train METHOD`: train a model from scratch in a numbered run folder, METHOD one of the training methods
+registered in :data:`ganslim.methods.METHODS` (the pix2pix and CycleGAN teachers)."""
 
 from __future__ import annotations
 
 import argparse
 
 from ganslim.cli.common import RUN_FLAGS, add_config_arguments, config_from_args, print_main, show_config
+from ganslim.methods import TRAIN, methods_of
 
 # Typed flags for the common config keys (see ganslim.cli.common); every other key goes through --set.
 TYPED_FLAGS = {
@@ -24,12 +26,14 @@ Several processes / GPUs: torchrun --nproc_per_node=N -m ganslim.cli train METHO
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    registered = methods_of(TRAIN)
     parser = subparsers.add_parser(
-        "train", help="train a model (pix2pix, cyclegan) in a numbered run folder", epilog=EPILOG,
+        "train", help=f"train a model ({', '.join(registered.names())}) in a numbered run folder", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train a model; writes runs/NNNNN-METHOD-DATA/ with config.yaml, checkpoints/, samples/, "
                     "logs/ (TensorBoard) and the exported model.")
-    parser.add_argument("method", metavar="METHOD", help="pix2pix or cyclegan")
+    parser.add_argument("method", metavar="METHOD", help="; ".join(
+        f"{name}: {registered.get(name).help}" for name in registered.names()))
     add_config_arguments(parser, [TYPED_FLAGS], set_example="lambda_l1=50")
     parser.add_argument("--amp", dest="amp", action="store_const", const="true", default=None,
                         help="mixed precision on CUDA")
@@ -39,15 +43,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ganslim.engine import fit, read_run_config, resolve_resume
-    from ganslim.methods import METHODS
+    from ganslim.engine import read_run_config, resolve_resume
 
-    method_cls = METHODS.get(args.method)
+    entry = methods_of(TRAIN).get(args.method)
+    runner = entry.load()
     extra = {"amp": args.amp} if args.amp is not None else {}
-    config = config_from_args(args, method_cls.Config, method_cls.name,
+    config = config_from_args(args, runner.Config, entry.name,
                               lambda resume: read_run_config(resolve_resume(resume, "'ganslim train'")[0]), **extra)
     if args.show_config:
-        return show_config(config, method_cls.name)
-    result = fit(config, method_cls, resume=args.resume, progress=not args.no_progress)
+        return show_config(config, entry.name)
+    result = runner.run(config, resume=args.resume, progress=not args.no_progress)
     print_main(f"ganslim train {result.summary()}")
     return 0

@@ -28,10 +28,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ganslim.apps.translate import translate_files
     from ganslim.checkpoints import load_generator
     from ganslim.cli.sizing import choose_size
     from ganslim.devices import resolve_device
-    from ganslim.translate import translate_files
 
     device = resolve_device(args.device)
     overrides = {key: value for key, value in (("ngf", args.ngf), ("norm", args.norm)) if value is not None}

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ganslim.archs.mobile_resnet import MobileResnetGenerator
-from ganslim.archs.super_mobile_resnet import SuperMobileResnetGenerator
+from ganslim.archs.translation.mobile_resnet import MobileResnetGenerator
+from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.nn.elastic import leading_slice
 
 

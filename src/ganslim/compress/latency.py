@@ -31,10 +31,9 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from ganslim.archs.mobile_resnet import MobileResnetGenerator
+from ganslim.archs.translation.mobile_resnet import MobileResnetGenerator
 from ganslim.compress.space import SearchSpace, channel_spans
-from ganslim.export.runtime import interleaved_times
-from ganslim.profile import num_threads
+from ganslim.measure.profile import interleaved_times, num_threads
 
 SpanTimer = Callable[[nn.Module, Tensor], float]  # (span, its input (1, C, H, W)) -> ms
 PROCESS_WARMUP_S = 2.0

@@ -1,6 +1,6 @@
 """The channel search space of a mobile ResNet supernet: candidate widths per position of a configuration.
 
-A configuration lists real layer widths in the order of ``ganslim.archs.mobile_resnet`` (stem, down1, down2,
+A configuration lists real layer widths in the order of ``ganslim.archs.translation.mobile_resnet`` (stem, down1, down2,
 one hidden width per block group, up1, up2). By default each position may take its largest width and the
 multiples of 8 nearest to 3/4, 1/2, 3/8 and 1/4 of it — GAN Compression's ``[64, 48, 32, 24, 16]`` for a
 64-wide stem, ``[256, 192, 128, 96, 64]`` for the 256-wide residual path of an ngf-64 teacher.
@@ -20,17 +20,17 @@ from dataclasses import dataclass
 
 import torch
 
-from ganslim.archs.mobile_resnet import (
+from ganslim.archs.translation.mobile_resnet import (
     FIRST_BLOCK_INDEX,
     MobileResnetGenerator,
     block_groups,
     channel_names,
     check_channels,
 )
-from ganslim.archs.super_mobile_resnet import SuperMobileResnetGenerator
+from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.errors import GanslimError
+from ganslim.measure.profile import MacCount, count_macs
 from ganslim.nn import check_norm
-from ganslim.profile import MacCount, count_macs
 
 DEFAULT_RATIOS: tuple[float, ...] = (1.0, 0.75, 0.5, 0.375, 0.25)
 DEFAULT_MULTIPLE = 8
@@ -159,7 +159,7 @@ class SearchSpace:
     def predict_macs(self, channels: Sequence[int], input_size: int | tuple[int, int] = 256) -> MacCount:
         """MACs of the compact model at ``channels`` on one (1, input_nc, H, W) image, in both conventions.
 
-        Counted by ``ganslim.profile.count_macs`` on the compact model built on the meta device (no memory,
+        Counted by ``ganslim.measure.profile.count_macs`` on the compact model built on the meta device (no memory,
         no arithmetic), span by span with each span's count cached, so it equals ``count_macs`` of the
         extracted model and costs a few dictionary look-ups once the spans of a space have been seen.
         ``channels`` must be a configuration of this architecture; candidates are not required.
@@ -224,12 +224,3 @@ def _compact_macs(
                 x = layers(x)  # only the shape matters: meta tensors
     counts = [_SPAN_MACS[key] for key, _ in spans]
     return MacCount(sum(c.macs for c in counts), sum(c.macs_published for c in counts))
-
-
-def parse_channels(text: str) -> list[int]:
-    """``"16,32,64"`` -> ``[16, 32, 64]``."""
-    try:
-        return [int(part) for part in text.replace(" ", "").split(",") if part]
-    except ValueError:
-        raise GanslimError(f"channels '{text}' are not comma-separated integers: write e.g. "
-                           f"16,32,64,32,48,64,32,16") from None

@@ -32,6 +32,7 @@ from ganslim.errors import GanslimError
 DIRECTIONS = ("AtoB", "BtoA")
 ALIGNED_SPLITS = ("train", "val", "test")
 UNALIGNED_SPLITS = ("train", "test")
+PAIRED, UNPAIRED = "paired", "unpaired"  # what a method trains on: aligned A|B pairs, or unaligned domains
 
 
 class _SeededDataset(Dataset):
@@ -254,6 +255,19 @@ def detect_layout(root: str | os.PathLike) -> Layout:
         f"cannot tell the layout of '{root}': it needs train/ val/ test/ (aligned), trainA/ trainB/ "
         f"(unaligned), or image files"
     )
+
+
+def data_kind(data: str | os.PathLike, method: str) -> str:
+    """``PAIRED`` for an aligned dataset folder (``train/`` of A|B images), ``UNPAIRED`` for an unaligned one
+    (``trainA/ trainB/``); no folder, or a folder of single images, is a one-line error saying that ``method``
+    (e.g. ``"OMGD"``) trains on one of the two."""
+    if not data:
+        raise GanslimError("no dataset given: pass --data DIR (train/ of paired A|B images, or trainA/ trainB/)")
+    layout = detect_layout(data)
+    if layout == "single":
+        raise GanslimError(f"'{data}' is a folder of single images: {method} needs train/ (paired A|B images) or "
+                           f"trainA/ trainB/ (unpaired)")
+    return PAIRED if layout == "aligned" else UNPAIRED
 
 
 def _check_direction(direction: str) -> None:

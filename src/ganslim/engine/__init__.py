@@ -2,7 +2,8 @@
 
 Use :func:`fit` with a config (a :class:`ganslim.config.TrainConfig` subclass) and a method class that
 follows :class:`Method` (see :mod:`ganslim.engine.protocol`); methods update their optimizers through the
-:class:`TrainContext` they are given. The engine never imports a method.
+:class:`TrainContext` they are given. A method of several stages runs them with :func:`run_stages`
+(:mod:`ganslim.engine.staged`). The engine never imports a method.
 """
 
 from ganslim.engine.context import TrainContext
@@ -14,6 +15,7 @@ from ganslim.engine.protocol import Method
 from ganslim.engine.runs import RunLock, create_run_dir, read_run_config, require_run_folder, resolve_resume
 from ganslim.engine.schedules import ConstantThenLinearDecay
 from ganslim.engine.seed import derive_seed, seed_everything
+from ganslim.engine.staged import Stage, StagedRun, run_stages
 from ganslim.engine.state import load_weights
 
 __all__ = [
@@ -23,6 +25,8 @@ __all__ = [
     "Method",
     "RunLock",
     "RunResult",
+    "Stage",
+    "StagedRun",
     "TrainContext",
     "check_image_sides",
     "create_run_dir",
@@ -37,6 +41,7 @@ __all__ = [
     "require_run_folder",
     "resolve_resume",
     "resumed_step",
+    "run_stages",
     "seed_everything",
     "steps_per_epoch",
 ]

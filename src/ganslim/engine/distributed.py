@@ -8,8 +8,10 @@ environment; :func:`init_distributed` then joins the group (NCCL on CUDA, gloo o
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -17,6 +19,8 @@ from torch import nn
 
 from ganslim.devices import resolve_device
 from ganslim.errors import GanslimError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,20 @@ def shutdown_distributed() -> None:
         dist.destroy_process_group()
 
 
+@contextmanager
+def distributed_session(device: str = "auto") -> Iterator[tuple[DistInfo, torch.device]]:
+    """``(this process's place, its device)`` for the block: the ``torchrun`` process group is joined (see
+    :func:`init_distributed`) and left afterwards, unless a caller had joined it already (e.g. the staged run a
+    stage belongs to), which then leaves it."""
+    joined_here = not (dist.is_available() and dist.is_initialized())
+    info, chosen = init_distributed(device)
+    try:
+        yield info, chosen
+    finally:
+        if joined_here:
+            shutdown_distributed()
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
@@ -80,6 +98,21 @@ def broadcast_object(info: DistInfo, value: Any) -> Any:
     holder = [value]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
+
+
+def on_main(info: DistInfo, work: Callable[[], T]) -> T:
+    """Rank 0's ``work()`` on every rank (run on rank 0 only); a GanslimError it raises stops every rank with
+    the same line, where the other ranks would otherwise wait for rank 0 forever. Doubles as a barrier."""
+    outcome: tuple[str | None, T | None] = (None, None)
+    if info.is_main:
+        try:
+            outcome = (None, work())
+        except GanslimError as caught:
+            outcome = (str(caught), None)
+    error, result = broadcast_object(info, outcome)
+    if error is not None:
+        raise GanslimError(error)
+    return result
 
 
 def gather_objects(info: DistInfo, value: Any) -> list[Any]:

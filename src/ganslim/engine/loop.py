@@ -22,8 +22,6 @@ checkpoint intact; Ctrl-C raises :class:`~ganslim.errors.RunInterrupted` saying 
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -34,7 +32,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from ganslim.signature import ImageSides, combined
 from ganslim.config import TrainConfig
 from ganslim.engine import distributed as ddp
 from ganslim.engine.context import TrainContext
@@ -47,16 +44,17 @@ from ganslim.engine.runs import (
     CONFIG_FILE,
     LATEST,
     RunLock,
-    create_run_dir,
+    error_reason,
+    new_run_dir,
     resolve_resume,
     resume_folder,
-    run_label,
     write_config,
 )
 from ganslim.engine.schedules import ConstantThenLinearDecay, apply_lr_factor, remember_initial_lr
 from ganslim.engine.seed import derive_seed, rng_state, seed_everything, set_rng_state
 from ganslim.engine.state import cpu_state_dict, load_training_state, load_weights, save_best, save_latest
 from ganslim.errors import GanslimError, RunInterrupted
+from ganslim.signature import ImageSides, combined
 
 _ORDER_STREAM = 0x0DE5  # separates the data-order seed from other seeds derived from the config seed
 T = TypeVar("T")
@@ -96,11 +94,6 @@ def _relative(path: Path, root: Path) -> str:
         return str(Path(path).relative_to(root))
     except ValueError:
         return str(path)
-
-
-def _reason(error: OSError) -> str:
-    """``"No space left on device"``: the system's words for an OSError, even one raised without them."""
-    return error.strerror or (os.strerror(error.errno) if error.errno else str(error) or type(error).__name__)
 
 
 def steps_per_epoch(num_items: int, batch_size: int, info: ddp.DistInfo) -> int:
@@ -156,13 +149,8 @@ def fit(config: TrainConfig, method_cls: type, *, resume: str | Path | None = No
     ``torchrun`` every process calls ``fit`` and trains its shard; rank 0 logs and writes.
     """
     started = time.perf_counter()
-    joined_here = not (torch.distributed.is_available() and torch.distributed.is_initialized())
-    info, device = ddp.init_distributed(config.device)
-    try:
+    with ddp.distributed_session(config.device) as (info, device):
         return _Run(config, method_cls, info, device, progress).run(resume, started)
-    finally:
-        if joined_here:
-            ddp.shutdown_distributed()
 
 
 class _Run:
@@ -208,18 +196,18 @@ class _Run:
 
     def run(self, resume: str | Path | None, started: float) -> RunResult:
         if resume is None:
-            self.run_dir, latest = Path(self._on_main(self._new_run_dir)), None
+            self.run_dir, latest = Path(ddp.on_main(self.info, lambda: str(new_run_dir(self.config, self.name)))), None
         else:
             self.run_dir, latest = resolve_resume(resume)
         self.checkpoint_dir = self.run_dir / CHECKPOINT_DIR
         lock = RunLock(self.run_dir)
         try:
-            self._on_main(lock.acquire)
+            ddp.on_main(self.info, lock.acquire)
             if lock.notice:
                 self.notices.append(lock.notice)
             if latest is not None:
                 self.step = self._restore(latest)
-                self._on_main(lambda: self._write(f"'{self.run_dir / CONFIG_FILE}'", lambda: write_config(
+                ddp.on_main(self.info, lambda: self._write(f"'{self.run_dir / CONFIG_FILE}'", lambda: write_config(
                     self.run_dir, self.config, self.name)))
             return self._run_locked(resume is not None, started)
         except KeyboardInterrupt:
@@ -228,17 +216,6 @@ class _Run:
             raise RunInterrupted(self.step, str(self.run_dir), str(resume_folder(self.run_dir)), checkpoint) from None
         finally:
             lock.release()
-
-    def _new_run_dir(self) -> str:
-        """A new numbered run folder holding config.yaml (removed again if that cannot be written)."""
-        run_dir = create_run_dir(self.config.out_dir, run_label(self.name, self.config))
-        try:
-            write_config(run_dir, self.config, self.name)
-        except OSError as error:
-            shutil.rmtree(run_dir, ignore_errors=True)  # just created by us, holding nothing else
-            raise GanslimError(f"cannot write '{run_dir / CONFIG_FILE}' ({_reason(error)}): free disk space or "
-                               f"pass a writable --out-dir") from None
-        return str(run_dir)
 
     def _run_locked(self, resumed: bool, started: float) -> RunResult:
         step = self.step
@@ -259,7 +236,7 @@ class _Run:
             step = self._train(step)
             if step > start or self.checkpoint_step != step:
                 self._finish(step)
-            exported = self._on_main(lambda: self._write("the exported models", self._export))
+            exported = ddp.on_main(self.info, lambda: self._write("the exported models", self._export))
         finally:
             self.log.close()
         best = ddp.broadcast_object(self.info, self.best)
@@ -341,7 +318,7 @@ class _Run:
                     net.train(modes[name])
 
     def _samples(self, step: int) -> None:
-        self._on_main(lambda: self._samples_on_main(step))
+        ddp.on_main(self.info, lambda: self._samples_on_main(step))
 
     def _samples_on_main(self, step: int) -> None:
         if self._sample_batch is None:
@@ -356,7 +333,7 @@ class _Run:
         if self.val_set is None or len(self.val_set) == 0:
             return
         self._check_finite(step, weights=True)
-        self._on_main(lambda: self._validate_on_main(step))
+        ddp.on_main(self.info, lambda: self._validate_on_main(step))
 
     def _validate_on_main(self, step: int) -> None:
         with self._evaluating():
@@ -381,26 +358,12 @@ class _Run:
 
     # ------------------------------------------------------------------ failures
 
-    def _on_main(self, work: Callable[[], T]) -> T:
-        """Rank 0's ``work()`` on every rank (run on rank 0 only); a GanslimError it raises stops every rank with
-        the same line, where the other ranks would otherwise wait for rank 0 forever. Doubles as a barrier."""
-        outcome: tuple[str | None, T | None] = (None, None)
-        if self.info.is_main:
-            try:
-                outcome = (None, work())
-            except GanslimError as caught:
-                outcome = (str(caught), None)
-        error, result = ddp.broadcast_object(self.info, outcome)
-        if error is not None:
-            raise GanslimError(error)
-        return result
-
     def _write(self, what: str, write: Callable[[], T]) -> T:
         """``write()``, with an OSError (disk full, a folder turned read-only) as one line saying what is kept."""
         try:
             return write()
         except OSError as error:
-            raise GanslimError(self._stopped(f"cannot write {what} ({_reason(error)})",
+            raise GanslimError(self._stopped(f"cannot write {what} ({error_reason(error)})",
                                              "free disk space or make the folder writable")) from None
 
     def _check_finite(self, step: int, weights: bool = False) -> None:
@@ -460,7 +423,7 @@ class _Run:
             self._write(f"the checkpoint of step {step} to {self.checkpoint_dir}", lambda: save_latest(
                 self.checkpoint_dir, step, self._network_weights(), self._ema_weights(), state))
 
-        self._on_main(save)
+        ddp.on_main(self.info, save)
         self.checkpoint_step = step
 
     def _restore(self, latest: Path) -> int:

@@ -17,12 +17,14 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import socket
 import time
 from pathlib import Path
 
 from ganslim.atomic import atomic_write_text
 from ganslim.config import TrainConfig, config_to_yaml, read_config_file
+from ganslim.engine.distributed import DistInfo, on_main
 from ganslim.errors import GanslimError
 
 CONFIG_FILE = "config.yaml"
@@ -64,6 +66,33 @@ def create_run_dir(out_dir: str | os.PathLike, label: str) -> Path:
 def write_config(run_dir: Path, config: TrainConfig, method: str) -> Path:
     """Write the resolved config as ``run_dir/config.yaml`` (atomically)."""
     return atomic_write_text(config_to_yaml(config, method), run_dir / CONFIG_FILE)
+
+
+def error_reason(error: OSError) -> str:
+    """``"No space left on device"``: the system's words for an OSError, even one raised without them."""
+    return error.strerror or (os.strerror(error.errno) if error.errno else str(error) or type(error).__name__)
+
+
+def new_run_dir(config: TrainConfig, method: str) -> Path:
+    """A new numbered run folder of ``method`` in ``config.out_dir`` holding config.yaml (removed again if that
+    cannot be written)."""
+    run_dir = create_run_dir(config.out_dir, run_label(method, config))
+    try:
+        write_config(run_dir, config, method)
+    except OSError as error:
+        shutil.rmtree(run_dir, ignore_errors=True)  # just created here, holding nothing else
+        raise GanslimError(f"cannot write '{run_dir / CONFIG_FILE}' ({error_reason(error)}): free disk space or "
+                           f"pass a writable --out-dir") from None
+    return run_dir
+
+
+def open_run_dir(info: DistInfo, config: TrainConfig, method: str, resume: str | os.PathLike | None,
+                 made_by: str) -> Path:
+    """The run folder every rank works in: ``resume``, checked to be a run folder that ``made_by`` (e.g.
+    ``"'ganslim compress omgd'"``) made, or a new one that rank 0 makes (:func:`new_run_dir`)."""
+    if resume is not None:
+        return require_run_folder(resume, made_by)
+    return Path(on_main(info, lambda: str(new_run_dir(config, method))))
 
 
 def require_run_folder(path: str | os.PathLike, made_by: str = ANY_TRAINING_COMMAND) -> Path:

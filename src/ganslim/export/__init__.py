@@ -41,8 +41,9 @@ from ganslim.export.runtime import (
     load_exported,
 )
 from ganslim.export.torchscript import export_torchscript
+from ganslim.measure.profile import eval_mode
 from ganslim.outputs import check_output_file, check_output_folder, make_folder, write_error
-from ganslim.profile import eval_mode
+from ganslim.signature import input_channels
 
 if TYPE_CHECKING:
     from ganslim.export.quantize import QuantizeResult, quantize_model
@@ -125,7 +126,7 @@ def export_model(
             ``torchscript`` (traced; checked with ``torch.jit.load``).
         size: height and width of the export's input, (1, C, size, size).
         dynamic: make batch, height and width dynamic; parity is then also checked at (2, C, size, 2*size).
-        in_channels: input channels C; default: those of the first convolution.
+        in_channels: input channels C; default: the generator's (its signature's).
         meta: JSON-serialisable facts copied into the sidecar (e.g. the checkpoint it came from).
         arch: registered architecture name, recorded in the sidecar (None for unregistered modules).
         arch_kwargs: its build arguments, recorded in the sidecar.
@@ -219,16 +220,12 @@ def resolve_output(out: str | os.PathLike, suffixes: Sequence[str], default_name
 
 
 def input_channels_of(generator: nn.Module, in_channels: int | None) -> int:
-    """``in_channels`` if given, else the input channels of the generator's first convolution."""
-    if in_channels is not None:
-        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-            raise GanslimError(f"in_channels={in_channels!r} must be a positive integer (3 for RGB)")
-        return in_channels
-    for module in generator.modules():
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-            return module.in_channels
-    raise GanslimError(f"cannot tell the input channels of {type(generator).__name__} (no Conv2d): "
-                       "pass in_channels")
+    """``in_channels`` if given (checked), else the generator's (:func:`ganslim.signature.input_channels`)."""
+    if in_channels is None:
+        return input_channels(generator)
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+        raise GanslimError(f"in_channels={in_channels!r} must be a positive integer (3 for RGB)")
+    return in_channels
 
 
 def _check_size(size: int) -> None:

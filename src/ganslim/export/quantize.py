@@ -1,7 +1,7 @@
 """Post-training static int8 quantization of a generator, calibrated on the user's images, with a report.
 
 Two backends, both calibrating activation ranges on images preprocessed exactly as at test time
-(``ganslim.translate.load_input``: bicubic resize to ``size``, ``x / 127.5 - 1``):
+(``ganslim.apps.translate.load_input``: bicubic resize to ``size``, ``x / 127.5 - 1``):
 
 * ``onnxruntime``: ``onnxruntime.quantization.quantize_static`` writes a QDQ model (QuantizeLinear /
   DequantizeLinear pairs around each op) with per-channel int8 weights and uint8 activations, MinMax
@@ -36,8 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganslim.data.datasets import detect_layout
-from ganslim.data.images import is_image_file, list_images
+from ganslim.apps.translate import load_input
 from ganslim.errors import GanslimError
 from ganslim.export import (
     input_channels_of,
@@ -48,19 +47,19 @@ from ganslim.export import (
     sidecar_header,
     staging_folder,
 )
+from ganslim.export.calibration import image_files, select_images
 from ganslim.export.onnx import INPUT_NAME, export_onnx
 from ganslim.export.runtime import (
     openvino_compiled,
     openvino_version,
     ort_session,
     require_openvino,
-    time_interleaved,
 )
-from ganslim.metrics import psnr, ssim
-from ganslim.profile import LatencyStats, eval_mode
-from ganslim.translate import load_input
+from ganslim.measure.evaluate import mean_ssim
+from ganslim.measure.profile import LatencyStats, eval_mode, time_interleaved
+from ganslim.metrics import RunningMean, psnr
 
-__all__ = ["BACKENDS", "DataSplit", "FloatLayer", "QuantizeResult", "TaskMetrics", "quantize_model", "split_data"]
+__all__ = ["BACKENDS", "FloatLayer", "QuantizeResult", "TaskMetrics", "quantize_model"]
 
 BACKENDS = ("onnxruntime", "openvino")
 DEFAULT_NAMES = {"onnxruntime": "generator.int8.onnx", "openvino": "generator.int8.xml"}
@@ -138,37 +137,6 @@ class QuantizeResult:
         return report
 
 
-@dataclass(frozen=True)
-class DataSplit:
-    """Images to calibrate on and to evaluate on; ``aligned``: files are A|B pairs (input | target)."""
-
-    calibration: list[Path]
-    evaluation: list[Path] | None
-    aligned: bool
-
-
-def split_data(root: str | os.PathLike, direction: str = "AtoB") -> DataSplit:
-    """Calibration and evaluation images of a dataset root or an image folder.
-
-    Aligned (pix2pix) datasets calibrate on the input side of ``train/`` and evaluate on ``val/`` (else
-    ``test/``) against the targets; unaligned (CycleGAN) ones on ``trainA/`` and ``testA/`` (``B`` for
-    ``BtoA``); a plain folder of images on part of them, the rest held out (see :func:`quantize_model`).
-    """
-    root = Path(root)
-    layout = detect_layout(root)
-    if layout == "single":
-        return DataSplit(_images(root, "calibration"), None, aligned=False)
-    if layout == "aligned":
-        evaluation = next((list_images(root / s) for s in ("val", "test") if (root / s).is_dir()), [])
-        if not (root / "train").is_dir():
-            raise GanslimError(f"aligned dataset '{root}' has no train/ folder to calibrate on: add one, or pass "
-                               "a folder of input images")
-        return DataSplit(_images(root / "train", "calibration"), evaluation or None, aligned=True)
-    side = "A" if direction == "AtoB" else "B"
-    evaluation = list_images(root / f"test{side}") if (root / f"test{side}").is_dir() else []
-    return DataSplit(_images(root / f"train{side}", "calibration"), evaluation or None, aligned=False)
-
-
 def quantize_model(
     generator: nn.Module,
     calibration_images: str | os.PathLike | Sequence[str | os.PathLike],
@@ -205,7 +173,7 @@ def quantize_model(
         aligned: files are A|B pairs: the input half is calibrated on, the other half is the target of the
             task metrics (PSNR/SSIM vs target).
         direction: ``AtoB`` (input left) or ``BtoA`` (input right) for aligned files.
-        in_channels: input channels; default: those of the first convolution.
+        in_channels: input channels; default: the generator's (its signature's).
         arch: registered architecture name for the sidecar; arch_kwargs: its build arguments.
         meta: JSON-serialisable facts copied into the sidecar.
         threads: CPU threads of both runtimes' sessions; None keeps their defaults.
@@ -225,9 +193,9 @@ def quantize_model(
             raise GanslimError(f"{name}={value!r} must be a positive integer")
     target = resolve_output(out, SUFFIXES[backend], DEFAULT_NAMES[backend], f"--backend {backend}")
     channels = input_channels_of(generator, in_channels)
-    calibration, evaluation, held_out = _select(_images(calibration_images, "calibration"),
-                                                None if eval_images is None else _images(eval_images, "evaluation"),
-                                                num_calibration, num_eval)
+    evaluation_files = None if eval_images is None else image_files(eval_images, "evaluation")
+    calibration, evaluation, held_out = select_images(image_files(calibration_images, "calibration"),
+                                                      evaluation_files, num_calibration, num_eval)
 
     def load(path: Path, image_channels: int, side: str) -> np.ndarray:
         return load_input(path, size, image_channels, aligned, side)[None].numpy()
@@ -259,7 +227,7 @@ def quantize_model(
                 sidecar=target.parent / f"{final_files[0].name}.json",
                 input_shape=shape, num_calibration=len(calibration), num_eval=len(evaluation),
                 eval_held_out=held_out, int8_layers=dict(built.int8_layers), float_layers=built.float_layers,
-                psnr_vs_fp32=_mean_psnr(int8_outputs, fp32_outputs),
+                psnr_vs_fp32=_mean(psnr, int8_outputs, fp32_outputs),
                 max_abs_diff_vs_fp32=max(float(np.max(np.abs(a - b))) for a, b in zip(int8_outputs, fp32_outputs)),
                 task=task, latency_fp32=latency["fp32"], latency_int8=latency["int8"])
             sidecar["quantization"] = {key: value for key, value in result.to_dict().items()
@@ -271,74 +239,24 @@ def quantize_model(
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Image selection
-
-
-def _images(source: str | os.PathLike | Sequence[str | os.PathLike], role: str) -> list[Path]:
-    """Image files of a folder (recursive), one image file, or a list of files; never empty."""
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if path.is_file() and is_image_file(path):
-            return [path]
-        if not path.is_dir():
-            raise GanslimError(f"{role} images '{path}' not found: pass a folder of images or an image file")
-        files = list_images(path)
-        if not files:
-            raise GanslimError(f"{role} folder '{path}' holds no images (png, jpg, ...): put some of the "
-                               "generator's input images there")
-        return files
-    files = [Path(p) for p in source]
-    if not files:
-        raise GanslimError(f"no {role} images given: pass a folder or a list of image files")
-    missing = [str(p) for p in files if not p.is_file()]
-    if missing:
-        raise GanslimError(f"{role} image '{missing[0]}' not found ({len(missing)} missing): check the paths")
-    return files
-
-
-def _spread(items: Sequence[Path], count: int) -> list[Path]:
-    """``count`` items evenly spaced over ``items`` (all of them if there are fewer)."""
-    if len(items) <= count:
-        return list(items)
-    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
-
-
-def _select(calibration: list[Path], evaluation: list[Path] | None, num_calibration: int,
-            num_eval: int) -> tuple[list[Path], list[Path], bool]:
-    """(calibration, evaluation, held out?): without evaluation images, hold some calibration ones out."""
-    if evaluation is not None:
-        return _spread(calibration, num_calibration), _spread(evaluation, num_eval), True
-    if len(calibration) == 1:
-        return calibration, calibration, False
-    held = _spread(calibration, min(num_eval, max(1, len(calibration) // 4)))
-    held_set = set(held)
-    rest = [p for p in calibration if p not in held_set]
-    return _spread(rest, num_calibration), held, True
-
-
-# ----------------------------------------------------------------------------------------------------------
 # Metrics
 
 
-def _mean_psnr(outputs: Sequence[np.ndarray], references: Sequence[np.ndarray]) -> float:
-    values = [psnr(torch.from_numpy(o).clamp(-1, 1), torch.from_numpy(r).clamp(-1, 1)) for o, r in
-              zip(outputs, references)]
-    return float(torch.cat(values).mean())
+def _mean(metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], outputs: Sequence[np.ndarray],
+          references: Sequence[np.ndarray]) -> float:
+    """The mean over every image of ``metric(output, reference)``, both clamped to [-1, 1] (what an image holds)."""
+    mean = RunningMean()
+    for output, reference in zip(outputs, references):
+        mean.update(metric(torch.from_numpy(output).clamp(-1, 1), torch.from_numpy(reference).clamp(-1, 1)))
+    return mean.compute()
 
 
 def _task_metrics(fp32: Sequence[np.ndarray], int8: Sequence[np.ndarray],
                   targets: Sequence[np.ndarray] | None) -> TaskMetrics | None:
     if targets is None or any(t.shape != o.shape for t, o in zip(targets, fp32)):
         return None
-
-    def mean_ssim(outputs: Sequence[np.ndarray]) -> float:
-        # The standard 11-pixel window, or the largest odd one a tiny image holds.
-        window = min(11, (min(outputs[0].shape[-2:]) - 1) // 2 * 2 + 1)
-        return float(torch.cat([ssim(torch.from_numpy(o).clamp(-1, 1), torch.from_numpy(t), window=window)
-                                for o, t in zip(outputs, targets)]).mean())
-
-    return TaskMetrics(psnr_fp32=_mean_psnr(fp32, targets), psnr_int8=_mean_psnr(int8, targets),
-                       ssim_fp32=mean_ssim(fp32), ssim_int8=mean_ssim(int8))
+    return TaskMetrics(psnr_fp32=_mean(psnr, fp32, targets), psnr_int8=_mean(psnr, int8, targets),
+                       ssim_fp32=_mean(mean_ssim, fp32, targets), ssim_int8=_mean(mean_ssim, int8, targets))
 
 
 # ----------------------------------------------------------------------------------------------------------

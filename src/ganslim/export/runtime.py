@@ -16,8 +16,7 @@ Two traps are handled here once, for every caller:
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ganslim.errors import GanslimError, first_line
-from ganslim.profile import LatencyStats, num_threads
+from ganslim.measure.profile import num_threads
 
 __all__ = [
     "ExportedModel",
@@ -38,7 +37,6 @@ __all__ = [
     "openvino_version",
     "ort_session",
     "require_openvino",
-    "time_interleaved",
 ]
 
 # Which runtime runs each export format; the format is read from the file name.
@@ -191,45 +189,3 @@ def _load_torchscript(path: Path, threads: int | None) -> ExportedModel:
             return module(torch.from_numpy(image)).float().numpy()
 
     return ExportedModel(path, "torchscript", f"torchscript (torch {torch.__version__})", "f32", module, run)
-
-
-def time_interleaved(runners: Mapping[str, Callable[[np.ndarray], Any]], image: np.ndarray,
-                     warmup: int = 2, repeats: int = 10) -> dict[str, LatencyStats]:
-    """Latency of several runners on the same input, measured in one process with their runs interleaved
-    (see :func:`interleaved_times`).
-
-    Args:
-        runners: name -> callable on a float32 (N, C, H, W) array.
-        image: the input array.
-        warmup: untimed rounds first.
-        repeats: timed rounds.
-    Returns:
-        name -> median / min / max milliseconds over ``repeats`` runs.
-    """
-    times = interleaved_times(runners, image, warmup, repeats)
-    return {name: LatencyStats.of(values) for name, values in times.items()}
-
-
-def interleaved_times(runners: Mapping[str, Callable[[Any], Any]], image: Any, warmup: int = 2,
-                      repeats: int = 10) -> dict[str, list[float]]:
-    """Milliseconds of each runner on ``image`` in each of ``repeats`` timed rounds (after ``warmup`` untimed).
-
-    Each round runs every runner once, so a slow phase of the machine (another process, frequency scaling)
-    hits all of them alike instead of biasing whichever was timed then. The order rotates by one runner every
-    round, so none always follows the same one. Measured here: two students of one architecture, one always
-    timed right after a large teacher, read 9-13% apart; with the order rotating, 2%. Round ``i`` of every
-    list is the same round, for per-round ratios.
-    """
-    if repeats < 1 or warmup < 0:
-        raise GanslimError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
-    names = list(runners)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for round_index in range(warmup + repeats):
-        shift = round_index % max(len(names), 1)
-        for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            runners[name](image)
-            elapsed = (time.perf_counter() - start) * 1000.0
-            if round_index >= warmup:
-                times[name].append(elapsed)
-    return times

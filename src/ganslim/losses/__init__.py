@@ -7,6 +7,7 @@ __all__ = ["GAN_MODES", "GANLoss"]
 from ganslim.losses.distill import (  # noqa: E402
     ChannelDistillation,
     FeatureDistillation,
+    FeatureTap,
     PerceptualDistillLoss,
     channel_distillation_loss,
     ssim_loss,
@@ -15,6 +16,6 @@ from ganslim.losses.distill import (  # noqa: E402
 from ganslim.losses.perceptual import feature_loss, gram_matrix, load_perceptual_vgg, style_loss  # noqa: E402
 
 __all__ += [
-    "ChannelDistillation", "FeatureDistillation", "PerceptualDistillLoss", "channel_distillation_loss",
+    "ChannelDistillation", "FeatureDistillation", "FeatureTap", "PerceptualDistillLoss", "channel_distillation_loss",
     "feature_loss", "gram_matrix", "load_perceptual_vgg", "ssim_loss", "style_loss", "total_variation",
 ]

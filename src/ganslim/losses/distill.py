@@ -304,3 +304,24 @@ class FeatureDistillation(_AdapterDistillation):
             dtype = torch.promote_types(mapped.dtype, torch.float32)
             total = total + F.mse_loss(mapped.to(dtype), teacher.detach().to(dtype))
         return total
+
+
+class FeatureTap(nn.Module):
+    """A generator that also returns its activations at ``layers`` (its ``forward_features``), optionally each
+    through its layer's adapter (e.g. :class:`ChannelDistillation`'s ``adapters``).
+
+    One module, so DistributedDataParallel sees the generator and its adapters in a single forward.
+    ``forward(image)`` -> ``(output (N, C, H, W), [per layer (N, C_l, H_l, W_l)])``; no layers: ``[]``.
+    """
+
+    def __init__(self, generator: nn.Module, layers: Sequence[int], adapters: nn.ModuleList | None = None) -> None:
+        super().__init__()
+        self.generator, self.layers, self.adapters = generator, list(layers), adapters
+
+    def forward(self, image: Tensor) -> tuple[Tensor, list[Tensor]]:
+        if not self.layers:
+            return self.generator(image), []
+        output, features = self.generator.forward_features(image, self.layers)
+        if self.adapters is not None:
+            features = [adapter(feature) for adapter, feature in zip(self.adapters, features)]
+        return output, features

@@ -1,16 +1,124 @@
-"""Training methods, one module each, registered by name for ``ganslim train METHOD``.
+"""The runnable methods, registered in one place: ``ganslim train NAME`` and ``ganslim compress NAME`` are built
+from :data:`METHODS`.
 
-A method is a class following :class:`ganslim.engine.Method`; ``METHODS.get(name)`` returns the class and
-``cls.Config`` its config dataclass. Registered here: ``pix2pix`` and ``cyclegan`` (teachers).
+A :class:`MethodEntry` names its command (``train``: a model from scratch; ``compress``: a compact model from a
+trained teacher), its one-line help and, for a staged run, its stages. Registering imports nothing heavy:
+``entry.load()`` imports the method's package and returns its :class:`Runner` (config class and run function), so
+the command line builds every subcommand without loading torch (``ganslim bench`` must set ``OMP_WAIT_POLICY``
+before torch loads). One package per method: :mod:`.teachers`, :mod:`.gan_compression`, :mod:`.omgd`.
 """
 
 from __future__ import annotations
 
-from ganslim.methods.teacher import CycleGAN, CycleGANConfig, ImagePool, Pix2Pix, Pix2PixConfig
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ganslim.methods.gan_compression import STAGES as GAN_COMPRESSION_STAGES
 from ganslim.registry import Registry
 
-METHODS: Registry = Registry("training method")
-for _method in (Pix2Pix, CycleGAN):
-    METHODS.register(_method.name)(_method)
+TRAIN, COMPRESS = "train", "compress"
+KINDS = {TRAIN: "training method", COMPRESS: "compression method"}
 
-__all__ = ["METHODS", "CycleGAN", "CycleGANConfig", "ImagePool", "Pix2Pix", "Pix2PixConfig"]
+
+@dataclass(frozen=True)
+class Runner:
+    """What runs a method: its config class, and ``run(config, *, resume, progress[, stop_after])`` returning a
+    result whose ``summary()`` is the line the command prints (e.g. :class:`ganslim.engine.RunResult`)."""
+
+    Config: type
+    run: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """A method ``ganslim COMMAND NAME`` runs; ``stages`` lists a staged run's stages in order (``--stop-after``
+    takes any but the last)."""
+
+    name: str
+    command: str
+    help: str
+    load: Callable[[], Runner]
+    aliases: tuple[str, ...] = ()
+    stages: tuple[str, ...] = ()
+
+
+def trained(pick: type | Callable[[Any], type], Config: type | None = None) -> Runner:
+    """The :class:`Runner` of a method the engine trains (``ganslim.engine.fit``): ``pick`` is the method class, or
+    picks one from the config (then ``Config`` is the config class)."""
+    choose = (lambda config: pick) if isinstance(pick, type) else pick
+
+    def run(config: Any, *, resume: str | None, progress: bool) -> Any:
+        from ganslim.engine import fit
+
+        return fit(config, choose(config), resume=resume, progress=progress)
+
+    return Runner(Config or pick.Config, run)
+
+
+def methods_of(command: str) -> Registry[MethodEntry]:
+    """The entries of ``ganslim COMMAND``; an unknown name fails listing them."""
+    return METHODS.where(KINDS[command], lambda entry: entry.command == command)
+
+
+def _pix2pix() -> Runner:
+    from ganslim.methods.teachers import Pix2Pix
+
+    return trained(Pix2Pix)
+
+
+def _cyclegan() -> Runner:
+    from ganslim.methods.teachers import CycleGAN
+
+    return trained(CycleGAN)
+
+
+def _gan_compression() -> Runner:
+    from ganslim.methods.gan_compression.pipeline import PipelineConfig, run_pipeline
+
+    return Runner(PipelineConfig, run_pipeline)
+
+
+def _gan_compression_supernet() -> Runner:
+    from ganslim.methods.gan_compression.distill import SupernetDistillation
+
+    return trained(SupernetDistillation)
+
+
+def _gan_compression_search() -> Runner:
+    from ganslim.methods.gan_compression.search import SearchConfig, run_search
+
+    return Runner(SearchConfig, run_search)
+
+
+def _gan_compression_finetune() -> Runner:
+    from ganslim.methods.gan_compression.distill import FinetuneDistillation
+
+    return trained(FinetuneDistillation)
+
+
+def _omgd() -> Runner:
+    from ganslim.methods.omgd import OMGDConfig, omgd_method
+
+    return trained(omgd_method, OMGDConfig)
+
+
+METHODS: Registry[MethodEntry] = Registry("method")
+for _entry in (
+    MethodEntry("pix2pix", TRAIN, "pix2pix teacher (paired data)", _pix2pix),
+    MethodEntry("cyclegan", TRAIN, "CycleGAN teacher (unpaired data)", _cyclegan),
+    MethodEntry("gan-compression", COMPRESS, "all stages in one resumable run folder: supernet -> search -> "
+                "fine-tune -> export", _gan_compression, stages=GAN_COMPRESSION_STAGES),
+    MethodEntry("gan-compression-supernet", COMPRESS, "stage 1: distil a once-for-all supernet from the teacher",
+                _gan_compression_supernet, aliases=("gan-compression-train",)),
+    MethodEntry("gan-compression-search", COMPRESS, "stage 2: search the sub-networks of a supernet run (--supernet "
+                "RUN) under a budget", _gan_compression_search),
+    MethodEntry("gan-compression-finetune", COMPRESS, "stage 3: fine-tune the sub-network a search chose (--search "
+                "RUN), or --channels of --supernet RUN; exports the compact generator.pt", _gan_compression_finetune),
+    MethodEntry("omgd", COMPRESS, "OMGD: train wide + deep teachers and the compact student together, in one stage "
+                "(the student never sees the discriminator or the ground truth); exports the student as "
+                "generator.pt", _omgd),
+):
+    METHODS.register(_entry.name)(_entry)
+
+__all__ = ["COMPRESS", "METHODS", "TRAIN", "MethodEntry", "Runner", "methods_of", "trained"]

@@ -17,7 +17,7 @@ _standard_only: ContextVar[bool] = ContextVar("ganslim_standard_kernels", defaul
 
 @contextmanager
 def standard_kernels() -> Iterator[None]:
-    """Inside, every layer runs its standard op (``ganslim.profile.count_macs`` counts there)."""
+    """Inside, every layer runs its standard op (``ganslim.measure.profile.count_macs`` counts there)."""
     token = _standard_only.set(True)
     try:
         yield

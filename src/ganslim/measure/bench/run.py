@@ -1,0 +1,447 @@
+"""Benchmark generators side by side across runtimes, in one process (:mod:`.write` writes the files).
+
+For every model x backend the bench reports parameters, MACs in both conventions (see ``ganslim.measure.profile``),
+median / min / max latency of one (1, C, size, size) image, throughput, achieved GFLOP/s (``2 * true MACs /
+median time``) and its share of the machine's fp32 peak, and with ``data`` quality on a dataset split: PSNR and
+SSIM against the targets (paired data) and against the first model's outputs (the reference, usually the
+teacher).
+
+How the timing is kept fair:
+
+* all runners (plus an fp32 matmul that measures the peak, ``PEAK_RUNS`` times a round) are timed round-robin
+  by :func:`ganslim.export.runtime.interleaved_times`: every round runs each of them once, so a slow phase of
+  the machine hits all of them alike, and the order rotates every round; warm-up rounds come first. The peak
+  is the fastest matmul run (another process only ever slows a run down), of a matmul of a size that fits
+  the caches and runs in milliseconds (``ganslim.measure.profile.PEAK_MATMUL_SIZE``);
+* every runtime gets the same thread count: ``torch.set_num_threads``, ONNX Runtime ``intra_op_num_threads``,
+  OpenVINO ``INFERENCE_NUM_THREADS``;
+* no runtime spins while another runs: ONNX Runtime sessions are created with spinning off
+  (``ganslim.export.runtime.ort_session``); PyTorch's OpenMP threads wait passively only when
+  ``OMP_WAIT_POLICY=PASSIVE`` is set before torch is imported (``ganslim bench`` does this; the result records
+  the value it ran with);
+* OpenVINO runs float layers in f32 (``INFERENCE_PRECISION_HINT=f32``), not the bf16 its CPU plugin would pick.
+
+Backends: ``torch`` (eager fp32), ``onnxruntime`` and ``openvino`` (fp32 exports, checked for parity against
+PyTorch by ``ganslim.export.export_model``), ``onnxruntime-int8`` and ``openvino-int8`` (static int8 from
+``ganslim.export.quantize.quantize_model``, calibrated on the train split of ``data``); ``int8`` names both
+int8 backends. A backend whose runtime is not installed, or an int8 backend without data to calibrate on, is
+reported as skipped with the reason; one whose export fails is reported as failed; neither stops the bench.
+
+``bench.json`` (:meth:`BenchResult.to_dict`)::
+
+    format "ganslim-bench", format_version 1, ganslim_version, command (when run from the CLI)
+    settings  size, batch, threads, repeats, warmup, interleaved, backends, data, split, direction, num_images,
+              num_calibration, reference (the first model), omp_wait_policy
+    machine   cpu, logical_cpus, platform, versions {python, torch, onnxruntime, openvino, nncf}
+    peak      matmul_size, dtype, threads, runs, gflops (fastest run), gflops_median, note
+    models[]  name, path, arch, params, macs, macs_published, input_shape
+    results[] one per model x backend, in run order: model, backend, status (ok | skipped | failed), reason,
+              runtime, latency_ms {median, min, max}, repeats, throughput_img_s, gflops, peak_share (of
+              peak.gflops; an int8 row's can pass 1), quality {psnr, ssim (vs targets), psnr_ref, ssim_ref (vs
+              the reference)}, parity_max_abs_diff (fp32 exports), int8 {int8_layers, float_layers, num_calibration} (int8 backends)
+    notes[]   caveats about the run (one explains an fp32 row's peak_share above 1)
+
+Non-finite numbers are written as the strings ``"inf"`` / ``"-inf"`` (the reference's ``psnr_ref`` is ``"inf"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ganslim import __version__
+from ganslim.errors import GanslimError, first_line
+from ganslim.export import seeded_image
+from ganslim.measure.compare import image_quality, model_cost
+from ganslim.measure.evaluate import json_safe, open_eval_data
+from ganslim.measure.profile import (
+    PEAK_MATMUL_SIZE,
+    LatencyStats,
+    fp32_matmul,
+    interleaved_times,
+    matmul_gflops,
+    num_threads,
+)
+from ganslim.signature import input_channels, output_channels
+
+BACKENDS = ("torch", "onnxruntime", "openvino", "onnxruntime-int8", "openvino-int8")
+DEFAULT_BACKENDS = ("torch", "onnxruntime", "openvino", "int8")
+ALIASES = {"int8": ("onnxruntime-int8", "openvino-int8"), "ort": ("onnxruntime",), "ov": ("openvino",)}
+# Python modules each backend needs, and how to get them.
+_REQUIRES = {
+    "torch": (),
+    "onnxruntime": ("onnx", "onnxruntime"),
+    "openvino": ("onnx", "openvino"),
+    "onnxruntime-int8": ("onnx", "onnxruntime"),
+    "openvino-int8": ("onnx", "openvino", "nncf"),
+}
+_INSTALL = {"onnx": "pip install onnx", "onnxruntime": "pip install onnxruntime",
+            "openvino": "pip install 'ganslim[openvino]'", "nncf": "pip install 'ganslim[openvino]'"}
+FORMAT_NAME, FORMAT_VERSION = "ganslim-bench", 1
+_PEAK_KEY = "__peak_matmul__"
+PEAK_RUNS = 3  # peak matmuls a round: more chances of a run that no other process interrupted
+ABOVE_PEAK = "*"
+ABOVE_PEAK_NOTE = (f"{ABOVE_PEAK} an fp32 row above 100% of the fp32 peak: the peak matmul ran slower than the "
+                   "model's kernels in this run (a busy machine; re-run it), or the runtime does fewer "
+                   "multiply-adds than counted (e.g. Winograd convolutions, or bf16 layers on a CPU with AMX)")
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+def parse_backends(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``"torch,int8"`` -> ``("torch", "onnxruntime-int8", "openvino-int8")``; unknown names raise."""
+    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    expanded: list[str] = []
+    for name in names:
+        if name in ALIASES:
+            expanded.extend(ALIASES[name])
+        elif name in BACKENDS:
+            expanded.append(name)
+        else:
+            raise GanslimError(f"unknown backend '{name}'; choose from {', '.join(BACKENDS)} (int8 = both int8 "
+                               f"backends), comma-separated")
+    if not expanded:
+        raise GanslimError(f"no backend given: pass e.g. --backends {','.join(DEFAULT_BACKENDS)}")
+    return tuple(dict.fromkeys(expanded))
+
+
+def backend_unavailable(backend: str) -> str | None:
+    """Why ``backend`` cannot run here (a runtime module is missing), or None when it can."""
+    for module in _REQUIRES[backend]:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return f"{module} is not installed ({_INSTALL[module]})"
+    return None
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """A generator to benchmark: ``name`` labels it in the tables; ``arch`` and ``path`` are recorded."""
+
+    name: str
+    module: nn.Module
+    arch: str | None = None
+    path: str | None = None
+
+
+@dataclass
+class BenchRow:
+    """One model x backend: ``status`` is ``ok``, ``skipped`` (runtime missing, no data) or ``failed``."""
+
+    model: str
+    backend: str
+    status: str
+    reason: str | None = None
+    runtime: str | None = None
+    latency: LatencyStats | None = None
+    quality: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BenchResult:
+    """Everything the bench measured; :meth:`to_dict` gives ``bench.json`` (schema in the module docstring)."""
+
+    models: list[dict[str, Any]]
+    rows: list[BenchRow]
+    settings: dict[str, Any]
+    machine: dict[str, Any]
+    peak: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``models``, ``results`` (one per model x backend), ``settings``, ``machine``, ``peak``,
+        ``notes`` (the run's, and :data:`ABOVE_PEAK_NOTE` when an fp32 row passes the peak)."""
+        macs = {m["name"]: m["macs"] for m in self.models}
+        results = []
+        for row in self.rows:
+            entry: dict[str, Any] = {"model": row.model, "backend": row.backend, "status": row.status,
+                                     "reason": row.reason, "runtime": row.runtime, "latency_ms": None,
+                                     "repeats": None, "throughput_img_s": None, "gflops": None,
+                                     "peak_share": None, "quality": dict(row.quality), **row.details}
+            if row.latency is not None:
+                seconds = row.latency.median_ms / 1e3
+                gflops = 2 * macs[row.model] / seconds / 1e9
+                entry.update(latency_ms={"median": row.latency.median_ms, "min": row.latency.min_ms,
+                                         "max": row.latency.max_ms},
+                             repeats=row.latency.repeats, throughput_img_s=self.settings["batch"] / seconds,
+                             gflops=gflops, peak_share=gflops / self.peak["gflops"])
+            results.append(entry)
+        notes = self.notes + ([ABOVE_PEAK_NOTE] if any(above_peak(entry) for entry in results) else [])
+        return json_safe({"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "ganslim_version": __version__,
+                          **self.info, "settings": self.settings, "machine": self.machine, "peak": self.peak,
+                          "models": self.models, "results": results, "notes": notes})
+
+
+def is_int8(backend: str) -> bool:
+    return backend.endswith("-int8")
+
+
+def above_peak(result: dict[str, Any]) -> bool:
+    """Whether an fp32 result's GFLOP/s pass the fp32 peak (which an int8 row may legitimately do)."""
+    share = result.get("peak_share")
+    return isinstance(share, (int, float)) and share > 1 and not is_int8(result["backend"])
+
+
+def run_bench(
+    models: Sequence[BenchModel],
+    backends: str | Sequence[str] = DEFAULT_BACKENDS,
+    *,
+    size: int = 256,
+    threads: int | None = 2,
+    repeats: int = 10,
+    warmup: int = 3,
+    data: str | os.PathLike | None = None,
+    split: str = "test",
+    direction: str = "AtoB",
+    num_images: int = 8,
+    num_calibration: int = 16,
+    peak_size: int = PEAK_MATMUL_SIZE,
+    progress: bool = True,
+) -> BenchResult:
+    """Benchmark every model on every backend, interleaved, and score them on ``data``.
+
+    Args:
+        models: the generators (CPU ``nn.Module`` mapping (N, C, H, W) in [-1, 1] to images); the first is
+            the quality reference.
+        backends: names from :data:`BACKENDS` (or ``int8``), as a list or a comma-separated string.
+        size: the input is (1, C, size, size); exports are static at that shape.
+        threads: CPU threads of every runtime (None: torch's current count, runtimes' defaults).
+        repeats: timed rounds; warmup: untimed rounds before them (each round runs every runner once).
+        data: a dataset root or image folder (see :func:`ganslim.measure.evaluate.open_eval_data`) for quality metrics
+            and int8 calibration (its train split); None: no quality, int8 backends skipped.
+        split: the split scored for quality; direction: which side of the data is the input.
+        num_images: images of ``split`` scored per model x backend.
+        num_calibration: int8 calibration images.
+        peak_size: side of the square fp32 matmul that measures the machine's peak.
+    """
+    _positive(size=size, repeats=repeats, num_images=num_images, num_calibration=num_calibration,
+              peak_size=peak_size)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise GanslimError(f"warmup must be a non-negative integer, got {warmup!r}")
+    if threads is not None:
+        _positive(threads=threads)
+    if not models:
+        raise GanslimError("no model given: pass one or more checkpoints")
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise GanslimError(f"model names must be unique, got {names}")
+    backends = parse_backends(backends)
+
+    def say(text: str) -> None:
+        if progress:
+            tqdm.write(text, file=sys.stderr)
+
+    settings = {"size": size, "batch": 1, "threads": threads if threads is not None else torch.get_num_threads(),
+                "repeats": repeats, "warmup": warmup, "interleaved": True, "backends": list(backends),
+                "data": None if data is None else str(data), "split": split if data is not None else None,
+                "direction": direction, "num_images": num_images if data is not None else 0,
+                "num_calibration": num_calibration, "reference": models[0].name,
+                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+    notes = []
+    if (os.environ.get("OMP_WAIT_POLICY") or "").upper() != "PASSIVE":
+        notes.append("OMP_WAIT_POLICY was not PASSIVE: PyTorch's OpenMP threads may spin after each run and slow "
+                     "the runtimes timed next (ganslim bench sets it before importing torch)")
+
+    with num_threads(threads), tempfile.TemporaryDirectory(prefix="ganslim-bench-") as scratch:
+        infos = [_model_info(model, size) for model in models]
+        quality = None if data is None else _quality_data(models[0].module, data, split, size, direction, num_images)
+        calibration, no_calibration = None, "int8 calibrates on your images: pass --data DIR"
+        if data is not None and any(is_int8(b) for b in backends):
+            from ganslim.export.calibration import split_data
+
+            try:
+                calibration = split_data(data, direction)
+            except GanslimError as error:
+                no_calibration = f"no calibration images: {error}"
+
+        rows: list[BenchRow] = []
+        runners: dict[tuple[str, str], Runner] = {}
+        for index, model in enumerate(models):
+            for backend in backends:
+                reason = backend_unavailable(backend)
+                if reason is None and is_int8(backend) and calibration is None:
+                    reason = no_calibration
+                if reason is not None:
+                    rows.append(BenchRow(model.name, backend, "skipped", reason=reason))
+                    continue
+                say(f"bench: preparing {model.name} on {backend}")
+                try:
+                    runner, runtime, details = _build(backend, model.module, Path(scratch) / str(index), size,
+                                                      threads, calibration, num_calibration, direction)
+                except Exception as error:  # noqa: BLE001 - one backend failing must not stop the others
+                    rows.append(BenchRow(model.name, backend, "failed", reason=first_line(error)))
+                    continue
+                runners[(model.name, backend)] = runner
+                rows.append(BenchRow(model.name, backend, "ok", runtime=runtime, details=details))
+
+        if quality is not None:
+            _score(rows, runners, *quality, reference_model=models[0].name)
+        say(f"bench: timing {len(runners)} runner(s) + {PEAK_RUNS} {peak_size}x{peak_size} fp32 matmuls a round, "
+            f"{warmup} warm-up + {repeats} timed rounds")
+        latency, peak_ms = _time(runners, infos, peak_size, warmup, repeats, progress)
+        runners.clear()  # release the sessions before their scratch files are deleted
+
+    for row in rows:
+        if row.status == "ok":
+            row.latency = latency[row.model, row.backend]
+    peak_stats = LatencyStats.of(peak_ms)
+    peak = {"matmul_size": peak_size, "dtype": "float32", "threads": settings["threads"], "runs": len(peak_ms),
+            "gflops": matmul_gflops(peak_size, peak_stats.min_ms),
+            "gflops_median": matmul_gflops(peak_size, peak_stats.median_ms),
+            "note": f"2*n^3 / fastest time of an n x n fp32 matmul run {PEAK_RUNS} times in each of the rounds "
+                    "(gflops_median: median time); peak_share = achieved GFLOP/s at median latency / gflops"}
+    return BenchResult(models=infos, rows=rows, settings=settings, machine=_machine(), peak=peak, notes=notes)
+
+
+def _model_info(model: BenchModel, size: int) -> dict[str, Any]:
+    """Name, parameters and MACs (both conventions) of one (1, C, size, size) forward."""
+    module = model.module.eval()
+    shape = [1, input_channels(module), size, size]
+    try:
+        cost = model_cost(module, size)
+    except RuntimeError as error:
+        raise GanslimError(f"model '{model.name}' cannot run on a {'x'.join(map(str, shape))} input "
+                           f"({first_line(error)}): pick a --size its downsampling accepts") from None
+    return {"name": model.name, "path": model.path, "arch": model.arch, **cost.to_dict(), "input_shape": shape}
+
+
+def _quality_data(reference: nn.Module, data: str | os.PathLike, split: str, size: int, direction: str,
+                  num_images: int) -> tuple[list[np.ndarray], torch.Tensor | None]:
+    """(inputs as (1, C, size, size) arrays, stacked targets or None when unpaired) of ``split``."""
+    channels = input_channels(reference)
+    eval_data = open_eval_data(data, split=split, size=size, direction=direction, input_nc=channels,
+                               output_nc=output_channels(reference, size), max_images=num_images)
+    items = [eval_data.inputs[i] for i in range(len(eval_data.inputs))]
+    inputs = [np.ascontiguousarray(item["A"][None].numpy()) for item in items]
+    return inputs, torch.stack([item["B"] for item in items]) if eval_data.paired else None
+
+
+def _time(runners: dict[tuple[str, str], Runner], infos: list[dict[str, Any]], peak_size: int, warmup: int,
+          repeats: int, progress: bool) -> tuple[dict[tuple[str, str], LatencyStats], list[float]]:
+    """Latency of every runner, and the ms of every peak matmul run (``PEAK_RUNS`` a round), all interleaved."""
+    # Each runner is timed on a seeded input of its own model's shape; keys are strings for interleaved_times.
+    shapes = {info["name"]: info["input_shape"] for info in infos}
+    keys = {f"{name}\t{backend}": (name, backend) for name, backend in runners}
+    timed = {text: _fixed_input(runners[key], seeded_image(shapes[key[0]], 0).numpy())
+             for text, key in keys.items()}
+    matmul = fp32_matmul(peak_size)
+    peak_keys = [f"{_PEAK_KEY}{index}" for index in range(PEAK_RUNS)]
+    timed.update((key, matmul) for key in peak_keys)
+    unused_input = seeded_image(infos[0]["input_shape"], 0).numpy()
+    with _round_bar(timed, peak_keys[0], warmup + repeats, progress):
+        times = interleaved_times(timed, unused_input, warmup=warmup, repeats=repeats)
+    latency = {key: LatencyStats.of(times[text]) for text, key in keys.items()}
+    return latency, [ms for key in peak_keys for ms in times[key]]
+
+
+def _positive(**values: int) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GanslimError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
+
+
+def _build(backend: str, module: nn.Module, folder: Path, size: int, threads: int | None, calibration: Any,
+           num_calibration: int, direction: str) -> tuple[Runner, str, dict[str, Any]]:
+    """(runner on float32 (1, C, size, size) arrays, runtime name, extra JSON fields) for one backend."""
+    if backend == "torch":
+        def run_torch(image: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return module(torch.from_numpy(image)).float().numpy()
+
+        return run_torch, f"torch {torch.__version__} eager", {}
+
+    from ganslim.export import export_model, load_exported
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if backend in ("onnxruntime", "openvino"):
+        export = export_model(module, folder / backend, "onnx" if backend == "onnxruntime" else "openvino",
+                              size=size)
+        exported = load_exported(export.files[0], threads=threads)
+        return exported, exported.runtime, {"parity_max_abs_diff": export.max_abs_diff}
+
+    from ganslim.export.quantize import quantize_model
+
+    runtime = backend.removesuffix("-int8")
+    # The quantizer's own report is not used here: one eval image and one timed run keep its cost small.
+    result = quantize_model(module, calibration.calibration, folder / backend, backend=runtime, size=size,
+                            num_calibration=num_calibration, eval_images=calibration.evaluation, num_eval=1,
+                            aligned=calibration.aligned, direction=direction, threads=threads, warmup=0,
+                            repeats=1)
+    exported = load_exported(result.files[0], threads=threads)
+    float_ops: dict[str, int] = {}
+    for layer in result.float_layers:
+        float_ops[layer.op_type] = float_ops.get(layer.op_type, 0) + 1
+    details = {"int8": {"int8_layers": dict(result.int8_layers), "float_layers": float_ops,
+                        "num_calibration": result.num_calibration}}
+    return exported, exported.runtime, details
+
+
+def _fixed_input(runner: Runner, image: np.ndarray) -> Runner:
+    """``runner`` on its own input, whatever it is called with (models may differ in input channels)."""
+    return lambda _ignored: runner(image)
+
+
+@contextlib.contextmanager
+def _round_bar(timed: dict[str, Runner], key: str, rounds: int, progress: bool) -> Iterator[None]:
+    """A progress bar advanced once per round (by ``timed[key]``, run once per round, before its timing)."""
+    if not progress:
+        yield
+        return
+    runner = timed[key]
+    with tqdm(total=rounds, desc="bench", unit="round") as bar:
+        def advance(image: np.ndarray) -> np.ndarray:
+            bar.update(1)
+            return runner(image)
+
+        timed[key] = advance
+        try:
+            yield
+        finally:
+            timed[key] = runner
+
+
+def _score(rows: list[BenchRow], runners: dict[tuple[str, str], Runner], inputs: list[np.ndarray],
+           targets: torch.Tensor | None, *, reference_model: str) -> None:
+    """Quality of every runner on ``inputs``: vs ``targets`` and vs the reference model's first backend."""
+    outputs = {key: torch.from_numpy(np.concatenate([runner(x) for x in inputs])).float().clamp(-1, 1)
+               for key, runner in runners.items()}
+    reference = next((out for (name, _), out in outputs.items() if name == reference_model), None)
+    for row in rows:
+        out = outputs.get((row.model, row.backend))
+        if out is None:
+            continue
+        if targets is not None and out.shape == targets.shape:
+            row.quality.update(image_quality(out, targets))
+        if reference is not None and out.shape == reference.shape:
+            row.quality.update({f"{key}_ref": value for key, value in image_quality(out, reference).items()})
+
+
+def _machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    for module in ("onnxruntime", "openvino", "nncf"):
+        with contextlib.suppress(ImportError):
+            imported = importlib.import_module(module)
+            versions[module] = imported.__version__.split("-")[0]  # openvino appends its build tag
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "platform": platform.platform(), "versions": versions}
