@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganslim.archs import build_generator
@@ -60,3 +61,10 @@ def interrupted_run(method_cls, config, crash_on_call: int) -> Path:
         with pytest.raises(Crash):
             fit(config, method_cls, progress=False)
     return sorted(Path(config.out_dir).iterdir())[-1]
+
+
+class PooledColours(nn.Module):
+    """A 3-d feature extractor (mean colour), cheap enough for FID's matrix square root in a test."""
+
+    def forward(self, images):
+        return F.adaptive_avg_pool2d(images.float(), 1).flatten(1)

@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -30,6 +29,7 @@ from ganslim.metrics import (
     ssim,
 )
 from ganslim.metrics.inception import FIDInceptionV3
+from helpers import PooledColours
 
 SIZE = 32
 
@@ -156,13 +156,6 @@ def test_cli_kid_with_random_inception_and_saved_real_statistics(dataset, checkp
     assert mu.shape == (2048,) and sigma.shape == (2048, 2048)
     np.testing.assert_allclose(mu, expected_mu, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(sigma, expected_sigma, rtol=1e-4, atol=1e-8)
-
-
-class PooledColours(nn.Module):
-    """A 3-d feature extractor (mean colour), cheap enough for FID's matrix square root in a test."""
-
-    def forward(self, images):
-        return F.adaptive_avg_pool2d(images.float(), 1).flatten(1)
 
 
 def test_fid_from_cached_statistics_equals_fid_from_images(dataset, checkpoints, tmp_path):

@@ -18,8 +18,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Time every model on every backend in one process, round-robin so drift hits all alike, "
                     "next to an fp32 matmul that measures the machine's peak. Reports params, MACs (true and "
                     "published), median/min/max latency, img/s, GFLOP/s and share of peak, and with --data "
-                    "PSNR/SSIM vs targets and vs the first model. Writes bench.md, bench.json and bench.png "
-                    "into --out.")
+                    "PSNR/SSIM vs targets and vs the first model (super-resolution models: on whole images of "
+                    "HR --data, BasicSR's Y-channel metrics, as ganslim eval). Writes bench.md, bench.json and "
+                    "bench.png into --out.")
     parser.add_argument("models", nargs="+", metavar="MODEL",
                         help="checkpoint file or folder, or a registered generator name (random weights: speed "
                              "only); LABEL=MODEL names its rows. The first model is the quality reference")
@@ -27,7 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated from torch, onnxruntime, openvino, onnxruntime-int8, openvino-int8; "
                              "int8 = both int8 backends (default torch,onnxruntime,openvino,int8)")
     parser.add_argument("--size", type=int, default=None,
-                        help="input height and width (default: the size the models were trained at, else 256)")
+                        help="input height and width (default: the size the models were trained at, else 256); "
+                             "super-resolution models: the LR side timed (default 64), quality images are whole")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of every runtime (default 2)")
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds (default 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
@@ -38,6 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-calibration", type=int, default=16, help="int8 calibration images (default 16)")
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
                         help="input side of the data, and which generator of a CycleGAN folder (default AtoB)")
+    parser.add_argument("--sr-metric", default=None, choices=["y", "rgb"],
+                        help="super-resolution PSNR/SSIM on the Y channel (y, default) or on RGB")
     parser.add_argument("--peak-size", type=int, default=PEAK_SIZE,
                         help=f"side of the fp32 matmul that measures the peak (default {PEAK_SIZE})")
     parser.add_argument("--out", default="bench_out", help="folder for bench.md/json/png (default bench_out)")
@@ -52,17 +56,24 @@ def run(args: argparse.Namespace) -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     from ganslim.cli.sizing import choose_size
-    from ganslim.measure.bench import format_markdown, run_bench, write_bench
+    from ganslim.measure.bench import common_scale, default_side, format_markdown, run_bench, write_bench
     from ganslim.outputs import check_output_folder
 
     check_output_folder(args.out, "--out")
     loaded = [_load(spec, args.direction) for spec in args.models]
-    size = choose_size(args.size, [(model.name, trained) for model, trained in loaded])
     models = _unique_names([model for model, _ in loaded])
+    if common_scale(models) is None:
+        size = choose_size(args.size, [(model.name, trained) for model, trained in loaded])
+    elif args.size is not None:
+        size = args.size
+    else:
+        size = default_side(models)
+        print(f"LR input {size}x{size} (the default for super-resolution models: --size sets the LR side timed; "
+              f"quality runs on whole images)", file=sys.stderr)
     result = run_bench(models, args.backends, size=size, threads=args.threads, repeats=args.repeats,
                        warmup=args.warmup, data=args.data, split=args.split, direction=args.direction,
                        num_images=args.num_images, num_calibration=args.num_calibration, peak_size=args.peak_size,
-                       progress=not args.json)
+                       progress=not args.json, sr_metric=args.sr_metric)
     result.info["command"] = _command(args, size)
     bench = result.to_dict()
     files = write_bench(bench, args.out)
@@ -120,6 +131,8 @@ def _command(args: argparse.Namespace, size: int) -> str:
                   "--num-calibration", str(args.num_calibration)]
     if args.direction != "AtoB":
         parts += ["--direction", args.direction]
+    if args.sr_metric is not None:
+        parts += ["--sr-metric", args.sr_metric]
     if args.peak_size != PEAK_SIZE:
         parts += ["--peak-size", str(args.peak_size)]
     return shlex.join(parts)

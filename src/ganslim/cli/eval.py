@@ -1,10 +1,16 @@
-"""`ganslim eval --ckpt FILE --data DIR`: PSNR/SSIM vs targets, FID/KID vs real images, fidelity to a teacher."""
+"""`ganslim eval --ckpt FILE --data DIR` (or, for super-resolution, `--gt DIR --lq DIR`): PSNR/SSIM vs targets, FID/KID
+vs real images, fidelity to a teacher."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ganslim.checkpoints import LoadedModel
+    from ganslim.measure.evaluate import EvalData
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -15,13 +21,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "teacher's outputs. FID/KID need the Inception weights file pt_inception-2015-12-05-"
                     "6726825d.pth (pytorch-fid's) at ~/.cache/ganslim/, in $GANSLIM_INCEPTION_WEIGHTS or "
                     "given with --inception-weights; without it they are skipped and the rest is reported (a "
-                    "--inception-weights path that does not exist is an error).")
+                    "--inception-weights path that does not exist is an error). Super-resolution models (e.g. "
+                    "rrdbnet) run on whole images, never resized, compared with the GT at the output size as "
+                    "BasicSR does: PSNR/SSIM on the Y channel with a border of the scale cropped, on uint8-"
+                    "quantised outputs (--sr-metric rgb for RGB).")
     parser.add_argument("--ckpt", required=True,
                         help="generator checkpoint (ganslim .pt/.safetensors or reference latest_net_G*.pth), "
                              "or a folder holding one")
-    parser.add_argument("--data", required=True,
+    parser.add_argument("--data", default=None,
                         help="dataset root (aligned train/ val/ test/ or unaligned testA/ testB/), or a folder "
-                             "of input images (FID then needs --real-stats)")
+                             "of input images (FID then needs --real-stats); super-resolution: HR images (train/ "
+                             "val/ test/, e.g. ganslim data make photos2sr, or one folder), LR made at the model's "
+                             "scale")
+    parser.add_argument("--gt", default=None, metavar="DIR",
+                        help="super-resolution: folder of GT (HR) images paired by name with --lq (BasicSR's "
+                             "layout), instead of --data")
+    parser.add_argument("--lq", default=None, metavar="DIR", help="super-resolution: folder of LQ (LR) images")
     parser.add_argument("--split", default="test", help="split to evaluate on (default test)")
     parser.add_argument("--metrics", default="fid,kid,psnr,ssim",
                         help="comma-separated, from fid,kid,psnr,ssim (default all)")
@@ -36,7 +51,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--save-real-stats", default=None, metavar="NPZ",
                         help="write the real images' mu/sigma there for later --real-stats")
     parser.add_argument("--size", type=int, default=None,
-                        help="images are resized to SIZE x SIZE (default: the size the model was trained at, else 256)")
+                        help="images are resized to SIZE x SIZE (default: the size the model was trained at, else "
+                             "256); not for super-resolution models, which take whole images")
+    parser.add_argument("--sr-metric", default=None, choices=["y", "rgb"],
+                        help="super-resolution PSNR/SSIM on the BT.601 Y channel (y, default, as SR papers "
+                             "report) or on RGB")
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
                         help="input side of the data, and which generator of a CycleGAN folder (default AtoB)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
@@ -52,11 +71,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from ganslim.atomic import atomic_write_text
     from ganslim.checkpoints import load_generator
-    from ganslim.cli.sizing import choose_size
     from ganslim.devices import resolve_device
-    from ganslim.measure.evaluate import evaluate_generator, open_eval_data, parse_metrics
+    from ganslim.measure.evaluate import evaluate_generator, parse_metrics, scoring_for, sr_scale
     from ganslim.outputs import check_output_file
-    from ganslim.signature import input_channels, output_channels
 
     metrics = parse_metrics(args.metrics)
     if args.out is not None:
@@ -64,17 +81,17 @@ def run(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     loaded = load_generator(args.ckpt, direction=args.direction)
     teacher = load_generator(args.teacher, direction=args.direction) if args.teacher else None
-    size = choose_size(args.size, [(loaded.path.name, loaded.trained_size)])
-    input_nc = input_channels(loaded.model)
-    data = open_eval_data(args.data, split=args.split, size=size, direction=args.direction,
-                          input_nc=input_nc, output_nc=output_channels(loaded.model, size),
-                          max_images=args.max_images)
+    scale = sr_scale(loaded.signature)
+    scoring_for(loaded.signature, args.sr_metric)  # a wrong --sr-metric fails before any work
+    data, size = _sr_data(args, loaded) if scale is not None else _translation_data(args, loaded)
     result = evaluate_generator(
         loaded.model, data, metrics=metrics, teacher=None if teacher is None else teacher.model,
         inception_weights=args.inception_weights, real_stats=args.real_stats, save_real_stats=args.save_real_stats,
-        batch_size=args.batch_size, device=device, progress=not args.json)
+        batch_size=args.batch_size, device=device, progress=not args.json, sr_metric=args.sr_metric)
     result.info.update(checkpoint=str(loaded.path), arch=loaded.arch, size=size,
                        teacher=None if teacher is None else str(teacher.path))
+    if scale is not None:
+        result.info["scale"] = scale
     if args.out is not None:
         atomic_write_text(json.dumps(result.to_dict()) + "\n", args.out)
     if args.json:
@@ -87,3 +104,34 @@ def run(args: argparse.Namespace) -> None:
     print("\n".join(result.lines()))
     if args.out is not None:
         print(f"wrote {args.out}")
+
+
+def _translation_data(args: argparse.Namespace, loaded: LoadedModel) -> tuple[EvalData, int]:
+    """An image-to-image model's data: ``--data`` resized to ``--size`` (or the size it was trained at)."""
+    from ganslim.cli.sizing import choose_size
+    from ganslim.errors import GanslimError
+    from ganslim.measure.evaluate import open_eval_data
+
+    if args.gt is not None or args.lq is not None:
+        raise GanslimError(f"--gt/--lq are the paired folders of super-resolution models; {loaded.arch} is "
+                           f"image-to-image: pass --data DIR")
+    if args.data is None:
+        raise GanslimError("no data given: pass --data DIR (a dataset root or a folder of images)")
+    size = choose_size(args.size, [(loaded.path.name, loaded.trained_size)])
+    signature = loaded.signature
+    data = open_eval_data(args.data, split=args.split, size=size, direction=args.direction,
+                          input_nc=signature.image_input.channels, output_nc=signature.output.channels,
+                          max_images=args.max_images)
+    return data, size
+
+
+def _sr_data(args: argparse.Namespace, loaded: LoadedModel) -> tuple[EvalData, None]:
+    """A super-resolution model's data: whole HR images (``--data``) or GT / LQ folders, never resized."""
+    from ganslim.errors import GanslimError
+    from ganslim.measure.evaluate import SR_NO_RESIZE, open_sr_eval_data
+
+    if args.size is not None:
+        raise GanslimError(SR_NO_RESIZE)
+    data = open_sr_eval_data(loaded.signature, args.data, args.split, gt=args.gt, lq=args.lq,
+                             max_images=args.max_images)
+    return data, None

@@ -20,11 +20,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "or a folder holding one")
     parser.add_argument("--data", required=True,
                         help="a folder of input images, or a dataset root: aligned (train/ calibrates, val/ or "
-                             "test/ evaluates against targets) or unaligned (trainA/, testA/)")
+                             "test/ evaluates against targets) or unaligned (trainA/, testA/); super-resolution: HR "
+                             "images (train/ val/ test/ or one folder), LR made at the model's scale")
     parser.add_argument("--backend", default="onnxruntime", metavar="BACKEND",
                         help="onnxruntime (QDQ int8, default) or openvino (NNCF; needs ganslim[openvino])")
     parser.add_argument("--size", type=int, default=None,
-                        help="images are resized to SIZE x SIZE (default: the size the model was trained at, else 256)")
+                        help="images are resized to SIZE x SIZE (default: the size the model was trained at, else "
+                             "256); not for super-resolution models, which take whole images (dynamic H, W)")
     parser.add_argument("--output", default=None,
                         help="int8 model file, or a folder (existing, or ending in /) that gets <checkpoint stem>"
                              ".int8.onnx (default: next to the checkpoint)")
@@ -32,6 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-eval", type=int, default=8, help="evaluation images (default 8)")
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
                         help="input side of A|B pairs and which generator of a CycleGAN folder (default AtoB)")
+    parser.add_argument("--sr-metric", default=None, choices=["y", "rgb"],
+                        help="super-resolution PSNR/SSIM on the Y channel (y, default) or on RGB")
     parser.add_argument("--threads", type=int, default=None, help="runtime CPU threads (default: its own)")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs of each model (default 10)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -45,20 +49,24 @@ def run(args: argparse.Namespace) -> None:
     from ganslim.errors import GanslimError
     from ganslim.export.calibration import split_data
     from ganslim.export.quantize import BACKENDS, SUFFIXES, quantize_model
+    from ganslim.measure.evaluate import SR_NO_RESIZE, sr_scale
 
     if args.backend not in BACKENDS:
         raise GanslimError(f"unknown --backend '{args.backend}'; choose one of: {', '.join(BACKENDS)}")
-    split = split_data(args.data, args.direction)
     checkpoint = resolve_generator_file(args.ckpt, args.direction)
     output = output_file(args.output, checkpoint, DEFAULT_SUFFIXES[args.backend], SUFFIXES[args.backend],
                          f"--backend {args.backend}")
     loaded = load_generator(checkpoint, direction=args.direction)
-    size = choose_size(args.size, [(checkpoint.name, loaded.trained_size)])
+    super_resolution = sr_scale(loaded.signature) is not None
+    if super_resolution and args.size is not None:
+        raise GanslimError(SR_NO_RESIZE)
+    split = split_data(args.data, args.direction, super_resolution=super_resolution)
+    size = None if super_resolution else choose_size(args.size, [(checkpoint.name, loaded.trained_size)])
     result = quantize_model(
         loaded.model, split.calibration, output, backend=args.backend, size=size,
         num_calibration=args.num_calibration, eval_images=split.evaluation, num_eval=args.num_eval,
         aligned=split.aligned, direction=args.direction, arch=loaded.arch, arch_kwargs=loaded.arch_kwargs,
-        meta=checkpoint_meta(loaded), threads=args.threads, repeats=args.repeats)
+        meta=checkpoint_meta(loaded), threads=args.threads, repeats=args.repeats, sr_metric=args.sr_metric)
     if args.json:
         print(json.dumps(result.to_dict()))
         return
@@ -69,19 +77,22 @@ def format_report(result: QuantizeResult, name: str) -> str:
     """The quantization report as aligned text lines."""
     fp32, int8 = result.latency_fp32, result.latency_int8
     held = "held out from calibration" if result.eval_held_out else "the calibration image itself"
+    dynamic = " (any height and width)" if result.dynamic else ""
     lines = [
         f"int8 {name} with {result.runtime}",
         f"  files         : {', '.join(str(f) for f in result.files)}",
         f"  sidecar       : {result.sidecar}",
         f"  images        : {result.num_calibration} calibration, {result.num_eval} evaluation ({held}), "
-        f"input {'x'.join(map(str, result.input_shape))}",
+        f"input {'x'.join(map(str, result.input_shape))}{dynamic}",
         f"  int8 layers   : {', '.join(f'{op} x{n}' for op, n in sorted(result.int8_layers.items()))}",
         f"  float layers  : {', '.join(layer.name for layer in result.float_layers) or 'none'}",
     ]
     for reason in dict.fromkeys(layer.reason for layer in result.float_layers):
         ops = sorted({layer.op_type for layer in result.float_layers if layer.reason == reason})
         lines.append(f"    {'/'.join(ops)}: {reason}")
-    lines.append(f"  int8 vs fp32  : PSNR {result.psnr_vs_fp32:.2f} dB, max abs diff {result.max_abs_diff_vs_fp32:.3g}")
+    lines.append(f"  metrics       : {result.scoring}")
+    lines.append(f"  int8 vs fp32  : PSNR {result.psnr_vs_fp32:.2f} dB, SSIM {result.ssim_vs_fp32:.4f}, max abs diff "
+                 f"{result.max_abs_diff_vs_fp32:.3g}")
     if result.task is not None:
         task = result.task
         lines.append(f"  vs targets    : PSNR {task.psnr_fp32:.2f} -> {task.psnr_int8:.2f} dB, "

@@ -1,17 +1,21 @@
 """The images int8 calibration and its report use: a dataset's calibration and evaluation splits, or image files
-chosen evenly from a folder, with evaluation images held out from calibration where there are enough."""
+chosen evenly from a folder, with evaluation images held out from calibration where there are enough; and the
+items made from such files (:class:`FileItems`; a super-resolution model's LR / GT pairs: :func:`hr_item`)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from torch import Tensor
+from torch.utils.data import Dataset
 
 from ganslim.data.datasets import detect_layout
-from ganslim.data.images import is_image_file, list_images
+from ganslim.data.images import is_image_file, list_images, load_image
+from ganslim.data.sr import bicubic_downsample, mod_crop, unit_tensor
 from ganslim.errors import GanslimError
 
 
@@ -24,12 +28,14 @@ class DataSplit:
     aligned: bool
 
 
-def split_data(root: str | os.PathLike, direction: str = "AtoB") -> DataSplit:
+def split_data(root: str | os.PathLike, direction: str = "AtoB", super_resolution: bool = False) -> DataSplit:
     """Calibration and evaluation images of a dataset root or an image folder.
 
     Aligned (pix2pix) datasets calibrate on the input side of ``train/`` and evaluate on ``val/`` (else
     ``test/``) against the targets; unaligned (CycleGAN) ones on ``trainA/`` and ``testA/`` (``B`` for
     ``BtoA``); a plain folder of images on part of them, the rest held out (see :func:`select_images`).
+    ``super_resolution``: the images are HR images (``train/ val/ test/`` or one folder), the LR images made
+    from them calibrate, and evaluate against them.
     """
     root = Path(root)
     layout = detect_layout(root)
@@ -38,9 +44,14 @@ def split_data(root: str | os.PathLike, direction: str = "AtoB") -> DataSplit:
     if layout == "aligned":
         evaluation = next((list_images(root / s) for s in ("val", "test") if (root / s).is_dir()), [])
         if not (root / "train").is_dir():
-            raise GanslimError(f"aligned dataset '{root}' has no train/ folder to calibrate on: add one, or pass "
-                               "a folder of input images")
-        return DataSplit(image_files(root / "train", "calibration"), evaluation or None, aligned=True)
+            raise GanslimError(f"{'HR' if super_resolution else 'aligned'} dataset '{root}' has no train/ folder "
+                               "to calibrate on: add one, or pass a folder of input images")
+        return DataSplit(image_files(root / "train", "calibration"), evaluation or None,
+                         aligned=not super_resolution)
+    if super_resolution:
+        raise GanslimError(f"'{root}' is an unaligned (trainA/ testA/) dataset, but a super-resolution model "
+                           f"calibrates on HR images: pass a folder with train/ (and val/ or test/) of HR images "
+                           f"(e.g. ganslim data make photos2sr DIR), or one folder of them")
     side = "A" if direction == "AtoB" else "B"
     evaluation = list_images(root / f"test{side}") if (root / f"test{side}").is_dir() else []
     return DataSplit(image_files(root / f"train{side}", "calibration"), evaluation or None, aligned=False)
@@ -86,3 +97,25 @@ def select_images(calibration: list[Path], evaluation: list[Path] | None, num_ca
     held_set = set(held)
     rest = [p for p in calibration if p not in held_set]
     return _spread(rest, num_calibration), held, True
+
+
+class FileItems(Dataset):
+    """The items ``load(path)`` makes of each of ``paths`` (e.g. ``{"A": input, "B": target}``)."""
+
+    def __init__(self, paths: Sequence[Path], load: Callable[[Path], dict[str, Tensor]]) -> None:
+        self.paths = list(paths)
+        self.load = load
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return self.load(self.paths[index])
+
+
+def hr_item(path: Path, scale: int) -> dict[str, Tensor]:
+    """An HR image file as a super-resolution pair, as :class:`ganslim.data.HRFolderDataset` makes its evaluation
+    items: ``{"lq": (3, h, w), "gt": (3, h * scale, w * scale)}`` in [0, 1], the HR image cropped to a multiple of
+    ``scale`` and downsampled with PIL's antialiased bicubic."""
+    gt = mod_crop(load_image(path), scale)
+    return {"lq": unit_tensor(bicubic_downsample(gt, scale)), "gt": unit_tensor(gt)}

@@ -1,7 +1,10 @@
 """Post-training static int8 quantization of a generator, calibrated on the user's images, with a report.
 
-Two backends, both calibrating activation ranges on images preprocessed exactly as at test time
-(``ganslim.apps.translate.load_input``: bicubic resize to ``size``, ``x / 127.5 - 1``):
+Two backends, both calibrating activation ranges on images preprocessed exactly as at test time, in the value
+range of the model's signature: an image-to-image model's inputs resized to ``size`` (``ganslim.apps.translate.
+load_input``: bicubic, ``x / 127.5 - 1``); a super-resolution model's whole LR images, made from HR images at its
+scale as ``ganslim eval`` makes them (:func:`ganslim.export.calibration.hr_item`), with an export dynamic in height
+and width (SR never resizes its input):
 
 * ``onnxruntime``: ``onnxruntime.quantization.quantize_static`` writes a QDQ model (QuantizeLinear /
   DequantizeLinear pairs around each op) with per-channel int8 weights and uint8 activations, MinMax
@@ -14,6 +17,10 @@ Whether a layer *really* runs in int8 is read from the graph the runtime execute
 Runtime the optimized model it writes out (``QLinearConv`` and friends are int8, a remaining ``Conv`` or
 ``ConvTranspose`` is float), for OpenVINO the compiled model's ``runtimePrecision`` of each layer. The report
 lists the float layers with the reason read from the quantized graph.
+
+Quality: the fp32 and int8 models are scored by :func:`ganslim.measure.evaluate.score_models`, as ``ganslim eval``
+scores them (image-to-image: PSNR on [-1, 1], SSIM on intensities; super-resolution: BasicSR's PSNR/SSIM, Y channel,
+border = scale, uint8), int8 against fp32 and both against the targets.
 
 Timing: fp32 and int8 models run in the same process, interleaved, ONNX Runtime with thread spinning off
 (see ``ganslim.export.runtime``), OpenVINO with ``INFERENCE_PRECISION_HINT=f32`` for its float parts, so the
@@ -37,17 +44,16 @@ import torch
 from torch import nn
 
 from ganslim.apps.translate import load_input
+from ganslim.data.validate import image_sizes
 from ganslim.errors import GanslimError
 from ganslim.export import (
     input_channels_of,
     publish,
     resolve_output,
-    run_eager,
-    seeded_image,
     sidecar_header,
     staging_folder,
 )
-from ganslim.export.calibration import image_files, select_images
+from ganslim.export.calibration import FileItems, hr_item, image_files, select_images
 from ganslim.export.onnx import INPUT_NAME, export_onnx
 from ganslim.export.runtime import (
     openvino_compiled,
@@ -55,15 +61,28 @@ from ganslim.export.runtime import (
     ort_session,
     require_openvino,
 )
-from ganslim.measure.evaluate import mean_ssim
+from ganslim.measure.evaluate import (
+    SR_NO_RESIZE,
+    EvalData,
+    array_run,
+    check_sr_inputs,
+    json_safe,
+    model_signature,
+    rescale,
+    score_models,
+    scoring_for,
+    sr_scale,
+)
 from ganslim.measure.profile import LatencyStats, eval_mode, time_interleaved
-from ganslim.metrics import RunningMean, psnr
+from ganslim.signature import UNIT, Signature
 
 __all__ = ["BACKENDS", "FloatLayer", "QuantizeResult", "TaskMetrics", "quantize_model"]
 
 BACKENDS = ("onnxruntime", "openvino")
 DEFAULT_NAMES = {"onnxruntime": "generator.int8.onnx", "openvino": "generator.int8.xml"}
 SUFFIXES = {"onnxruntime": (".onnx",), "openvino": (".xml",)}
+DEFAULT_SIZE = 256  # an image-to-image model's input side when none is given
+FP32, INT8 = "the fp32 model", "the int8 model"  # the two models as the scoring names them
 
 # Compute ops in the graph ONNX Runtime runs, by precision (contrib ops included).
 ORT_INT8_OPS = frozenset({"QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger", "QGemm",
@@ -87,7 +106,8 @@ class FloatLayer:
 
 @dataclass(frozen=True)
 class TaskMetrics:
-    """Mean PSNR (dB) and SSIM against the dataset's targets, for the fp32 and the int8 model."""
+    """Mean PSNR (dB) and SSIM against the dataset's targets, for the fp32 and the int8 model (as
+    :attr:`QuantizeResult.scoring` says)."""
 
     psnr_fp32: float
     psnr_int8: float
@@ -100,10 +120,12 @@ class QuantizeResult:
     """What :func:`quantize_model` wrote and measured.
 
     ``int8_layers`` counts the compute layers that run in int8 by op type, as the runtime executes them;
-    ``float_layers`` lists the ones that stay float. ``psnr_vs_fp32`` (dB) and ``max_abs_diff_vs_fp32``
-    compare int8 and fp32 outputs (images in [-1, 1]) on the evaluation images, which are held out from
-    calibration unless ``eval_held_out`` is False (a single image). ``task`` holds PSNR/SSIM against targets
-    for aligned data, else None. Latencies are for one (1, C, size, size) image.
+    ``float_layers`` lists the ones that stay float. ``psnr_vs_fp32`` (dB), ``ssim_vs_fp32`` and
+    ``max_abs_diff_vs_fp32`` (in the model's output range, before clamping) compare int8 and fp32 outputs on the
+    evaluation images, which are held out from calibration unless ``eval_held_out`` is False (a single image).
+    ``task`` holds PSNR/SSIM against targets for aligned (and super-resolution) data, else None; ``scoring`` says
+    how PSNR/SSIM were computed. Latencies are for one image of ``input_shape`` (the first evaluation image);
+    ``dynamic``: the files take any height and width (super-resolution models, which take whole images).
     """
 
     backend: str
@@ -111,14 +133,17 @@ class QuantizeResult:
     files: list[Path]
     sidecar: Path
     input_shape: tuple[int, ...]
+    dynamic: bool
     num_calibration: int
     num_eval: int
     eval_held_out: bool
     int8_layers: dict[str, int]
     float_layers: list[FloatLayer]
     psnr_vs_fp32: float
+    ssim_vs_fp32: float
     max_abs_diff_vs_fp32: float
     task: TaskMetrics | None
+    scoring: str
     latency_fp32: LatencyStats
     latency_int8: LatencyStats
 
@@ -128,13 +153,13 @@ class QuantizeResult:
         return self.latency_fp32.median_ms / self.latency_int8.median_ms
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of the report (paths as strings, latencies in ms)."""
+        """A JSON-ready dict of the report (paths as strings, latencies in ms, ``inf`` as ``"inf"``)."""
         report = asdict(self)
         report["files"] = [str(f) for f in self.files]
         report["sidecar"] = str(self.sidecar)
         report["input_shape"] = list(self.input_shape)
         report["speedup"] = self.speedup
-        return report
+        return json_safe(report)
 
 
 def quantize_model(
@@ -142,7 +167,7 @@ def quantize_model(
     calibration_images: str | os.PathLike | Sequence[str | os.PathLike],
     out: str | os.PathLike,
     backend: str = "onnxruntime",
-    size: int = 256,
+    size: int | None = None,
     num_calibration: int = 32,
     eval_images: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     num_eval: int = 8,
@@ -156,28 +181,33 @@ def quantize_model(
     threads: int | None = None,
     warmup: int = 2,
     repeats: int = 10,
+    sr_metric: str | None = None,
 ) -> QuantizeResult:
     """Quantize ``generator`` to static int8 for ``backend``, verify it runs in int8, and report.
 
     Args:
-        generator: a CPU ``nn.Module`` mapping (N, C, H, W) in [-1, 1] to images in [-1, 1].
-        calibration_images: a folder (searched recursively) or a list of image files.
+        generator: a CPU ``nn.Module`` with a signature (a plain module is taken as image-to-image in [-1, 1]).
+        calibration_images: a folder (searched recursively) or a list of image files: the model's inputs, or
+            for a super-resolution model HR images (the LR images made from them at its scale calibrate).
         out: the int8 model file (``.onnx`` for onnxruntime, ``.xml`` for openvino) or a folder, which gets
             ``generator.int8.onnx`` / ``generator.int8.xml`` + ``.bin``; the sidecar is ``<file>.json``.
         backend: ``onnxruntime`` (QDQ, per-channel) or ``openvino`` (NNCF).
-        size: images are resized to ``size`` x ``size``; the model's input is (1, C, size, size).
+        size: image-to-image models: images are resized to ``size`` x ``size`` (default 256), the model's input
+            is (1, C, size, size). Super-resolution models take whole images: leave it None.
         num_calibration: calibration images used, spread evenly over the list.
-        eval_images: held-out images for the report; None: ``num_eval`` of the calibration images are held
-            out (not calibrated on), unless there is only one image, which then serves both.
+        eval_images: held-out images for the report (HR images for super-resolution); None: ``num_eval`` of the
+            calibration images are held out (not calibrated on), unless there is only one image, which then
+            serves both.
         num_eval: evaluation images used, spread evenly.
         aligned: files are A|B pairs: the input half is calibrated on, the other half is the target of the
-            task metrics (PSNR/SSIM vs target).
+            task metrics (PSNR/SSIM vs target). Super-resolution evaluation images are their own targets.
         direction: ``AtoB`` (input left) or ``BtoA`` (input right) for aligned files.
         in_channels: input channels; default: the generator's (its signature's).
         arch: registered architecture name for the sidecar; arch_kwargs: its build arguments.
         meta: JSON-serialisable facts copied into the sidecar.
         threads: CPU threads of both runtimes' sessions; None keeps their defaults.
         warmup: untimed interleaved rounds; repeats: timed rounds.
+        sr_metric: super-resolution PSNR/SSIM on ``y`` (default) or ``rgb``.
 
     Returns:
         A :class:`QuantizeResult`. Raises GanslimError (and writes nothing) on bad inputs or when no layer
@@ -188,48 +218,62 @@ def quantize_model(
     if backend == "openvino":
         require_openvino()
         _require_nncf()
-    for name, value in (("num_calibration", num_calibration), ("num_eval", num_eval), ("size", size)):
+    signature = model_signature(generator, size or DEFAULT_SIZE)
+    scale = sr_scale(signature)
+    if scale is not None and size is not None:
+        raise GanslimError(SR_NO_RESIZE)
+    if scale is not None and aligned:
+        raise GanslimError("aligned A|B files are image-to-image data: a super-resolution model calibrates on HR "
+                           "images (the LR images are made from them)")
+    if scale is None and size is None:
+        size = DEFAULT_SIZE
+    counts = {"num_calibration": num_calibration, "num_eval": num_eval, **({"size": size} if scale is None else {})}
+    for name, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise GanslimError(f"{name}={value!r} must be a positive integer")
+    scoring = scoring_for(signature, sr_metric)
     target = resolve_output(out, SUFFIXES[backend], DEFAULT_NAMES[backend], f"--backend {backend}")
     channels = input_channels_of(generator, in_channels)
     evaluation_files = None if eval_images is None else image_files(eval_images, "evaluation")
     calibration, evaluation, held_out = select_images(image_files(calibration_images, "calibration"),
                                                       evaluation_files, num_calibration, num_eval)
-
-    def load(path: Path, image_channels: int, side: str) -> np.ndarray:
-        return load_input(path, size, image_channels, aligned, side)[None].numpy()
-
-    calibration_arrays = [load(p, channels, direction) for p in calibration]
-    eval_arrays = [load(p, channels, direction) for p in evaluation]
-    shape = (1, channels, size, size)
+    if scale is None:
+        evaluation_data = _translation_data(evaluation, size, channels, signature.output.channels, aligned,
+                                            direction)
+        calibration_data = _translation_data(calibration, size, channels, None, aligned, direction)
+    else:
+        evaluation_data, calibration_data = (_sr_data(files, signature) for files in (evaluation, calibration))
+    calibration_arrays = [_model_input(calibration_data, index, signature) for index in range(len(calibration))]
+    first = _model_input(evaluation_data, 0, signature)
+    shape = tuple(first.shape)
+    example = signature.example_inputs(shape[2], generator=torch.Generator().manual_seed(0))[0]
 
     with eval_mode(generator):
-        output_channels = run_eager(generator, seeded_image(shape, 0)).shape[1]
-        other_side = "BtoA" if direction == "AtoB" else "AtoB"
-        targets = ([load(p, output_channels, other_side) for p in evaluation]
-                   if aligned and output_channels in (1, 3) else None)
         with staging_folder(target.parent) as stage:
             quantizer = _quantize_onnxruntime if backend == "onnxruntime" else _quantize_openvino
-            built = quantizer(generator, shape, calibration_arrays, stage, stage / target.name, threads)
+            built = quantizer(generator, example, scale is not None, calibration_arrays, stage, stage / target.name,
+                              threads)
             if not built.int8_layers:
                 raise GanslimError(f"no layer runs in int8 after {backend} quantization of "
                                    f"{type(generator).__name__}; nothing was written: keep the fp32 export")
-            fp32_outputs = [built.fp32(image) for image in eval_arrays]
-            int8_outputs = [built.int8(image) for image in eval_arrays]
-            latency = time_interleaved({"fp32": built.fp32, "int8": built.int8}, eval_arrays[0], warmup, repeats)
-            task = _task_metrics(fp32_outputs, int8_outputs, targets)
+            runs = {name: array_run(runner, signature, evaluation_data.value_range)
+                    for name, runner in ((FP32, built.fp32), (INT8, built.int8))}
+            scores = score_models(runs, evaluation_data, scoring, reference=FP32)
+            latency = time_interleaved({"fp32": built.fp32, "int8": built.int8}, first, warmup, repeats)
+            fp32, int8 = scores.metrics[FP32], scores.metrics[INT8]
+            task = (TaskMetrics(psnr_fp32=fp32["psnr"], psnr_int8=int8["psnr"], ssim_fp32=fp32["ssim"],
+                                ssim_int8=int8["ssim"]) if evaluation_data.paired else None)
             sidecar = sidecar_header(f"{backend}-int8", built.files, arch, arch_kwargs, shape,
-                                     tuple(int8_outputs[0].shape), dynamic=False, meta=meta)
+                                     tuple(built.int8(first).shape), dynamic=scale is not None, meta=meta)
             final_files = [target.parent / f.name for f in built.files]  # where publish() moves them
             result = QuantizeResult(
                 backend=backend, runtime=built.runtime, files=final_files,
                 sidecar=target.parent / f"{final_files[0].name}.json",
-                input_shape=shape, num_calibration=len(calibration), num_eval=len(evaluation),
-                eval_held_out=held_out, int8_layers=dict(built.int8_layers), float_layers=built.float_layers,
-                psnr_vs_fp32=_mean(psnr, int8_outputs, fp32_outputs),
-                max_abs_diff_vs_fp32=max(float(np.max(np.abs(a - b))) for a, b in zip(int8_outputs, fp32_outputs)),
-                task=task, latency_fp32=latency["fp32"], latency_int8=latency["int8"])
+                input_shape=shape, dynamic=scale is not None, num_calibration=len(calibration),
+                num_eval=len(evaluation), eval_held_out=held_out, int8_layers=dict(built.int8_layers), float_layers=built.float_layers,
+                psnr_vs_fp32=int8["psnr_ref"], ssim_vs_fp32=int8["ssim_ref"],
+                max_abs_diff_vs_fp32=scores.max_abs_diff[INT8], task=task, scoring=scoring.describe(),
+                latency_fp32=latency["fp32"], latency_int8=latency["int8"])
             sidecar["quantization"] = {key: value for key, value in result.to_dict().items()
                                        if key not in ("files", "sidecar")}
             sidecar["quantization"]["method"] = built.method
@@ -239,24 +283,40 @@ def quantize_model(
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Metrics
+# Data
 
 
-def _mean(metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], outputs: Sequence[np.ndarray],
-          references: Sequence[np.ndarray]) -> float:
-    """The mean over every image of ``metric(output, reference)``, both clamped to [-1, 1] (what an image holds)."""
-    mean = RunningMean()
-    for output, reference in zip(outputs, references):
-        mean.update(metric(torch.from_numpy(output).clamp(-1, 1), torch.from_numpy(reference).clamp(-1, 1)))
-    return mean.compute()
+def _translation_data(files: list[Path], size: int, channels: int, target_channels: int | None, aligned: bool,
+                      direction: str) -> EvalData:
+    """Image-to-image ``files`` as the scoring reads them: ``A`` (channels, size, size) in [-1, 1], and for
+    aligned files and 1 or 3 ``target_channels`` (None: no targets) the other half as the target ``B``."""
+    paired = aligned and target_channels in (1, 3)
+    other_side = "BtoA" if direction == "AtoB" else "AtoB"
+
+    def load(path: Path) -> dict[str, torch.Tensor]:
+        item = {"A": load_input(path, size, channels, aligned, direction)}
+        if paired:
+            item["B"] = load_input(path, size, target_channels, aligned, other_side)
+        return item
+
+    return EvalData(FileItems(files, load), None, paired=paired, layout="files", root=files[0].parent, split="")
 
 
-def _task_metrics(fp32: Sequence[np.ndarray], int8: Sequence[np.ndarray],
-                  targets: Sequence[np.ndarray] | None) -> TaskMetrics | None:
-    if targets is None or any(t.shape != o.shape for t, o in zip(targets, fp32)):
-        return None
-    return TaskMetrics(psnr_fp32=_mean(psnr, fp32, targets), psnr_int8=_mean(psnr, int8, targets),
-                       ssim_fp32=_mean(mean_ssim, fp32, targets), ssim_int8=_mean(mean_ssim, int8, targets))
+def _sr_data(files: list[Path], signature: Signature) -> EvalData:
+    """HR image ``files`` as the scoring reads them: ``lq`` / ``gt`` pairs in [0, 1] at the model's scale (every LR
+    image checked to have sides the model takes)."""
+    scale = sr_scale(signature)
+    lr_sizes = [(width // scale, height // scale) for width, height in image_sizes(files)]
+    same_size = check_sr_inputs(files, lr_sizes, signature, "the LR image of HR image")
+    return EvalData(FileItems(files, lambda path: hr_item(path, scale)), None, paired=True, layout="files",
+                    root=files[0].parent, split="", input_key="lq", target_key="gt", value_range=UNIT,
+                    same_size=same_size, scale=scale)
+
+
+def _model_input(data: EvalData, index: int, signature: Signature) -> np.ndarray:
+    """Input ``index`` of ``data`` as the model takes it: a float32 (1, C, h, w) array in its input range."""
+    image = data.inputs[index][data.input_key][None]
+    return np.ascontiguousarray(rescale(image, data.value_range, signature.image_input.value_range).numpy())
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -293,7 +353,7 @@ def _quiet_quantizers() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _quantize_onnxruntime(generator: nn.Module, shape: tuple[int, ...], calibration: list[np.ndarray],
+def _quantize_onnxruntime(generator: nn.Module, example: torch.Tensor, dynamic: bool, calibration: list[np.ndarray],
                           stage: Path, target: Path, threads: int | None) -> _Built:
     import onnx
     import onnxruntime as ort
@@ -315,7 +375,7 @@ def _quantize_onnxruntime(generator: nn.Module, shape: tuple[int, ...], calibrat
             return None if batch is None else {INPUT_NAME: batch}
 
     fp32_path, prepared = stage / "fp32.onnx", stage / "fp32.prepared.onnx"
-    export_onnx(generator, fp32_path, seeded_image(shape, 0), dynamic=False)
+    export_onnx(generator, fp32_path, example, dynamic=dynamic)
     with _quiet_quantizers():
         try:
             # Shape inference and ORT's graph fusions first, as onnxruntime.quantization recommends.
@@ -371,13 +431,13 @@ def _require_nncf() -> Any:
     return nncf
 
 
-def _quantize_openvino(generator: nn.Module, shape: tuple[int, ...], calibration: list[np.ndarray],
+def _quantize_openvino(generator: nn.Module, example: torch.Tensor, dynamic: bool, calibration: list[np.ndarray],
                        stage: Path, target: Path, threads: int | None) -> _Built:
     from ganslim.export.openvino import convert_onnx, save_ir
 
     nncf = _require_nncf()
     fp32_path = stage / "fp32.onnx"
-    export_onnx(generator, fp32_path, seeded_image(shape, 0), dynamic=False)
+    export_onnx(generator, fp32_path, example, dynamic=dynamic)
     fp32_model = convert_onnx(fp32_path)
     with _quiet_quantizers():
         int8_model = nncf.quantize(fp32_model, nncf.Dataset(calibration), subset_size=len(calibration),

@@ -10,11 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ganslim.export import seeded_image
-from ganslim.measure.evaluate import mean_ssim
+from ganslim.measure.evaluate import Scoring, model_signature
 from ganslim.measure.profile import MacCount, count_macs, count_params, interleaved_times, num_threads
-from ganslim.metrics import psnr
-from ganslim.signature import input_channels
 
 
 @dataclass(frozen=True)
@@ -30,24 +27,29 @@ class Cost:
 
 
 def model_cost(model: nn.Module, side: int) -> Cost:
-    """``model``'s parameters and MACs on one (1, C, side, side) zero image (C: its input channels), made on the
-    device of its weights (a model on the meta device is counted without arithmetic)."""
+    """``model``'s parameters and MACs on one example input of its signature at ``side`` x ``side`` (a
+    super-resolution model's LR side), made on the device of its weights (a model on the meta device is counted
+    without arithmetic)."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    return Cost(count_params(model), count_macs(model, torch.zeros(1, input_channels(model), side, side,
-                                                                   device=device)))
+    return Cost(count_params(model), count_macs(model, model_signature(model, side).example_inputs(side,
+                                                                                                   device=device)))
 
 
-def image_quality(outputs: Tensor, references: Tensor) -> dict[str, float]:
-    """Mean PSNR (dB) and SSIM of ``outputs`` (N, C, H, W) against ``references`` (same shape), in [-1, 1]."""
-    return {"psnr": float(psnr(outputs, references).mean()), "ssim": float(mean_ssim(outputs, references).mean())}
+def image_quality(outputs: Tensor, references: Tensor, scoring: Scoring = Scoring()) -> dict[str, float]:
+    """Mean PSNR (dB) and SSIM of ``outputs`` (N, C, H, W) against ``references`` (same shape), compared as
+    ``scoring`` says (default: image-to-image images in [-1, 1])."""
+    return {"psnr": float(scoring.psnr(outputs, references).mean()),
+            "ssim": float(scoring.ssim(outputs, references).mean())}
 
 
 def interleaved_model_times(models: Mapping[str, nn.Module], side: int, threads: int | None, warmup: int,
                             repeats: int) -> dict[str, list[float]]:
-    """Milliseconds of each model in each of ``repeats`` rounds (after ``warmup``) on one seeded (1, C, side, side)
-    image, eager, in inference mode on ``threads`` CPU threads (None: torch's count). Every round runs each model
-    once, the order rotating (:func:`ganslim.measure.profile.timing.interleaved_times`), so round ``i`` of every
-    list is the same round."""
-    image = seeded_image((1, input_channels(next(iter(models.values()))), side, side), 0)
+    """Milliseconds of each model in each of ``repeats`` rounds (after ``warmup``) on one seeded example
+    input of the first model's signature at ``side`` x ``side`` (images uniform in their value range), eager, in
+    inference mode on ``threads`` CPU threads (None: torch's count). Every round runs each model once, the order
+    rotating (:func:`ganslim.measure.profile.timing.interleaved_times`), so round ``i`` of every list is the same
+    round."""
+    first = next(iter(models.values()))
+    image = model_signature(first, side).example_inputs(side, generator=torch.Generator().manual_seed(0))[0]
     with torch.inference_mode(), num_threads(threads):
         return interleaved_times(models, image, warmup=warmup, repeats=repeats)

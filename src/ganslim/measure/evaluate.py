@@ -1,19 +1,31 @@
 """Evaluate a generator on a dataset split: PSNR/SSIM against targets, FID/KID against real images, fidelity
 to a teacher, all in one pass over the data.
 
-Which metrics a split supports depends on its layout (see :func:`open_eval_data`):
+A model is fed in its signature's value range (:mod:`ganslim.signature`) and its outputs are mapped back to the
+data's range before scoring. Two families are told apart by the signature (:func:`sr_scale`):
 
-* aligned (``root/{split}/`` of A|B pairs): PSNR and SSIM against the B halves, FID and KID against the
-  same B halves (the real images of the target domain);
-* unaligned (``root/{split}A/``, ``root/{split}B/``): FID and KID against ``{split}B`` (``BtoA``: ``{split}A``);
-  no PSNR/SSIM, there is no ground truth;
-* a folder of images: inputs only; FID needs cached real statistics (``real_stats``).
+* **image-to-image** models (output scale 1), on the layouts :func:`open_eval_data` reads:
+
+  - aligned (``root/{split}/`` of A|B pairs): PSNR and SSIM against the B halves, FID and KID against the
+    same B halves (the real images of the target domain);
+  - unaligned (``root/{split}A/``, ``root/{split}B/``): FID and KID against ``{split}B`` (``BtoA``:
+    ``{split}A``); no PSNR/SSIM, there is no ground truth;
+  - a folder of images: inputs only; FID needs cached real statistics (``real_stats``).
+
+  Images follow the reference test-time preprocessing: bicubic resize to ``size`` x ``size``, no crop, no
+  flip, [-1, 1]. PSNR on [-1, 1] (data range 2), SSIM on the intensities (:class:`Scoring`).
+* **super-resolution** models (output scale s > 1), on :func:`open_sr_eval_data`: whole images, never resized,
+  in [0, 1]: HR images with their LR made on the fly at the model's scale, or BasicSR's GT / LQ folders; the
+  outputs are compared with the GT at the output size as BasicSR computes it (uint8-quantised, s pixels
+  cropped per side, BT.601 Y channel or RGB: :mod:`ganslim.metrics.sr`); FID/KID against the GT images.
 
 With a teacher every layout also gets ``psnr_teacher`` / ``ssim_teacher`` (student output against teacher
-output on the same input). Images follow the reference test-time preprocessing: bicubic resize to ``size``
-x ``size``, no crop, no flip, [-1, 1]. FID/KID use :mod:`ganslim.metrics` (uint8 quantisation, 299 px
-bilinear resize, 2048-d pool features); without the Inception weights file they are reported as skipped with
-the reason, and the other metrics are still computed.
+output on the same input). FID/KID use :mod:`ganslim.metrics` (uint8 quantisation, 299 px bilinear resize,
+2048-d pool features); without the Inception weights file they are reported as skipped with the reason, and
+the other metrics are still computed.
+
+:func:`score_models` is the one loop that runs models over an :class:`EvalData` and scores them; ``eval``
+(:func:`evaluate_generator`, which adds FID/KID), ``bench`` and ``quantize`` all go through it.
 """
 
 from __future__ import annotations
@@ -21,17 +33,19 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from ganslim.data import AlignedDataset, SingleImageDataset, detect_layout
+from ganslim.data import AlignedDataset, HRFolderDataset, PairedSRDataset, SingleImageDataset, detect_layout
+from ganslim.data.validate import image_sizes
 from ganslim.errors import GanslimError, first_line
 from ganslim.metrics import (
     WEIGHTS_ENV_VAR,
@@ -45,28 +59,118 @@ from ganslim.metrics import (
     load_statistics,
     psnr,
     save_statistics,
+    sr_psnr,
+    sr_ssim,
     ssim,
 )
 from ganslim.metrics.inception import WEIGHTS_FILENAME, WEIGHTS_URL
 from ganslim.outputs import check_output_file
+from ganslim.signature import SIGNED, UNIT, ImageSides, Signature, image_to_image, input_channels, output_channels
 from ganslim.weights import weights_source
 
 __all__ = [
     "METRICS",
+    "SR_METRICS",
+    "SR_NO_RESIZE",
     "EvalData",
     "EvalResult",
+    "Run",
+    "Scores",
+    "Scoring",
+    "array_run",
+    "check_sr_inputs",
     "evaluate_generator",
     "find_inception_weights",
     "json_safe",
     "mean_ssim",
+    "model_signature",
+    "module_run",
     "open_eval_data",
+    "open_sr_eval_data",
     "parse_metrics",
+    "rescale",
+    "score_models",
+    "scoring_for",
+    "sr_scale",
 ]
 
 logger = logging.getLogger(__name__)
 
 METRICS = ("fid", "kid", "psnr", "ssim")
+SR_METRICS = ("y", "rgb")  # super-resolution PSNR/SSIM on the BT.601 luma (as papers report) or on RGB
 SSIM_WINDOW = 11
+SR_NO_RESIZE = "SR models take whole images and never resize them: drop --size"
+
+# A model as the scoring loop runs it: (N, C, h, w) inputs in the data's value range -> outputs in that range.
+Run = Callable[[Tensor], Tensor]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Signatures: what a model takes, and how to feed it
+
+
+def model_signature(model: nn.Module, side: int = 64) -> Signature:
+    """``model.signature``. A plain module that declares none is taken as image-to-image in [-1, 1] of any size,
+    its channels probed (:func:`ganslim.signature.input_channels`, :func:`~ganslim.signature.output_channels`
+    on a ``side`` x ``side`` image)."""
+    signature = getattr(model, "signature", None)
+    if isinstance(signature, Signature):
+        return signature
+    return image_to_image(input_channels(model), output_channels(model, side), ImageSides())
+
+
+def sr_scale(signature: Signature) -> int | None:
+    """The upscaling factor of a super-resolution model (an image in, an output ``scale`` > 1), else None
+    (image-to-image models, and outputs of a fixed resolution)."""
+    scale = signature.output.scale
+    if not signature.takes_image or scale is None or scale == 1:
+        return None
+    if not float(scale).is_integer():
+        raise GanslimError(f"an output scale of {scale:g} is not supported: super-resolution scales are whole "
+                           f"numbers (2, 3, 4, ...)")
+    return int(scale)
+
+
+def _scale_name(signature: Signature) -> str:
+    scale = sr_scale(signature)
+    return "image-to-image" if scale is None else f"x{scale} super-resolution"
+
+
+def rescale(images: Tensor, source: tuple[float, float], target: tuple[float, float]) -> Tensor:
+    """``images`` in the value range ``source`` mapped linearly onto ``target``; the very tensor when they agree."""
+    if tuple(source) == tuple(target):
+        return images
+    (low, high), (new_low, new_high) = source, target
+    return (images - low) * ((new_high - new_low) / (high - low)) + new_low
+
+
+def module_run(model: nn.Module, data_range: tuple[float, float], what: str = "the generator") -> Run:
+    """``model`` as :func:`score_models` runs it: inputs mapped from ``data_range`` to its signature's input range,
+    outputs (float32) back from its output range; a shape it cannot take is a one-line GanslimError."""
+    signature = model_signature(model)
+    hint = "" if sr_scale(signature) else ": pick a --size its downsampling accepts (e.g. 256)"
+
+    def run(inputs: Tensor) -> Tensor:
+        try:
+            outputs = model(rescale(inputs, data_range, signature.image_input.value_range))
+        except RuntimeError as error:
+            raise GanslimError(f"{what} fails on {'x'.join(map(str, inputs.shape))} inputs "
+                               f"({first_line(error)}){hint}") from None
+        return rescale(outputs.float(), signature.output.value_range, data_range)
+
+    return run
+
+
+def array_run(runner: Callable[[np.ndarray], np.ndarray], signature: Signature,
+              data_range: tuple[float, float]) -> Run:
+    """A runtime's ``runner`` (float32 NCHW arrays in and out, in the model's value ranges, e.g. an ONNX Runtime
+    session) as :func:`score_models` runs it, on CPU tensors in ``data_range``."""
+    def run(inputs: Tensor) -> Tensor:
+        array = rescale(inputs, data_range, signature.image_input.value_range).cpu().numpy()
+        outputs = runner(np.ascontiguousarray(array, dtype=np.float32))
+        return rescale(torch.from_numpy(np.asarray(outputs)).float(), signature.output.value_range, data_range)
+
+    return run
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -92,8 +196,13 @@ class _Keyed(Dataset):
 class EvalData:
     """One split of a dataset, ready to evaluate on.
 
-    ``inputs`` items hold ``"A"`` (input_nc, size, size) in [-1, 1], plus the target ``"B"`` when ``paired``.
-    ``real`` items hold ``"B"``: real images of the target domain for FID/KID (None for a plain folder).
+    ``inputs`` items hold ``input_key`` (C, h, w) in ``value_range``, plus the target ``target_key`` (C, h * scale,
+    w * scale) when ``paired``. ``real`` items hold ``target_key``: real images of the target domain for FID/KID
+    (None for a plain folder). Image-to-image data (:func:`open_eval_data`): keys ``A`` / ``B``, [-1, 1], every
+    image ``size`` x ``size``. Super-resolution data (:func:`open_sr_eval_data`): ``lq`` / ``gt``, [0, 1], whole
+    images; ``same_size`` is False when their sizes differ (they then run one at a time).
+    ``layout``: ``aligned``, ``unaligned``, ``single`` (a folder of images), ``hr`` (HR images, LR made from
+    them), ``gt-lq`` (paired GT / LQ folders: ``root`` and ``lq_root``) or ``files`` (a list of files).
     """
 
     inputs: Dataset
@@ -102,13 +211,31 @@ class EvalData:
     layout: str
     root: Path
     split: str
+    input_key: str = "A"
+    target_key: str = "B"
+    value_range: tuple[float, float] = SIGNED
+    same_size: bool = True
+    scale: int = 1
+    lq_root: Path | None = None
 
     def describe(self) -> str:
         """e.g. ``aligned split 'test' of data/facades (106 pairs)``."""
-        if self.layout == "single":
-            return f"{len(self.inputs)} image(s) in {self.root}"
+        count = len(self.inputs)
+        if self.layout in ("single", "files"):
+            return f"{count} image(s) in {self.root}"
+        if self.layout == "hr":
+            where = f"split '{self.split}' of {self.root}" if self.split else str(self.root)
+            return f"HR images: {where} ({count} images, LR made at x{self.scale})"
+        if self.layout == "gt-lq":
+            return f"GT {self.root}, LQ {self.lq_root} ({count} pairs, x{self.scale})"
         what = "pairs" if self.paired else "inputs"
-        return f"{self.layout} split '{self.split}' of {self.root} ({len(self.inputs)} {what})"
+        return f"{self.layout} split '{self.split}' of {self.root} ({count} {what})"
+
+
+def _check_max_images(max_images: int | None) -> None:
+    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int)
+                                   or max_images < 1):
+        raise GanslimError(f"--max-images {max_images!r} must be a positive integer")
 
 
 def open_eval_data(
@@ -120,7 +247,8 @@ def open_eval_data(
     output_nc: int = 3,
     max_images: int | None = None,
 ) -> EvalData:
-    """Open ``split`` of the dataset at ``data`` (layout detected by :func:`ganslim.data.detect_layout`).
+    """Open ``split`` of the image-to-image dataset at ``data`` (layout detected by
+    :func:`ganslim.data.detect_layout`).
 
     Args:
         data: an aligned or unaligned dataset root, a folder of images, or one image file.
@@ -132,16 +260,12 @@ def open_eval_data(
     """
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise GanslimError(f"--size {size!r} must be a positive integer (e.g. 256)")
-    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int)
-                                   or max_images < 1):
-        raise GanslimError(f"--max-images {max_images!r} must be a positive integer")
+    _check_max_images(max_images)
     root = Path(data)
     layout = detect_layout(root)
     if layout == "aligned":
         if not (root / split).is_dir():
-            present = [s for s in ("train", "val", "test") if (root / s).is_dir()]
-            raise GanslimError(f"aligned dataset '{root}' has no {split}/ split: pass --split "
-                               f"{' or '.join(present)}")
+            raise GanslimError(f"aligned dataset '{root}' has no {split}/ split: pass --split {_splits(root)}")
         pairs = AlignedDataset(root, split, direction=direction, load_size=size, crop_size=size, flip=False,
                                input_nc=input_nc, output_nc=output_nc, max_items=max_images)
         return EvalData(pairs, pairs, paired=True, layout=layout, root=root, split=split)
@@ -160,8 +284,82 @@ def open_eval_data(
     return EvalData(_first(inputs, max_images), None, paired=False, layout=layout, root=root, split=split)
 
 
+def _splits(root: Path) -> str:
+    return " or ".join(s for s in ("train", "val", "test") if (root / s).is_dir())
+
+
 def _first(dataset: Dataset, count: int | None) -> Dataset:
     return dataset if count is None or count >= len(dataset) else Subset(dataset, range(count))
+
+
+def open_sr_eval_data(
+    signature: Signature,
+    data: str | os.PathLike | None = None,
+    split: str = "test",
+    *,
+    gt: str | os.PathLike | None = None,
+    lq: str | os.PathLike | None = None,
+    max_images: int | None = None,
+) -> EvalData:
+    """Whole images, never resized, for the super-resolution model of ``signature`` (its scale and input sides).
+
+    Args:
+        signature: the model's; a scale of s makes the LR image of each HR image, and every LR image must have
+            sides the model takes.
+        data: HR images (:class:`ganslim.data.HRFolderDataset`, LR made on the fly): a root with ``split/``
+            (as ``ganslim data make photos2sr`` writes), or one folder of HR images (``split`` then unused).
+        gt, lq: BasicSR's paired GT / LQ folders (:class:`ganslim.data.PairedSRDataset`), instead of ``data``.
+        max_images: use only the first ``max_images`` images.
+    """
+    scale = sr_scale(signature)
+    if scale is None:
+        raise GanslimError(f"this model is {_scale_name(signature)}: open its data with open_eval_data")
+    _check_max_images(max_images)
+    if data is not None and (gt is not None or lq is not None):
+        raise GanslimError("--data and --gt/--lq exclude each other: pass HR images (--data) or the paired GT and "
+                           "LQ folders (--gt, --lq)")
+    if data is not None:
+        root = Path(data)
+        folder, split = _hr_folder(root, split)
+        dataset: Dataset = HRFolderDataset(folder, scale, train=False, max_items=max_images)
+        lr_sizes = [(width // scale, height // scale) for width, height in image_sizes(dataset.paths)]
+        same_size = check_sr_inputs(dataset.paths, lr_sizes, signature, "the LR image of HR image")
+        return EvalData(dataset, dataset, paired=True, layout="hr", root=root, split=split, input_key="lq",
+                        target_key="gt", value_range=UNIT, same_size=same_size, scale=scale)
+    if gt is None or lq is None:
+        raise GanslimError("pass --data DIR (HR images), or both --gt DIR and --lq DIR (paired folders)")
+    dataset = PairedSRDataset(gt, lq, scale, train=False, max_items=max_images)
+    same_size = check_sr_inputs(dataset.lq_paths, image_sizes(dataset.lq_paths), signature, "LQ image")
+    return EvalData(dataset, dataset, paired=True, layout="gt-lq", root=Path(gt), split="", input_key="lq",
+                    target_key="gt", value_range=UNIT, same_size=same_size, scale=scale, lq_root=Path(lq))
+
+
+def _hr_folder(root: Path, split: str) -> tuple[Path, str]:
+    """(folder of HR images, the split it is, or "" for a plain folder) of the HR data at ``root``."""
+    layout = detect_layout(root)
+    if layout == "aligned":
+        if not (root / split).is_dir():
+            raise GanslimError(f"HR dataset '{root}' has no {split}/ split: pass --split {_splits(root)}")
+        return root / split, split
+    if layout == "unaligned":
+        raise GanslimError(f"'{root}' is an unaligned (trainA/ testA/) dataset, but a super-resolution model takes "
+                           f"HR images: pass a folder with {split}/ of HR images (e.g. ganslim data make photos2sr "
+                           f"DIR), or --gt and --lq")
+    if root.is_file():
+        raise GanslimError(f"'{root}' is one image: pass a folder of HR images")
+    return root, ""
+
+
+def check_sr_inputs(paths: Sequence[Path], lr_sizes: Sequence[tuple[int, int]], signature: Signature,
+                    what: str) -> bool:
+    """Whether the LR images (``lr_sizes``: (width, height) of each of ``paths``) all share one size; a side the
+    model of ``signature`` cannot take is a one-line GanslimError naming the first such file."""
+    sides = signature.image_input.sides
+    for path, (width, height) in zip(paths, lr_sizes):
+        if not (sides.accepts(width) and sides.accepts(height)):
+            raise GanslimError(f"{what} '{path}' is {width}x{height}, but this model takes LR sides that are "
+                               f"{sides.describe()}: crop the images to such sides")
+    return len(set(lr_sizes)) <= 1
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -219,6 +417,155 @@ def find_inception_weights(weights: str | os.PathLike | None = None) -> tuple[Pa
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Scoring: how outputs are compared, and the one loop that runs models over data and scores them
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How outputs are compared with targets (or other outputs), both in the data's value range.
+
+    ``crop_border`` None: image-to-image metrics on [-1, 1] images (PSNR with data range 2, SSIM on the
+    intensities with an 11-pixel Gaussian window: :func:`mean_ssim`). An int: super-resolution metrics on [0, 1]
+    images as BasicSR computes them (:func:`ganslim.metrics.sr_psnr` / :func:`~ganslim.metrics.sr_ssim`:
+    uint8-quantised, ``crop_border`` pixels dropped per side, the BT.601 Y channel unless ``y_channel`` False).
+    """
+
+    crop_border: int | None = None
+    y_channel: bool = True
+
+    def psnr(self, outputs: Tensor, references: Tensor) -> Tensor:
+        """(N,) PSNR in dB of ``outputs`` against ``references`` (N, C, H, W)."""
+        if self.crop_border is None:
+            return psnr(outputs, references)
+        return sr_psnr(outputs, references, self.crop_border, self.y_channel)
+
+    def ssim(self, outputs: Tensor, references: Tensor) -> Tensor:
+        """(N,) SSIM of ``outputs`` against ``references`` (N, C, H, W)."""
+        if self.crop_border is None:
+            return mean_ssim(outputs, references)
+        return sr_ssim(outputs, references, self.crop_border, self.y_channel)
+
+    def describe(self) -> str:
+        """e.g. ``PSNR/SSIM on the Y channel, 4-pixel border cropped, uint8 (BasicSR)``."""
+        if self.crop_border is None:
+            return "PSNR on [-1, 1], SSIM on [0, 1] intensities"
+        channel = "the Y channel" if self.y_channel else "RGB"
+        return f"PSNR/SSIM on {channel}, {self.crop_border}-pixel border cropped, uint8 (BasicSR)"
+
+
+def scoring_for(signature: Signature, sr_metric: str | None = None) -> Scoring:
+    """The :class:`Scoring` of a model: image-to-image metrics, or SR metrics with a border crop of the model's
+    scale on the Y channel (``sr_metric`` ``y``, the default) or on RGB (``rgb``)."""
+    scale = sr_scale(signature)
+    if sr_metric is not None and sr_metric not in SR_METRICS:
+        raise GanslimError(f"--sr-metric {sr_metric!r} is unknown: choose {' or '.join(SR_METRICS)}")
+    if scale is None:
+        if sr_metric is not None:
+            raise GanslimError(f"--sr-metric applies to super-resolution models; this one is "
+                               f"{_scale_name(signature)}: drop it")
+        return Scoring()
+    return Scoring(crop_border=scale, y_channel=sr_metric != "rgb")
+
+
+@dataclass
+class Scores:
+    """What :func:`score_models` measured, by run name.
+
+    ``metrics[name]``: ``psnr`` / ``ssim`` (means over the images, against the targets of paired data) and
+    ``psnr_ref`` / ``ssim_ref`` (against the reference run's outputs); ``max_abs_diff[name]``: the largest
+    |output - reference output| before clamping; ``non_finite[name]``: images whose output held NaN or inf.
+    """
+
+    metrics: dict[Hashable, dict[str, float]]
+    max_abs_diff: dict[Hashable, float]
+    non_finite: dict[Hashable, int]
+    num_images: int
+
+
+def score_models(
+    runs: Mapping[Hashable, Run],
+    data: EvalData,
+    scoring: Scoring,
+    *,
+    reference: Hashable | None = None,
+    metrics: Sequence[str] = ("psnr", "ssim"),
+    batch_size: int = 1,
+    device: str | torch.device = "cpu",
+    on_outputs: Callable[[Hashable, Tensor], None] | None = None,
+    progress: bool = False,
+) -> Scores:
+    """Run every model of ``runs`` over ``data`` once, batch by batch, and score its outputs.
+
+    Outputs are clamped to the data's value range (what a saved image holds) before scoring.
+
+    Args:
+        runs: name -> a model as :func:`module_run` or :func:`array_run` make it.
+        data: from :func:`open_eval_data` or :func:`open_sr_eval_data`.
+        scoring: how outputs are compared (:func:`scoring_for`).
+        reference: the name of the run every run (itself included) is also compared with.
+        metrics: which of ``psnr``, ``ssim`` to compute against the targets.
+        batch_size: images per run; 1 when the data's images differ in size.
+        device: where the inputs go.
+        on_outputs: called with ``(name, clamped outputs)`` of every run and batch (e.g. for FID features).
+
+    Raises:
+        GanslimError: an output's shape differs from its target's or the reference's (both named).
+    """
+    low, high = data.value_range
+    sums: dict[tuple[Hashable, str], RunningMean] = {}
+    max_abs_diff = {name: 0.0 for name in runs} if reference is not None else {}
+    non_finite = dict.fromkeys(runs, 0)
+
+    def add(name: Hashable, key: str, values: Tensor) -> None:
+        sums.setdefault((name, key), RunningMean()).update(values)
+
+    loader = DataLoader(data.inputs, batch_size=batch_size if data.same_size else 1, shuffle=False)
+    with tqdm(total=len(data.inputs), desc="eval", unit="img", disable=not progress) as bar, torch.inference_mode():
+        for batch in loader:
+            inputs = batch[data.input_key].to(device)
+            target = batch[data.target_key].to(device) if data.paired else None
+            outputs = {}
+            for name, run in runs.items():
+                outputs[name] = run(inputs)
+                non_finite[name] += int((~torch.isfinite(outputs[name])).flatten(1).any(1).sum())
+                if target is not None:
+                    _check_shape(name, inputs, outputs[name], target, "the targets are")
+            raw_reference = outputs.get(reference)
+            clamped_reference = None if raw_reference is None else raw_reference.clamp(low, high)
+            for name, raw in outputs.items():
+                output = raw.clamp(low, high)
+                if target is not None:
+                    for key in ("psnr", "ssim"):
+                        if key in metrics:
+                            add(name, key, getattr(scoring, key)(output, target))
+                if clamped_reference is not None:
+                    _check_shape(name, inputs, raw, raw_reference, f"{_named(reference)} returns")
+                    add(name, "psnr_ref", scoring.psnr(output, clamped_reference))
+                    add(name, "ssim_ref", scoring.ssim(output, clamped_reference))
+                    max_abs_diff[name] = max(max_abs_diff[name], float((raw - raw_reference).abs().max()))
+                if on_outputs is not None:
+                    on_outputs(name, output)
+            bar.update(len(inputs))
+    scores: dict[Hashable, dict[str, float]] = {name: {} for name in runs}
+    for (name, key), mean in sums.items():
+        scores[name][key] = mean.compute()
+    return Scores(scores, max_abs_diff, non_finite, len(data.inputs))
+
+
+def _named(name: Hashable) -> str:
+    """A run name in a message: the name itself (``the generator``), or ``'student' on onnxruntime`` for a
+    (model, backend) key."""
+    return f"'{name[0]}' on {name[1]}" if isinstance(name, tuple) else str(name)
+
+
+def _check_shape(name: Hashable, inputs: Tensor, output: Tensor, expected: Tensor, what: str) -> None:
+    if output.shape != expected.shape:
+        raise GanslimError(f"{_named(name)} returns {tuple(output.shape[1:])} images for "
+                           f"{tuple(inputs.shape[1:])} inputs but {what} {tuple(expected.shape[1:])}: check the "
+                           f"model's scale and channels against the data (and --size)")
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Evaluation
 
 
@@ -228,7 +575,8 @@ class EvalResult:
 
     ``metrics``: name -> value among ``psnr``, ``ssim`` (dB / [0, 1], mean over images, vs targets), ``fid``,
     ``kid``, ``kid_std``, ``psnr_teacher``, ``ssim_teacher``. ``skipped``: metric name -> why it was not
-    computed. ``real_stats_saved``: the ``.npz`` written, if any.
+    computed. ``real_stats_saved``: the ``.npz`` written, if any. ``sr_metrics``: how a super-resolution
+    model's PSNR/SSIM were computed (None for image-to-image models).
     """
 
     metrics: dict[str, float]
@@ -238,6 +586,7 @@ class EvalResult:
     paired: bool
     data: str
     real_stats_saved: Path | None = None
+    sr_metrics: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -250,6 +599,7 @@ class EvalResult:
             "metrics": dict(self.metrics),
             "skipped": dict(self.skipped),
             "real_stats_saved": None if self.real_stats_saved is None else str(self.real_stats_saved),
+            **({"sr_metrics": self.sr_metrics} if self.sr_metrics else {}),
             **self.info,
         })
 
@@ -258,6 +608,8 @@ class EvalResult:
         names = {"psnr": "PSNR vs target", "ssim": "SSIM vs target", "fid": "FID", "kid": "KID",
                  "psnr_teacher": "PSNR vs teacher", "ssim_teacher": "SSIM vs teacher"}
         lines = [f"evaluated {self.num_images} image(s): {self.data}"]
+        if self.sr_metrics:
+            lines.append(f"  {self.sr_metrics}")
         for key, label in names.items():
             if key not in self.metrics:
                 continue
@@ -283,6 +635,14 @@ def _group(skipped: dict[str, str]) -> dict[str, list[str]]:
     return grouped
 
 
+def _check_scale(signature: Signature, data: EvalData, what: str) -> None:
+    """The data must have been opened for the model's family and scale."""
+    if (sr_scale(signature) or 1) != data.scale:
+        opened = f"a x{data.scale} super-resolution model" if data.scale != 1 else "an image-to-image model"
+        raise GanslimError(f"{what} is {_scale_name(signature)}, but the data was opened for {opened}: "
+                           f"evaluate models of one scale on it")
+
+
 def evaluate_generator(
     generator: nn.Module,
     data: EvalData,
@@ -299,16 +659,19 @@ def evaluate_generator(
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
     seed: int = 0,
+    sr_metric: str | None = None,
 ) -> EvalResult:
     """Run ``generator`` over ``data`` once and score it.
 
     Args:
-        generator: maps (N, input_nc, H, W) in [-1, 1] to (N, output_nc, H, W); run in eval mode. Outputs are
-            clamped to [-1, 1] (what a saved image holds) before scoring.
-        data: from :func:`open_eval_data`.
+        generator: a model with a signature (or a plain module mapping (N, C, H, W) in [-1, 1] to the same
+            size); run in eval mode, fed in its signature's value range. Outputs are clamped to the data's value
+            range (what a saved image holds) before scoring.
+        data: from :func:`open_eval_data` (image-to-image) or :func:`open_sr_eval_data` (super-resolution),
+            opened for this generator's scale.
         metrics: any of ``fid``, ``kid``, ``psnr``, ``ssim``; those the data cannot support are skipped
             with the reason.
-        teacher: adds ``psnr_teacher`` / ``ssim_teacher`` (generator output vs teacher output).
+        teacher: adds ``psnr_teacher`` / ``ssim_teacher`` (generator output vs teacher output); of the same scale.
         inception_weights: the weights file (default: ``$GANSLIM_INCEPTION_WEIGHTS``, then the cache folder);
             when none is found there FID/KID are skipped with the reason; a given path that is missing raises.
         extractor: a ready feature extractor (uint8 (N,3,H,W) -> (N,D)) used instead of loading Inception.
@@ -316,9 +679,10 @@ def evaluate_generator(
             of extracting real features; KID, which needs the features themselves, is then skipped.
         save_real_stats: write the real images' ``mu``/``sigma`` there (``.npz``) for later ``real_stats``;
             checked to be writable before any image is read.
-        batch_size: images per forward pass.
+        batch_size: images per forward pass (1 when the images differ in size).
         device: where the generator, teacher and Inception run.
         kid_subsets, kid_subset_size, seed: see :func:`ganslim.metrics.kernel_inception_distance`.
+        sr_metric: super-resolution PSNR/SSIM on ``y`` (the default) or ``rgb`` (see :func:`scoring_for`).
     """
     wanted = parse_metrics(metrics)
     if real_stats is not None and save_real_stats is not None:
@@ -327,6 +691,11 @@ def evaluate_generator(
         check_output_file(save_real_stats, "--save-real-stats")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise GanslimError(f"--batch-size {batch_size!r} must be a positive integer")
+    signature = model_signature(generator)
+    _check_scale(signature, data, "the generator")
+    if teacher is not None:
+        _check_scale(model_signature(teacher), data, "the teacher")
+    scoring = scoring_for(signature, sr_metric)
     device = torch.device(device)
     skipped: dict[str, str] = {}
     for name in ("psnr", "ssim"):
@@ -364,7 +733,7 @@ def evaluate_generator(
                             for m in distribution})
             distribution = []
         else:
-            real = extract_features(_image_batches(data.real, "B", batch_size), extractor)
+            real = extract_features(_real_batches(data, batch_size), extractor)
             num_real = real.shape[0]
     saved = None
     if save_real_stats is not None:
@@ -373,77 +742,44 @@ def evaluate_generator(
         skipped.update({m: f"needs at least 2 images, the data has {len(data.inputs)}" for m in distribution})
         distribution = []
 
-    sums = {name: RunningMean() for name in ("psnr", "ssim", "psnr_teacher", "ssim_teacher")}
-    non_finite = 0
-    generator = generator.to(device).eval()
+    runs = {"the generator": module_run(generator.to(device).eval(), data.value_range)}
     if teacher is not None:
-        teacher = teacher.to(device).eval()
+        runs["the teacher"] = module_run(teacher.to(device).eval(), data.value_range, "the teacher")
+    fake_features: list[np.ndarray] = []
 
-    def outputs() -> Iterator[Tensor]:
-        nonlocal non_finite
-        loader = DataLoader(data.inputs, batch_size=batch_size, shuffle=False)
-        with tqdm(total=len(data.inputs), desc="eval", unit="img", disable=not progress) as bar, \
-                torch.inference_mode():
-            for batch in loader:
-                inputs = batch["A"].to(device)
-                fake = _run(generator, inputs, "the generator")
-                non_finite += int((~torch.isfinite(fake)).flatten(1).any(1).sum())
-                fake = fake.clamp(-1, 1)
-                if data.paired:
-                    target = batch["B"].to(device)
-                    _check_target(fake, target)
-                    if "psnr" in wanted:
-                        sums["psnr"].update(psnr(fake, target))
-                    if "ssim" in wanted:
-                        sums["ssim"].update(mean_ssim(fake, target))
-                if teacher is not None:
-                    reference = _run(teacher, inputs, "the teacher").clamp(-1, 1)
-                    sums["psnr_teacher"].update(psnr(fake, reference))
-                    sums["ssim_teacher"].update(mean_ssim(fake, reference))
-                bar.update(len(inputs))
-                yield fake
-
-    scores: dict[str, float] = {}
-    if distribution:
+    def keep_features(name: Hashable, outputs: Tensor) -> None:
         # From the metric primitives rather than compute_fid_kid, which always computes FID: KID alone skips the
         # 2048x2048 matrix square root (tens of seconds on a small CPU).
-        fake = extract_features(outputs(), extractor)
+        if name == "the generator":
+            fake_features.append(extract_features([rescale(outputs, data.value_range, SIGNED)], extractor))
+
+    scored = score_models(runs, data, scoring, reference="the teacher" if teacher is not None else None,
+                          metrics=wanted, batch_size=batch_size, device=device,
+                          on_outputs=keep_features if distribution else None, progress=progress)
+    scores: dict[str, float] = dict(scored.metrics["the generator"])
+    scores.update({key.replace("_ref", "_teacher"): value for key, value in scores.items() if key.endswith("_ref")})
+    if distribution:
+        fake = np.concatenate(fake_features)
         if "fid" in distribution:
             real_statistics = real if isinstance(real, tuple) else feature_statistics(real)
             scores["fid"] = frechet_distance(*feature_statistics(fake), *real_statistics)
         if "kid" in distribution:
             scores["kid"], scores["kid_std"] = kernel_inception_distance(
                 fake, real, subsets=kid_subsets, subset_size=kid_subset_size, seed=seed)
-    else:
-        for _ in outputs():
-            pass
+    non_finite = scored.non_finite["the generator"]
     if non_finite:
         logger.warning("warning: the generator output NaN or infinite values for %d of %d image(s), so the scores "
                        "are not meaningful: the checkpoint may be damaged or its training diverged", non_finite,
                        len(data.inputs))
-    for name, mean in sums.items():
-        if mean.count:
-            scores[name] = mean.compute()
     ordered = {k: scores[k] for k in ("psnr", "ssim", "fid", "kid", "kid_std", "psnr_teacher", "ssim_teacher")
                if k in scores}
     return EvalResult(metrics=ordered, skipped=skipped, num_images=len(data.inputs), num_real=num_real,
-                      paired=data.paired, data=data.describe(), real_stats_saved=saved)
+                      paired=data.paired, data=data.describe(), real_stats_saved=saved,
+                      sr_metrics=None if scoring.crop_border is None else scoring.describe())
 
 
-def _image_batches(dataset: Dataset, key: str, batch_size: int) -> Iterable[Tensor]:
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        yield batch[key]
-
-
-def _run(model: nn.Module, inputs: Tensor, what: str) -> Tensor:
-    try:
-        return model(inputs).float()
-    except RuntimeError as error:
-        raise GanslimError(f"{what} fails on {'x'.join(map(str, inputs.shape))} inputs ({first_line(error)}): "
-                           f"pick a --size its downsampling accepts (e.g. 256)") from None
-
-
-def _check_target(fake: Tensor, target: Tensor) -> None:
-    if fake.shape != target.shape:
-        raise GanslimError(f"the generator returns {tuple(fake.shape[1:])} images but the targets are "
-                           f"{tuple(target.shape[1:])}: check --size and the dataset's channels")
+def _real_batches(data: EvalData, batch_size: int) -> Iterable[Tensor]:
+    """The real images of ``data`` in batches, in [-1, 1] (what :func:`ganslim.metrics.extract_features` takes)."""
+    loader = DataLoader(data.real, batch_size=batch_size if data.same_size else 1, shuffle=False)
+    for batch in loader:
+        yield rescale(batch[data.target_key], data.value_range, SIGNED)

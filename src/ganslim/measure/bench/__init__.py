@@ -10,6 +10,8 @@ from ganslim.measure.bench.run import (
     BenchResult,
     BenchRow,
     backend_unavailable,
+    common_scale,
+    default_side,
     parse_backends,
     run_bench,
 )
@@ -27,6 +29,8 @@ __all__ = [
     "PLOT_NAME",
     "backend_unavailable",
     "bench_table",
+    "common_scale",
+    "default_side",
     "format_markdown",
     "pareto_plot",
     "parse_backends",

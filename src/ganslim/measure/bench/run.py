@@ -1,10 +1,14 @@
 """Benchmark generators side by side across runtimes, in one process (:mod:`.write` writes the files).
 
 For every model x backend the bench reports parameters, MACs in both conventions (see ``ganslim.measure.profile``),
-median / min / max latency of one (1, C, size, size) image, throughput, achieved GFLOP/s (``2 * true MACs /
-median time``) and its share of the machine's fp32 peak, and with ``data`` quality on a dataset split: PSNR and
-SSIM against the targets (paired data) and against the first model's outputs (the reference, usually the
-teacher).
+median / min / max latency of one example input of the model's signature (:meth:`ganslim.signature.Signature.
+example_inputs`, (1, C, size, size); a super-resolution model's LR side), throughput, achieved GFLOP/s (``2 * true
+MACs / median time``) and its share of the machine's fp32 peak, and with ``data`` quality on a dataset split:
+PSNR and SSIM against the targets (paired data) and against the first model's outputs (the reference, usually
+the teacher), through :func:`ganslim.measure.evaluate.score_models`, as ``ganslim eval`` scores them: image-to-image
+models on ``size`` x ``size`` images, super-resolution models on whole images with BasicSR's metrics (their
+exports are then dynamic in height and width). Models are benched together only when they share a scale (all
+image-to-image, or all x s super-resolution): the quality columns compare outputs of the same inputs.
 
 How the timing is kept fair:
 
@@ -31,7 +35,8 @@ reported as skipped with the reason; one whose export fails is reported as faile
 
     format "ganslim-bench", format_version 1, ganslim_version, command (when run from the CLI)
     settings  size, batch, threads, repeats, warmup, interleaved, backends, data, split, direction, num_images,
-              num_calibration, reference (the first model), omp_wait_policy
+              num_calibration, reference (the first model), omp_wait_policy, sr_scale (None: image-to-image),
+              scoring (how quality was computed; None without data)
     machine   cpu, logical_cpus, platform, versions {python, torch, onnxruntime, openvino, nncf}
     peak      matmul_size, dtype, threads, runs, gflops (fastest run), gflops_median, note
     models[]  name, path, arch, params, macs, macs_published, input_shape
@@ -53,7 +58,7 @@ import platform
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +69,19 @@ from tqdm import tqdm
 
 from ganslim import __version__
 from ganslim.errors import GanslimError, first_line
-from ganslim.export import seeded_image
-from ganslim.measure.compare import image_quality, model_cost
-from ganslim.measure.evaluate import json_safe, open_eval_data
+from ganslim.measure.compare import model_cost
+from ganslim.measure.evaluate import (
+    EvalData,
+    Scoring,
+    array_run,
+    json_safe,
+    model_signature,
+    open_eval_data,
+    open_sr_eval_data,
+    score_models,
+    scoring_for,
+    sr_scale,
+)
 from ganslim.measure.profile import (
     PEAK_MATMUL_SIZE,
     LatencyStats,
@@ -75,7 +90,7 @@ from ganslim.measure.profile import (
     matmul_gflops,
     num_threads,
 )
-from ganslim.signature import input_channels, output_channels
+from ganslim.signature import IMAGE, Signature, combined
 
 BACKENDS = ("torch", "onnxruntime", "openvino", "onnxruntime-int8", "openvino-int8")
 DEFAULT_BACKENDS = ("torch", "onnxruntime", "openvino", "int8")
@@ -202,7 +217,7 @@ def run_bench(
     models: Sequence[BenchModel],
     backends: str | Sequence[str] = DEFAULT_BACKENDS,
     *,
-    size: int = 256,
+    size: int | None = 256,
     threads: int | None = 2,
     repeats: int = 10,
     warmup: int = 3,
@@ -213,24 +228,31 @@ def run_bench(
     num_calibration: int = 16,
     peak_size: int = PEAK_MATMUL_SIZE,
     progress: bool = True,
+    sr_metric: str | None = None,
 ) -> BenchResult:
     """Benchmark every model on every backend, interleaved, and score them on ``data``.
 
     Args:
-        models: the generators (CPU ``nn.Module`` mapping (N, C, H, W) in [-1, 1] to images); the first is
-            the quality reference.
+        models: the generators (CPU ``nn.Module`` with a signature of one image input, or plain modules taken as
+            image-to-image in [-1, 1]), all image-to-image or all super-resolution of one scale; the first is the
+            quality reference.
         backends: names from :data:`BACKENDS` (or ``int8``), as a list or a comma-separated string.
-        size: the input is (1, C, size, size); exports are static at that shape.
+        size: the timed input is (1, C, size, size), and image-to-image data is resized to it; exports are
+            static at that shape (super-resolution: dynamic, for whole images). None: the smallest side of at
+            least 64 that every model takes.
         threads: CPU threads of every runtime (None: torch's current count, runtimes' defaults).
         repeats: timed rounds; warmup: untimed rounds before them (each round runs every runner once).
-        data: a dataset root or image folder (see :func:`ganslim.measure.evaluate.open_eval_data`) for quality metrics
-            and int8 calibration (its train split); None: no quality, int8 backends skipped.
+        data: a dataset root or image folder (see :func:`ganslim.measure.evaluate.open_eval_data`; HR images for
+            super-resolution: :func:`~ganslim.measure.evaluate.open_sr_eval_data`) for quality metrics and int8
+            calibration (its train split); None: no quality, int8 backends skipped.
         split: the split scored for quality; direction: which side of the data is the input.
         num_images: images of ``split`` scored per model x backend.
         num_calibration: int8 calibration images.
         peak_size: side of the square fp32 matmul that measures the machine's peak.
+        sr_metric: super-resolution PSNR/SSIM on ``y`` (default) or ``rgb`` (see
+            :func:`ganslim.measure.evaluate.scoring_for`).
     """
-    _positive(size=size, repeats=repeats, num_images=num_images, num_calibration=num_calibration,
+    _positive(repeats=repeats, num_images=num_images, num_calibration=num_calibration,
               peak_size=peak_size)
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise GanslimError(f"warmup must be a non-negative integer, got {warmup!r}")
@@ -242,31 +264,43 @@ def run_bench(
     if len(set(names)) != len(names):
         raise GanslimError(f"model names must be unique, got {names}")
     backends = parse_backends(backends)
+    if size is not None:
+        _positive(size=size)
+    signatures = {m.name: _bench_signature(m) for m in models}
+    scale = common_scale(models)
+    side = size if size is not None else default_side(models)
+    for name, signature in signatures.items():
+        signature.check_side(side, f"model '{name}': --size")
+    scoring = scoring_for(signatures[models[0].name], sr_metric)
 
     def say(text: str) -> None:
         if progress:
             tqdm.write(text, file=sys.stderr)
 
-    settings = {"size": size, "batch": 1, "threads": threads if threads is not None else torch.get_num_threads(),
+    settings = {"size": side, "batch": 1, "threads": threads if threads is not None else torch.get_num_threads(),
                 "repeats": repeats, "warmup": warmup, "interleaved": True, "backends": list(backends),
                 "data": None if data is None else str(data), "split": split if data is not None else None,
                 "direction": direction, "num_images": num_images if data is not None else 0,
                 "num_calibration": num_calibration, "reference": models[0].name,
-                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "sr_scale": scale,
+                "scoring": None if data is None else scoring.describe()}
     notes = []
     if (os.environ.get("OMP_WAIT_POLICY") or "").upper() != "PASSIVE":
         notes.append("OMP_WAIT_POLICY was not PASSIVE: PyTorch's OpenMP threads may spin after each run and slow "
                      "the runtimes timed next (ganslim bench sets it before importing torch)")
 
     with num_threads(threads), tempfile.TemporaryDirectory(prefix="ganslim-bench-") as scratch:
-        infos = [_model_info(model, size) for model in models]
-        quality = None if data is None else _quality_data(models[0].module, data, split, size, direction, num_images)
+        infos = [_model_info(model, signatures[model.name], side) for model in models]
+        quality = None if data is None else _quality_data(list(signatures.values()), data, split, side, direction,
+                                                          num_images)
+        if quality is not None:
+            settings["num_images"] = len(quality.inputs)
         calibration, no_calibration = None, "int8 calibrates on your images: pass --data DIR"
         if data is not None and any(is_int8(b) for b in backends):
             from ganslim.export.calibration import split_data
 
             try:
-                calibration = split_data(data, direction)
+                calibration = split_data(data, direction, super_resolution=scale is not None)
             except GanslimError as error:
                 no_calibration = f"no calibration images: {error}"
 
@@ -282,8 +316,9 @@ def run_bench(
                     continue
                 say(f"bench: preparing {model.name} on {backend}")
                 try:
-                    runner, runtime, details = _build(backend, model.module, Path(scratch) / str(index), size,
-                                                      threads, calibration, num_calibration, direction)
+                    runner, runtime, details = _build(backend, model.module, Path(scratch) / str(index), side,
+                                                      scale is not None, threads, calibration, num_calibration,
+                                                      direction)
                 except Exception as error:  # noqa: BLE001 - one backend failing must not stop the others
                     rows.append(BenchRow(model.name, backend, "failed", reason=first_line(error)))
                     continue
@@ -291,10 +326,11 @@ def run_bench(
                 rows.append(BenchRow(model.name, backend, "ok", runtime=runtime, details=details))
 
         if quality is not None:
-            _score(rows, runners, *quality, reference_model=models[0].name)
+            _score(rows, runners, quality, scoring, signatures, reference_model=models[0].name)
         say(f"bench: timing {len(runners)} runner(s) + {PEAK_RUNS} {peak_size}x{peak_size} fp32 matmuls a round, "
             f"{warmup} warm-up + {repeats} timed rounds")
-        latency, peak_ms = _time(runners, infos, peak_size, warmup, repeats, progress)
+        examples = {name: _example(signature, side) for name, signature in signatures.items()}
+        latency, peak_ms = _time(runners, examples, peak_size, warmup, repeats, progress)
         runners.clear()  # release the sessions before their scratch files are deleted
 
     for row in rows:
@@ -309,41 +345,73 @@ def run_bench(
     return BenchResult(models=infos, rows=rows, settings=settings, machine=_machine(), peak=peak, notes=notes)
 
 
-def _model_info(model: BenchModel, size: int) -> dict[str, Any]:
-    """Name, parameters and MACs (both conventions) of one (1, C, size, size) forward."""
-    module = model.module.eval()
-    shape = [1, input_channels(module), size, size]
+def default_side(models: Sequence[BenchModel]) -> int:
+    """The input side the bench times when none is given: the smallest of at least 64 that every model takes."""
+    rules = (_bench_signature(model).image_input.sides for model in models)
+    return max(combined(rules).nearest(64))
+
+
+def _bench_signature(model: BenchModel) -> Signature:
+    """``model``'s signature, which must take one image (what the bench feeds)."""
+    signature = model_signature(model.module.eval())
+    if len(signature.inputs) != 1 or signature.inputs[0].kind != IMAGE:
+        raise GanslimError(f"model '{model.name}' takes {signature.describe()}: the bench times models of one "
+                           f"image input")
+    return signature
+
+
+def common_scale(models: Sequence[BenchModel]) -> int | None:
+    """The models' super-resolution scale (None: image-to-image); models of different scales are a one-line
+    GanslimError (the bench compares outputs of the same inputs)."""
+    scales = {model.name: sr_scale(_bench_signature(model)) for model in models}
+    if len(set(scales.values())) > 1:
+        listing = ", ".join(f"'{name}' is {'image-to-image' if scale is None else f'x{scale} super-resolution'}"
+                            for name, scale in scales.items())
+        raise GanslimError(f"the bench compares models on the same inputs, but {listing}: bench models of one "
+                           f"scale together")
+    return next(iter(scales.values()))
+
+
+def _example(signature: Signature, side: int) -> np.ndarray:
+    """The seeded (1, C, side, side) input a model is timed on, in its signature's value range."""
+    return signature.example_inputs(side, generator=torch.Generator().manual_seed(0))[0].numpy()
+
+
+def _model_info(model: BenchModel, signature: Signature, side: int) -> dict[str, Any]:
+    """Name, parameters and MACs (both conventions) of one forward of its (1, C, side, side) example input."""
+    shape = [1, signature.image_input.channels, side, side]
     try:
-        cost = model_cost(module, size)
+        cost = model_cost(model.module.eval(), side)
     except RuntimeError as error:
         raise GanslimError(f"model '{model.name}' cannot run on a {'x'.join(map(str, shape))} input "
                            f"({first_line(error)}): pick a --size its downsampling accepts") from None
     return {"name": model.name, "path": model.path, "arch": model.arch, **cost.to_dict(), "input_shape": shape}
 
 
-def _quality_data(reference: nn.Module, data: str | os.PathLike, split: str, size: int, direction: str,
-                  num_images: int) -> tuple[list[np.ndarray], torch.Tensor | None]:
-    """(inputs as (1, C, size, size) arrays, stacked targets or None when unpaired) of ``split``."""
-    channels = input_channels(reference)
-    eval_data = open_eval_data(data, split=split, size=size, direction=direction, input_nc=channels,
-                               output_nc=output_channels(reference, size), max_images=num_images)
-    items = [eval_data.inputs[i] for i in range(len(eval_data.inputs))]
-    inputs = [np.ascontiguousarray(item["A"][None].numpy()) for item in items]
-    return inputs, torch.stack([item["B"] for item in items]) if eval_data.paired else None
+def _quality_data(signatures: list[Signature], data: str | os.PathLike, split: str, side: int, direction: str,
+                  num_images: int) -> EvalData:
+    """The first ``num_images`` images of ``split`` for the models of ``signatures`` (the reference first):
+    resized to ``side`` for image-to-image models, whole images (of sides every model takes) for super-resolution."""
+    reference = signatures[0]
+    if sr_scale(reference) is not None:
+        sides = combined(signature.image_input.sides for signature in signatures)
+        every_model = replace(reference, inputs=(replace(reference.image_input, sides=sides),))
+        return open_sr_eval_data(every_model, data, split, max_images=num_images)
+    return open_eval_data(data, split=split, size=side, direction=direction, input_nc=reference.image_input.channels,
+                          output_nc=reference.output.channels, max_images=num_images)
 
 
-def _time(runners: dict[tuple[str, str], Runner], infos: list[dict[str, Any]], peak_size: int, warmup: int,
+def _time(runners: dict[tuple[str, str], Runner], examples: dict[str, np.ndarray], peak_size: int, warmup: int,
           repeats: int, progress: bool) -> tuple[dict[tuple[str, str], LatencyStats], list[float]]:
-    """Latency of every runner, and the ms of every peak matmul run (``PEAK_RUNS`` a round), all interleaved."""
-    # Each runner is timed on a seeded input of its own model's shape; keys are strings for interleaved_times.
-    shapes = {info["name"]: info["input_shape"] for info in infos}
+    """Latency of every runner on its model's example input, and the ms of every peak matmul run
+    (``PEAK_RUNS`` a round), all interleaved."""
+    # Keys are strings for interleaved_times.
     keys = {f"{name}\t{backend}": (name, backend) for name, backend in runners}
-    timed = {text: _fixed_input(runners[key], seeded_image(shapes[key[0]], 0).numpy())
-             for text, key in keys.items()}
+    timed = {text: _fixed_input(runners[key], examples[key[0]]) for text, key in keys.items()}
     matmul = fp32_matmul(peak_size)
     peak_keys = [f"{_PEAK_KEY}{index}" for index in range(PEAK_RUNS)]
     timed.update((key, matmul) for key in peak_keys)
-    unused_input = seeded_image(infos[0]["input_shape"], 0).numpy()
+    unused_input = next(iter(examples.values()))
     with _round_bar(timed, peak_keys[0], warmup + repeats, progress):
         times = interleaved_times(timed, unused_input, warmup=warmup, repeats=repeats)
     latency = {key: LatencyStats.of(times[text]) for text, key in keys.items()}
@@ -356,9 +424,10 @@ def _positive(**values: int) -> None:
             raise GanslimError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
 
 
-def _build(backend: str, module: nn.Module, folder: Path, size: int, threads: int | None, calibration: Any,
-           num_calibration: int, direction: str) -> tuple[Runner, str, dict[str, Any]]:
-    """(runner on float32 (1, C, size, size) arrays, runtime name, extra JSON fields) for one backend."""
+def _build(backend: str, module: nn.Module, folder: Path, size: int, whole_images: bool, threads: int | None,
+           calibration: Any, num_calibration: int, direction: str) -> tuple[Runner, str, dict[str, Any]]:
+    """(runner on float32 (1, C, size, size) arrays in the model's value range, runtime name, extra JSON fields)
+    for one backend; ``whole_images``: exports take any height and width (super-resolution quality)."""
     if backend == "torch":
         def run_torch(image: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
@@ -371,7 +440,7 @@ def _build(backend: str, module: nn.Module, folder: Path, size: int, threads: in
     folder.mkdir(parents=True, exist_ok=True)
     if backend in ("onnxruntime", "openvino"):
         export = export_model(module, folder / backend, "onnx" if backend == "onnxruntime" else "openvino",
-                              size=size)
+                              size=size, dynamic=whole_images)
         exported = load_exported(export.files[0], threads=threads)
         return exported, exported.runtime, {"parity_max_abs_diff": export.max_abs_diff}
 
@@ -379,7 +448,8 @@ def _build(backend: str, module: nn.Module, folder: Path, size: int, threads: in
 
     runtime = backend.removesuffix("-int8")
     # The quantizer's own report is not used here: one eval image and one timed run keep its cost small.
-    result = quantize_model(module, calibration.calibration, folder / backend, backend=runtime, size=size,
+    result = quantize_model(module, calibration.calibration, folder / backend, backend=runtime,
+                            size=None if whole_images else size,
                             num_calibration=num_calibration, eval_images=calibration.evaluation, num_eval=1,
                             aligned=calibration.aligned, direction=direction, threads=threads, warmup=0,
                             repeats=1)
@@ -416,20 +486,15 @@ def _round_bar(timed: dict[str, Runner], key: str, rounds: int, progress: bool) 
             timed[key] = runner
 
 
-def _score(rows: list[BenchRow], runners: dict[tuple[str, str], Runner], inputs: list[np.ndarray],
-           targets: torch.Tensor | None, *, reference_model: str) -> None:
-    """Quality of every runner on ``inputs``: vs ``targets`` and vs the reference model's first backend."""
-    outputs = {key: torch.from_numpy(np.concatenate([runner(x) for x in inputs])).float().clamp(-1, 1)
-               for key, runner in runners.items()}
-    reference = next((out for (name, _), out in outputs.items() if name == reference_model), None)
+def _score(rows: list[BenchRow], runners: dict[tuple[str, str], Runner], data: EvalData, scoring: Scoring,
+           signatures: dict[str, Signature], *, reference_model: str) -> None:
+    """Quality of every runner on ``data`` (:func:`ganslim.measure.evaluate.score_models`): vs the targets and vs
+    the reference model's first backend."""
+    runs = {key: array_run(runner, signatures[key[0]], data.value_range) for key, runner in runners.items()}
+    reference = next((key for key in runs if key[0] == reference_model), None)
+    scores = score_models(runs, data, scoring, reference=reference)
     for row in rows:
-        out = outputs.get((row.model, row.backend))
-        if out is None:
-            continue
-        if targets is not None and out.shape == targets.shape:
-            row.quality.update(image_quality(out, targets))
-        if reference is not None and out.shape == reference.shape:
-            row.quality.update({f"{key}_ref": value for key, value in image_quality(out, reference).items()})
+        row.quality.update(scores.metrics.get((row.model, row.backend), {}))
 
 
 def _machine() -> dict[str, Any]:

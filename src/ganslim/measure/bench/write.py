@@ -78,8 +78,10 @@ def format_markdown(bench: dict[str, Any]) -> str:
     lines = ["# ganslim bench", ""]
     if bench.get("command"):
         lines += [f"Command: `{bench['command']}`", ""]
+    scale = settings.get("sr_scale")
+    lr = f" LR (x{scale} super-resolution; exports dynamic in height and width, for whole images)" if scale else ""
     lines += [
-        f"- input 1x{bench['models'][0]['input_shape'][1]}x{settings['size']}x{settings['size']}, "
+        f"- input 1x{bench['models'][0]['input_shape'][1]}x{settings['size']}x{settings['size']}{lr}, "
         f"{settings['threads']} thread(s), {settings['warmup']} warm-up + {settings['repeats']} timed rounds, all "
         f"model x backend runs interleaved round-robin, the order rotating every round, in one process "
         f"(OMP_WAIT_POLICY="
@@ -97,7 +99,7 @@ def format_markdown(bench: dict[str, Any]) -> str:
     if settings.get("data"):
         lines.append(f"- quality: {settings['num_images']} image(s) of split '{settings['split']}' of "
                      f"{settings['data']}; PSNR/SSIM vs targets, and vs the reference model "
-                     f"'{settings['reference']}'")
+                     f"'{settings['reference']}'" + (f" ({settings['scoring']})" if settings.get("scoring") else ""))
     lines += ["", "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     if bench.get("notes"):
