@@ -96,13 +96,7 @@ def translate_files(generator: nn.Module, inputs: str | os.PathLike, output_dir:
         raise GanslimError(f"direction '{direction}' is not valid: use AtoB or BtoA")
     generator = generator.to(device).eval()
     signature = signature_of(generator, size or 64)
-    check_no_resize(signature, size)
-    if not signature.super_resolution:
-        if size is None:
-            raise GanslimError("an image-to-image model takes its inputs resized: pass a size (e.g. 256)")
-        signature.check_side(size, "--size")
-    if tile:
-        check_tiling(signature, tile, tile_pad)
+    _check_sizing(signature, size, tile, tile_pad)
     root, files = find_inputs(inputs)
     output_dir = check_output_folder(output_dir, "--output")
     targets = [output_dir / source.relative_to(root).parent / f"{source.stem}.png" for source in files]
@@ -127,6 +121,18 @@ def translate_files(generator: nn.Module, inputs: str | os.PathLike, output_dir:
         logger.warning("warning: the generator output NaN or infinite values for %d of %d image(s) (NaN pixels are "
                        "written black): the checkpoint may be damaged or its training diverged", non_finite, len(files))
     return written
+
+
+def _check_sizing(signature: Signature, size: int | None, tile: int, tile_pad: int) -> None:
+    """One line unless ``size`` suits the model (a side for a translator, None for super-resolution) and so do
+    the tiles, if ``tile`` is set."""
+    check_no_resize(signature, size)
+    if not signature.super_resolution:
+        if size is None:
+            raise GanslimError("an image-to-image model takes its inputs resized: pass a size (e.g. 256)")
+        signature.check_side(size, "--size")
+    if tile:
+        check_tiling(signature, tile, tile_pad)
 
 
 def _model_input_shape(source: Path, image_size: tuple[int, int], size: int | None, aligned: bool,

@@ -153,17 +153,11 @@ def export_model(
         raise GanslimError(f"tolerance {tolerance} must be a non-negative number (e.g. 1e-3)")
     target = resolve_output(out, SUFFIXES[format], DEFAULT_NAMES[format], f"--format {format}")
     _check_size(size)
-    signature = signature_of(generator, size)
-    if len(signature.inputs) != 1:
-        raise GanslimError(f"export takes generators of one input; this one takes {signature.describe()}")
-    if signature.takes_image:
-        signature.check_side(size, "--size")
-    checks = [(1, (size, size))] + ([(2, (size, 2 * size))] if dynamic else [])
-    inputs = [signature.example_inputs(sides, batch, torch.Generator().manual_seed(seed + index))[0]
-              for index, (batch, sides) in enumerate(checks)]
-    shapes = [tuple(image.shape) for image in inputs]
 
-    with eval_mode(generator):
+    with eval_mode(generator):  # a plain module's signature is probed with a forward
+        signature = signature_of(generator, size)
+        inputs = _check_inputs(signature, size, dynamic, seed)
+        shapes = [tuple(image.shape) for image in inputs]
         expected = [run_eager(generator, image) for image in inputs]
         with staging_folder(target.parent) as stage:
             staged = stage / target.name
@@ -188,6 +182,18 @@ def export_model(
             published, sidecar_path = publish(stage, files, sidecar, target.parent)
     return ExportResult(format=format, files=published, sidecar=sidecar_path, max_abs_diff=diff,
                         tolerance=tolerance, runtime=sidecar["verification"]["runtime"], checked_shapes=shapes)
+
+
+def _check_inputs(signature: Signature, size: int, dynamic: bool, seed: int) -> list[torch.Tensor]:
+    """The signature's example inputs the export is checked on: batch 1 at ``size`` x ``size``, and when
+    ``dynamic`` batch 2 at ``size`` x ``2 * size``; one line if the generator cannot take them."""
+    if len(signature.inputs) != 1:
+        raise GanslimError(f"export takes generators of one input; this one takes {signature.describe()}")
+    if signature.takes_image:
+        signature.check_side(size, "--size")
+    checks = [(1, (size, size))] + ([(2, (size, 2 * size))] if dynamic else [])
+    return [signature.example_inputs(sides, batch, torch.Generator().manual_seed(seed + index))[0]
+            for index, (batch, sides) in enumerate(checks)]
 
 
 def _write_format(format: str, generator: nn.Module, path: Path, example: torch.Tensor, dynamic: bool,  # noqa: A002
