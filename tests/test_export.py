@@ -376,3 +376,13 @@ def test_a_full_disk_during_export_is_one_line_and_leaves_nothing(tmp_path, monk
     with pytest.raises(GanslimError, match=r"cannot write '.*/out/generator.onnx' \(No space left on device\)"):
         export_model(generator, tmp_path / "out", "onnx", size=size)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_plain_module_in_training_mode_is_exported_in_eval_mode_and_left_training(tmp_path):
+    """Its signature is probed with a forward (it declares none): that too runs in eval mode, then flags return."""
+    module = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Conv2d(4, 3, 1)).train()
+    result = export_model(module, tmp_path, "onnx", size=8)
+    assert module.training and all(child.training for child in module)
+    assert result.max_abs_diff < PARITY  # eager ran with the running statistics, as the export does
+    assert json.loads(result.sidecar.read_text())["signature_description"] == (
+        "image (3 ch, [-1, 1], any size) -> image (3 ch, [-1, 1], x1)")
