@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from ganslim.export import DEFAULT_NAMES, export_model, load_exported
 from ganslim.export import onnx as onnx_export
 from ganslim.measure.profile import time_interleaved
 from ganslim.registry import GENERATORS
+from ganslim.signature import Signature
 
 # Exported outputs are images in [-1, 1]; f32 runtimes agree with eager PyTorch to ~3e-6 (measured on every
 # registered generator), so 1e-4 leaves room for kernel differences while catching any real export bug.
@@ -100,11 +102,17 @@ def test_sidecar_contents(tmp_path):
     assert sidecar["ganslim_version"] == ganslim.__version__
     assert sidecar["files"] == ["g.onnx"]
     assert sidecar["arch"] == "resnet_6blocks" and sidecar["arch_kwargs"] == kwargs
+    assert sidecar["format_version"] == 2
+    assert Signature.from_dict(sidecar["signature"]) == generator.signature
+    assert sidecar["input"]["name"] == "image" and sidecar["input"]["kind"] == "image"
     assert sidecar["input"]["shape"] == [1, 3, size, size]
     assert sidecar["input"]["dynamic_axes"] == {"0": "batch", "2": "height", "3": "width"}
     assert sidecar["output"]["shape"] == [1, 3, size, size]
+    assert sidecar["output"]["dynamic_axes"] == {"0": "batch", "2": "height", "3": "width"}
     assert sidecar["normalization"]["input"] == "x / 127.5 - 1"
     assert sidecar["normalization"]["output"] == "(y + 1) / 2 * 255"
+    assert sidecar["normalization"]["input_range"] == sidecar["normalization"]["output_range"] == [-1.0, 1.0]
+    assert sidecar["normalization"]["scale"] == 1
     assert sidecar["verification"]["max_abs_diff"] == result.max_abs_diff
     assert sidecar["verification"]["tolerance"] == 1e-3
     assert sidecar["verification"]["runtime"].startswith("onnxruntime ")
@@ -188,6 +196,82 @@ def test_auto_exporter_falls_back_to_dynamo(tmp_path, capfd):
     with pytest.raises(GanslimError, match="onnx export of SlicedByInputWidth failed"):
         export_model(SlicedByInputWidth().eval(), tmp_path / "legacy", "onnx", size=16, onnx_exporter="legacy")
     assert not (tmp_path / "legacy").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Super-resolution: the signature names the input and its axes, makes the parity inputs, and fills the sidecar
+
+SR_KWARGS = {"num_feat": 4, "num_block": 1, "num_grow_ch": 2}
+
+
+def tiny_esrgan() -> nn.Module:
+    torch.manual_seed(0)
+    return build_generator("rrdbnet", **SR_KWARGS).eval()
+
+
+@pytest.mark.parametrize("model_format", ["onnx", "torchscript", "openvino"])
+def test_an_sr_model_exports_with_dynamic_sides_checked_at_two_lr_sizes(tmp_path, model_format):
+    if model_format == "openvino":
+        pytest.importorskip("openvino")
+    generator = tiny_esrgan()
+    result = export_model(generator, tmp_path, model_format, size=12, dynamic=True, arch="rrdbnet",
+                          arch_kwargs=SR_KWARGS)
+    assert result.checked_shapes == [(1, 3, 12, 12), (2, 3, 12, 24)]
+    assert result.max_abs_diff < PARITY
+    exported = load_exported(result.files[0])
+    for shape in [(1, 3, 9, 13), (1, 3, 20, 16)]:  # sizes the check did not use: the sides are really free
+        image = torch.rand(shape, generator=torch.Generator().manual_seed(5))  # [0, 1], as the model takes
+        actual = exported(image.numpy())
+        assert actual.shape == (1, 3, 4 * shape[2], 4 * shape[3])
+        np.testing.assert_allclose(actual, eager(generator, image), atol=PARITY)
+    sidecar = json.loads(result.sidecar.read_text())
+    assert Signature.from_dict(sidecar["signature"]) == generator.signature
+    assert sidecar["signature_description"] == "image (3 ch, [0, 1], any size) -> image (3 ch, [0, 1], x4)"
+    assert sidecar["normalization"]["input"] == "x / 255"
+    assert sidecar["normalization"]["output"] == "round(clamp(y, 0, 1) * 255)"
+    assert sidecar["normalization"]["scale"] == 4
+    assert sidecar["output"]["shape"] == [1, 3, 48, 48]
+    assert sidecar["output"]["dynamic_axes"] == {"0": "batch", "2": "out_height", "3": "out_width"}
+    assert sidecar["verification"]["input"] == "the signature's example inputs, seeds 0..1"
+
+
+def test_the_onnx_graph_takes_the_signatures_input_name_and_axes(tmp_path):
+    from ganslim.export.runtime import ort_session
+
+    result = export_model(tiny_esrgan(), tmp_path, "onnx", size=8, dynamic=True)
+    session = ort_session(result.files[0])
+    assert [(i.name, i.shape) for i in session.get_inputs()] == [("image", ["batch", 3, "height", "width"])]
+    assert [(o.name, o.shape) for o in session.get_outputs()] == [("output", ["batch", 3, "out_height", "out_width"])]
+
+
+def test_the_signature_round_trips_from_checkpoint_header_to_export_sidecar(tmp_path, capsys):
+    from ganslim.checkpoints import load_generator
+    from ganslim.checkpoints.format import read_checkpoint
+
+    kwargs = {**SR_KWARGS, "scale": 2}
+    checkpoint = save_model(tmp_path / "x2.pt", build_generator("rrdbnet", **kwargs), "rrdbnet", kwargs)
+    header = Signature.from_dict(read_checkpoint(checkpoint).signature)
+    assert header == load_generator(checkpoint).signature == build_generator("rrdbnet", **kwargs).signature
+    assert main(["export", "--ckpt", str(checkpoint), "--size", "6", "--dynamic", "--json"]) == 0
+    sidecar = json.loads(Path(json.loads(capsys.readouterr().out)["sidecar"]).read_text())
+    assert Signature.from_dict(sidecar["signature"]) == header
+    assert sidecar["normalization"]["scale"] == 2
+    assert main(["export", "--ckpt", str(checkpoint), "--size", "7", "--output", str(tmp_path / "odd/")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "ganslim export: error: --size 7 does not fit this generator, which takes image sides that are multiples of "
+        "2: use 6 or 8")
+    assert not (tmp_path / "odd").exists()
+
+
+def test_a_sidecar_written_without_a_signature_describes_a_signed_image_model():
+    """The int8 writer's sidecar before it passes its model's signature: the [-1, 1] image model of its shapes."""
+    from ganslim.export import sidecar_header
+
+    sidecar = sidecar_header("onnxruntime-int8", [Path("g.onnx")], "resnet_6blocks", {}, (1, 3, 16, 16),
+                             (1, 1, 16, 16), dynamic=False, meta=None)
+    assert Signature.from_dict(sidecar["signature"]).describe() == (
+        "image (3 ch, [-1, 1], any size) -> image (1 ch, [-1, 1], x1)")
+    assert sidecar["normalization"]["input"] == "x / 127.5 - 1"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -292,3 +376,13 @@ def test_a_full_disk_during_export_is_one_line_and_leaves_nothing(tmp_path, monk
     with pytest.raises(GanslimError, match=r"cannot write '.*/out/generator.onnx' \(No space left on device\)"):
         export_model(generator, tmp_path / "out", "onnx", size=size)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_plain_module_in_training_mode_is_exported_in_eval_mode_and_left_training(tmp_path):
+    """Its signature is probed with a forward (it declares none): that too runs in eval mode, then flags return."""
+    module = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Conv2d(4, 3, 1)).train()
+    result = export_model(module, tmp_path, "onnx", size=8)
+    assert module.training and all(child.training for child in module)
+    assert result.max_abs_diff < PARITY  # eager ran with the running statistics, as the export does
+    assert json.loads(result.sidecar.read_text())["signature_description"] == (
+        "image (3 ch, [-1, 1], any size) -> image (3 ch, [-1, 1], x1)")

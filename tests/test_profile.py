@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganslim.archs import build_generator
+from ganslim.cli import main
 from ganslim.errors import GanslimError
 from ganslim.measure.profile import (
     LatencyStats,
@@ -26,6 +27,7 @@ from ganslim.measure.profile import (
     profile_model,
 )
 from ganslim.measure.profile import timing
+from ganslim.signature import UNIT, ImageSides, Signature, image_to_image
 from reference_impl import reference_generator
 
 # name -> (M params, published GMACs, true GMACs) at 256x256, batch 1, to the digits METHODS.md gives.
@@ -245,7 +247,7 @@ def test_profile_model_figures_and_threads_restored():
     assert isinstance(profile, Profile)
     assert profile.threads == 1
     assert profile.device == "cpu"
-    assert profile.input_shape == (1, 1, 16, 16)  # in_channels inferred from the first conv
+    assert profile.input_shape == (1, 1, 16, 16)  # a plain module: channels probed from the first conv
     assert profile.params == (4 * 9 + 4) + (4 + 1)
     assert profile.macs == profile.macs_published == 4 * 256 * 9 + 256 * 4
     assert profile.latency.min_ms <= profile.latency.median_ms <= profile.latency.max_ms
@@ -253,10 +255,38 @@ def test_profile_model_figures_and_threads_restored():
     assert model.training  # eval only while profiled
 
 
-def test_profile_model_rectangular_batch_and_explicit_channels():
-    profile = profile_model(nn.Conv2d(2, 3, 1), input_size=(4, 6), batch=2, in_channels=2, warmup=0, repeats=1)
+def test_profile_model_rectangular_batch_and_probed_channels():
+    profile = profile_model(nn.Conv2d(2, 3, 1), input_size=(4, 6), batch=2, warmup=0, repeats=1)
     assert profile.input_shape == (2, 2, 4, 6)
     assert profile.macs == 2 * 3 * 24 * 2
+    assert profile.signature == image_to_image(2, 3, profile.signature.image_input.sides)
+
+
+class _Declared(nn.Module):
+    """Takes a [0, 1] image of even sides and records what it was given; the channels come from the signature,
+    not from its first conv (which takes 5)."""
+
+    signature = image_to_image(2, 2, ImageSides(multiple=2, minimum=2), UNIT, scale=2)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(5, 2, 1)
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        self.seen.append(image)
+        return F.interpolate(image, scale_factor=2)
+
+
+def test_profile_model_feeds_the_signatures_example_inputs():
+    model = _Declared()
+    profile = profile_model(model, input_size=(4, 6), warmup=0, repeats=1)
+    assert profile.input_shape == (1, 2, 4, 6)
+    assert all(0 <= image.min() and image.max() <= 1 for image in model.seen)  # uniform in [0, 1], the signature's
+    assert profile.to_dict()["signature"] == model.signature.to_dict()
+    assert "image (2 ch, [0, 1], multiples of 2) -> image (2 ch, [0, 1], x2)" in format_profile(profile, "m")
+    message = _one_line_error(profile_model, model, 5)
+    assert message.startswith("input_size 5 does not fit this generator") and "multiples of 2: use 4 or 6" in message
 
 
 def test_to_dict_is_json_ready():
@@ -272,6 +302,7 @@ def test_format_profile_labels_both_conventions():
         params=11_378_179, macs=49_551_507_456, macs_published=56_799_264_768,
         latency=LatencyStats(median_ms=622.0, min_ms=610.0, max_ms=640.0, repeats=10),
         peak_memory_bytes=80 * 2**20, device="cpu", threads=2, input_shape=(1, 3, 256, 256),
+        signature=build_generator("resnet_9blocks").signature,
     )  # fmt: skip
     text = format_profile(profile, "resnet_9blocks")
     lines = text.splitlines()
@@ -311,7 +342,6 @@ def test_cuda_without_cuda_is_a_user_error():
         ({"repeats": 0}, "repeats"),
         ({"warmup": -1}, "warmup"),
         ({"threads": 0}, "threads"),
-        ({"in_channels": 0}, "in_channels"),
         ({"device": "bogus"}, "bogus"),
         ({"device": "meta"}, "meta"),
     ],
@@ -324,8 +354,76 @@ def test_in_channels_cannot_be_inferred_without_a_conv():
     assert "in_channels" in _one_line_error(profile_model, nn.Identity(), 8)
 
 
+class _WrongSignature(nn.Sequential):
+    """Declares 3-channel images, but its conv takes 1 channel."""
+
+    signature = image_to_image(3, 4, ImageSides())
+
+
 def test_failing_forward_is_a_user_error_and_threads_are_restored():
     before = torch.get_num_threads()
-    message = _one_line_error(profile_model, _tiny_generator(), 8, in_channels=3, threads=1)
-    assert "in_channels" in message and "[1, 3, 8, 8]" in message
+    message = _one_line_error(profile_model, _WrongSignature(nn.Conv2d(1, 4, 3)), 8, threads=1)
+    assert "_WrongSignature failed on an input of shape [1, 3, 8, 8]" in message
+    assert message.endswith("check input_size (the model takes image (3 ch, [-1, 1], any size) -> image (4 ch, "
+                            "[-1, 1], x1))")
     assert torch.get_num_threads() == before
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ESRGAN's RRDBNet through `ganslim profile`: the builder gets only the arguments it takes, --size is the LR side
+
+ESRGAN_PARAMS = 16_697_987
+ESRGAN_MACS_AT_256 = 1_174_853_910_528  # both conventions: no transposed convs, no elementwise multiply
+
+
+def test_profile_prints_esrgans_figures_at_a_256_lr_input():
+    """The counts at 256 come from the meta device (shapes only: a 1.17 TMAC forward is never computed), fed the
+    signature's example input as profile_model feeds it; the table prints them as the paper gives them."""
+    with torch.device("meta"):
+        generator = build_generator("rrdbnet")
+    inputs = generator.signature.example_inputs(256, device="meta")
+    count = count_macs(generator, inputs)
+    assert count == MacCount(ESRGAN_MACS_AT_256, ESRGAN_MACS_AT_256)
+    profile = Profile(params=count_params(generator), macs=count.macs, macs_published=count.macs_published,
+                      latency=LatencyStats(1.0, 1.0, 1.0, 1), peak_memory_bytes=0, device="cpu", threads=1,
+                      input_shape=tuple(inputs[0].shape), signature=generator.signature)
+    lines = format_profile(profile, "rrdbnet").splitlines()
+    assert lines[0].startswith("rrdbnet  (input 1x3x256x256")
+    assert lines[1].strip() == "image (3 ch, [0, 1], any size) -> image (3 ch, [0, 1], x4)"
+    assert any(line.strip().startswith("params") and line.endswith("16.698 M") for line in lines)
+    assert sum(line.endswith("1174.85 G") for line in lines) == 2  # true and published
+
+
+def test_cli_profiles_rrdbnet_by_name_at_its_lr_size(capsys):
+    """The whole command on the default 64/23/32 x4 network at a 4x4 LR input (0.29 GMAC: MACs scale with the
+    area, so 256x256 gives the 1174.85 G above); the norm the translation builders get is not passed to it."""
+    assert main(["profile", "rrdbnet", "--size", "4", "--warmup", "0", "--repeats", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["params"] == ESRGAN_PARAMS
+    assert report["macs"] == report["macs_published"] == ESRGAN_MACS_AT_256 * 4**2 // 256**2
+    assert report["input_shape"] == [1, 3, 4, 4]
+    assert Signature.from_dict(report["signature"]) == build_generator("rrdbnet", num_block=0).signature
+    assert report["signature_description"].endswith("-> image (3 ch, [0, 1], x4)")
+
+
+@pytest.mark.parametrize("flag, message", [
+    (["--norm", "batch"], "generator 'rrdbnet' takes no norm; it takes: input_nc, output_nc, scale"),
+    (["--ngf", "8"], "generator 'rrdbnet' takes no ngf"),
+])
+def test_cli_options_a_builder_does_not_take_are_one_line(capsys, flag, message):
+    assert main(["profile", "rrdbnet", "--size", "4", *flag]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ganslim profile: error: ") and message in lines[0]
+
+
+def test_cli_profiles_an_x2_esrgan_checkpoint(tmp_path, capsys):
+    """An x2 file's first conv takes 12 channels (pixel-unshuffled input); the signature says the image has 3."""
+    from ganslim.checkpoints import save_model
+
+    kwargs = {"scale": 2, "num_feat": 4, "num_block": 1, "num_grow_ch": 2}
+    checkpoint = save_model(tmp_path / "x2.pt", build_generator("rrdbnet", **kwargs), "rrdbnet", kwargs)
+    assert main(["profile", str(checkpoint), "--size", "6", "--warmup", "0", "--repeats", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input_shape"] == [1, 3, 6, 6]
+    assert main(["profile", str(checkpoint), "--size", "5", "--repeats", "1"]) == 2
+    assert "input_size 5 does not fit this generator, which takes image sides that are multiples of 2" in (
+        capsys.readouterr().err)

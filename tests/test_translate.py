@@ -186,3 +186,88 @@ def test_the_size_defaults_to_the_checkpoints_and_is_announced(tmp_path, generat
                  *flag]) == 0
     assert words in capsys.readouterr().err.splitlines()
     assert Image.open(tmp_path / "out" / "a.png").size == (expected, expected)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Super-resolution: [0, 1] in and out, each image at its own size, tiles
+
+
+SR_KWARGS = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}
+
+
+@pytest.fixture
+def sr_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    return save_model(tmp_path / "RRDB.pt", build_generator("rrdbnet", **SR_KWARGS), "rrdbnet", SR_KWARGS)
+
+
+def _translate(*args: str) -> int:
+    return main(["translate", *args])
+
+
+def _expected_sr_png(checkpoint, path) -> np.ndarray:
+    """What BasicSR writes: x / 255 in, round(clamp(y, 0, 1) * 255) out."""
+    from ganslim.checkpoints import load_generator
+
+    image = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
+    with torch.no_grad():
+        output = load_generator(checkpoint).model(image[None])[0]
+    return (output.clamp(0, 1) * 255 + 0.5).floor().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def test_an_sr_checkpoint_writes_x4_pngs_of_each_inputs_own_size(tmp_path, sr_checkpoint, capsys):
+    inputs = _images(tmp_path / "lr", ["a.png"], size=(12, 10))
+    _images(inputs / "sub", ["b.jpg"], size=(8, 6))
+    assert _translate("--ckpt", str(sr_checkpoint), "--input", str(inputs), "--output", str(tmp_path / "sr"),
+                      "--scale", "4", "--batch-size", "2") == 0
+    assert "size: each image's own (super-resolution models never resize their input)" in capsys.readouterr().err
+    assert Image.open(tmp_path / "sr" / "a.png").size == (48, 40)
+    assert Image.open(tmp_path / "sr" / "sub" / "b.png").size == (32, 24)
+    for name, source in (("a.png", inputs / "a.png"), ("sub/b.png", inputs / "sub" / "b.jpg")):
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "sr" / name)),
+                                      _expected_sr_png(sr_checkpoint, source))
+
+
+def test_tiled_translation_writes_the_untiled_pixels(tmp_path, sr_checkpoint):
+    inputs = _images(tmp_path / "lr", ["a.png"], size=(20, 18))
+    assert _translate("--ckpt", str(sr_checkpoint), "--input", str(inputs), "--output", str(tmp_path / "whole")) == 0
+    assert _translate("--ckpt", str(sr_checkpoint), "--input", str(inputs), "--output", str(tmp_path / "tiled"),
+                      "--tile", "8", "--tile-pad", "4") == 0
+    whole = np.asarray(Image.open(tmp_path / "whole" / "a.png")).astype(int)
+    tiled = np.asarray(Image.open(tmp_path / "tiled" / "a.png")).astype(int)
+    assert tiled.shape == (72, 80, 3) and np.abs(tiled - whole).max() <= 1  # see tests/test_tiling.py
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--size", "64"], "--size 64 does not apply: super-resolution models never resize their input (this x4 model "
+                       "takes each image at its own size): drop --size"),
+    (["--scale", "2"], "--scale 2 does not match checkpoint '{ckpt}', an x4 model: drop --scale or pass the x2 model"),
+    (["--tile", "8", "--tile-pad", "11"], "image '{lr}/small.png' is 12x10 pixels, smaller than --tile-pad 11: it "
+                                          "needs no tiles; translate it without --tile, or pass --tile-pad 10 or less"),
+    (["--tile", "0"], None),
+])
+def test_sr_mistakes_are_one_line_and_write_nothing(tmp_path, sr_checkpoint, capsys, flags, message):
+    inputs = _images(tmp_path / "lr", ["big.png"], size=(24, 24))
+    _images(inputs, ["small.png"], size=(12, 10))
+    code = _translate("--ckpt", str(sr_checkpoint), "--input", str(inputs), "--output", str(tmp_path / "sr"), *flags)
+    if message is None:  # --tile 0 is the whole image, as in Real-ESRGAN
+        assert code == 0 and sorted(p.name for p in (tmp_path / "sr").iterdir()) == ["big.png", "small.png"]
+        return
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1] == "ganslim translate: error: " + message.format(ckpt=sr_checkpoint, lr=inputs)
+    assert not (tmp_path / "sr").exists()
+
+
+def test_an_x2_model_refuses_an_odd_image_and_translators_refuse_tiles(tmp_path, generator):
+    kwargs = {**SR_KWARGS, "scale": 2}
+    x2 = build_generator("rrdbnet", **kwargs)
+    inputs = _images(tmp_path / "lr", ["a.png"], size=(12, 9))
+    with pytest.raises(GanslimError, match=r"image '.*a.png': its side 9 does not fit this generator, which takes "
+                                           r"image sides that are multiples of 2: use 8 or 10"):
+        translate_files(x2, inputs, tmp_path / "sr", progress=False)
+    with pytest.raises(GanslimError, match="--tile applies to super-resolution models only"):
+        translate_files(generator, inputs, tmp_path / "out", size=16, tile=8, progress=False)
+    with pytest.raises(GanslimError, match=r"an image-to-image model takes its inputs resized: pass a size"):
+        translate_files(generator, inputs, tmp_path / "out", progress=False)
+    assert not (tmp_path / "sr").exists() and not (tmp_path / "out").exists()

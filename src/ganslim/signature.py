@@ -1,8 +1,8 @@
 """What a generator takes and returns: its *signature*, declared by its architecture and stored in its checkpoint.
 
 Everything after training (profile, bench, export, quantize, eval, translate) reads a model's signature instead of
-probing its first conv or assuming one square [-1, 1] image in and out (:func:`input_channels` and
-:func:`output_channels` probe only a plain module that declares none):
+probing its first conv or assuming one square [-1, 1] image in and out (:func:`signature_of`, :func:`input_channels`
+and :func:`output_channels` probe only a plain module that declares none):
 
 * each **input** has a ``kind`` (``image``, ``label_map`` or ``latent``), ``channels`` (image channels, label count
   or latent dimensions), the ``value_range`` its values live in (images: (-1, 1) or (0, 1); label maps and latents:
@@ -120,6 +120,12 @@ class Signature:
     def takes_image(self) -> bool:
         return any(spec.spatial for spec in self.inputs)
 
+    @property
+    def super_resolution(self) -> bool:
+        """True when the output is a scale other than 1 of the input: such a model takes each image at its own
+        size (it is never resized to a training size) and may be run in tiles."""
+        return self.output.scale is not None and self.output.scale != 1
+
     def output_side(self, side: int) -> int:
         """The output's side for an input side ``side`` (or the fixed resolution)."""
         if self.output.resolution is not None:
@@ -133,22 +139,25 @@ class Signature:
             raise GanslimError(f"{what} {side} does not fit this generator, which takes image sides that are "
                                f"{sides.describe()}: use {' or '.join(map(str, sides.nearest(side)))}")
 
-    def example_inputs(self, side: int | None = None, batch: int = 1, generator: torch.Generator | None = None,
+    def example_inputs(self, side: int | tuple[int, int] | None = None, batch: int = 1,
+                       generator: torch.Generator | None = None,
                        device: torch.device | str = "cpu") -> tuple[Tensor, ...]:
-        """One random tensor per input: images uniform in their value range at ``side`` x ``side``, label maps
-        one-hot, latents standard normal. ``side`` defaults to the smallest accepted side of at least 64."""
+        """One random tensor per input: images uniform in their value range at ``side`` x ``side`` (or ``side`` =
+        (height, width)), label maps one-hot, latents standard normal. ``side`` defaults to the smallest accepted
+        side of at least 64."""
         tensors = []
         for spec in self.inputs:
             if spec.kind == LATENT:
                 tensors.append(torch.randn(batch, spec.channels, generator=generator).to(device))
                 continue
-            side_ = side if side is not None else max(spec.sides.nearest(64))
-            shape = (batch, spec.channels, side_, side_)
+            default = max(spec.sides.nearest(64))
+            height, width = (side, side) if isinstance(side, int) else side or (default, default)
+            shape = (batch, spec.channels, height, width)
             if spec.kind == IMAGE:
                 low, high = spec.value_range
                 tensors.append((torch.rand(shape, generator=generator) * (high - low) + low).to(device))
             else:
-                labels = torch.randint(spec.channels, (batch, side_, side_), generator=generator)
+                labels = torch.randint(spec.channels, (batch, height, width), generator=generator)
                 tensors.append(torch.nn.functional.one_hot(labels, spec.channels).permute(0, 3, 1, 2).float()
                                .to(device))
         return tuple(tensors)
@@ -233,6 +242,16 @@ def input_channels(model: nn.Module) -> int:
             return module.in_channels
     raise GanslimError(f"cannot tell the input channels of {type(model).__name__}: it declares no signature and "
                        f"has no convolution; pass in_channels")
+
+
+def signature_of(model: nn.Module, side: int = 64) -> Signature:
+    """``model``'s declared signature. A plain module that declares none is taken for what ganslim's translators
+    are: one image in [-1, 1] -> an image in [-1, 1] of the same size, any side, its channels probed
+    (:func:`input_channels`, and :func:`output_channels` at ``side``)."""
+    signature = getattr(model, "signature", None)
+    if isinstance(signature, Signature):
+        return signature
+    return image_to_image(input_channels(model), output_channels(model, side), ImageSides())
 
 
 def output_channels(model: nn.Module, side: int) -> int:

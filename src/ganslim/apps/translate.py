@@ -1,10 +1,15 @@
-"""Translate image files with a generator, using the reference test-time pre/post-processing.
+"""Translate image files with a generator, pre- and post-processed as its signature says.
 
-Each input is resized to ``size`` x ``size`` (bicubic), mapped to [-1, 1], passed through the generator in
-eval mode, and written as ``(x + 1) / 2 * 255`` PNG with the input's file stem (subfolders kept).
+Each input is loaded with the model's input channels and its 8-bit pixels mapped to the model's input value range
+([-1, 1] as the reference's ``(x / 255 - 0.5) / 0.5``, [0, 1] as ``x / 255``). An image-to-image translator takes it
+resized to ``size`` x ``size`` (bicubic, as the reference at test time); a super-resolution model
+(:attr:`ganslim.signature.Signature.super_resolution`) takes each image at its own size, never resized, in
+overlapping tiles when ``tile`` is given (:mod:`ganslim.apps.tiling`). The output stays in the model's output range,
+unclamped, until it is written as a PNG with the input's file stem (subfolders kept): [-1, 1] as the reference's
+``tensor2im``, [0, 1] as BasicSR's ``tensor2img`` (see :func:`ganslim.data.images.tensor_to_image`).
 
-Nothing is written until every input has decoded, and an input file is never overwritten: an output folder
-inside the input folder, or an output that would land on an input file, is refused.
+Nothing is written until every input has decoded and fits the model, and an input file is never overwritten: an
+output folder inside the input folder, or an output that would land on an input file, is refused.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ganslim.apps.tiling import DEFAULT_TILE_PAD, Tiled, check_tileable, check_tiling
 from ganslim.data.images import check_pair_size, image_to_tensor, is_image_file, list_images, load_image, save_image
 from ganslim.data.validate import image_sizes
 from ganslim.errors import GanslimError
 from ganslim.outputs import check_output_folder
-from ganslim.signature import input_channels
+from ganslim.signature import SIGNED, Signature, signature_of
 
 logger = logging.getLogger(__name__)
 
@@ -43,52 +49,118 @@ def find_inputs(path: str | os.PathLike) -> tuple[Path, list[Path]]:
     return path, files
 
 
-def load_input(path: Path, size: int, channels: int, aligned: bool, direction: str) -> torch.Tensor:
-    """One input file as a (C, size, size) tensor in [-1, 1]; ``aligned`` takes one half of an A|B pair."""
+def load_input(path: Path, size: int | None, channels: int, aligned: bool, direction: str,
+               value_range: tuple[float, float] = SIGNED) -> torch.Tensor:
+    """One input file as a (C, H, W) tensor in ``value_range``, resized to ``size`` x ``size`` (bicubic) unless
+    ``size`` is None; ``aligned`` takes one half of an A|B pair."""
     image = load_image(path, channels)
     if aligned:
         check_pair_size(path, image.size, _ALIGNED_FIX)
         height = image.size[1]
         left = 0 if direction == "AtoB" else height
         image = image.crop((left, 0, left + height, height))
-    return image_to_tensor(image.resize((size, size), resample=3))  # 3 = PIL bicubic, as the reference
+    if size is not None:
+        image = image.resize((size, size), resample=3)  # 3 = PIL bicubic, as the reference
+    return image_to_tensor(image, value_range)
+
+
+def check_no_resize(signature: Signature, size: int | None) -> None:
+    """A one-line GanslimError when a size is asked of a super-resolution model, which never resizes its input."""
+    if size is not None and signature.super_resolution:
+        raise GanslimError(f"--size {size} does not apply: super-resolution models never resize their input (this "
+                           f"x{signature.output.scale:g} model takes each image at its own size): drop --size")
+
+
+def check_scale(signature: Signature, scale: int | None, what: str) -> None:
+    """A one-line GanslimError when ``scale`` (asked by the user) is not the output scale of ``what``'s model."""
+    if scale is not None and scale != signature.output.scale:
+        actual = "a fixed-resolution" if signature.output.scale is None else f"an x{signature.output.scale:g}"
+        raise GanslimError(f"--scale {scale} does not match {what}, {actual} model: drop --scale or pass the "
+                           f"x{scale} model")
 
 
 @torch.inference_mode()
 def translate_files(generator: nn.Module, inputs: str | os.PathLike, output_dir: str | os.PathLike,
-                    size: int = 256, device: torch.device | str = "cpu", aligned: bool = False,
-                    direction: str = "AtoB", batch_size: int = 1, progress: bool = True) -> list[Path]:
-    """Translate every image under ``inputs`` and write ``output_dir/<relative path>/<stem>.png``."""
-    if size < 4 or size % 4:
-        raise GanslimError(f"--size {size} must be a positive multiple of 4 (e.g. 256)")
+                    size: int | None = None, device: torch.device | str = "cpu", aligned: bool = False,
+                    direction: str = "AtoB", batch_size: int = 1, progress: bool = True, tile: int = 0,
+                    tile_pad: int = DEFAULT_TILE_PAD) -> list[Path]:
+    """Translate every image under ``inputs`` and write ``output_dir/<relative path>/<stem>.png``.
+
+    ``size``: the side image-to-image models take their inputs resized to (required for them); None for
+    super-resolution models, which take each image at its own size. ``tile`` > 0 runs a super-resolution model in
+    ``tile``-pixel tiles with ``tile_pad`` pixels of context (:class:`ganslim.apps.tiling.Tiled`).
+    """
     if batch_size < 1:
         raise GanslimError(f"--batch-size {batch_size} must be at least 1")
     if direction not in ("AtoB", "BtoA"):
         raise GanslimError(f"direction '{direction}' is not valid: use AtoB or BtoA")
+    generator = generator.to(device).eval()
+    signature = signature_of(generator, size or 64)
+    _check_sizing(signature, size, tile, tile_pad)
     root, files = find_inputs(inputs)
     output_dir = check_output_folder(output_dir, "--output")
     targets = [output_dir / source.relative_to(root).parent / f"{source.stem}.png" for source in files]
     _refuse_overwriting_inputs(Path(inputs), files, output_dir, targets)
-    for source, image_size in zip(files, image_sizes(files)):  # every input decodes before anything is written
-        if aligned:
-            check_pair_size(source, image_size, _ALIGNED_FIX)
-    generator = generator.to(device).eval()
-    channels = input_channels(generator)
+    # Every input decodes and fits the model before anything is written.
+    shapes = [_model_input_shape(source, image_size, size, aligned, signature, tile_pad if tile else None)
+              for source, image_size in zip(files, image_sizes(files))]
+    model = Tiled(generator, tile, tile_pad) if tile else generator
+    spec = signature.image_input
     written: list[Path] = []
     non_finite = 0
     with tqdm(total=len(files), desc="translate", unit="img", disable=not progress or len(files) == 1) as bar:
-        for start in range(0, len(files), batch_size):
-            chunk = files[start:start + batch_size]
-            batch = torch.stack([load_input(f, size, channels, aligned, direction) for f in chunk]).to(device)
-            outputs = generator(batch).float().cpu()
+        for chunk in _batches(shapes, batch_size):
+            batch = torch.stack([load_input(files[i], size, spec.channels, aligned, direction, spec.value_range)
+                                 for i in chunk]).to(device)
+            outputs = model(batch).float().cpu()
             non_finite += int((~torch.isfinite(outputs)).flatten(1).any(1).sum())
-            for output, target in zip(outputs, targets[start:start + batch_size]):
-                written.append(save_image(output, target))
+            for output, i in zip(outputs, chunk):
+                written.append(save_image(output, targets[i], signature.output.value_range))
             bar.update(len(chunk))
     if non_finite:
         logger.warning("warning: the generator output NaN or infinite values for %d of %d image(s) (NaN pixels are "
                        "written black): the checkpoint may be damaged or its training diverged", non_finite, len(files))
     return written
+
+
+def _check_sizing(signature: Signature, size: int | None, tile: int, tile_pad: int) -> None:
+    """One line unless ``size`` suits the model (a side for a translator, None for super-resolution) and so do
+    the tiles, if ``tile`` is set."""
+    check_no_resize(signature, size)
+    if not signature.super_resolution:
+        if size is None:
+            raise GanslimError("an image-to-image model takes its inputs resized: pass a size (e.g. 256)")
+        signature.check_side(size, "--size")
+    if tile:
+        check_tiling(signature, tile, tile_pad)
+
+
+def _model_input_shape(source: Path, image_size: tuple[int, int], size: int | None, aligned: bool,
+                       signature: Signature, tile_pad: int | None) -> tuple[int, int]:
+    """(height, width) ``source`` reaches the model at, checked to fit it (and the tiles, if ``tile_pad`` is set)."""
+    if aligned:
+        check_pair_size(source, image_size, _ALIGNED_FIX)
+    if size is not None:
+        return size, size
+    width, height = image_size
+    if aligned:
+        width = height
+    for side in {height, width}:
+        signature.check_side(side, f"image '{source}': its side")
+    if tile_pad is not None:
+        check_tileable(f"image '{source}'", height, width, tile_pad)
+    return height, width
+
+
+def _batches(shapes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    """Indices of consecutive inputs of one shape, at most ``batch_size`` together."""
+    batches: list[list[int]] = []
+    for index, shape in enumerate(shapes):
+        if batches and len(batches[-1]) < batch_size and shapes[batches[-1][0]] == shape:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
 
 
 def _refuse_overwriting_inputs(inputs: Path, files: list[Path], output_dir: Path, targets: list[Path]) -> None:

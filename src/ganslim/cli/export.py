@@ -23,7 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", default="onnx", metavar="FORMAT",
                         help="onnx (checked in ONNX Runtime), openvino (.xml + .bin; needs ganslim[openvino]) "
                              "or torchscript (traced .pt) (default onnx)")
-    parser.add_argument("--size", type=int, default=256, help="input height and width (default 256)")
+    parser.add_argument("--size", type=int, default=256,
+                        help="input height and width, the low-resolution side for super-resolution (default 256)")
     parser.add_argument("--dynamic", action="store_true",
                         help="dynamic batch, height and width (parity also checked at 2 x C x SIZE x 2*SIZE)")
     parser.add_argument("--output", default=None,

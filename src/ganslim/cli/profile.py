@@ -11,27 +11,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("profile", help="params, MACs, latency and memory of a generator")
     parser.add_argument("model", metavar="MODEL_OR_CKPT",
                         help="a checkpoint file/folder, or a registered generator name (e.g. resnet_9blocks)")
-    parser.add_argument("--size", type=int, default=256, help="input height and width (default 256)")
+    parser.add_argument("--size", type=int, default=256,
+                        help="input height and width, the low-resolution side for super-resolution (default 256)")
     parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs after warm-up (default 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs (default 3)")
-    parser.add_argument("--ngf", type=int, default=None, help="width, when MODEL is an architecture name")
+    parser.add_argument("--ngf", type=int, default=None,
+                        help="width, when MODEL is an architecture name that takes one")
     parser.add_argument("--norm", default=None, choices=["instance", "batch", "none"],
-                        help="norm, when MODEL is a name (default: instance for resnet, batch for unet, "
-                             "as the reference CycleGAN/pix2pix)")
+                        help="norm, when MODEL is a name that takes one (default: instance for resnet, batch for "
+                             "unet, as the reference CycleGAN/pix2pix)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
 
 def build_named_generator(name: str, ngf: int | None, norm: str | None):
-    """A freshly initialised registered generator, with the reference's default norm for its family."""
-    from ganslim.archs import build_generator
+    """A freshly initialised registered generator, with the reference's default norm for its family where it
+    takes a norm; ``ngf`` and ``norm`` given to a builder that takes none are one line naming what it takes."""
+    from ganslim.archs import build_generator, builder_parameters
+    from ganslim.registry import GENERATORS
 
-    kwargs = {"norm": norm or ("batch" if name.startswith("unet") else "instance")}
-    if ngf is not None:
-        kwargs["ngf"] = ngf
+    kwargs = {key: value for key, value in (("ngf", ngf), ("norm", norm)) if value is not None}
+    if norm is None and "norm" in builder_parameters(GENERATORS, name):
+        kwargs["norm"] = "batch" if name.startswith("unet") else "instance"
     return build_generator(name, **kwargs)
 
 

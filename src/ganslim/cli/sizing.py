@@ -1,21 +1,45 @@
 """The input size of `translate`, `eval`, `quantize` and `bench`: --size when given, else the size the model was
-trained at (recorded in ganslim checkpoints), else 256; the command says which it used, and why."""
+trained at (recorded in ganslim checkpoints), else 256; the command says which it used, and why.
+
+Super-resolution models (``Signature.super_resolution``) never resize their input: a command that resizes image
+files runs them on each image at its own size and refuses --size; a command that makes inputs of the size itself
+(bench's timing, a static int8 shape) takes --size, else 256, as their low-resolution input side."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ganslim.signature import Signature
 
 DEFAULT_SIZE = 256
 
 
-def choose_size(requested: int | None, trained: Sequence[tuple[str, int | None]]) -> int:
+def choose_size(requested: int | None, trained: Sequence[tuple[str, int | None]],
+                signatures: Sequence[Signature] = (), resizes: bool = True) -> int | None:
     """The size to run at, announced in one line on stderr (stdout stays the command's report or JSON).
 
     ``trained`` lists ``(model, its training size or None)``; models that record different sizes need --size.
+    ``signatures`` are the models' (``LoadedModel.signature``); for super-resolution models the result is None (each
+    image at its own size; --size refused) when the command ``resizes`` image files, else the LR input side.
     """
+    from ganslim.apps.translate import check_no_resize
     from ganslim.errors import GanslimError
 
+    kinds = {signature.super_resolution for signature in signatures}
+    if len(kinds) > 1:
+        raise GanslimError("the models mix super-resolution and image-to-image generators, which take their inputs "
+                           "differently: pass models of one kind")
+    if kinds == {True}:
+        if resizes:
+            check_no_resize(signatures[0], requested)
+            print("size: each image's own (super-resolution models never resize their input)", file=sys.stderr)
+            return None
+        size, why = (requested, "--size") if requested is not None else (DEFAULT_SIZE, "the default")
+        print(f"LR input size {size}x{size} ({why})", file=sys.stderr)
+        return size
     known = [(name, size) for name, size in trained if size is not None]
     if requested is not None:
         size, why = requested, "--size"

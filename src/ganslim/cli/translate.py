@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+DEFAULT_TILE_PAD = 16  # ganslim.apps.tiling's, kept here so building the parser does not import torch
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("translate", help="translate images with a generator checkpoint")
@@ -17,7 +19,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="picks G_A/G_B in a CycleGAN folder and the input half with --aligned")
     parser.add_argument("--aligned", action="store_true", help="inputs are A|B pairs side by side")
     parser.add_argument("--size", type=int, default=None,
-                        help="inputs are resized to SIZE x SIZE (default: the size the model was trained at, else 256)")
+                        help="inputs are resized to SIZE x SIZE (default: the size the model was trained at, else "
+                             "256); super-resolution models take each image at its own size")
+    parser.add_argument("--tile", type=int, default=0,
+                        help="super-resolution: run in TILE x TILE input tiles, bounding memory (default 0: whole)")
+    parser.add_argument("--tile-pad", type=int, default=DEFAULT_TILE_PAD,
+                        help=f"context pixels around each tile (default {DEFAULT_TILE_PAD})")
+    parser.add_argument("--scale", type=int, default=None,
+                        help="check that the model upscales by SCALE (e.g. 4) before running it")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default 1)")
     parser.add_argument("--arch", default=None, help="architecture of a reference checkpoint (default: inferred)")
@@ -28,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ganslim.apps.translate import translate_files
+    from ganslim.apps.translate import check_scale, translate_files
     from ganslim.checkpoints import load_generator
     from ganslim.cli.sizing import choose_size
     from ganslim.devices import resolve_device
@@ -36,8 +45,10 @@ def run(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     overrides = {key: value for key, value in (("ngf", args.ngf), ("norm", args.norm)) if value is not None}
     loaded = load_generator(args.ckpt, arch=args.arch, direction=args.direction, **overrides)
-    size = choose_size(args.size, [(loaded.path.name, loaded.trained_size)])
+    check_scale(loaded.signature, args.scale, f"checkpoint '{loaded.path}'")
+    size = choose_size(args.size, [(loaded.path.name, loaded.trained_size)], [loaded.signature])
     written = translate_files(loaded.model, args.input, args.output, size=size, device=device,
-                              aligned=args.aligned, direction=args.direction, batch_size=args.batch_size)
+                              aligned=args.aligned, direction=args.direction, batch_size=args.batch_size,
+                              tile=args.tile, tile_pad=args.tile_pad)
     print(f"translated {len(written)} image(s) with {loaded.arch} ({loaded.source} checkpoint {loaded.path}) "
           f"on {device} -> {args.output}")

@@ -2,7 +2,8 @@
 
 Behaviour follows the pix2pix/CycleGAN reference (``data/image_folder.py`` and ``util.tensor2im``): folders
 are walked recursively, images are opened as RGB, pixels map to [-1, 1] as ``(x / 255 - 0.5) / 0.5`` and
-back as ``(x + 1) / 2 * 255`` truncated to uint8.
+back as ``(x + 1) / 2 * 255`` truncated to uint8. Images of a [0, 1] model (ESRGAN's) map as BasicSR's
+``img2tensor`` / ``tensor2img`` do: ``x / 255``, and back as ``round(clamp(y, 0, 1) * 255)``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from PIL import Image, UnidentifiedImageError
 
 from ganslim.atomic import atomic_write
 from ganslim.errors import GanslimError
+from ganslim.metrics.fid import quantize_uint8
+from ganslim.signature import SIGNED
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -63,19 +66,23 @@ def check_pair_size(path: str | os.PathLike, size: tuple[int, int], fix: str = "
                            f"(A and B side by side): {fix}")
 
 
-def image_to_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL image (RGB or L) -> (C, H, W) float32 tensor in [-1, 1], as ``(x / 255 - 0.5) / 0.5``."""
-    array = (np.asarray(image, dtype=np.float32) / 255.0 - 0.5) / 0.5
+def image_to_tensor(image: Image.Image, value_range: tuple[float, float] = SIGNED) -> torch.Tensor:
+    """PIL image (RGB or L) -> (C, H, W) float32 tensor in [-1, 1], as ``(x / 255 - 0.5) / 0.5``; or in another
+    ``value_range`` (low, high), as ``low + x / 255 * (high - low)`` (``x / 255`` for [0, 1])."""
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    low, high = value_range
+    array = (array - 0.5) / 0.5 if value_range == SIGNED else low + array * (high - low)
     if array.ndim == 2:
         array = array[:, :, None]
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
-def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
-    """(C, H, W) or (1, C, H, W) tensor in [-1, 1] -> RGB PIL image.
+def tensor_to_image(tensor: torch.Tensor, value_range: tuple[float, float] = SIGNED) -> Image.Image:
+    """(C, H, W) or (1, C, H, W) tensor in [-1, 1] (or ``value_range``) -> RGB PIL image.
 
     Like the reference ``tensor2im``: ``(x + 1) / 2 * 255`` then truncation to uint8 (not rounding); a
-    1-channel image is repeated to RGB. Values outside [-1, 1] are clamped first; NaN becomes black.
+    1-channel image is repeated to RGB. Values outside [-1, 1] are clamped first; NaN becomes black. Another
+    ``value_range`` (ESRGAN's [0, 1]) is rounded instead, as BasicSR's ``tensor2img``.
     """
     if tensor.dim() == 4:
         if tensor.shape[0] != 1:
@@ -83,15 +90,20 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
         tensor = tensor[0]
     if tensor.dim() != 3 or tensor.shape[0] not in (1, 3):
         raise ValueError(f"tensor_to_image expects (C, H, W) with C in (1, 3), got {tuple(tensor.shape)}")
-    array = tensor.detach().to("cpu", torch.float32).numpy()
-    if array.shape[0] == 1:
-        array = np.repeat(array, 3, axis=0)
-    array = (array.transpose(1, 2, 0) + 1.0) / 2.0 * 255.0
+    tensor = tensor.detach().to("cpu", torch.float32)
+    if tensor.shape[0] == 1:
+        tensor = tensor.repeat(3, 1, 1)
+    if value_range != SIGNED:
+        pixels = quantize_uint8(torch.nan_to_num(tensor, nan=value_range[0]), value_range)
+        return Image.fromarray(np.ascontiguousarray(pixels.numpy().transpose(1, 2, 0)))
+    array = (tensor.numpy().transpose(1, 2, 0) + 1.0) / 2.0 * 255.0
     return Image.fromarray(np.clip(np.nan_to_num(array, nan=0.0), 0.0, 255.0).astype(np.uint8))
 
 
-def save_image(tensor: torch.Tensor, path: str | os.PathLike) -> Path:
-    """Write a (C, H, W) or (1, C, H, W) tensor in [-1, 1] as an image file, atomically.
+def save_image(tensor: torch.Tensor, path: str | os.PathLike,
+               value_range: tuple[float, float] = SIGNED) -> Path:
+    """Write a (C, H, W) or (1, C, H, W) tensor in [-1, 1] (or ``value_range``, see :func:`tensor_to_image`) as an
+    image file, atomically.
 
     The format comes from the extension (``.png``, ``.jpg``, ...).
     """
@@ -99,5 +111,5 @@ def save_image(tensor: torch.Tensor, path: str | os.PathLike) -> Path:
     image_format = Image.registered_extensions().get(path.suffix.lower())
     if image_format is None:
         raise GanslimError(f"cannot save '{path}': use an image extension such as .png or .jpg")
-    image = tensor_to_image(tensor)
+    image = tensor_to_image(tensor, value_range)
     return atomic_write(path, lambda tmp: image.save(tmp, format=image_format))

@@ -4,8 +4,11 @@
 runtime and compares it with eager PyTorch; above the tolerance it raises and leaves nothing behind.
 :func:`quantize_model` (in ``ganslim.export.quantize``) makes a static int8 model calibrated on the user's
 images and reports its quality drop, speed-up and the layers that stay float. :func:`load_exported` runs any
-exported file. Everything takes a plain ``nn.Module`` generator mapping (N, C, H, W) images in [-1, 1] to
-images in [-1, 1]; runtimes (onnxruntime, openvino, nncf) are imported only when used.
+exported file. Everything takes a plain ``nn.Module`` generator and reads what it takes and returns from its
+signature (:mod:`ganslim.signature`): the graph's input name and free axes, the parity inputs, and the sidecar's
+pixel mapping (``x / 127.5 - 1`` in and ``(y + 1) / 2 * 255`` out for [-1, 1], ``x / 255`` and
+``round(clamp(y, 0, 1) * 255)`` for [0, 1], with the output's scale); the sidecar holds the signature itself
+(``Signature.from_dict(sidecar["signature"])``). Runtimes (onnxruntime, openvino, nncf) are imported only when used.
 
 Files appear complete or not at all: they are written into a hidden staging folder next to the target,
 verified there, and only then renamed into place, the sidecar last.
@@ -31,7 +34,7 @@ from torch import nn
 from ganslim import __version__
 from ganslim.atomic import atomic_write_text
 from ganslim.errors import GanslimError, first_line
-from ganslim.export.onnx import DYNAMIC_AXES, EXPORTERS, INPUT_NAME, OUTPUT_NAME, export_onnx
+from ganslim.export.onnx import EXPORTERS, OUTPUT_NAME, dynamic_axes, export_onnx
 from ganslim.export.openvino import export_openvino
 from ganslim.export.runtime import (
     PRECISIONS,
@@ -43,7 +46,7 @@ from ganslim.export.runtime import (
 from ganslim.export.torchscript import export_torchscript
 from ganslim.measure.profile import eval_mode
 from ganslim.outputs import check_output_file, check_output_folder, make_folder, write_error
-from ganslim.signature import input_channels
+from ganslim.signature import IMAGE, SIGNED, UNIT, ImageSides, Signature, image_to_image, input_channels, signature_of
 
 if TYPE_CHECKING:
     from ganslim.export.quantize import QuantizeResult, quantize_model
@@ -62,22 +65,20 @@ __all__ = [
 
 FORMATS = ("onnx", "openvino", "torchscript")
 SIDECAR_FORMAT = "ganslim-export"
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2  # 2: the model's signature, its input's name and kind, normalization from its value ranges
 # File names used when the output given is a folder; TorchScript avoids "generator.pt", a checkpoint's name.
 DEFAULT_NAMES = {"onnx": "generator.onnx", "openvino": "generator.xml", "torchscript": "generator.torchscript.pt"}
 SUFFIXES = {"onnx": (".onnx",), "openvino": (".xml",), "torchscript": TORCHSCRIPT_SUFFIXES}
-# Max abs difference allowed between the exported and the eager output (images in [-1, 1]) by precision:
+# Max abs difference allowed between the exported and the eager output (images in [-1, 1] or [0, 1]) by precision:
 # f32 runtimes agree to ~1e-6 (4e-5 for resnet_9blocks at 256 px), so 1e-3 only catches real export bugs.
 # bf16 keeps 8 bits of mantissa: 0.02 on a tiny generator, 0.06 on resnet_9blocks at 256 px (measured with
 # OpenVINO). An f16 hint gave the same numbers on a CPU without native f16 (OpenVINO ran bf16), so it gets the
 # same allowance.
 DEFAULT_TOLERANCE = {"f32": 1e-3, "bf16": 1e-1, "f16": 1e-1}
-NORMALIZATION = {
-    "input": "x / 127.5 - 1",
-    "output": "(y + 1) / 2 * 255",
-    "range": [-1.0, 1.0],
-    "note": "uint8 RGB (L for 1 channel) pixels x map to [-1, 1]; outputs y in [-1, 1] map back to uint8",
-}
+# 8-bit pixels x -> a value range, and outputs y -> 8-bit pixels, as each family's reference does it (pix2pix's
+# tensor2im truncates; BasicSR's tensor2img clamps and rounds); ganslim.data.images does the same.
+PIXELS_IN = {SIGNED: "x / 127.5 - 1", UNIT: "x / 255"}
+PIXELS_OUT = {SIGNED: "(y + 1) / 2 * 255", UNIT: "round(clamp(y, 0, 1) * 255)"}
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,6 @@ def export_model(
     format: str = "onnx",  # noqa: A002 - the word users know from --format
     size: int = 256,
     dynamic: bool = False,
-    in_channels: int | None = None,
     meta: dict | None = None,
     *,
     arch: str | None = None,
@@ -117,16 +117,16 @@ def export_model(
     """Export ``generator`` to ``format``, verify it in its runtime against eager PyTorch, and write a sidecar.
 
     Args:
-        generator: a CPU ``nn.Module`` mapping (N, C, H, W) in [-1, 1] to images; exported in eval mode (its
-            train/eval flags are restored afterwards).
+        generator: a CPU ``nn.Module`` taking one input, as its signature says (:func:`ganslim.signature.signature_of`:
+            a plain module is taken for an image in [-1, 1]); exported in eval mode (its train/eval flags are
+            restored afterwards).
         out: the model file (``.onnx``; ``.xml`` for OpenVINO; ``.pt``/``.ts``/``.torchscript`` for
             TorchScript) or a folder, which gets ``generator.onnx`` / ``generator.xml`` + ``.bin`` /
             ``generator.torchscript.pt``. The sidecar is ``<model file>.json``.
         format: ``onnx`` (checked in ONNX Runtime), ``openvino`` (OpenVINO, ``precision`` hint) or
             ``torchscript`` (traced; checked with ``torch.jit.load``).
-        size: height and width of the export's input, (1, C, size, size).
+        size: height and width of the export's image, (1, C, size, size) (a super-resolution model's LR side).
         dynamic: make batch, height and width dynamic; parity is then also checked at (2, C, size, 2*size).
-        in_channels: input channels C; default: the generator's (its signature's).
         meta: JSON-serialisable facts copied into the sidecar (e.g. the checkpoint it came from).
         arch: registered architecture name, recorded in the sidecar (None for unregistered modules).
         arch_kwargs: its build arguments, recorded in the sidecar.
@@ -134,7 +134,7 @@ def export_model(
         precision: OpenVINO float precision (``f32`` default, ``bf16``, ``f16``); other formats run f32 only.
         onnx_exporter: ``auto`` (default: legacy tracer, dynamo if tracing fails), ``legacy`` or ``dynamo``, for
             onnx and openvino (see ``ganslim.export.onnx``); the sidecar records the one used.
-        seed: seed of the uniform [-1, 1] check inputs.
+        seed: seed of the check inputs (the signature's example inputs: images uniform in their value range).
 
     Returns:
         An :class:`ExportResult`. Raises GanslimError (and writes nothing) when the generator cannot run at
@@ -152,16 +152,17 @@ def export_model(
     if not tolerance >= 0:
         raise GanslimError(f"tolerance {tolerance} must be a non-negative number (e.g. 1e-3)")
     target = resolve_output(out, SUFFIXES[format], DEFAULT_NAMES[format], f"--format {format}")
-    channels = input_channels_of(generator, in_channels)
     _check_size(size)
-    shapes = [(1, channels, size, size)] + ([(2, channels, size, 2 * size)] if dynamic else [])
-    inputs = [seeded_image(shape, seed + index) for index, shape in enumerate(shapes)]
 
-    with eval_mode(generator):
+    with eval_mode(generator):  # a plain module's signature is probed with a forward
+        signature = signature_of(generator, size)
+        inputs = _check_inputs(signature, size, dynamic, seed)
+        shapes = [tuple(image.shape) for image in inputs]
         expected = [run_eager(generator, image) for image in inputs]
         with staging_folder(target.parent) as stage:
             staged = stage / target.name
-            files, exporter_used = _write_format(format, generator, staged, inputs[0], dynamic, onnx_exporter)
+            files, exporter_used = _write_format(format, generator, staged, inputs[0], dynamic, onnx_exporter,
+                                                 signature)
             exported = load_exported(staged, precision=precision)
             diff = max(_max_abs_diff(exported, image, reference) for image, reference in zip(inputs, expected))
             if not diff <= tolerance:
@@ -170,12 +171,12 @@ def export_model(
                     f"{tolerance:g} ({exported.runtime}, {precision}); nothing was written: pass a larger "
                     f"--tolerance if that is expected, else report the model")
             sidecar = sidecar_header(format, files, arch, arch_kwargs, shapes[0], tuple(expected[0].shape),
-                                     dynamic, meta)
+                                     dynamic, meta, signature=signature)
             sidecar["export"] = {"onnx_exporter": exporter_used, "torch_version": torch.__version__}
             sidecar["verification"] = {
                 "runtime": exported.runtime, "precision": precision, "max_abs_diff": diff,
                 "tolerance": tolerance, "input_shapes": [list(s) for s in shapes],
-                "input": f"uniform [-1, 1], seeds {seed}..{seed + len(shapes) - 1}",
+                "input": f"the signature's example inputs, seeds {seed}..{seed + len(shapes) - 1}",
             }
             del exported  # release the runtime's hold on the staged files before they move
             published, sidecar_path = publish(stage, files, sidecar, target.parent)
@@ -183,14 +184,26 @@ def export_model(
                         tolerance=tolerance, runtime=sidecar["verification"]["runtime"], checked_shapes=shapes)
 
 
+def _check_inputs(signature: Signature, size: int, dynamic: bool, seed: int) -> list[torch.Tensor]:
+    """The signature's example inputs the export is checked on: batch 1 at ``size`` x ``size``, and when
+    ``dynamic`` batch 2 at ``size`` x ``2 * size``; one line if the generator cannot take them."""
+    if len(signature.inputs) != 1:
+        raise GanslimError(f"export takes generators of one input; this one takes {signature.describe()}")
+    if signature.takes_image:
+        signature.check_side(size, "--size")
+    checks = [(1, (size, size))] + ([(2, (size, 2 * size))] if dynamic else [])
+    return [signature.example_inputs(sides, batch, torch.Generator().manual_seed(seed + index))[0]
+            for index, (batch, sides) in enumerate(checks)]
+
+
 def _write_format(format: str, generator: nn.Module, path: Path, example: torch.Tensor, dynamic: bool,  # noqa: A002
-                  onnx_exporter: str) -> tuple[list[Path], str | None]:
+                  onnx_exporter: str, signature: Signature) -> tuple[list[Path], str | None]:
     """Write ``format`` at ``path``: (files, ONNX exporter used; None for TorchScript)."""
     try:
         if format == "torchscript":
             return export_torchscript(generator, path, example), None
         write = export_onnx if format == "onnx" else export_openvino
-        written = write(generator, path, example, dynamic=dynamic, exporter=onnx_exporter)
+        written = write(generator, path, example, dynamic=dynamic, exporter=onnx_exporter, signature=signature)
         return written.files, written.exporter
     except GanslimError:
         raise
@@ -290,9 +303,16 @@ def staging_folder(folder: Path) -> Iterator[Path]:
 
 def sidecar_header(model_format: str, files: Sequence[Path], arch: str | None, arch_kwargs: dict | None,
                    input_shape: Sequence[int], output_shape: Sequence[int], dynamic: bool,
-                   meta: dict | None) -> dict[str, Any]:
-    """The sidecar fields every exported model has: what it is, its input/output and how pixels map."""
-    axes = {str(axis): name for axis, name in DYNAMIC_AXES.items()} if dynamic else {}
+                   meta: dict | None, signature: Signature | None = None) -> dict[str, Any]:
+    """The sidecar fields every exported model has: what it is, its signature, its input/output and how pixels map.
+
+    ``signature`` is the exported generator's; without it the model is taken for an image-to-image one in [-1, 1]
+    with the channels of ``input_shape`` and ``output_shape`` (N, C, H, W).
+    """
+    if signature is None:
+        signature = image_to_image(input_shape[1], output_shape[1], ImageSides())
+    spec = signature.inputs[0]
+    input_axes, output_axes = dynamic_axes(signature) if dynamic else ({}, {})
     return {
         "format": SIDECAR_FORMAT,
         "format_version": SIDECAR_VERSION,
@@ -301,13 +321,49 @@ def sidecar_header(model_format: str, files: Sequence[Path], arch: str | None, a
         "files": [f.name for f in files],
         "arch": arch,
         "arch_kwargs": dict(arch_kwargs or {}),
-        "input": {"name": INPUT_NAME, "shape": list(input_shape), "dtype": "float32", "layout": "NCHW",
-                  "dynamic_axes": axes},
-        "output": {"name": OUTPUT_NAME, "shape": list(output_shape), "dtype": "float32", "layout": "NCHW",
-                   "dynamic_axes": axes},
-        "normalization": NORMALIZATION,
+        "signature": signature.to_dict(),
+        "signature_description": signature.describe(),
+        "input": {"name": spec.name, "kind": spec.kind, "shape": list(input_shape), "dtype": "float32",
+                  "layout": "NCHW" if spec.spatial else "NC", "dynamic_axes": _named(input_axes)},
+        "output": {"name": OUTPUT_NAME, "kind": IMAGE, "shape": list(output_shape), "dtype": "float32",
+                   "layout": "NCHW", "dynamic_axes": _named(output_axes)},
+        "normalization": normalization(signature),
         "meta": dict(meta or {}),
     }
+
+
+def _named(axes: dict[int, str]) -> dict[str, str]:
+    return {str(axis): name for axis, name in axes.items()}
+
+
+def normalization(signature: Signature) -> dict[str, Any]:
+    """How 8-bit pixels x reach the model's image input and how its outputs y become pixels again, from the
+    signature's value ranges, with the output's size (``scale`` x the input's sides, or a fixed ``resolution``)."""
+    spec, out = signature.inputs[0], signature.output
+    pixels_in = _pixels_in(spec.value_range) if spec.kind == IMAGE else None
+    size = f"{out.scale:g}x the input's sides" if out.scale is not None else f"{out.resolution} pixels square"
+    source = "uint8 RGB (L for 1 channel) pixels x map to " + (
+        f"[{spec.value_range[0]:g}, {spec.value_range[1]:g}]" if pixels_in else f"no input ({spec.kind})")
+    return {
+        "input": pixels_in,
+        "input_range": list(spec.value_range) if pixels_in else None,
+        "output": _pixels_out(out.value_range),
+        "output_range": list(out.value_range),
+        "scale": out.scale,
+        "resolution": out.resolution,
+        "note": f"{source}; outputs y in [{out.value_range[0]:g}, {out.value_range[1]:g}] map back to uint8 at "
+                f"{size}",
+    }
+
+
+def _pixels_in(value_range: tuple[float, float]) -> str:
+    low, high = value_range
+    return PIXELS_IN.get(value_range, f"x / 255 * {high - low:g} + {low:g}")
+
+
+def _pixels_out(value_range: tuple[float, float]) -> str:
+    low, high = value_range
+    return PIXELS_OUT.get(value_range, f"round((clamp(y, {low:g}, {high:g}) - {low:g}) / {high - low:g} * 255)")
 
 
 def publish(stage: Path, files: Sequence[Path], sidecar: dict, folder: Path) -> tuple[list[Path], Path]:

@@ -29,12 +29,14 @@ import torch
 from torch import nn
 
 from ganslim.errors import GanslimError
+from ganslim.signature import Signature, signature_of
 
-__all__ = ["DYNAMIC_AXES", "EXPORTERS", "INPUT_NAME", "OPSET", "OUTPUT_NAME", "OnnxExport", "export_onnx", "quiet_export"]
+__all__ = ["DYNAMIC_AXES", "EXPORTERS", "INPUT_NAME", "OPSET", "OUTPUT_NAME", "OnnxExport", "dynamic_axes",
+           "export_onnx", "quiet_export"]
 
 EXPORTERS = ("auto", "legacy", "dynamo")
 OPSET = 17
-INPUT_NAME = "image"
+INPUT_NAME = "image"  # the name image-to-image signatures give their input (the graph's input takes the signature's)
 OUTPUT_NAME = "output"
 DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}
 # Above this many bytes of weights the model is written with its tensors in one external ``.data`` file:
@@ -61,6 +63,20 @@ def quiet_export() -> Iterator[None]:
                 logger.setLevel(level)
 
 
+def dynamic_axes(signature: Signature) -> tuple[dict[int, str], dict[int, str]]:
+    """The axes of a one-input model's input and output that a dynamic export leaves free, by name.
+
+    An image or label map: batch, height, width (``DYNAMIC_AXES``); a latent: batch. The output's sides share the
+    input's names at scale 1, are ``out_height`` / ``out_width`` at another scale, and are fixed at a fixed
+    resolution."""
+    given = DYNAMIC_AXES if signature.inputs[0].spatial else {0: "batch"}
+    if signature.output.resolution is not None:
+        return given, {0: "batch"}
+    if signature.output.scale == 1:
+        return given, dict(DYNAMIC_AXES)
+    return given, {0: "batch", 2: "out_height", 3: "out_width"}
+
+
 @dataclass(frozen=True)
 class OnnxExport:
     """The files an ONNX export wrote (the model first) and the exporter that wrote them."""
@@ -70,14 +86,16 @@ class OnnxExport:
 
 
 def export_onnx(generator: nn.Module, path: str | os.PathLike, example: torch.Tensor, dynamic: bool = False,
-                exporter: str = "auto", opset: int = OPSET) -> OnnxExport:
+                exporter: str = "auto", opset: int = OPSET, signature: Signature | None = None) -> OnnxExport:
     """Export ``generator`` (already in eval mode) to ``path`` and return the files written.
 
     Args:
-        generator: maps ``example`` (N, C, H, W) to an image batch.
+        generator: maps ``example`` (its one input, e.g. an (N, C, H, W) image) to an image batch.
         path: the ``.onnx`` file; its folder must exist.
-        example: (N, C, H, W) input that fixes the static shape (and traces the graph).
-        dynamic: make batch, height and width dynamic (axes named ``batch``, ``height``, ``width``).
+        example: the input that fixes the static shape (and traces the graph).
+        dynamic: leave the batch and sides free (:func:`dynamic_axes`).
+        signature: the generator's (default :func:`ganslim.signature.signature_of`); it names the graph's input
+            and its free axes.
         exporter: ``auto`` (default: ``legacy``, then ``dynamo`` if the tracer fails), ``legacy`` or ``dynamo``;
             see the module docstring.
         opset: ONNX opset of the legacy exporter (the dynamo exporter picks its own, 18 or later).
@@ -88,6 +106,8 @@ def export_onnx(generator: nn.Module, path: str | os.PathLike, example: torch.Te
     if exporter not in EXPORTERS:
         raise GanslimError(f"unknown ONNX exporter '{exporter}'; choose one of: {', '.join(EXPORTERS)}")
     path = Path(path)
+    if signature is None:
+        signature = signature_of(generator, example.shape[-1])
     too_big = _weight_bytes(generator) > EXTERNAL_DATA_THRESHOLD_BYTES
     existing = set(path.parent.iterdir())
     if exporter == "auto":
@@ -95,13 +115,13 @@ def export_onnx(generator: nn.Module, path: str | os.PathLike, example: torch.Te
             # A failing legacy export prints its whole TorchScript graph from C++; the dynamo exporter is
             # tried next, so that dump would only bury the outcome.
             with _native_output_silenced():
-                used = _export(generator, path, example, dynamic, "legacy", opset, too_big)
+                used = _export(generator, path, example, signature, dynamic, "legacy", opset, too_big)
         except Exception:  # noqa: BLE001 - any tracer failure means: let torch.export try
             for stray in set(path.parent.iterdir()) - existing:
                 stray.unlink()
-            used = _export(generator, path, example, dynamic, "dynamo", opset, too_big)
+            used = _export(generator, path, example, signature, dynamic, "dynamo", opset, too_big)
     else:
-        used = _export(generator, path, example, dynamic, exporter, opset, too_big)
+        used = _export(generator, path, example, signature, dynamic, exporter, opset, too_big)
     files = [path]
     if too_big:
         _gather_external_data(path, keep=existing)
@@ -109,18 +129,20 @@ def export_onnx(generator: nn.Module, path: str | os.PathLike, example: torch.Te
     return OnnxExport(files=files, exporter=used)
 
 
-def _export(generator: nn.Module, path: Path, example: torch.Tensor, dynamic: bool, exporter: str, opset: int,
-            external_data: bool) -> str:
+def _export(generator: nn.Module, path: Path, example: torch.Tensor, signature: Signature, dynamic: bool,
+            exporter: str, opset: int, external_data: bool) -> str:
+    name = signature.inputs[0].name
+    input_axes, output_axes = dynamic_axes(signature)
     with quiet_export(), torch.no_grad():
         if exporter == "legacy":
-            axes = {INPUT_NAME: DYNAMIC_AXES, OUTPUT_NAME: DYNAMIC_AXES} if dynamic else None
+            axes = {name: input_axes, OUTPUT_NAME: output_axes} if dynamic else None
             torch.onnx.export(generator, (example,), str(path), dynamo=False, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=axes,
+                              input_names=[name], output_names=[OUTPUT_NAME], dynamic_axes=axes,
                               do_constant_folding=True)
         else:
-            shapes = ({axis: torch.export.Dim.DYNAMIC for axis in DYNAMIC_AXES},) if dynamic else None
+            shapes = ({axis: torch.export.Dim.DYNAMIC for axis in input_axes},) if dynamic else None
             torch.onnx.export(generator, (example,), str(path), dynamo=True, external_data=external_data,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=shapes,
+                              input_names=[name], output_names=[OUTPUT_NAME], dynamic_shapes=shapes,
                               verbose=False)
     return exporter
 

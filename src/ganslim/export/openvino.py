@@ -17,6 +17,7 @@ from torch import nn
 
 from ganslim.export.onnx import OnnxExport, export_onnx
 from ganslim.export.runtime import require_openvino
+from ganslim.signature import Signature
 
 __all__ = ["convert_onnx", "export_openvino", "save_ir"]
 
@@ -36,16 +37,17 @@ def save_ir(model: Any, path: str | os.PathLike) -> list[Path]:
 
 
 def export_openvino(generator: nn.Module, path: str | os.PathLike, example: torch.Tensor, dynamic: bool = False,
-                    exporter: str = "auto") -> OnnxExport:
+                    exporter: str = "auto", signature: Signature | None = None) -> OnnxExport:
     """Export ``generator`` (already in eval mode) to the IR ``path`` (.xml); files ``[xml, bin]``.
 
-    ``example`` (N, C, H, W) fixes the static shape; ``dynamic`` makes batch, height and width dynamic;
-    ``exporter`` picks the ONNX exporter used on the way (see ``ganslim.export.onnx``); the result names the
-    one that succeeded.
+    ``example`` fixes the static shape; ``dynamic`` leaves the batch and sides free; ``exporter`` picks the ONNX
+    exporter used on the way and ``signature`` names the input and its axes (see ``ganslim.export.onnx``); the
+    result names the exporter that succeeded.
     """
     require_openvino()
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix=".onnx-", dir=path.parent) as scratch:
         onnx_path = Path(scratch) / "generator.onnx"
-        used = export_onnx(generator, onnx_path, example, dynamic=dynamic, exporter=exporter).exporter
+        used = export_onnx(generator, onnx_path, example, dynamic=dynamic, exporter=exporter,
+                           signature=signature).exporter
         return OnnxExport(files=save_ir(convert_onnx(onnx_path), path), exporter=used)

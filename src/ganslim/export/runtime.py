@@ -1,7 +1,8 @@
 """Load and run exported generators in their runtimes: ONNX Runtime, OpenVINO, TorchScript.
 
-Every runner takes and returns float32 NumPy arrays (N, C, H, W), images in [-1, 1], so an exported file can
-be compared with eager PyTorch and timed against another one without caring which runtime it uses.
+Every runner takes and returns float32 NumPy arrays (N, C, H, W), images in the model's value ranges (its
+signature's), so an exported file can be compared with eager PyTorch and timed against another one without
+caring which runtime it uses.
 
 Two traps are handled here once, for every caller:
 
@@ -118,7 +119,7 @@ def openvino_compiled(model: Any, precision: str = "f32", threads: int | None = 
 
 @dataclass
 class ExportedModel:
-    """An exported generator loaded in its runtime; call it on a float32 (N, C, H, W) array in [-1, 1].
+    """An exported generator loaded in its runtime; call it on a float32 (N, C, H, W) array in its input range.
 
     ``runtime`` names the runtime and its version (e.g. ``onnxruntime 1.31.1``); ``handle`` is the runtime's
     own object (``InferenceSession``, ``CompiledModel`` or ``ScriptModule``).

@@ -30,7 +30,7 @@ def quiet_torchscript() -> Iterator[None]:
 
 
 def export_torchscript(generator: nn.Module, path: str | os.PathLike, example: torch.Tensor) -> list[Path]:
-    """Trace ``generator`` (already in eval mode) on ``example`` (N, C, H, W) and save it to ``path``.
+    """Trace ``generator`` (already in eval mode) on ``example`` (its one input) and save it to ``path``.
 
     Returns ``[path]``. The file loads with ``torch.jit.load(path)`` without ganslim installed.
     """

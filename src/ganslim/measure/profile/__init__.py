@@ -2,7 +2,8 @@
 and the machine's fp32 peak (:mod:`.timing`), and all of them at once (:func:`profile_model`).
 
 Everything here takes a plain ``nn.Module`` and an example input; the only ganslim imports are the error type, the
-device resolver and the model signature (the input channels of :func:`profile_model`'s image).
+device resolver and the model signature (the example inputs of :func:`profile_model`: the image, label map or latent
+the model declares, in its value range).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ganslim.measure.profile.timing import (
     num_threads,
     time_interleaved,
 )
-from ganslim.signature import input_channels
+from ganslim.signature import Signature, signature_of
 
 __all__ = [
     "PEAK_MATMUL_SIZE",
@@ -57,7 +58,8 @@ class Profile:
 
     ``peak_memory_bytes`` is ``torch.cuda.max_memory_allocated`` on CUDA and the peak bytes held by live
     tensors (parameters, buffers, input, activations) during one forward on CPU; see
-    ``measure_peak_memory``. ``input_shape`` is (N, C, H, W).
+    ``measure_peak_memory``. ``input_shape`` is the first input's, (N, C, H, W) for an image; ``signature`` what
+    the model takes and returns.
     """
 
     params: int
@@ -68,6 +70,7 @@ class Profile:
     device: str
     threads: int
     input_shape: tuple[int, ...]
+    signature: Signature
 
     @property
     def peak_memory_kind(self) -> str:
@@ -92,6 +95,8 @@ class Profile:
             "device": self.device,
             "threads": self.threads,
             "input_shape": list(self.input_shape),
+            "signature": self.signature.to_dict(),
+            "signature_description": self.signature.describe(),
         }
 
 
@@ -99,19 +104,18 @@ def profile_model(
     model: nn.Module,
     input_size: int | tuple[int, int] = 256,
     batch: int = 1,
-    in_channels: int | None = None,
     device: str | torch.device = "cpu",
     threads: int | None = None,
     warmup: int = 3,
     repeats: int = 10,
 ) -> Profile:
-    """Parameters, MACs (true and published), latency and peak memory of ``model`` on a random image.
+    """Parameters, MACs (true and published), latency and peak memory of ``model`` on random inputs.
 
     Args:
-        model: an image-to-image module taking one (N, C, H, W) tensor.
-        input_size: H = W, or (H, W).
+        model: a generator; its inputs are the example inputs of its signature
+            (:func:`ganslim.signature.signature_of`: images uniform in their value range).
+        input_size: H = W of its image (a super-resolution model's low-resolution input), or (H, W).
         batch: N (the published tables use 1).
-        in_channels: C; if None, the model's (:func:`ganslim.signature.input_channels`).
         device: "cpu", "cuda[:i]" or "auto" (CUDA when present).
         threads: torch intra-op threads for the run (restored afterwards); None keeps the current count.
         warmup, repeats: untimed and timed forward passes for the latency.
@@ -126,24 +130,23 @@ def profile_model(
     check_count("repeats", repeats, minimum=1)
     if threads is not None:
         check_count("threads", threads, minimum=1)
-    if in_channels is None:
-        in_channels = input_channels(model)
-    check_count("in_channels", in_channels, minimum=1)
     dev = resolve_profile_device(device)
-    shape = (batch, in_channels, height, width)
-    image = torch.randn(shape, generator=torch.Generator().manual_seed(0))  # values do not matter
-
     with num_threads(threads) as used_threads, placed(model, dev):
-        image = image.to(dev)
+        signature = signature_of(model, height)
+        if signature.takes_image:
+            for side in {height, width}:
+                signature.check_side(side, "input_size")
+        inputs = signature.example_inputs((height, width), batch, torch.Generator().manual_seed(0), dev)
+        shape = tuple(inputs[0].shape)
         try:
-            mac_count = count_macs(model, image)
+            mac_count = count_macs(model, inputs)
         except RuntimeError as err:
             raise GanslimError(
                 f"{type(model).__name__} failed on an input of shape {list(shape)}: {first_line(err, limit=None)}; "
-                "check in_channels and input_size"
+                f"check input_size (the model takes {signature.describe()})"
             ) from err
-        peak = measure_peak_memory(model, image, dev)
-        latency = measure_latency(model, image, warmup=warmup, repeats=repeats, device=dev)
+        peak = measure_peak_memory(model, inputs, dev)
+        latency = measure_latency(model, inputs, warmup=warmup, repeats=repeats, device=dev)
 
     return Profile(
         params=count_params(model),
@@ -154,6 +157,7 @@ def profile_model(
         device=str(dev),
         threads=used_threads,
         input_shape=shape,
+        signature=signature,
     )
 
 
@@ -172,6 +176,7 @@ def format_profile(profile: Profile, name: str) -> str:
         (profile.peak_memory_kind, f"{profile.peak_memory_bytes / 2**20:.1f} MiB"),
     ]
     width = max(len(label) for label, _ in rows)
-    lines = [f"{name}  (input {shape}, {profile.device}, {profile.threads} threads)"]
+    lines = [f"{name}  (input {shape}, {profile.device}, {profile.threads} threads)",
+             f"  {profile.signature.describe()}"]
     lines += [f"  {label.ljust(width)}  {value}" for label, value in rows]
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Peak memory of one forward pass: CUDA's allocator peak, or on CPU the peak bytes of the live tensors."""
+"""Peak memory of one forward pass: CUDA's allocator peak, or on CPU the peak bytes of the live tensors (on the meta
+device: the same count from shapes alone)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,11 @@ class _TensorMemoryTracker(TorchDispatchMode):
         self.peak = 0
 
     def track(self, tensor: Any) -> None:
-        if not isinstance(tensor, torch.Tensor) or tensor.device.type == "meta":
+        if not isinstance(tensor, torch.Tensor):
             return
-        storage = tensor.untyped_storage()
+        storage = tensor.untyped_storage()  # one Python object per storage while it lives, meta storages too
         nbytes = storage.nbytes()
-        key = storage.data_ptr()
+        key = id(storage)
         if nbytes == 0 or key in self._live:
             return  # a view or an in-place result of a storage already counted
         self._live[key] = (weakref.ref(storage, functools.partial(self._release, key)), nbytes)
@@ -61,11 +62,13 @@ def measure_peak_memory(model: nn.Module, example_input: Inputs, device: str | t
     workspaces included). On CPU: *peak tensor memory*, the largest total size of the distinct tensor
     storages alive at once, tracked op by op (storages counted when an op creates them, released when
     freed). Scratch memory inside kernels (im2col buffers, oneDNN workspaces) and allocator overhead are
-    not tensors and are not seen, so this is below the process RSS growth.
+    not tensors and are not seen, so this is below the process RSS growth. On the meta device (a model built
+    under ``torch.device("meta")``, meta inputs) the same ops run on shapes alone and give the CPU figure without
+    computing anything.
 
     The model is moved to ``device`` and put in eval mode for the measurement, then restored.
     """
-    dev = resolve_profile_device(device)
+    dev = torch.device("meta") if str(device) == "meta" else resolve_profile_device(device)
     with placed(model, dev), lowered_ops():
         args = outside_inference([t.to(dev) for t in as_args(example_input)])
         if dev.type == "cuda":
