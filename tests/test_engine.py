@@ -20,7 +20,7 @@ from ganslim.engine import EMA, ConstantThenLinearDecay, DistInfo, TrainContext,
 from ganslim.engine import logging as logging_module
 from ganslim.engine import runs as runs_module
 from ganslim.engine import state as state_module
-from ganslim.engine.loop import resumed_step, steps_per_epoch
+from ganslim.engine.loop import resumed_step, same_shape_batches, steps_per_epoch
 from ganslim.engine.runs import RunLock
 from ganslim.engine.seed import rng_state, seed_everything, set_rng_state
 from ganslim.errors import GanslimError, RunInterrupted
@@ -325,6 +325,18 @@ def test_schedule_is_constant_then_linear_to_zero():
     schedule = ConstantThenLinearDecay(epochs=3, epochs_decay=4)
     assert [schedule.factor(e) for e in range(7)] == pytest.approx([1, 1, 1, 0.8, 0.6, 0.4, 0.2])
     assert ConstantThenLinearDecay(0, 1).factor(0) == pytest.approx(0.5)
+
+
+def test_validation_batches_join_images_of_one_shape_only():
+    def one(index: int, side: int) -> dict:
+        return {"image": torch.full((1, 3, side, side), float(index)), "path": [f"{index}.png"]}
+
+    sides = [8, 8, 8, 6, 8, 8]
+    batches = list(same_shape_batches((one(i, side) for i, side in enumerate(sides)), batch_size=2))
+    assert [batch["path"] for batch in batches] == [["0.png", "1.png"], ["2.png"], ["3.png"], ["4.png", "5.png"]]
+    assert [tuple(batch["image"].shape) for batch in batches] == [(2, 3, 8, 8), (1, 3, 8, 8), (1, 3, 6, 6),
+                                                                   (2, 3, 8, 8)]
+    assert batches[3]["image"][:, 0, 0, 0].tolist() == [4.0, 5.0]
 
 
 def test_epoch_order_is_deterministic_sharded_and_padded():

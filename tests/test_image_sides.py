@@ -53,3 +53,7 @@ def test_rules_describe_combine_and_suggest():
     assert resnet.nearest(30) == [28, 32] and resnet.nearest(5) == [8] and patchgan.nearest(16) == [24]
     assert combined([resnet, patchgan]) == ImageSides(4, 24) and combined([unet, patchgan]) == ImageSides(32, 32)
     assert combined([ImageSides(4, 8), ImageSides(1, 26)]) == ImageSides(4, 28)
+    fixed = ImageSides(128, 128, maximum=128)  # a fully connected head, as BasicSR's VGG-style discriminator
+    assert fixed.describe() == "exactly 128 pixels" and not fixed.accepts(256) and fixed.nearest(200) == [128]
+    assert combined([resnet, fixed]) == fixed
+    assert ImageSides(1, 8, 64).describe() == "at least 8 pixels and at most 64 pixels"

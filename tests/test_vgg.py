@@ -1,4 +1,4 @@
-"""VGG16 features: torchvision's layout, forward, weight lookup order, loading and its errors."""
+"""VGG16 and VGG19 features: torchvision's layouts, forward, weight lookup order, loading and its errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,15 @@ from torch import nn
 from ganslim.errors import GanslimError
 from ganslim.losses import load_perceptual_vgg
 from ganslim.nn import vgg as vgg_module
-from ganslim.nn.vgg import VGG16_LAYERS, VGG16Features, find_vgg16_weights, load_vgg16
+from ganslim.nn.vgg import (
+    VGG16_LAYERS,
+    VGG16Features,
+    VGG19Features,
+    find_vgg16_weights,
+    find_vgg19_weights,
+    load_vgg16,
+    load_vgg19,
+)
 
 # torchvision's vgg16().features, written out: (index in ``features``, in_channels, out_channels) of each of
 # the 13 3x3 convs; a ReLU follows each conv at index + 1, max-pools sit at 4, 9, 16, 23 and 30.
@@ -26,24 +34,44 @@ CONVS = [
 ]
 POOLS = [4, 9, 16, 23, 30]
 RELU_INDEX = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22, "relu5_3": 29}
+# torchvision's vgg19().features the same way: 16 convs, max-pools at 4, 9, 18, 27 and 36.
+CONVS19 = [
+    (0, 3, 64), (2, 64, 64),
+    (5, 64, 128), (7, 128, 128),
+    (10, 128, 256), (12, 256, 256), (14, 256, 256), (16, 256, 256),
+    (19, 256, 512), (21, 512, 512), (23, 512, 512), (25, 512, 512),
+    (28, 512, 512), (30, 512, 512), (32, 512, 512), (34, 512, 512),
+]
+POOLS19 = [4, 9, 18, 27, 36]
+VGG19_ENV_VAR = "GANSLIM_VGG19_WEIGHTS"
 
 
 @pytest.fixture(autouse=True)
 def no_user_weights(monkeypatch, tmp_path):
     """Every test starts with no env var and an empty home, so a real cache on this machine never leaks in."""
     monkeypatch.delenv(vgg_module.WEIGHTS_ENV_VAR, raising=False)
+    monkeypatch.delenv(VGG19_ENV_VAR, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def torchvision_state(convs: list[tuple[int, int, int]]) -> dict[str, torch.Tensor]:
+    """Random weights with torchvision's key names, scaled so activations stay O(1) through the convs."""
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for index, cin, cout in convs:
+        state[f"features.{index}.weight"] = torch.randn(cout, cin, 3, 3, generator=generator) * (2 / (9 * cin)) ** 0.5
+        state[f"features.{index}.bias"] = torch.randn(cout, generator=generator) * 0.1
+    return state
 
 
 @pytest.fixture(scope="module")
 def random_state() -> dict[str, torch.Tensor]:
-    """Random weights with torchvision's key names, scaled so activations stay O(1) through 10 convs."""
-    generator = torch.Generator().manual_seed(0)
-    state = {}
-    for index, cin, cout in CONVS:
-        state[f"features.{index}.weight"] = torch.randn(cout, cin, 3, 3, generator=generator) * (2 / (9 * cin)) ** 0.5
-        state[f"features.{index}.bias"] = torch.randn(cout, generator=generator) * 0.1
-    return state
+    return torchvision_state(CONVS)
+
+
+@pytest.fixture(scope="module")
+def vgg19_state() -> dict[str, torch.Tensor]:
+    return torchvision_state(CONVS19)
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +231,59 @@ def test_wrong_files_name_what_differs(tmp_path, random_state):
 
     assert "not a state dict of tensors (got list)" in load([1, 2], "list.pth")
     assert "cannot read VGG16 weights" in load(b"not a torch file", "garbage.pth")
+
+
+# ---------------------------------------------------------------------------------------------- VGG19
+
+
+def test_vgg19_layout_matches_torchvision_and_returns_conv5_4_before_its_relu(vgg19_state):
+    vgg = VGG19Features()
+    assert list(vgg.state_dict()) == [f"features.{i}.{p}" for i, _, _ in CONVS19 for p in ("weight", "bias")]
+    assert len(vgg.features) == 37
+    assert [i for i, layer in enumerate(vgg.features) if isinstance(layer, nn.MaxPool2d)] == POOLS19
+    vgg.load_state_dict(vgg19_state)
+    image = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))  # [0, 1], as SR images
+    called = []
+    vgg.features[35].register_forward_hook(lambda *_: called.append(35))
+    out = vgg(image)
+    assert out.shape == (2, 512, 2, 2) and called == []  # the ReLU after conv5_4 never runs
+
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    x = (image - mean) / std
+    for index, _, _ in CONVS19:
+        if index - 1 in POOLS19:
+            x = F.max_pool2d(x, 2)
+        x = F.conv2d(x, vgg19_state[f"features.{index}.weight"], vgg19_state[f"features.{index}.bias"], padding=1)
+        if index != 34:
+            x = F.relu(x)
+    torch.testing.assert_close(out, x, rtol=1e-4, atol=1e-4)
+    assert (out < 0).any()  # pre-ReLU: negative values survive
+    assert not any(p.requires_grad for p in vgg.parameters())
+    with pytest.raises(GanslimError, match=r"\(N, 3, H, W\) images in \[0, 1\]"):
+        vgg(torch.zeros(1, 1, 16, 16))
+
+
+def test_vgg19_is_looked_up_as_vgg16_is(monkeypatch, tmp_path, vgg19_state):
+    assert find_vgg19_weights() is None
+    with pytest.raises(GanslimError) as error:
+        load_vgg19()
+    assert VGG19_ENV_VAR in str(error.value) and "vgg19-dcbb9e9d.pth" in str(error.value)
+    assert str(vgg_module.default_vgg19_weights_path()) in str(error.value) and "\n" not in str(error.value)
+
+    file = tmp_path / "vgg19.pth"
+    torch.save({**vgg19_state, "classifier.6.bias": torch.zeros(10)}, file)  # the classifier is ignored
+    cache = Path(os.environ["HOME"]) / ".cache" / "ganslim" / "vgg19-dcbb9e9d.pth"
+    cache.parent.mkdir(parents=True)
+    cache.symlink_to(file)
+    assert vgg_module.default_vgg19_weights_path() == cache and find_vgg19_weights() == cache
+    monkeypatch.setenv(VGG19_ENV_VAR, str(tmp_path / "missing.pth"))
+    with pytest.raises(GanslimError, match=r"\$GANSLIM_VGG19_WEIGHTS"):
+        find_vgg19_weights()  # a path the user set is never skipped for the cache
+    monkeypatch.setenv(VGG19_ENV_VAR, str(file))
+    assert find_vgg19_weights() == file and find_vgg19_weights(cache) == cache
+    loaded = load_vgg19()
+    assert all(torch.equal(loaded.state_dict()[key], value) for key, value in vgg19_state.items())
+    torch.save(torchvision_state(CONVS), tmp_path / "vgg16.pth")
+    with pytest.raises(GanslimError, match="is not torchvision's VGG19 weights file vgg19-dcbb9e9d.pth"):
+        load_vgg19(tmp_path / "vgg16.pth")

@@ -34,35 +34,45 @@ SIGNED, UNIT = (-1.0, 1.0), (0.0, 1.0)  # the two image value ranges: tanh outpu
 @dataclass(frozen=True)
 class ImageSides:
     """Image sides (height and width alike, in pixels) a network takes: multiples of ``multiple``, at least
-    ``minimum`` (itself a multiple)."""
+    ``minimum`` (itself a multiple) and, for a network of one fixed input size such as BasicSR's VGG-style
+    discriminator, at most ``maximum`` (None: no bound; generators have none)."""
 
     multiple: int = 1
     minimum: int = 1
+    maximum: int | None = None
 
     def accepts(self, side: int) -> bool:
-        return side >= self.minimum and side % self.multiple == 0
+        return side >= self.minimum and side % self.multiple == 0 and (self.maximum is None or side <= self.maximum)
 
     def nearest(self, side: int) -> list[int]:
         """The accepted sides next to ``side``: the largest below it (if any) and the smallest above it."""
+        if self.maximum is not None and side > self.maximum:
+            return [self.maximum]
         below = side // self.multiple * self.multiple
         above = max(self.minimum, -(-side // self.multiple) * self.multiple)
         return [below, above] if self.minimum <= below < above else [above]
 
     def describe(self) -> str:
-        """``"multiples of 4 and at least 8 pixels"``, ``"at least 24 pixels"``, ``"multiples of 256"``."""
+        """``"multiples of 4 and at least 8 pixels"``, ``"at least 24 pixels"``, ``"multiples of 256"``,
+        ``"exactly 128 pixels"``."""
+        if self.maximum == self.minimum:
+            return f"exactly {self.minimum} pixels"
         parts = [f"multiples of {self.multiple}"] if self.multiple > 1 else []
         if self.minimum > self.multiple:
             parts.append(f"at least {self.minimum} pixels")
+        if self.maximum is not None:
+            parts.append(f"at most {self.maximum} pixels")
         return " and ".join(parts) or "any size"
 
 
 def combined(rules: Iterable[ImageSides]) -> ImageSides:
     """The sides every one of ``rules`` accepts."""
-    multiple, minimum = 1, 1
+    multiple, minimum, maxima = 1, 1, []
     for rule in rules:
         multiple = math.lcm(multiple, rule.multiple)
         minimum = max(minimum, rule.minimum)
-    return ImageSides(multiple, -(-minimum // multiple) * multiple)
+        maxima += [rule.maximum] if rule.maximum is not None else []
+    return ImageSides(multiple, -(-minimum // multiple) * multiple, min(maxima) if maxima else None)
 
 
 @dataclass(frozen=True)

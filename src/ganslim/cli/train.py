@@ -1,16 +1,19 @@
 """`ganslim train METHOD`: train a model from scratch in a numbered run folder, METHOD one of the training methods
-registered in :data:`ganslim.methods.METHODS` (the pix2pix and CycleGAN teachers)."""
+registered in :data:`ganslim.methods.METHODS` (the pix2pix and CycleGAN teachers, ESRGAN)."""
 
 from __future__ import annotations
 
 import argparse
 
+from ganslim.cli import esrgan
 from ganslim.cli.common import RUN_FLAGS, add_config_arguments, config_from_args, print_main, show_config
+from ganslim.errors import GanslimError
 from ganslim.methods import TRAIN, methods_of
 
 # Typed flags for the common config keys (see ganslim.cli.common); every other key goes through --set.
 TYPED_FLAGS = {
-    "--data": ("data", "DIR", "dataset folder (pix2pix: train/ val/ of A|B images; cyclegan: trainA/ trainB/)"),
+    "--data": ("data", "DIR", "dataset folder (pix2pix: train/ val/ of A|B images; cyclegan: trainA/ trainB/; "
+                              "esrgan: train/ val/ of HR images)"),
     **RUN_FLAGS,
     "--epochs": ("epochs", "N", "epochs at the initial learning rate"),
     "--epochs-decay": ("epochs_decay", "N", "epochs of linear learning-rate decay to zero"),
@@ -18,6 +21,8 @@ TYPED_FLAGS = {
     "--generator": ("generator", "ARCH", "generator architecture (unet_256, resnet_9blocks, ...)"),
     "--gan-mode": ("gan_mode", "MODE", "vanilla, lsgan or hinge"),
 }
+# Flags only one method takes, each group shown under its method's name.
+METHOD_FLAGS = {esrgan.METHOD: esrgan.FLAGS}
 
 EPILOG = """\
 Config precedence: method defaults < --config FILE < typed flags < --set KEY=VALUE.
@@ -35,6 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("method", metavar="METHOD", help="; ".join(
         f"{name}: {registered.get(name).help}" for name in registered.names()))
     add_config_arguments(parser, [TYPED_FLAGS], set_example="lambda_l1=50")
+    for method, flags in METHOD_FLAGS.items():
+        group = parser.add_argument_group(f"{method} options")
+        for flag, (key, metavar, help_text) in flags.items():
+            group.add_argument(flag, dest=key, metavar=metavar, default=None, help=help_text)
+    parser.set_defaults(flag_keys=[key for group in (TYPED_FLAGS, *METHOD_FLAGS.values()) for key, _, _ in
+                                   group.values()])
     parser.add_argument("--amp", dest="amp", action="store_const", const="true", default=None,
                         help="mixed precision on CUDA")
     parser.add_argument("--resume", metavar="RUN_DIR_OR_CKPT",
@@ -46,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     from ganslim.engine import read_run_config, resolve_resume
 
     entry = methods_of(TRAIN).get(args.method)
+    for method, flags in METHOD_FLAGS.items():
+        given = [flag for flag, (key, _, _) in flags.items() if getattr(args, key) is not None]
+        if given and method != entry.name:
+            raise GanslimError(f"{given[0]} is an option of 'ganslim train {method}', not of {entry.name}: drop it")
     runner = entry.load()
     extra = {"amp": args.amp} if args.amp is not None else {}
     config = config_from_args(args, runner.Config, entry.name,

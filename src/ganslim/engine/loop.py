@@ -26,7 +26,7 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
 from torch import nn
@@ -139,6 +139,29 @@ def epoch_batches(num_items: int, batch_size: int, seed: int, epoch: int, info: 
     generator = torch.Generator().manual_seed(derive_seed(seed, _ORDER_STREAM, epoch))
     order = ddp.shard_indices(torch.randperm(num_items, generator=generator).tolist(), info)
     return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def _shapes(item: dict) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in item.items() if isinstance(value, torch.Tensor)}
+
+
+def same_shape_batches(batches: Iterable[dict], batch_size: int) -> Iterator[dict]:
+    """Consecutive one-image ``batches`` joined into batches of up to ``batch_size`` whose tensors have the same
+    shapes: validation images of different sizes (a super-resolution val split) are never stacked."""
+    group: list[dict] = []
+    for batch in batches:
+        if group and (len(group) == batch_size or _shapes(batch) != _shapes(group[0])):
+            yield _joined(group)
+            group = []
+        group.append(batch)
+    if group:
+        yield _joined(group)
+
+
+def _joined(batches: list[dict]) -> dict:
+    """Collated batches as one: tensors concatenated along the batch dimension, lists (e.g. paths) chained."""
+    return {key: torch.cat([batch[key] for batch in batches]) if isinstance(value, torch.Tensor)
+            else [entry for batch in batches for entry in batch[key]] for key, value in batches[0].items()}
 
 
 def fit(config: TrainConfig, method_cls: type, *, resume: str | Path | None = None,
@@ -294,9 +317,8 @@ class _Run:
 
     def _val_batches(self) -> Iterator[dict]:
         count = len(self.val_set) if not self.config.val_images else min(len(self.val_set), self.config.val_images)
-        indices = list(range(count))
-        size = self.config.batch_size
-        return self._loader(self.val_set, [indices[i:i + size] for i in range(0, count, size)])
+        return same_shape_batches(self._loader(self.val_set, [[index] for index in range(count)]),
+                                  self.config.batch_size)
 
     # ------------------------------------------------------------------ evaluation
 
@@ -323,8 +345,9 @@ class _Run:
     def _samples_on_main(self, step: int) -> None:
         if self._sample_batch is None:
             source = self.val_set if self.val_set is not None and len(self.val_set) else self.train_set
-            count = min(self.config.sample_images, len(source))
-            self._sample_batch = self._to_device(default_collate([source[i] for i in range(count)]))
+            items = [source[i] for i in range(min(self.config.sample_images, len(source)))]
+            self._sample_batch = self._to_device(default_collate([item for item in items
+                                                                  if _shapes(item) == _shapes(items[0])]))
         with self._evaluating():
             columns = self.method.visuals(self._sample_batch)
         self._write(f"the sample grid of step {step}", lambda: self.log.log_samples(step, image_grid(columns)))

@@ -1,8 +1,9 @@
-"""Training losses: adversarial (vanilla / LSGAN / hinge); reconstruction and distillation losses join here."""
+"""Training losses: adversarial (vanilla / LSGAN / hinge, relativistic average); reconstruction and distillation
+losses join here."""
 
-from ganslim.losses.gan import GAN_MODES, GANLoss
+from ganslim.losses.gan import GAN_MODES, GANLoss, relativistic_average_loss
 
-__all__ = ["GAN_MODES", "GANLoss"]
+__all__ = ["GAN_MODES", "GANLoss", "relativistic_average_loss"]
 
 from ganslim.losses.distill import (  # noqa: E402
     ChannelDistillation,

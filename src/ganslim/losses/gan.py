@@ -3,6 +3,7 @@
 ``vanilla``: binary cross-entropy on logits (the original GAN, pix2pix's default); ``lsgan``: least squares
 towards 1 (real) / 0 (fake) (CycleGAN's default); ``hinge``: ``relu(1 - D(real)) + relu(1 + D(fake))`` for the
 discriminator and ``-D(fake)`` for the generator. Every loss is a mean over all elements.
+:func:`relativistic_average_loss` is ESRGAN's relativistic average GAN (vanilla BCE on relative scores).
 """
 
 from __future__ import annotations
@@ -43,3 +44,27 @@ class GANLoss(nn.Module):
         if self.mode == "lsgan":
             return F.mse_loss(prediction, target)
         return F.binary_cross_entropy_with_logits(prediction, target)
+
+
+def relativistic_average_loss(real: Tensor, fake: Tensor, for_discriminator: bool = True) -> Tensor:
+    """ESRGAN's relativistic average GAN loss (RaGAN, Jolicoeur-Martineau 2018), as BasicSR's ``ESRGANModel``.
+
+    The discriminator learns that a real image looks more real than the average fake and a fake less real than the
+    average real: ``(BCE(real - mean(fake), 1) + BCE(fake - mean(real), 0)) / 2``; the generator's loss swaps the two
+    labels. Means are over the batch; computed in float32 even under autocast. Detach what the player does not
+    train (BasicSR: the generator's loss sees ``real.detach()``; the discriminator's ``fake`` comes from a detached
+    generator output).
+
+    Args:
+        real: (N, ...) raw discriminator scores (logits) of real images.
+        fake: (N, ...) raw scores of generated images.
+        for_discriminator: the discriminator's loss (True) or the generator's (False).
+
+    Returns:
+        () tensor.
+    """
+    real, fake = real.float(), fake.float()
+    real_target = 1.0 if for_discriminator else 0.0
+    real_term = F.binary_cross_entropy_with_logits(real - fake.mean(), torch.full_like(real, real_target))
+    fake_term = F.binary_cross_entropy_with_logits(fake - real.mean(), torch.full_like(fake, 1.0 - real_target))
+    return 0.5 * (real_term + fake_term)

@@ -5,7 +5,7 @@ A :class:`MethodEntry` names its command (``train``: a model from scratch; ``com
 trained teacher), its one-line help and, for a staged run, its stages. Registering imports nothing heavy:
 ``entry.load()`` imports the method's package and returns its :class:`Runner` (config class and run function), so
 the command line builds every subcommand without loading torch (``ganslim bench`` must set ``OMP_WAIT_POLICY``
-before torch loads). One package per method: :mod:`.teachers`, :mod:`.gan_compression`, :mod:`.omgd`.
+before torch loads). One package per method: :mod:`.teachers`, :mod:`.esrgan`, :mod:`.gan_compression`, :mod:`.omgd`.
 """
 
 from __future__ import annotations
@@ -73,6 +73,12 @@ def _cyclegan() -> Runner:
     return trained(CycleGAN)
 
 
+def _esrgan() -> Runner:
+    from ganslim.methods.esrgan import ESRGANConfig, run_esrgan
+
+    return Runner(ESRGANConfig, run_esrgan)
+
+
 def _gan_compression() -> Runner:
     from ganslim.methods.gan_compression.pipeline import PipelineConfig, run_pipeline
 
@@ -107,6 +113,8 @@ METHODS: Registry[MethodEntry] = Registry("method")
 for _entry in (
     MethodEntry("pix2pix", TRAIN, "pix2pix teacher (paired data)", _pix2pix),
     MethodEntry("cyclegan", TRAIN, "CycleGAN teacher (unpaired data)", _cyclegan),
+    MethodEntry("esrgan", TRAIN, "ESRGAN super-resolution teacher (RRDBNet): --stage psnr (L1), then --stage gan "
+                "--init PSNR_RUN", _esrgan),
     MethodEntry("gan-compression", COMPRESS, "all stages in one resumable run folder: supernet -> search -> "
                 "fine-tune -> export", _gan_compression, stages=GAN_COMPRESSION_STAGES),
     MethodEntry("gan-compression-supernet", COMPRESS, "stage 1: distil a once-for-all supernet from the teacher",

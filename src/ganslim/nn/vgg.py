@@ -1,4 +1,4 @@
-"""VGG16 ``features`` in torchvision's exact layout, as a frozen extractor of named ReLU activations.
+"""VGG16 and VGG19 ``features`` in torchvision's exact layout, as frozen extractors of named activations.
 
 The module tree is ``features.0`` ... ``features.30`` as in torchvision's ``vgg16().features`` (configuration
 "D": 13 3×3 convolutions, each followed by a ReLU, and 5 max-pools), so the ImageNet weights file
@@ -6,7 +6,11 @@ The module tree is ``features.0`` ... ``features.30`` as in torchvision's ``vgg1
 and ``.bias``; the file's ``classifier.*`` keys are ignored. Style and feature losses (OMGD, AutoGAN-Distiller)
 read relu1_2, relu2_2, relu3_3 and relu4_3, and the forward pass stops after the deepest layer asked for.
 
-Nothing is downloaded: see :func:`load_vgg16` for where the weights file is looked for.
+VGG19 (configuration "E": 16 convolutions, ``features.0`` ... ``features.36``, weights ``vgg19-dcbb9e9d.pth`` with
+keys ``features.{0,2,5,7,10,12,14,16,19,21,23,25,28,30,32,34}.*``) gives ESRGAN's perceptual features: conv5_4
+*before* its ReLU, for [0, 1] images normalised with the ImageNet mean / std (:class:`VGG19Features`).
+
+Nothing is downloaded: both files are looked for the same way (see :func:`find_vgg16_weights`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -21,37 +26,49 @@ from torch import Tensor, nn
 from ganslim.errors import GanslimError
 from ganslim.weights import WeightsFile, cache_path, find_weights_file, load_state_dict_strict
 
-WEIGHTS_FILENAME = "vgg16-397923af.pth"
-WEIGHTS_URL = f"https://download.pytorch.org/models/{WEIGHTS_FILENAME}"
-WEIGHTS_ENV_VAR = "GANSLIM_VGG16_WEIGHTS"
-VGG16_WEIGHTS = WeightsFile(
-    label="VGG16", filename=WEIGHTS_FILENAME, url=WEIGHTS_URL, env_var=WEIGHTS_ENV_VAR,
-    wanted=f"torchvision's {WEIGHTS_FILENAME}", title=f"torchvision's VGG16 weights file {WEIGHTS_FILENAME}",
-)
+V = TypeVar("V", bound=nn.Module)
 
-# torchvision's configuration "D": output channels of each 3×3 conv, "M" for a 2×2 max-pool.
+
+def _torchvision_file(network: str, filename: str) -> WeightsFile:
+    return WeightsFile(label=network, filename=filename, url=f"https://download.pytorch.org/models/{filename}",
+                       env_var=f"GANSLIM_{network}_WEIGHTS", wanted=f"torchvision's {filename}",
+                       title=f"torchvision's {network} weights file {filename}")
+
+
+VGG16_WEIGHTS = _torchvision_file("VGG16", "vgg16-397923af.pth")
+VGG19_WEIGHTS = _torchvision_file("VGG19", "vgg19-dcbb9e9d.pth")
+WEIGHTS_FILENAME, WEIGHTS_URL, WEIGHTS_ENV_VAR = VGG16_WEIGHTS.filename, VGG16_WEIGHTS.url, VGG16_WEIGHTS.env_var
+
+# torchvision's configurations "D" and "E": output channels of each 3×3 conv, "M" for a 2×2 max-pool.
 VGG16_CONFIG: tuple[int | str, ...] = (
     64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M",
 )
+VGG19_CONFIG: tuple[int | str, ...] = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
+)
 
 
-def _relu_indices() -> dict[str, int]:
-    """``reluB_K`` (block B, K-th conv of the block) -> index of that ReLU inside ``features``."""
+def _layer_indices(config: tuple[int | str, ...]) -> dict[str, int]:
+    """``convB_K`` and ``reluB_K`` (block B, K-th conv of the block) -> index of that layer inside ``features``."""
     names: dict[str, int] = {}
     index, block, conv = 0, 1, 0
-    for item in VGG16_CONFIG:
+    for item in config:
         if item == "M":
             index += 1
             block, conv = block + 1, 0
         else:
             conv += 1
-            names[f"relu{block}_{conv}"] = index + 1
+            names[f"conv{block}_{conv}"], names[f"relu{block}_{conv}"] = index, index + 1
             index += 2
     return names
 
 
 #: Every ReLU of ``features`` by name: relu1_1 -> 1, relu1_2 -> 3, relu2_2 -> 8, relu3_3 -> 15, relu4_3 -> 22, ...
-VGG16_LAYERS: dict[str, int] = _relu_indices()
+VGG16_LAYERS: dict[str, int] = {name: index for name, index in _layer_indices(VGG16_CONFIG).items()
+                                if name.startswith("relu")}
+#: ESRGAN's perceptual layer: VGG19's last conv, before its ReLU (index 34 of ``features``).
+PERCEPTUAL_LAYER = "conv5_4"
+VGG19_PERCEPTUAL_INDEX = _layer_indices(VGG19_CONFIG)[PERCEPTUAL_LAYER]
 #: The layers the OMGD / AutoGAN-Distiller style loss reads; relu2_2 is also the feature-loss layer.
 STYLE_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
@@ -59,14 +76,16 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def make_vgg16_features() -> nn.Sequential:
-    """torchvision's ``vgg16().features``: 31 modules, convs at 0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28.
+def _make_features(config: tuple[int | str, ...]) -> nn.Sequential:
+    """torchvision's ``features`` of a VGG configuration: a 3×3 conv and a ReLU per number, a max-pool per "M".
 
-    (N, 3, H, W) -> (N, 512, H/32, W/32). Weights are left at PyTorch's default initialisation.
+    VGG16: 31 modules, convs at 0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28; VGG19: 37 modules, convs at 0, 2, 5,
+    7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34. (N, 3, H, W) -> (N, 512, H/32, W/32). Weights are left at
+    PyTorch's default initialisation.
     """
     layers: list[nn.Module] = []
     in_channels = 3
-    for item in VGG16_CONFIG:
+    for item in config:
         if item == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
@@ -78,12 +97,26 @@ def make_vgg16_features() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class VGG16Features(nn.Module):
-    """Frozen VGG16 returning the activations of named ReLU layers for images in [-1, 1].
+class _FrozenVGG(nn.Module):
+    """torchvision's ``features`` of a VGG ``config``, frozen, with the ImageNet mean / std as non-persistent
+    buffers (they follow ``.to(device)`` without entering the state dict, which holds exactly torchvision's
+    ``features.*`` keys). Parameters have ``requires_grad=False``; gradients still flow to the input image."""
 
-    The state dict holds exactly torchvision's ``features.*`` keys; the ImageNet mean / std are
-    non-persistent buffers, so they follow ``.to(device)`` without entering the state dict. Parameters have
-    ``requires_grad=False``, but gradients still flow through the network to its input image.
+    def __init__(self, config: tuple[int | str, ...]) -> None:
+        super().__init__()
+        self.features = _make_features(config)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> _FrozenVGG:
+        """Stay in eval mode: a loss network inside a method's ``.train()`` call is still frozen."""
+        return super().train(False)
+
+
+class VGG16Features(_FrozenVGG):
+    """Frozen VGG16 returning the activations of named ReLU layers for images in [-1, 1] (see :class:`_FrozenVGG`).
 
     Args:
         layers: names from :data:`VGG16_LAYERS` (default :data:`STYLE_LAYERS`).
@@ -94,7 +127,7 @@ class VGG16Features(nn.Module):
     """
 
     def __init__(self, layers: Sequence[str] = STYLE_LAYERS, imagenet_norm: bool = True) -> None:
-        super().__init__()
+        super().__init__(VGG16_CONFIG)
         unknown = [name for name in layers if name not in VGG16_LAYERS]
         if unknown or not layers:
             raise GanslimError(
@@ -102,16 +135,7 @@ class VGG16Features(nn.Module):
             )
         # Shallow to deep, so the forward pass can hand out each one as it passes and stop at the last.
         self.layers: tuple[str, ...] = tuple(sorted(dict.fromkeys(layers), key=VGG16_LAYERS.__getitem__))
-        self.features = make_vgg16_features()
         self.imagenet_norm = imagenet_norm
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True) -> VGG16Features:
-        """Stay in eval mode: a loss network inside a method's ``.train()`` call is still frozen."""
-        return super().train(False)
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         """Activations of :attr:`layers` for ``image``.
@@ -148,7 +172,12 @@ class VGG16Features(nn.Module):
 
 def default_vgg16_weights_path() -> Path:
     """``~/.cache/ganslim/vgg16-397923af.pth``, the last place :func:`find_vgg16_weights` looks."""
-    return cache_path(WEIGHTS_FILENAME)
+    return cache_path(VGG16_WEIGHTS.filename)
+
+
+def default_vgg19_weights_path() -> Path:
+    """``~/.cache/ganslim/vgg19-dcbb9e9d.pth``, the last place :func:`find_vgg19_weights` looks."""
+    return cache_path(VGG19_WEIGHTS.filename)
 
 
 def find_vgg16_weights(weights: str | os.PathLike | None = None) -> Path | None:
@@ -167,12 +196,25 @@ def find_vgg16_weights(weights: str | os.PathLike | None = None) -> Path | None:
     return find_weights_file(weights, VGG16_WEIGHTS, default_vgg16_weights_path())
 
 
+def find_vgg19_weights(weights: str | os.PathLike | None = None) -> Path | None:
+    """Where the VGG19 ImageNet weights file is: as :func:`find_vgg16_weights`, with ``GANSLIM_VGG19_WEIGHTS``
+    and ``~/.cache/ganslim/vgg19-dcbb9e9d.pth``."""
+    return find_weights_file(weights, VGG19_WEIGHTS, default_vgg19_weights_path())
+
+
+def _weights_hint(weights: WeightsFile) -> str:
+    return (f"put {weights.wanted} (from {weights.url}) at {cache_path(weights.filename)}, or set {weights.env_var} "
+            f"to its path")
+
+
 def vgg16_weights_hint() -> str:
-    """How a user supplies the weights file, for error and warning messages (one line)."""
-    return (
-        f"put torchvision's {WEIGHTS_FILENAME} (from {WEIGHTS_URL}) at {default_vgg16_weights_path()}, "
-        f"or set {WEIGHTS_ENV_VAR} to its path"
-    )
+    """How a user supplies the VGG16 weights file, for error and warning messages (one line)."""
+    return _weights_hint(VGG16_WEIGHTS)
+
+
+def vgg19_weights_hint() -> str:
+    """How a user supplies the VGG19 weights file, for error and warning messages (one line)."""
+    return _weights_hint(VGG19_WEIGHTS)
 
 
 def load_vgg16(weights: str | os.PathLike | None = None, layers: Sequence[str] = STYLE_LAYERS,
@@ -193,9 +235,47 @@ def load_vgg16(weights: str | os.PathLike | None = None, layers: Sequence[str] =
         GanslimError: no file found, the file is unreadable, or its keys or shapes differ (the message names
             the first difference of each kind).
     """
-    path = find_vgg16_weights(weights)
+    return _load_weights(VGG16Features(layers, imagenet_norm=imagenet_norm), weights, VGG16_WEIGHTS)
+
+
+def _load_weights(vgg: V, weights: str | os.PathLike | None, file: WeightsFile) -> V:
+    """``vgg`` with torchvision's ``file`` found (argument, environment variable, cache) and loaded strictly into
+    its ``features.*``; the file's ``classifier.*`` keys are ignored."""
+    path = find_weights_file(weights, file, cache_path(file.filename))
     if path is None:
-        raise GanslimError(f"VGG16 weights not found: {vgg16_weights_hint()}, or pass weights= to its path")
-    vgg = VGG16Features(layers, imagenet_norm=imagenet_norm)
-    load_state_dict_strict(vgg, path, VGG16_WEIGHTS, ignore=lambda key: key.startswith("classifier."))
+        raise GanslimError(f"{file.label} weights not found: {_weights_hint(file)}, or pass weights= to its path")
+    load_state_dict_strict(vgg, path, file, ignore=lambda key: key.startswith("classifier."))
     return vgg
+
+
+class VGG19Features(_FrozenVGG):
+    """Frozen VGG19 returning ESRGAN's perceptual features: conv5_4 before its ReLU, for images in [0, 1].
+
+    As BasicSR's ``VGGFeatureExtractor(vgg_type="vgg19", use_input_norm=True, range_norm=False)``: the image is
+    normalised with the ImageNet mean / std and run through torchvision's ``vgg19().features`` up to index 34
+    (see :class:`_FrozenVGG`; the state dict holds the 16 convs' ``features.*`` keys).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(VGG19_CONFIG)
+
+    def forward(self, image: Tensor) -> Tensor:
+        """(N, 3, H, W) in [0, 1] -> conv5_4 features (N, 512, H/16, W/16) (sides rounded down at each pool)."""
+        if image.dim() != 4 or image.shape[1] != 3:
+            raise GanslimError(f"VGG19 features take (N, 3, H, W) images in [0, 1], got {tuple(image.shape)}")
+        x = (image - self.mean) / self.std
+        for layer in self.features[:VGG19_PERCEPTUAL_INDEX + 1]:
+            x = layer(x)
+        return x
+
+
+def load_vgg19(weights: str | os.PathLike | None = None) -> VGG19Features:
+    """:class:`VGG19Features` with the ImageNet weights, frozen, in eval mode, on the CPU.
+
+    The file is found by :func:`find_vgg19_weights` (argument, ``$GANSLIM_VGG19_WEIGHTS``,
+    ``~/.cache/ganslim/vgg19-dcbb9e9d.pth``) and loaded as :func:`load_vgg16` loads its file.
+
+    Raises:
+        GanslimError: no file found, the file is unreadable, or its keys or shapes differ.
+    """
+    return _load_weights(VGG19Features(), weights, VGG19_WEIGHTS)
