@@ -30,6 +30,7 @@ from ganslim.measure.evaluate import (
 )
 from ganslim.measure.profile import count_macs
 from ganslim.metrics import feature_statistics, frechet_distance, quantize_uint8, sr_psnr, sr_ssim
+from ganslim.signature import Signature
 from helpers import PooledColours
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -295,6 +296,8 @@ def test_quantize_sr_calibrates_on_lr_images_and_scores_like_eval(sr_int8, photo
     assert sidecar["input"]["shape"] == [1, 3, 8, 8] and sidecar["output"]["shape"] == [1, 3, 32, 32]
     assert sidecar["input"]["dynamic_axes"] == {"0": "batch", "2": "height", "3": "width"}
     assert sidecar["quantization"]["task"]["psnr_int8"] == pytest.approx(result.task.psnr_int8)
+    assert Signature.from_dict(sidecar["signature"]) == model.signature  # [0, 1] in and out, x4
+    assert sidecar["normalization"]["input"] == "x / 255" and sidecar["signature"]["output"]["scale"] == SCALE
 
 
 def test_openvino_int8_sr(photos, tmp_path):

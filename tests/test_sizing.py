@@ -31,10 +31,11 @@ def test_super_resolution_never_resizes_its_input(capsys):
 
 
 def test_commands_making_their_own_inputs_take_the_lr_side(capsys):
-    assert choose_size(None, [("x4.pt", 128)], [SR], resizes=False) == 256
+    assert choose_size(None, [("x4.pt", 128)], [SR], resizes=False) == 64  # bench times x4 models at 64 -> 256
     assert choose_size(32, [("x4.pt", 128)], [SR], resizes=False) == 32
     announced = capsys.readouterr().err.splitlines()
-    assert announced == ["LR input size 256x256 (the default)", "LR input size 32x32 (--size)"]
+    assert announced == ["LR input size 64x64 (the default for super-resolution models: --size sets the LR side; "
+                         "at least 64)", "LR input size 32x32 (--size)"]
 
 
 def test_mixing_super_resolution_and_translation_is_one_line():

@@ -65,6 +65,11 @@ class ImageSides:
         return " and ".join(parts) or "any size"
 
 
+def common_side(rules: Iterable[ImageSides], at_least: int = 64) -> int:
+    """The smallest side of at least ``at_least`` pixels that every one of ``rules`` accepts."""
+    return max(combined(rules).nearest(at_least))
+
+
 def combined(rules: Iterable[ImageSides]) -> ImageSides:
     """The sides every one of ``rules`` accepts."""
     multiple, minimum, maxima = 1, 1, []

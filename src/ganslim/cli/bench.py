@@ -56,20 +56,16 @@ def run(args: argparse.Namespace) -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     from ganslim.cli.sizing import choose_size
-    from ganslim.measure.bench import common_scale, default_side, format_markdown, run_bench, write_bench
+    from ganslim.measure.bench import common_scale, format_markdown, run_bench, write_bench
+    from ganslim.signature import signature_of
     from ganslim.outputs import check_output_folder
 
     check_output_folder(args.out, "--out")
     loaded = [_load(spec, args.direction) for spec in args.models]
     models = _unique_names([model for model, _ in loaded])
-    if common_scale(models) is None:
-        size = choose_size(args.size, [(model.name, trained) for model, trained in loaded])
-    elif args.size is not None:
-        size = args.size
-    else:
-        size = default_side(models)
-        print(f"LR input {size}x{size} (the default for super-resolution models: --size sets the LR side timed; "
-              f"quality runs on whole images)", file=sys.stderr)
+    common_scale(models)  # models of different scales are refused before anything runs
+    size = choose_size(args.size, [(model.name, trained) for model, trained in loaded],
+                       [signature_of(model.module) for model in models], resizes=False)
     result = run_bench(models, args.backends, size=size, threads=args.threads, repeats=args.repeats,
                        warmup=args.warmup, data=args.data, split=args.split, direction=args.direction,
                        num_images=args.num_images, num_calibration=args.num_calibration, peak_size=args.peak_size,

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ganslim.signature import Signature
 
 DEFAULT_SIZE = 256
+SR_DEFAULT_SIDE = 64  # an LR side a super-resolution model runs at when none is asked (x4: 256x256 out)
 
 
 def choose_size(requested: int | None, trained: Sequence[tuple[str, int | None]],
@@ -23,9 +24,11 @@ def choose_size(requested: int | None, trained: Sequence[tuple[str, int | None]]
 
     ``trained`` lists ``(model, its training size or None)``; models that record different sizes need --size.
     ``signatures`` are the models' (``LoadedModel.signature``); for super-resolution models the result is None (each
-    image at its own size; --size refused) when the command ``resizes`` image files, else the LR input side.
+    image at its own size; --size refused) when the command ``resizes`` image files, else the LR input side
+    (``--size``, else the smallest side of at least 64 every model takes).
     """
     from ganslim.apps.translate import check_no_resize
+    from ganslim.signature import common_side
     from ganslim.errors import GanslimError
 
     kinds = {signature.super_resolution for signature in signatures}
@@ -37,7 +40,11 @@ def choose_size(requested: int | None, trained: Sequence[tuple[str, int | None]]
             check_no_resize(signatures[0], requested)
             print("size: each image's own (super-resolution models never resize their input)", file=sys.stderr)
             return None
-        size, why = (requested, "--size") if requested is not None else (DEFAULT_SIZE, "the default")
+        if requested is not None:
+            size, why = requested, "--size"
+        else:
+            size = common_side((signature.image_input.sides for signature in signatures), SR_DEFAULT_SIDE)
+            why = f"the default for super-resolution models: --size sets the LR side; at least {SR_DEFAULT_SIDE}"
         print(f"LR input size {size}x{size} ({why})", file=sys.stderr)
         return size
     known = [(name, size) for name, size in trained if size is not None]

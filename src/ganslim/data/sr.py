@@ -26,9 +26,10 @@ import torch
 from PIL import Image
 
 from ganslim.data.datasets import _SeededDataset, _require_images, _truncate
-from ganslim.data.images import load_image
+from ganslim.data.images import image_to_tensor, load_image
 from ganslim.data.validate import image_sizes
 from ganslim.errors import GanslimError
+from ganslim.signature import UNIT
 
 Item = dict[str, torch.Tensor | str]
 
@@ -59,8 +60,7 @@ class _Augment:
 
 def unit_tensor(image: Image.Image) -> torch.Tensor:
     """RGB PIL image -> (3, H, W) float32 tensor in [0, 1], as ``x / 255``."""
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+    return image_to_tensor(image, UNIT)
 
 
 def bicubic_downsample(image: Image.Image, scale: int) -> Image.Image:

@@ -67,14 +67,13 @@ from ganslim.measure.evaluate import (
     array_run,
     check_sr_inputs,
     json_safe,
-    model_signature,
     rescale,
     score_models,
     scoring_for,
     sr_scale,
 )
 from ganslim.measure.profile import LatencyStats, eval_mode, time_interleaved
-from ganslim.signature import UNIT, Signature
+from ganslim.signature import UNIT, Signature, signature_of
 
 __all__ = ["BACKENDS", "FloatLayer", "QuantizeResult", "TaskMetrics", "quantize_model"]
 
@@ -218,7 +217,7 @@ def quantize_model(
     if backend == "openvino":
         require_openvino()
         _require_nncf()
-    signature = model_signature(generator, size or DEFAULT_SIZE)
+    signature = signature_of(generator, size or DEFAULT_SIZE)
     scale = sr_scale(signature)
     if scale is not None and size is not None:
         raise GanslimError(SR_NO_RESIZE)
@@ -264,7 +263,8 @@ def quantize_model(
             task = (TaskMetrics(psnr_fp32=fp32["psnr"], psnr_int8=int8["psnr"], ssim_fp32=fp32["ssim"],
                                 ssim_int8=int8["ssim"]) if evaluation_data.paired else None)
             sidecar = sidecar_header(f"{backend}-int8", built.files, arch, arch_kwargs, shape,
-                                     tuple(built.int8(first).shape), dynamic=scale is not None, meta=meta)
+                                     tuple(built.int8(first).shape), dynamic=scale is not None, meta=meta,
+                                     signature=signature)
             final_files = [target.parent / f.name for f in built.files]  # where publish() moves them
             result = QuantizeResult(
                 backend=backend, runtime=built.runtime, files=final_files,

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ganslim.measure.evaluate import Scoring, model_signature
+from ganslim.measure.evaluate import Scoring
 from ganslim.measure.profile import MacCount, count_macs, count_params, interleaved_times, num_threads
+from ganslim.signature import signature_of
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def model_cost(model: nn.Module, side: int) -> Cost:
     super-resolution model's LR side), made on the device of its weights (a model on the meta device is counted
     without arithmetic)."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    return Cost(count_params(model), count_macs(model, model_signature(model, side).example_inputs(side,
+    return Cost(count_params(model), count_macs(model, signature_of(model, side).example_inputs(side,
                                                                                                    device=device)))
 
 
@@ -50,6 +51,6 @@ def interleaved_model_times(models: Mapping[str, nn.Module], side: int, threads:
     rotating (:func:`ganslim.measure.profile.timing.interleaved_times`), so round ``i`` of every list is the same
     round."""
     first = next(iter(models.values()))
-    image = model_signature(first, side).example_inputs(side, generator=torch.Generator().manual_seed(0))[0]
+    image = signature_of(first, side).example_inputs(side, generator=torch.Generator().manual_seed(0))[0]
     with torch.inference_mode(), num_threads(threads):
         return interleaved_times(models, image, warmup=warmup, repeats=repeats)

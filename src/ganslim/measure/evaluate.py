@@ -65,7 +65,7 @@ from ganslim.metrics import (
 )
 from ganslim.metrics.inception import WEIGHTS_FILENAME, WEIGHTS_URL
 from ganslim.outputs import check_output_file
-from ganslim.signature import SIGNED, UNIT, ImageSides, Signature, image_to_image, input_channels, output_channels
+from ganslim.signature import SIGNED, UNIT, Signature, signature_of
 from ganslim.weights import weights_source
 
 __all__ = [
@@ -83,7 +83,6 @@ __all__ = [
     "find_inception_weights",
     "json_safe",
     "mean_ssim",
-    "model_signature",
     "module_run",
     "open_eval_data",
     "open_sr_eval_data",
@@ -107,16 +106,6 @@ Run = Callable[[Tensor], Tensor]
 
 # ----------------------------------------------------------------------------------------------------------
 # Signatures: what a model takes, and how to feed it
-
-
-def model_signature(model: nn.Module, side: int = 64) -> Signature:
-    """``model.signature``. A plain module that declares none is taken as image-to-image in [-1, 1] of any size,
-    its channels probed (:func:`ganslim.signature.input_channels`, :func:`~ganslim.signature.output_channels`
-    on a ``side`` x ``side`` image)."""
-    signature = getattr(model, "signature", None)
-    if isinstance(signature, Signature):
-        return signature
-    return image_to_image(input_channels(model), output_channels(model, side), ImageSides())
 
 
 def sr_scale(signature: Signature) -> int | None:
@@ -147,7 +136,7 @@ def rescale(images: Tensor, source: tuple[float, float], target: tuple[float, fl
 def module_run(model: nn.Module, data_range: tuple[float, float], what: str = "the generator") -> Run:
     """``model`` as :func:`score_models` runs it: inputs mapped from ``data_range`` to its signature's input range,
     outputs (float32) back from its output range; a shape it cannot take is a one-line GanslimError."""
-    signature = model_signature(model)
+    signature = signature_of(model)
     hint = "" if sr_scale(signature) else ": pick a --size its downsampling accepts (e.g. 256)"
 
     def run(inputs: Tensor) -> Tensor:
@@ -691,10 +680,10 @@ def evaluate_generator(
         check_output_file(save_real_stats, "--save-real-stats")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise GanslimError(f"--batch-size {batch_size!r} must be a positive integer")
-    signature = model_signature(generator)
+    signature = signature_of(generator)
     _check_scale(signature, data, "the generator")
     if teacher is not None:
-        _check_scale(model_signature(teacher), data, "the teacher")
+        _check_scale(signature_of(teacher), data, "the teacher")
     scoring = scoring_for(signature, sr_metric)
     device = torch.device(device)
     skipped: dict[str, str] = {}

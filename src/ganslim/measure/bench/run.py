@@ -75,7 +75,6 @@ from ganslim.measure.evaluate import (
     Scoring,
     array_run,
     json_safe,
-    model_signature,
     open_eval_data,
     open_sr_eval_data,
     score_models,
@@ -90,7 +89,7 @@ from ganslim.measure.profile import (
     matmul_gflops,
     num_threads,
 )
-from ganslim.signature import IMAGE, Signature, combined
+from ganslim.signature import IMAGE, Signature, combined, common_side, signature_of
 
 BACKENDS = ("torch", "onnxruntime", "openvino", "onnxruntime-int8", "openvino-int8")
 DEFAULT_BACKENDS = ("torch", "onnxruntime", "openvino", "int8")
@@ -347,13 +346,12 @@ def run_bench(
 
 def default_side(models: Sequence[BenchModel]) -> int:
     """The input side the bench times when none is given: the smallest of at least 64 that every model takes."""
-    rules = (_bench_signature(model).image_input.sides for model in models)
-    return max(combined(rules).nearest(64))
+    return common_side(_bench_signature(model).image_input.sides for model in models)
 
 
 def _bench_signature(model: BenchModel) -> Signature:
     """``model``'s signature, which must take one image (what the bench feeds)."""
-    signature = model_signature(model.module.eval())
+    signature = signature_of(model.module.eval())
     if len(signature.inputs) != 1 or signature.inputs[0].kind != IMAGE:
         raise GanslimError(f"model '{model.name}' takes {signature.describe()}: the bench times models of one "
                            f"image input")
