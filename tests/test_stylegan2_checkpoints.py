@@ -13,6 +13,7 @@ import types
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -217,7 +218,8 @@ def _write_nvidia_pickle(path: Path, networks: dict, monkeypatch: pytest.MonkeyP
         for name, module in (("torch_utils", types.ModuleType("torch_utils")), ("torch_utils.persistence", persistence),
                              ("dnnlib", types.ModuleType("dnnlib")), ("dnnlib.util", util)):
             patch.setitem(sys.modules, name, module)
-        content = {**networks, "training_set_kwargs": EasyDict(path="ffhq.zip", resolution=SIZE), "augment_pipe": None}
+        options = EasyDict(path="ffhq.zip", resolution=SIZE, xflip=np.bool_(True), mean=np.arange(3.0))  # numpy too
+        content = {**networks, "training_set_kwargs": options, "augment_pipe": None}
         path.write_bytes(pickle.dumps(content, protocol=4))
     return path
 
