@@ -9,9 +9,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganslim.archs import build_generator
+from ganslim.archs import build_discriminator, build_generator
 from ganslim.checkpoints import save_model
 from ganslim.engine import DistInfo, TrainContext, fit
+from ganslim.registry import GENERATORS, Registry
+
+
+def image_network_names(registry: Registry) -> list[str]:
+    """The registered networks that take images of sides they declare (``image_sides``): every one but the
+    latent-driven StyleGAN2 generator and its fixed-size discriminator, which tests/test_stylegan2.py covers."""
+    build = build_generator if registry is GENERATORS else build_discriminator
+    with torch.device("meta"):  # the defaults, without their weights
+        return [name for name in registry.names() if hasattr(build(name), "image_sides")]
 
 
 def save_resnet(path: Path, ngf: int) -> Path:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import skimage.data
 from PIL import Image
 
-from ganslim.data import AlignedDataset, HRFolderDataset, UnalignedDataset, detect_layout, list_builtin, make_builtin
+from ganslim.data import (AlignedDataset, HRFolderDataset, SingleImageDataset, UnalignedDataset, detect_layout,
+                          list_builtin, make_builtin)
 from ganslim.data import builtin
 from ganslim.errors import GanslimError
 
@@ -41,12 +43,16 @@ def test_builtin_is_deterministic_with_reference_layout(tmp_path, name):
     info = json.loads((first / builtin.INFO_FILE).read_text())
     assert info["name"] == name and info["size"] == SIZE
     layout = info["layout"]
-    assert layout == "sr" or detect_layout(first) == layout  # SR folders of HR images look like aligned ones
+    # SR folders of HR images look like aligned ones; an images/ folder is a folder of single images.
+    assert detect_layout(first) == {"sr": "aligned", "images": "single"}.get(layout, layout)
     if layout == "aligned":
         expected = {"train": COUNT, "val": 1, "test": 1}
         image_size = (2 * SIZE, SIZE)
     elif layout == "sr":
         expected = {"train": COUNT, "val": 1, "test": 1}
+        image_size = (SIZE, SIZE)
+    elif layout == "images":
+        expected = {"images": COUNT}
         image_size = (SIZE, SIZE)
     else:
         expected = {"trainA": COUNT, "trainB": COUNT, "testA": 1, "testB": 1}
@@ -61,6 +67,9 @@ def test_builtin_is_deterministic_with_reference_layout(tmp_path, name):
     if layout == "sr":
         item = HRFolderDataset(first / "train", scale=4, gt_size=SIZE)[0]
         assert item["gt"].shape == (3, SIZE, SIZE) and item["lq"].shape == (3, SIZE // 4, SIZE // 4)
+        return
+    if layout == "images":
+        assert SingleImageDataset(first / "images", load_size=SIZE)[0]["image"].shape == (3, SIZE, SIZE)
         return
     dataset_class = AlignedDataset if layout == "aligned" else UnalignedDataset
     item = dataset_class(first, load_size=SIZE, crop_size=SIZE)[0]
@@ -111,6 +120,30 @@ def test_flat2striped_a_is_flat_b_is_striped(tmp_path):
         # flat: background + one color per shape (at most 4); striped: two tones per shape.
         assert len(np.unique(flat, axis=0)) <= 5
         assert len(np.unique(striped, axis=0)) >= 3
+
+
+def test_faces_are_the_lfw_faces_upscaled_and_augmented_at_64_px(tmp_path):
+    root = make_builtin("faces", tmp_path / "faces", count=201)
+    assert json.loads((root / builtin.INFO_FILE).read_text())["size"] == 64  # the dataset's default size
+    faces = [np.asarray(Image.open(root / "images" / f"{index:04d}.png")).astype(float) for index in (0, 1, 200)]
+    assert all(face.shape == (64, 64, 3) and (face[..., 0] == face[..., 2]).all() for face in faces), "gray RGB"
+    small = [np.asarray(Image.fromarray(face.astype(np.uint8)).convert("L").resize((25, 25), Image.BICUBIC))
+             for face in faces]
+    lfw = skimage.data.lfw_subset()
+    # Image i shows face i % 200, zoomed at most 15 % and shifted, maybe mirrored: it correlates best with it.
+    for image, index in zip(small, (0, 1, 0)):
+        scores = [max(np.corrcoef(image.ravel(), view.ravel())[0, 1] for view in (face, face[:, ::-1]))
+                  for face in lfw[:10]]
+        assert int(np.argmax(scores)) == index and scores[index] > 0.7
+
+
+def test_blobs_are_colourful_gradients_with_shapes(tmp_path):
+    root = make_builtin("blobs", tmp_path / "blobs", size=SIZE, count=3)
+    for index in range(3):
+        image = np.asarray(Image.open(root / "images" / f"{index:04d}.png")).astype(int)
+        assert image.shape == (SIZE, SIZE, 3)
+        assert np.abs(image[..., 0] - image[..., 1]).mean() > 10, "colour, not gray"
+        assert len(np.unique(image.reshape(-1, 3), axis=0)) > 100, "gradients and soft edges"
 
 
 def test_refuses_non_empty_target_and_accepts_empty_one(tmp_path):

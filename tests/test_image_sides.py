@@ -9,6 +9,7 @@ from ganslim.archs import build_discriminator, build_generator, builder_paramete
 from ganslim.signature import ImageSides, combined
 from ganslim.errors import GanslimError
 from ganslim.registry import DISCRIMINATORS, GENERATORS
+from helpers import image_network_names
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -35,8 +36,8 @@ def _takes(net: torch.nn.Module, side: int, generator: bool) -> bool:
     return min(out.shape[-2:]) >= 1
 
 
-@pytest.mark.parametrize("registry, name", [(GENERATORS, name) for name in GENERATORS.names()]
-                         + [(DISCRIMINATORS, name) for name in DISCRIMINATORS.names()])
+@pytest.mark.parametrize("registry, name", [(GENERATORS, name) for name in image_network_names(GENERATORS)]
+                         + [(DISCRIMINATORS, name) for name in image_network_names(DISCRIMINATORS)])
 def test_declared_sides_are_the_sides_the_network_takes(registry, name):
     net = _tiny(registry, name)
     rule = net.image_sides

@@ -23,6 +23,7 @@ from ganslim.signature import (
     input_channels,
     output_channels,
 )
+from helpers import image_network_names
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # Generators whose output range is nominal: ESRGAN's RRDBNet is not clamped (as BasicSR's); callers quantise it.
@@ -36,7 +37,7 @@ def tiny(name: str) -> torch.nn.Module:
     return build_generator(name, **kwargs).eval()
 
 
-@pytest.mark.parametrize("name", GENERATORS.names())
+@pytest.mark.parametrize("name", image_network_names(GENERATORS))
 def test_every_generator_does_what_its_signature_says(name):
     generator = tiny(name)
     signature = generator.signature

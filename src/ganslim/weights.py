@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,15 +81,19 @@ def find_weights_file(argument: str | os.PathLike | None, weights: WeightsFile, 
                        f"(from {weights.url})")
 
 
-def read_weights_only(path: str | os.PathLike, what: str, fix: str) -> object:
+def read_weights_only(path: str | os.PathLike, what: str, fix: str, allowed: Sequence[type] = ()) -> object:
     """``torch.load(path, map_location="cpu", weights_only=True)``: tensors and plain containers, never code.
+
+    ``allowed``: inert classes admitted by name as well (e.g. ``argparse.Namespace``, which rosinality's
+    StyleGAN2 checkpoints hold); their instances are rebuilt from attributes, never by running the file's code.
 
     Raises:
         GanslimError: one line "cannot read WHAT 'PATH' as weights-only PyTorch data (why): FIX" for a missing,
             truncated or foreign file, or one holding other pickled objects (never torch's hint to unpickle it).
     """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(allowed)):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many types for foreign or truncated files
         raise GanslimError(f"cannot read {what} '{path}' as weights-only PyTorch data ({_load_failure(error)}): "
                            f"{fix}") from None

@@ -2,9 +2,11 @@
 
 Importing this package registers them, one subpackage per family: :mod:`.translation` (image-to-image
 generators ``resnet_9blocks``, ``resnet_6blocks``, ``resnet`` (``n_blocks``), ``unet_256``, ``unet_128``, ``unet``
-(``num_downs``), ``mobile_resnet``, ``super_mobile_resnet`` and OMGD's deep teachers) and :mod:`.discriminators`
-(``basic``, ``n_layers`` (``n_layers``), ``pixel``). Each network class declares the image sides it takes as
-``image_sides``, and each generator what it takes and returns as ``signature`` (:mod:`ganslim.signature`).
+(``num_downs``), ``mobile_resnet``, ``super_mobile_resnet`` and OMGD's deep teachers), :mod:`.sr` (``rrdbnet``),
+:mod:`.stylegan2` (the latent-driven ``stylegan2`` generator and its ``stylegan2`` discriminator) and
+:mod:`.discriminators` (``basic``, ``n_layers`` (``n_layers``), ``pixel``). Each image-to-image network class
+declares the image sides it takes as ``image_sides``, and each generator what it takes and returns as ``signature``
+(:mod:`ganslim.signature`).
 Architectures import only ``ganslim.nn``, ``ganslim.registry``, ``ganslim.signature``, ``ganslim.errors`` and torch.
 """
 
@@ -14,7 +16,7 @@ import inspect
 
 from torch import nn
 
-from ganslim.archs import discriminators, sr, translation
+from ganslim.archs import discriminators, sr, stylegan2, translation
 from ganslim.archs.discriminators.patchgan import NLayerDiscriminator, PixelDiscriminator
 from ganslim.archs.translation.resnet import ResnetBlock, ResnetGenerator
 from ganslim.archs.translation.unet import UnetGenerator, UnetSkipConnectionBlock
@@ -72,5 +74,6 @@ __all__ = [
     "init_weights",
     "discriminators",
     "sr",
+    "stylegan2",
     "translation",
 ]

@@ -1,4 +1,5 @@
-"""Load and save models: ganslim checkpoints and the reference pix2pix/CycleGAN files, behind one call."""
+"""Load and save models: ganslim checkpoints and the reference files (pix2pix/CycleGAN, ESRGAN, StyleGAN2's
+rosinality checkpoints and NVIDIA ``.pkl`` snapshots), behind one call."""
 
 from __future__ import annotations
 
@@ -75,9 +76,9 @@ def load_discriminator(path: str | os.PathLike, arch: str | None = None, **arch_
 
 
 def _load(path: Path, kind: str, arch: str | None, overrides: dict) -> LoadedModel:
-    from ganslim.checkpoints import esrgan, reference
+    from ganslim.checkpoints import esrgan, reference, stylegan2
 
-    content = read_checkpoint(path)
+    content = stylegan2.read_nvidia_pickle(path) if path.suffix == ".pkl" else read_checkpoint(path)
     if isinstance(content, ModelCheckpoint):
         if content.kind != kind:
             raise GanslimError(f"'{path}' holds a {content.kind}, not a {kind}: pass the {kind}'s checkpoint")
@@ -85,6 +86,10 @@ def _load(path: Path, kind: str, arch: str | None, overrides: dict) -> LoadedMod
         if content.signature is not None and hasattr(model, "signature"):
             _check_signature(path, content, model.signature)
         loaded = LoadedModel(model, content.arch, content.arch_kwargs, "ganslim", path, content.meta)
+    elif isinstance(content, stylegan2.StyleGAN2File) or stylegan2.network_kind(content) is not None:
+        model, arch_name, kwargs, meta = stylegan2.import_stylegan2(content, kind, f"checkpoint '{path}'", arch,
+                                                                    overrides)
+        loaded = LoadedModel(model, arch_name, kwargs, "reference", path, meta)
     elif kind == "generator" and esrgan.is_esrgan(content):
         model, arch_name, kwargs, layout = esrgan.import_rrdbnet(content, f"checkpoint '{path}'", arch, overrides)
         loaded = LoadedModel(model, arch_name, kwargs, "reference", path, {"key_layout": layout})

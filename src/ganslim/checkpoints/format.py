@@ -7,10 +7,12 @@ nothing is ever unpickled (``torch.load(weights_only=True)``). Training state li
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -18,6 +20,9 @@ from torch import nn
 from ganslim.atomic import atomic_torch_save, atomic_write
 from ganslim.errors import GanslimError, first_line
 from ganslim.weights import read_weights_only
+
+if TYPE_CHECKING:
+    from ganslim.checkpoints.stylegan2 import StyleGAN2File
 
 FORMAT_NAME = "ganslim"
 FORMAT_VERSION = 1
@@ -63,23 +68,28 @@ def save_model(
     return atomic_torch_save({**header, "state_dict": state_dict}, path)
 
 
-def read_checkpoint(path: str | os.PathLike) -> ModelCheckpoint | dict[str, torch.Tensor]:
-    """Read a file: a ``ModelCheckpoint`` for ganslim files, else the raw state dict it holds (for a BasicSR
-    ``{"params_ema": ...}`` file, the weights inside)."""
+def read_checkpoint(path: str | os.PathLike) -> ModelCheckpoint | dict[str, torch.Tensor] | StyleGAN2File:
+    """Read a file: a ``ModelCheckpoint`` for ganslim files, a ``StyleGAN2File`` for rosinality's StyleGAN2
+    checkpoints (``g_ema``, ``d``, ...), else the raw state dict it holds (for a BasicSR ``{"params_ema": ...}``
+    file, the weights inside)."""
     path = Path(path)
     if not path.is_file():
         raise GanslimError(f"checkpoint '{path}' not found: check the path")
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
-    content = read_weights_only(path, "checkpoint", "pass a ganslim or reference state_dict file")
+    content = read_weights_only(path, "checkpoint", "pass a ganslim or reference state_dict file",
+                                allowed=(argparse.Namespace,))
     if isinstance(content, dict) and content.get("format") == FORMAT_NAME:
         return _checkpoint_from_header(path, content, content.get("state_dict"))
     if isinstance(content, dict) and content and all(isinstance(v, torch.Tensor) for v in content.values()):
         return content
-    from ganslim.checkpoints.esrgan import unwrap_basicsr  # here: it imports the architectures
+    from ganslim.checkpoints.esrgan import unwrap_basicsr  # here: they import the architectures
+    from ganslim.checkpoints.stylegan2 import unwrap_rosinality
 
     if (weights := unwrap_basicsr(content, path)) is not None:
         return weights
+    if (networks := unwrap_rosinality(content)) is not None:
+        return networks
     raise GanslimError(f"'{path}' is neither a ganslim checkpoint nor a state_dict of tensors: "
                        "pass the generator's weights file (e.g. latest_net_G.pth)")
 

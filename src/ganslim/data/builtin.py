@@ -6,7 +6,8 @@ and renamed into place when complete, so an interrupted build never looks like a
 
 Layouts are the reference's: paired = ``train/ val/ test/`` of A|B images side by side; unpaired =
 ``trainA/ trainB/ testA/ testB/``; super-resolution (``sr``) = ``train/ val/ test/`` of HR images.
-Each split other than train holds ``count // 8`` images (at least 1).
+Each split other than train holds ``count // 8`` images (at least 1). Unconditional data (``images``, for
+latent-driven generators such as StyleGAN2) is one folder ``images/`` of ``count`` images, no splits.
 """
 
 from __future__ import annotations
@@ -43,20 +44,21 @@ BUILTIN_DATASETS: Registry[None] = Registry("built-in dataset")
 @dataclass(frozen=True)
 class _Spec:
     description: str
-    layout: str  # "aligned", "unaligned" or "sr"
+    layout: str  # "aligned", "unaligned", "sr" or "images"
     seed: int
     count: int = DEFAULT_COUNT
+    size: int = DEFAULT_SIZE
 
 
 _SPECS: dict[str, _Spec] = {}
 
 
-def _builtin(name: str, description: str, layout: str, seed: int,
-             count: int = DEFAULT_COUNT) -> Callable[[Builder], Builder]:
-    """Register a builder under ``name`` with its one-line description (and its default train count)."""
+def _builtin(name: str, description: str, layout: str, seed: int, count: int = DEFAULT_COUNT,
+             size: int = DEFAULT_SIZE) -> Callable[[Builder], Builder]:
+    """Register a builder under ``name`` with its one-line description (and its default train count and size)."""
 
     def decorator(builder: Builder) -> Builder:
-        _SPECS[name] = _Spec(description, layout, seed, count)
+        _SPECS[name] = _Spec(description, layout, seed, count, size)
         return BUILTIN_DATASETS.register(name)(builder)
 
     return decorator
@@ -72,11 +74,11 @@ def make_builtin(
 ) -> Path:
     """Generate built-in dataset ``name`` into ``out_dir`` (which must not exist or be empty).
 
-    ``size``: image side in pixels (default 128, a multiple of 4, at least 32); ``count``: train images
-    (default: the dataset's, 400 for most; val/test get ``count // 8``). Returns ``out_dir``.
+    ``size``: image side in pixels (a multiple of 4, at least 32; default: the dataset's, 128 for most);
+    ``count``: train images (default: the dataset's, 400 for most; val/test get ``count // 8``). Returns ``out_dir``.
     """
     build = BUILTIN_DATASETS.get(name)
-    size = DEFAULT_SIZE if size is None else size
+    size = _SPECS[name].size if size is None else size
     count = _SPECS[name].count if count is None else count
     if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 4:
         raise GanslimError(f"size={size!r} is not supported: use a multiple of 4 of at least 32, e.g. 128")
@@ -129,6 +131,14 @@ def _write_splits(folder: Path, name: str, count: int,
         (folder / split).mkdir()
         for index in range(n):
             _save_png(make_image(_rng(name, split_id, index), split), folder / split / _file_name(index, n))
+
+
+def _write_images(folder: Path, name: str, count: int, make_image: Callable[[np.random.Generator, int], np.ndarray]
+                  ) -> None:
+    """images/ of ``count`` PNGs; ``make_image(rng, index)`` -> (H, W, 3) uint8."""
+    (folder / "images").mkdir()
+    for index in range(count):
+        _save_png(make_image(_rng(name, 0, index), index), folder / "images" / _file_name(index, count))
 
 
 def _write_unaligned(folder: Path, name: str, count: int,
@@ -345,3 +355,54 @@ def _photos2sr(folder: Path, size: int, count: int) -> None:
         return np.asarray(photo.crop((x, y, x + size, y + size)))
 
     _write_splits(folder, "photos2sr", count, make_hr)
+
+
+# ---------------------------------------------------------------- unconditional (StyleGAN2-style) data
+
+UNCONDITIONAL_SIZE, UNCONDITIONAL_COUNT = 64, 1000
+
+
+@_builtin("faces", "unconditional: the 200 LFW faces scikit-image bundles (25 px grayscale), bicubic-upscaled, "
+          "zoomed, shifted and flipped at random, in images/", "images", seed=1005, count=UNCONDITIONAL_COUNT,
+          size=UNCONDITIONAL_SIZE)
+def _faces(folder: Path, size: int, count: int) -> None:
+    import skimage.data  # imported here: loading scikit-image is slow and only the photo datasets need it
+
+    faces = np.round(skimage.data.lfw_subset() * 255).astype(np.uint8)  # (200, 25, 25) in [0, 1]
+
+    def make_image(rng: np.random.Generator, index: int) -> np.ndarray:
+        # Face ``index % 200``: every face appears as often as any other; zoom up to 15 %, then a random crop.
+        zoomed = round(size * rng.uniform(1.0, 1.15))
+        face = Image.fromarray(faces[index % len(faces)]).resize((zoomed, zoomed), Image.BICUBIC)
+        x, y = (int(offset) for offset in rng.integers(0, zoomed - size + 1, size=2))
+        face = face.crop((x, y, x + size, y + size))
+        if rng.random() < 0.5:
+            face = face.transpose(Image.FLIP_LEFT_RIGHT)
+        return np.asarray(face.convert("RGB"))
+
+    _write_images(folder, "faces", count, make_image)
+
+
+def _blobs_image(rng: np.random.Generator, size: int) -> np.ndarray:
+    """(size, size, 3) uint8: 2-5 soft, shaded ellipses of random colours on a two-colour linear gradient."""
+    rows, cols = (np.mgrid[0:size, 0:size] + 0.5) / size
+    angle = rng.uniform(0, 2 * np.pi)
+    along = np.clip((cols - 0.5) * np.cos(angle) + (rows - 0.5) * np.sin(angle) + 0.5, 0, 1)[..., None]
+    image = (1 - along) * _random_color(rng) + along * _random_color(rng)
+    for _ in range(int(rng.integers(2, 6))):
+        cx, cy = rng.uniform(0.15, 0.85, size=2)
+        rx, ry = rng.uniform(0.08, 0.25, size=2)
+        tilt = rng.uniform(0, np.pi)
+        dx, dy = cols - cx, rows - cy
+        u, v = dx * np.cos(tilt) + dy * np.sin(tilt), -dx * np.sin(tilt) + dy * np.cos(tilt)
+        distance = (u / rx) ** 2 + (v / ry) ** 2  # 1 on the ellipse's edge
+        alpha = (1 / (1 + np.exp(np.minimum(12 * (distance - 1), 50))))[..., None]  # a soft edge, no overflow
+        shade = (0.7 + 0.3 * np.clip(1 - distance, 0, 1))[..., None]  # brighter toward the centre
+        image = (1 - alpha) * image + alpha * shade * _random_color(rng)
+    return np.round(np.clip(image, 0, 255)).astype(np.uint8)
+
+
+@_builtin("blobs", "unconditional: soft shaded ellipses of random colours on two-colour gradients (procedural), in "
+          "images/", "images", seed=1006, count=UNCONDITIONAL_COUNT, size=UNCONDITIONAL_SIZE)
+def _blobs(folder: Path, size: int, count: int) -> None:
+    _write_images(folder, "blobs", count, lambda rng, index: _blobs_image(rng, size))

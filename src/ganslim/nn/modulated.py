@@ -1,0 +1,66 @@
+"""StyleGAN2's modulated convolution, state-dict compatible with rosinality's ``ModulatedConv2d``.
+
+Each sample's style scales the weight's input channels; demodulation rescales every output filter to unit norm.
+The per-sample weights run as one grouped convolution (groups = batch). The x2 up variant is a stride-2
+transposed convolution followed by a FIR blur with rosinality's pads, so its keys and arithmetic are theirs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ganslim.nn.equalized import EqualLinear
+from ganslim.nn.upfirdn import Blur, make_blur_kernel
+
+BLUR_TAPS = (1, 3, 3, 1)
+DEMODULATION_EPS = 1e-8
+
+
+class ModulatedConv2d(nn.Module):
+    """(N, in, H, W) and styles (N, style_dim) -> (N, out, H, W), or (N, out, 2H, 2W) with ``upsample``.
+
+    Parameters (rosinality's names): ``weight`` (1, out, in, k, k), stored N(0, 1) and scaled by 1/sqrt(in*k*k)
+    at run time; ``modulation`` (an EqualLinear style_dim -> in, bias initialised to 1); with ``upsample`` a
+    ``blur`` whose buffer ``kernel`` is the FIR filter.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
+                 demodulate: bool = True, upsample: bool = False, blur_taps: Sequence[float] = BLUR_TAPS) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.demodulate, self.upsample = demodulate, upsample
+        if upsample:  # registered first, so the keys come in rosinality's order
+            factor = 2
+            excess = len(blur_taps) - factor - (kernel_size - 1)
+            self.blur = Blur(make_blur_kernel(blur_taps, gain=factor**2),
+                             pad=((excess + 1) // 2 + factor - 1, excess // 2 + 1))
+        self.weight = nn.Parameter(torch.randn(1, out_channels, in_channels, kernel_size, kernel_size))
+        self.modulation = EqualLinear(style_dim, in_channels, bias_init=1.0)
+        self.scale = 1 / math.sqrt(in_channels * kernel_size**2)
+        self.padding = kernel_size // 2
+
+    def modulated_weight(self, style: Tensor) -> Tensor:
+        """The per-sample weights (N, out, in, k, k) for styles (N, style_dim)."""
+        batch = style.shape[0]
+        weight = self.weight * (self.modulation(style) * self.scale).view(batch, 1, self.in_channels, 1, 1)
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.pow(2).sum([2, 3, 4], keepdim=True) + DEMODULATION_EPS)
+        return weight
+
+    def forward(self, x: Tensor, style: Tensor) -> Tensor:
+        batch, _, height, width = x.shape
+        k = self.kernel_size
+        weight = self.modulated_weight(style)
+        x = x.reshape(1, batch * self.in_channels, height, width)
+        if self.upsample:
+            weight = weight.transpose(1, 2).reshape(batch * self.in_channels, self.out_channels, k, k)
+            out = F.conv_transpose2d(x, weight, stride=2, groups=batch)
+            return self.blur(out.view(batch, self.out_channels, *out.shape[2:]))
+        out = F.conv2d(x, weight.reshape(batch * self.out_channels, self.in_channels, k, k), padding=self.padding,
+                       groups=batch)
+        return out.view(batch, self.out_channels, *out.shape[2:])
