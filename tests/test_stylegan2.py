@@ -192,7 +192,8 @@ def test_config_f_1024_size_and_cost_on_meta():
     assert f"{mapping_params / 1e6:.2f} M" == "2.10 M" and f"{synthesis_params / 1e6:.2f} M" == "28.27 M"
     assert mapping_macs.macs == 2_097_152  # eight 512x512 layers
     # True MACs: the modulated 3x3 convs, the stride-2 transposed convs at their input and the to-RGB 1x1 convs
-    # (74.26 G), plus the style affines and the [1, 3, 3, 1] FIR filters (depthwise convolutions: they count too).
+    # (74.26 G), plus the style affines; the [1, 3, 3, 1] FIR filters are fixed filters, which the true count leaves
+    # out and the published one counts.
     channels = dict(zip([2**i for i in range(2, 11)], rosinality_channels(1024)))
     convs = 512 * 512 * 9 * 16 + sum(c * c * 9 * r * r for r, c in channels.items() if r > 4)
     transposed = sum(channels[r // 2] * c * 9 * (r // 2) ** 2 for r, c in channels.items() if r > 4)
@@ -200,7 +201,8 @@ def test_config_f_1024_size_and_cost_on_meta():
     assert f"{(convs + transposed + to_rgb) / 1e9:.2f} G" == "74.26 G"
     styles = 512 * (2 * 512 + sum(channels[r // 2] + 2 * c for r, c in channels.items() if r > 4))  # 5.7 M
     blur = sum(c * r * r * 16 + 3 * (r // 2) ** 2 * 16 for r, c in channels.items() if r > 4)  # 1.07 G
-    assert synthesis_macs.macs == convs + transposed + to_rgb + styles + blur == 75_332_771_584
+    assert synthesis_macs.macs == convs + transposed + to_rgb + styles
+    assert f"{synthesis_macs.macs / 1e9:.2f} G" == "74.26 G" and f"{blur / 1e9:.2f} G" == "1.07 G"
     # Published (torchprofile's): transposed convs at their output, FIR filters and elementwise ops included.
     assert synthesis_macs.macs_published == 144_452_407_600
     assert synthesis_macs.macs_published / 1e9 == pytest.approx(143.15, rel=0.01)

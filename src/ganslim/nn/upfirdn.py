@@ -8,11 +8,32 @@ convolution (no zeros are materialised), filtering and downsampling as a depthwi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+_FILTERING = threading.local()
+
+
+@contextlib.contextmanager
+def fixed_filtering() -> Iterator[None]:
+    """Marks the convolutions run inside as a fixed resampling filter, not a learned layer (the true MAC count of
+    :mod:`ganslim.measure.profile` leaves them out, the published convention counts them, as torchprofile does)."""
+    _FILTERING.depth = getattr(_FILTERING, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _FILTERING.depth -= 1
+
+
+def in_fixed_filtering() -> bool:
+    """True inside :func:`fixed_filtering` (on this thread)."""
+    return getattr(_FILTERING, "depth", 0) > 0
 
 
 def make_blur_kernel(taps: Sequence[float], gain: float = 1.0) -> Tensor:
@@ -31,6 +52,11 @@ def upfirdn2d(x: Tensor, kernel: Tensor, up: int = 1, down: int = 1, pad: tuple[
     """
     if up != 1 and down != 1:
         raise ValueError(f"upfirdn2d resamples one way at a time, got up={up} and down={down}")
+    with fixed_filtering():
+        return _upfirdn2d(x, kernel, up, down, pad)
+
+
+def _upfirdn2d(x: Tensor, kernel: Tensor, up: int, down: int, pad: tuple[int, int]) -> Tensor:
     channels = x.shape[1]
     kh, kw = kernel.shape
     before, after = pad

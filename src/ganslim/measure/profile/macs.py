@@ -4,7 +4,9 @@ Two MAC conventions are reported, because papers and honest arithmetic disagree:
 
 * ``macs`` (true): the multiply-adds of convolutions, matrix products and attention. A transposed
   convolution is counted at its *input* resolution, ``N*C_in*H_in*W_in * (C_out/groups) * k_h*k_w``, which
-  is the work a real kernel does. Norms, activations, pooling and elementwise ops count 0.
+  is the work a real kernel does. Norms, activations, pooling and elementwise ops count 0, and so do fixed
+  resampling filters (StyleGAN2's [1, 3, 3, 1] blur, run inside ``ganslim.nn.upfirdn.fixed_filtering``): not
+  learned layers, and left out of the reference figures (config-f synthesis: 74.26 G).
 * ``macs_published``: the convention of torchprofile (mit-han-lab/torchprofile), which produced the
   tables of GAN Compression, OMGD, CAT and their successors. Every convolution is counted as
   ``prod(output shape) * C_in' * k_h*k_w`` where ``C_in'`` is read from the weight as torchprofile reads
@@ -36,6 +38,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ganslim.measure.profile.running import Inputs, eval_mode, lowered_ops, outside_inference
 from ganslim.nn.kernels import standard_kernels
+from ganslim.nn.upfirdn import in_fixed_filtering
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,6 @@ class _MacCounter(TorchDispatchMode):
         rule = _rules().get(func.overloadpacket)
         if rule is not None:
             true, published = rule(func, args, kwargs, out)
-            self.macs += int(true)
+            self.macs += 0 if in_fixed_filtering() else int(true)
             self.macs_published += int(published)
         return out
