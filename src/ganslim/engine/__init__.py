@@ -11,7 +11,7 @@ from ganslim.engine.distributed import DistInfo, init_distributed, launched_by_t
 from ganslim.engine.ema import EMA
 from ganslim.engine.logging import image_grid
 from ganslim.engine.loop import RunResult, check_image_sides, epoch_batches, fit, resumed_step, steps_per_epoch
-from ganslim.engine.protocol import Method
+from ganslim.engine.protocol import Method, MethodBase
 from ganslim.engine.runs import RunLock, create_run_dir, read_run_config, require_run_folder, resolve_resume
 from ganslim.engine.schedules import ConstantThenLinearDecay
 from ganslim.engine.seed import derive_seed, seed_everything
@@ -23,6 +23,7 @@ __all__ = [
     "DistInfo",
     "EMA",
     "Method",
+    "MethodBase",
     "RunLock",
     "RunResult",
     "Stage",

@@ -71,3 +71,27 @@ class Method(Protocol):
     def load_extra_state(self, state: dict) -> None: ...
 
     def export(self, run_dir: Path) -> dict[str, Path]: ...
+
+
+class MethodBase:
+    """The protocol's defaults, for a method to inherit: its networks are ``self.nets`` and its optimizers
+    ``self._optimizers`` (both set in ``__init__``), every optimizer follows the run's schedule, and a resume needs
+    nothing beyond weights, optimizers and RNG states. A method overrides what it does differently."""
+
+    nets: dict[str, nn.Module]
+    _optimizers: dict[str, Optimizer]
+
+    def networks(self) -> dict[str, nn.Module]:
+        return dict(self.nets)
+
+    def optimizers(self) -> dict[str, Optimizer]:
+        return self._optimizers
+
+    def lr_schedules(self) -> dict[str, ConstantThenLinearDecay]:
+        return {}
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass

@@ -36,7 +36,7 @@ from ganslim.atomic import atomic_torch_save, atomic_write_text
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.checkpoints.esrgan import ARCH
 from ganslim.data.sr import HRFolderDataset, PairedSRDataset
-from ganslim.engine import TrainContext, fit
+from ganslim.engine import MethodBase, TrainContext, fit
 from ganslim.errors import GanslimError
 from ganslim.losses import relativistic_average_loss
 from ganslim.measure.profile import count_params
@@ -86,7 +86,7 @@ def load_init(config: ESRGANConfig) -> dict[str, Tensor]:
     return loaded.model.state_dict()
 
 
-class _ESRGANBase:
+class _ESRGANBase(MethodBase):
     """The generator, its optimizer, data, validation, sample grids and exports, shared by both stages."""
 
     name: ClassVar[str] = METHOD
@@ -110,15 +110,6 @@ class _ESRGANBase:
     def adam(self, name: str) -> torch.optim.Adam:
         return torch.optim.Adam(self.nets[name].parameters(), lr=self.config.lr,
                                 betas=(self.config.beta1, self.config.beta2))
-
-    def networks(self) -> dict[str, nn.Module]:
-        return dict(self.nets)
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
-
-    def lr_schedules(self) -> dict:
-        return {}
 
     def train_dataset(self) -> Dataset:
         config = self.config
@@ -180,11 +171,7 @@ class _ESRGANBase:
         exported["summary"] = atomic_write_text(json.dumps(summary, indent=1) + "\n", run_dir / SUMMARY_FILE)
         return exported
 
-    def extra_state(self) -> dict:
-        return {}
 
-    def load_extra_state(self, state: dict) -> None:
-        pass
 
 
 class ESRGANPSNR(_ESRGANBase):

@@ -50,7 +50,7 @@ from ganslim.atomic import atomic_torch_save
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.compress import extract_subnet
 from ganslim.data import PAIRED, UNPAIRED, data_kind
-from ganslim.engine import TrainContext, check_image_sides, derive_seed
+from ganslim.engine import MethodBase, TrainContext, check_image_sides, derive_seed
 from ganslim.errors import GanslimError
 from ganslim.losses import FeatureTap, GANLoss
 from ganslim.methods.gan_compression.config import TITLE, DistillConfig, resolve_defaults, search_space
@@ -96,7 +96,7 @@ class _ConfigurationTap(FeatureTap):
         return results
 
 
-class _Distillation:
+class _Distillation(MethodBase):
     """Networks, losses, data and export shared by both stages; subclasses build the student."""
 
     ema_networks: ClassVar[tuple[str, ...]] = ()
@@ -162,16 +162,6 @@ class _Distillation:
 
     # -------------------------------------------------------------- protocol
 
-    def networks(self) -> dict[str, nn.Module]:
-        return dict(self.nets)
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
-
-    def lr_schedules(self) -> dict:
-        """Every optimizer follows the run's schedule (``epochs`` then ``epochs_decay``)."""
-        return {}
-
     def train_dataset(self) -> Dataset:
         return training_items(self.config)
 
@@ -226,12 +216,6 @@ class _Distillation:
         """input | student | teacher (| ground truth for paired data)."""
         columns = [batch["A"], self.student(batch["A"]).float(), self.teacher(batch["A"]).float()]
         return columns + [batch["B"]] if self.paired else columns
-
-    def extra_state(self) -> dict:
-        return {}
-
-    def load_extra_state(self, state: dict) -> None:
-        pass
 
     # -------------------------------------------------------------- export
 

@@ -165,9 +165,6 @@ class _OMGDBase(TeacherBase):
         self.ctx.step("student", sum(terms.values()))
         return {f"S_{key}": value for key, value in terms.items()}
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
-
     def export_meta(self, method: str) -> dict:
         config = self.config
         return {**super().export_meta(method), "student": config.student, "width": config.width}

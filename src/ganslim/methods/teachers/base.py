@@ -18,7 +18,7 @@ from ganslim.archs import build_discriminator, build_generator, builder_paramete
 from ganslim.atomic import atomic_torch_save
 from ganslim.checkpoints import save_model
 from ganslim.config import ImageTranslationConfig, option
-from ganslim.engine import TrainContext
+from ganslim.engine import MethodBase, TrainContext
 from ganslim.errors import GanslimError
 from ganslim.losses import GAN_MODES, GANLoss
 from ganslim.nn import INIT_TYPES, NORMS
@@ -82,7 +82,7 @@ def discriminator_spec(config: TeacherConfig, input_nc: int) -> tuple[str, dict]
     return config.discriminator, kwargs
 
 
-class TeacherBase:
+class TeacherBase(MethodBase):
     """Network building, optimizers, data options and export shared by the teachers (and OMGD, which trains its
     teachers the same way). A subclass sets the :class:`ganslim.engine.Method` attributes, builds its networks in
     ``__init__`` with the hooks below and implements the rest of the protocol.
@@ -121,13 +121,6 @@ class TeacherBase:
         params = [p for name in names for p in self.nets[name].parameters()]
         return torch.optim.Adam(params, lr=lr or self.config.lr, betas=(self.config.beta1, self.config.beta2))
 
-    def networks(self) -> dict[str, nn.Module]:
-        return dict(self.nets)
-
-    def lr_schedules(self) -> dict:
-        """Every optimizer follows the run's schedule (``epochs`` then ``epochs_decay``)."""
-        return {}
-
     def dataset_kwargs(self, train: bool) -> dict:
         """Keyword arguments of the datasets: training preprocessing (``train``) or evaluation preprocessing."""
         config = self.config
@@ -153,8 +146,4 @@ class TeacherBase:
         return {"method": method, "direction": config.direction, "load_size": config.load_size,
                 "crop_size": config.crop_size, "preprocess": config.preprocess}
 
-    def extra_state(self) -> dict:
-        return {}
 
-    def load_extra_state(self, state: dict) -> None:
-        pass

@@ -102,9 +102,6 @@ class CycleGAN(TeacherBase):
         self.pools = {"A": ImagePool(config.pool_size, torch.Generator().manual_seed(ctx.seed_for(1))),
                       "B": ImagePool(config.pool_size, torch.Generator().manual_seed(ctx.seed_for(2)))}
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
-
     def train_dataset(self) -> UnalignedDataset:
         return UnalignedDataset(self.config.data, "train", **self.dataset_kwargs(train=True))
 

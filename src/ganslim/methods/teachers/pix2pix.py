@@ -43,9 +43,6 @@ class Pix2Pix(TeacherBase):
         self.add_network("D", "discriminator", discriminator_spec(config, config.input_nc + config.output_nc))
         self._optimizers = {"G": self.adam("G"), "D": self.adam("D")}
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
-
     def train_dataset(self) -> AlignedDataset:
         return AlignedDataset(self.config.data, "train", **self.dataset_kwargs(train=True))
 
