@@ -271,6 +271,10 @@ def test_the_student_has_its_own_learning_rate_and_schedule(paired, tmp_path):
     assert {optimizers[name].param_groups[0]["lr"] for name in ("teachers", "D")} == {3e-4}
     trained = {id(p) for p in optimizers["student"].param_groups[0]["params"]}
     assert trained == {id(p) for name in ("student", "adapters") for p in method.nets[name].parameters()}
+    own, _ = build(config(paired, tmp_path, lr=3e-4, deep_lr=1e-3))
+    deep = own.optimizers()["teachers"].param_groups
+    assert [group["lr"] for group in deep] == [3e-4, 1e-3]  # wide at lr, deep at its own
+    assert {id(p) for p in deep[1]["params"]} == {id(p) for p in own.nets["teacher_deep"].parameters()}
     schedule = method.lr_schedules()["student"]
     assert [schedule.factor(epoch) for epoch in range(5)] == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2])
     assert build(config(paired, tmp_path))[0].lr_schedules() == {}  # -1: the run's schedule

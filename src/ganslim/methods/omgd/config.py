@@ -65,6 +65,7 @@ class OMGDConfig(ImageTranslationConfig):
                               auto=AUTO)
     student_lr: float = option(0.001, "the student's (and its adapters') Adam learning rate; teachers and "
                                       "discriminator use lr", above=0.0)
+    deep_lr: float = option(AUTO, "the deep teacher's Adam learning rate (-1: lr, as OMGD)", above=0.0, auto=AUTO)
     student_epochs_decay: int = option(-1, "epochs at the end of the run over which the student's learning rate "
                                            "decays linearly (-1: epochs_decay, as the teachers)", min=-1)
     vgg_weights: str = option("", "VGG16 ImageNet weights file ('': $GANSLIM_VGG16_WEIGHTS or "

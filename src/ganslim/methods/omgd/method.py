@@ -71,7 +71,7 @@ from ganslim.errors import GanslimError
 from ganslim.losses import ChannelDistillation, FeatureTap, PerceptualDistillLoss
 from ganslim.measure.compare import model_cost
 from ganslim.measure.profile import count_params
-from ganslim.methods.omgd.config import METHOD, TITLE, OMGDConfig, resolve_defaults, student_spec
+from ganslim.methods.omgd.config import AUTO, METHOD, TITLE, OMGDConfig, resolve_defaults, student_spec
 from ganslim.methods.omgd.loss import OMGDStudentLoss, load_omgd_vgg, student_l1_weight
 from ganslim.methods.omgd.teachers import (
     deep_teacher_spec,
@@ -216,7 +216,9 @@ class OMGD(_OMGDBase):
                                  "wide teacher")
         self._add_student("teacher_wide")
         self.taps["teacher_wide"] = self.ctx.wrap(FeatureTap(wide, self.layers))
-        self._optimizers.update(teachers=self.adam("teacher_wide", "teacher_deep"), D=self.adam("discriminator"))
+        deep_lr = {"teacher_deep": config.deep_lr} if config.deep_lr != AUTO else {}
+        self._optimizers.update(teachers=self.adam("teacher_wide", "teacher_deep", own_lrs=deep_lr),
+                                D=self.adam("discriminator"))
         self.steps = 0
 
     # pix2pix's data: train/ with training preprocessing, val/ (if present) resized to crop_size.

@@ -115,11 +115,16 @@ class TeacherBase(MethodBase):
         self.nets[name] = net
         self.trained[name] = self.ctx.wrap(net)
 
-    def adam(self, *names: str, lr: float | None = None) -> torch.optim.Adam:
-        """One Adam optimizer over the parameters of the networks ``names`` (``lr``, default the config's ``lr``;
-        config ``beta1``, ``beta2``)."""
-        params = [p for name in names for p in self.nets[name].parameters()]
-        return torch.optim.Adam(params, lr=lr or self.config.lr, betas=(self.config.beta1, self.config.beta2))
+    def adam(self, *names: str, lr: float | None = None, own_lrs: dict[str, float] | None = None
+             ) -> torch.optim.Adam:
+        """One Adam optimizer over the parameters of the networks ``names`` at ``lr`` (default the config's ``lr``;
+        config ``beta1``, ``beta2``). With ``own_lrs`` ({network: rate}) each network is a parameter group of its
+        own, at its rate or ``lr``; without, one group (the layout runs started before ``own_lrs`` resume into)."""
+        rate, betas = lr or self.config.lr, (self.config.beta1, self.config.beta2)
+        if not own_lrs:
+            return torch.optim.Adam([p for name in names for p in self.nets[name].parameters()], lr=rate, betas=betas)
+        groups = [{"params": list(self.nets[name].parameters()), "lr": own_lrs.get(name, rate)} for name in names]
+        return torch.optim.Adam(groups, lr=rate, betas=betas)
 
     def dataset_kwargs(self, train: bool) -> dict:
         """Keyword arguments of the datasets: training preprocessing (``train``) or evaluation preprocessing."""
