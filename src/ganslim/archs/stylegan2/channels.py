@@ -41,13 +41,13 @@ def resolve_channels(size: int, channel_multiplier: int, channels: Sequence[int]
     return table
 
 
-def check_positive_int(name: str, value: object) -> None:
-    """A one-line GanslimError unless ``value`` is an int of at least 1 (bools refused)."""
+def check_positive_int(name: str, value: object, arch: str = "stylegan2") -> None:
+    """A one-line GanslimError, naming ``arch``, unless ``value`` is an int of at least 1 (bools refused)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise GanslimError(f"stylegan2 {name}={value!r} is not a positive integer")
+        raise GanslimError(f"{arch} {name}={value!r} is not a positive integer")
 
 
-def check_positive_number(name: str, value: object) -> None:
-    """A one-line GanslimError unless ``value`` is an int or float above 0 (bools refused)."""
+def check_positive_number(name: str, value: object, arch: str = "stylegan2") -> None:
+    """A one-line GanslimError, naming ``arch``, unless ``value`` is an int or float above 0 (bools refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise GanslimError(f"stylegan2 {name}={value!r} is not a positive number")
+        raise GanslimError(f"{arch} {name}={value!r} is not a positive number")

@@ -23,16 +23,15 @@ import torch
 from torch import Tensor, nn
 
 from ganslim.archs.stylegan2.channels import check_positive_int, check_positive_number, resolve_channels
+from ganslim.archs.stylegan2.latent import LatentGenerator, NoiseInput, check_w_plus
 from ganslim.errors import GanslimError
 from ganslim.nn.equalized import EqualLinear, FusedLeakyReLU
 from ganslim.nn.modulated import BLUR_TAPS, ModulatedConv2d
 from ganslim.nn.upfirdn import Upsample
 from ganslim.registry import GENERATORS
-from ganslim.signature import LATENT, SIGNED, InputSpec, OutputSpec, Signature
 
 NOISE_MODES = ("const", "random", "none")
 PIXEL_NORM_EPS = 1e-8
-NoiseInput = str | Sequence[Tensor]
 
 
 class PixelNorm(nn.Module):
@@ -122,7 +121,7 @@ class ToRGB(nn.Module):
         return out if skip is None else out + self.upsample(skip)
 
 
-class _NoiseBuffers(nn.Module):
+class NoiseBuffers(nn.Module):
     """rosinality's ``noises``: buffers ``noise_0`` .. ``noise_{n-1}``, (1, 1, r, r) at each StyledConv's side."""
 
     def __init__(self, sides: Sequence[int]) -> None:
@@ -151,7 +150,7 @@ class SynthesisNetwork(nn.Module):
 _SYNTHESIS_LAYERS = ("input", "conv1", "to_rgb1", "convs", "to_rgbs", "noises")
 
 
-class StyleGAN2Generator(nn.Module):
+class StyleGAN2Generator(LatentGenerator):
     """z (N, z_dim) -> image (N, image_channels, size, size), nominally in [-1, 1] (see the module docstring).
 
     Args:
@@ -198,78 +197,26 @@ class StyleGAN2Generator(nn.Module):
             self.convs.append(StyledConv(previous, width, style_dim, upsample=True, conv_clamp=conv_clamp))
             self.convs.append(StyledConv(width, width, style_dim, conv_clamp=conv_clamp))
             self.to_rgbs.append(ToRGB(width, style_dim, image_channels, conv_clamp=conv_clamp))
-        self.noises = _NoiseBuffers([4] + [side for side in self.channels if side > 4 for _ in range(2)])
+        self.noises = NoiseBuffers([4] + [side for side in self.channels if side > 4 for _ in range(2)])
 
     @property
     def num_noises(self) -> int:
         return 1 + len(self.convs)
 
     @property
-    def mapping(self) -> MappingNetwork:
-        """z (N, z_dim) -> w (N, w_dim); holds ``w_avg``."""
-        return self.style
-
-    @property
     def synthesis(self) -> SynthesisNetwork:
         """W+ (N, num_ws, w_dim) -> image, over this generator's layers."""
         return SynthesisNetwork(self)
 
-    @property
-    def signature(self) -> Signature:
-        return Signature((InputSpec("z", LATENT, self.z_dim, None, None),),
-                         OutputSpec(self.img_channels, SIGNED, scale=None, resolution=self.img_resolution))
-
-    def map(self, z: Tensor, truncation_psi: float = 1.0) -> Tensor:
-        """z (N, z_dim) -> W (N, w_dim), truncated toward ``w_avg`` when ``truncation_psi`` < 1."""
-        return self.truncate(self.style(z), truncation_psi)
-
-    def truncate(self, w: Tensor, truncation_psi: float) -> Tensor:
-        """``w_avg + psi * (w - w_avg)`` for W (N, w_dim) or W+ (N, num_ws, w_dim); psi 1 returns ``w``."""
-        if truncation_psi == 1:
-            return w
-        if not self.style.has_w_avg:
-            raise GanslimError("this generator has no w_avg (its checkpoint stored none), so it cannot truncate: "
-                               "estimate it first with ganslim.archs.stylegan2.estimate_w_avg(generator)")
-        return torch.lerp(self.style.w_avg.to(w.dtype), w, truncation_psi)
-
-    def broadcast(self, w: Tensor) -> Tensor:
-        """W (N, w_dim) -> W+ (N, num_ws, w_dim), the same style at every layer."""
-        self._check_w(w, "W", (w.shape[0], self.w_dim))
-        return w.unsqueeze(1).repeat(1, self.num_ws, 1)
-
-    def mix(self, w_first: Tensor, w_second: Tensor, crossover: int) -> Tensor:
-        """Style mixing: W+ (N, num_ws, w_dim) taking layers [0, crossover) from W ``w_first`` (N, w_dim) and the
-        rest from ``w_second`` (rosinality's ``inject_index``)."""
-        if isinstance(crossover, bool) or not isinstance(crossover, int) or not 0 <= crossover <= self.num_ws:
-            raise GanslimError(f"style-mixing crossover {crossover!r} is not a layer index in 0..{self.num_ws}")
-        w_plus = self.broadcast(w_first)
-        w_plus[:, crossover:] = self.broadcast(w_second)[:, crossover:]
-        return w_plus
-
-    def forward(self, z: Tensor, truncation_psi: float = 1.0, noise: NoiseInput = "const",
-                rng: torch.Generator | None = None) -> Tensor:
-        return _synthesize(self, self.broadcast(self.map(z, truncation_psi)), noise, rng)
-
-    def parts(self, batch: int = 1) -> dict[str, tuple[nn.Module, tuple[Tensor, ...]]]:
-        """The separately measured parts and an example input for each, on the generator's device (the meta
-        device too): ``mapping`` (z (batch, z_dim)) and ``synthesis`` (W+ (batch, num_ws, w_dim))."""
-        device = self.input.input.device
-        return {"mapping": (self.mapping, (torch.randn(batch, self.z_dim, device=device),)),
-                "synthesis": (self.synthesis, (torch.randn(batch, self.num_ws, self.w_dim, device=device),))}
-
-    def _check_w(self, w: Tensor, what: str, shape: tuple[int, ...]) -> None:
-        if tuple(w.shape) != shape:
-            dims = ", ".join(["N", *map(str, shape[1:])])
-            raise GanslimError(f"this generator takes {what} of shape ({dims}), got {tuple(w.shape)}")
+    def synthesize(self, w_plus: Tensor, noise: NoiseInput = "const", rng: torch.Generator | None = None) -> Tensor:
+        return _synthesize(self, w_plus, noise, rng)
 
 
 def _synthesize(layers: StyleGAN2Generator | SynthesisNetwork, w_plus: Tensor, noise: NoiseInput,
                 rng: torch.Generator | None) -> Tensor:
     """The synthesis pass over ``layers`` (a generator or its SynthesisNetwork): W+ -> image."""
-    if w_plus.dim() != 3 or w_plus.shape[1:] != (layers.num_ws, layers.w_dim):
-        raise GanslimError(f"synthesis takes W+ of shape (N, {layers.num_ws}, {layers.w_dim}), got "
-                           f"{tuple(w_plus.shape)}")
-    noises = _noise_inputs(layers.noises.constants(), noise, w_plus.shape[0], rng)
+    check_w_plus(w_plus, layers.num_ws, layers.w_dim)
+    noises = noise_inputs(layers.noises.constants(), noise, w_plus.shape[0], rng)
     out = layers.conv1(layers.input(w_plus.shape[0]), w_plus[:, 0], noises[0])
     skip = layers.to_rgb1(out, w_plus[:, 1])
     for k, to_rgb in enumerate(layers.to_rgbs):
@@ -279,8 +226,8 @@ def _synthesize(layers: StyleGAN2Generator | SynthesisNetwork, w_plus: Tensor, n
     return skip
 
 
-def _noise_inputs(constants: list[Tensor], noise: NoiseInput, batch: int,
-                  rng: torch.Generator | None) -> list[Tensor | None]:
+def noise_inputs(constants: list[Tensor], noise: NoiseInput, batch: int,
+                 rng: torch.Generator | None) -> list[Tensor | None]:
     """One noise image (or None) per StyledConv for the noise mode or explicit tensors ``noise``."""
     if isinstance(noise, str):
         if noise not in NOISE_MODES:
@@ -313,7 +260,7 @@ def stylegan2(size: int = 1024, style_dim: int = 512, n_mlp: int = 8, channel_mu
 
 
 @torch.no_grad()
-def estimate_w_avg(generator: StyleGAN2Generator, n: int = 10_000, seed: int = 0, batch: int = 1000) -> Tensor:
+def estimate_w_avg(generator: LatentGenerator, n: int = 10_000, seed: int = 0, batch: int = 1000) -> Tensor:
     """Set ``generator``'s ``w_avg`` to the mean W of ``n`` z drawn with ``seed`` (the same every time), and
     return it (w_dim,). For checkpoints that store no average (rosinality's train.py files)."""
     rng = torch.Generator().manual_seed(seed)
