@@ -17,7 +17,8 @@ from ganslim.registry import GENERATORS, Registry
 
 def image_network_names(registry: Registry) -> list[str]:
     """The registered networks that take images of sides they declare (``image_sides``): every one but the
-    latent-driven StyleGAN2 generator and its fixed-size discriminator, which tests/test_stylegan2.py covers."""
+    latent-driven StyleGAN2 generators and the fixed-size StyleGAN2 discriminator, which tests/test_stylegan2.py and
+    tests/test_mobile_stylegan.py cover."""
     build = build_generator if registry is GENERATORS else build_discriminator
     with torch.device("meta"):  # the defaults, without their weights
         return [name for name in registry.names() if hasattr(build(name), "image_sides")]
