@@ -13,6 +13,7 @@ from ganslim.archs import build_discriminator, build_generator
 from ganslim.checkpoints import save_model
 from ganslim.engine import DistInfo, TrainContext, fit
 from ganslim.registry import GENERATORS, Registry
+from stylegan2_reference import random_rosinality_state
 
 
 def image_network_names(registry: Registry) -> list[str]:
@@ -28,6 +29,23 @@ def save_resnet(path: Path, ngf: int) -> Path:
     torch.manual_seed(ngf)
     kwargs = {"ngf": ngf, "norm": "instance"}
     return save_model(path, build_generator("resnet_6blocks", **kwargs).eval(), "resnet_6blocks", kwargs)
+
+
+TINY_STYLEGAN2 = {"size": 16, "channels": [8, 8, 4], "style_dim": 16, "n_mlp": 2}  # num_ws 6, noise sides 4 8 8 16 16
+
+
+def tiny_stylegan2(seed: int = 0, w_avg: bool = True) -> nn.Module:
+    """A :data:`TINY_STYLEGAN2` generator (eval mode) with random rosinality-layout weights of ``seed``: non-zero
+    noise strengths, and a stored ``w_avg`` unless ``w_avg`` is False (then NaN, as train.py files load)."""
+    generator = build_generator("stylegan2", **TINY_STYLEGAN2).eval()
+    state = random_rosinality_state(**TINY_STYLEGAN2, seed=seed, w_avg=w_avg)
+    generator.load_state_dict({**generator.state_dict(), **state}, strict=True)
+    return generator
+
+
+def save_tiny_stylegan2(path: Path, seed: int = 0, w_avg: bool = True) -> Path:
+    """Save :func:`tiny_stylegan2` as a ganslim checkpoint at ``path``; the path."""
+    return save_model(path, tiny_stylegan2(seed, w_avg), "stylegan2", TINY_STYLEGAN2)
 
 
 def build_method(method_cls, config):
