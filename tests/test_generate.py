@@ -16,7 +16,7 @@ from ganslim.archs.stylegan2 import estimate_w_avg
 from ganslim.cli import main
 from ganslim.data.images import tensor_to_image
 from ganslim.errors import GanslimError
-from helpers import TINY_STYLEGAN2, save_resnet, save_tiny_stylegan2, tiny_stylegan2
+from helpers import TINY_STYLEGAN2, reference_seed_images, save_resnet, save_tiny_stylegan2, tiny_stylegan2
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -83,6 +83,14 @@ def test_seeds_write_pngs_named_by_seed_and_the_unclamped_array(ckpt, tmp_path, 
     png = np.asarray(Image.open(out / "seed0007.png"))
     assert np.array_equal(png, np.asarray(tensor_to_image(images[3])))
     assert "generated 4 image(s) with stylegan2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("noise, psi", [("const", 1.0), ("random", 0.7), ("none", 0.5)])
+def test_the_array_equals_an_independent_forward_from_the_state_dict(ckpt, tmp_path, noise, psi):
+    assert generate(ckpt, tmp_path / "out", "--seeds", "3,0-1", "--noise-mode", noise, "--truncation", str(psi),
+                    "--save-array", "--batch-size", "2") == 0
+    expected = reference_seed_images(tiny_stylegan2(), [3, 0, 1], noise, psi)
+    assert torch.allclose(array(tmp_path / "out"), expected, atol=1e-4)
 
 
 def test_latents_file_reproduces_seeds_in_every_noise_mode(ckpt, tmp_path):
