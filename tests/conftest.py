@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
+import ganslim.measure.evaluate
 from ganslim.data import make_builtin
+from ganslim.metrics.inception import FIDInceptionV3
 from helpers import save_resnet
 
 
@@ -19,6 +22,31 @@ def private_cache(tmp_path_factory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GANSLIM_CACHE_DIR", str(folder))
         yield folder
+
+
+@pytest.fixture
+def no_inception(monkeypatch, tmp_path):
+    """No Inception weights anywhere: no env var, and the default location is empty."""
+    monkeypatch.delenv("GANSLIM_INCEPTION_WEIGHTS", raising=False)
+    missing = tmp_path / "cache" / "pt_inception-2015-12-05-6726825d.pth"
+    monkeypatch.setattr(ganslim.measure.evaluate, "default_weights_path", lambda: missing)
+    return missing
+
+
+@pytest.fixture(scope="session")
+def inception_file(tmp_path_factory):
+    """Randomly initialised FID Inception weights, saved as the state dict pytorch-fid ships.
+
+    Kaiming-normal convs keep activations from vanishing through the 94 layers, so features differ per image.
+    """
+    torch.manual_seed(0)
+    inception = FIDInceptionV3()
+    for module in inception.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    path = tmp_path_factory.mktemp("inception") / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(inception.state_dict(), path)
+    return path
 
 
 @pytest.fixture

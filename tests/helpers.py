@@ -13,6 +13,7 @@ from ganslim.archs import build_discriminator, build_generator
 from ganslim.checkpoints import save_model
 from ganslim.engine import DistInfo, TrainContext, fit
 from ganslim.registry import GENERATORS, Registry
+from stylegan2_reference import map_rosinality, random_rosinality_state, stored_noises, synthesize_rosinality
 
 
 def image_network_names(registry: Registry) -> list[str]:
@@ -29,6 +30,42 @@ def save_resnet(path: Path, ngf: int) -> Path:
     torch.manual_seed(ngf)
     kwargs = {"ngf": ngf, "norm": "instance"}
     return save_model(path, build_generator("resnet_6blocks", **kwargs).eval(), "resnet_6blocks", kwargs)
+
+
+TINY_STYLEGAN2 = {"size": 16, "channels": [8, 8, 4], "style_dim": 16, "n_mlp": 2}  # num_ws 6, noise sides 4 8 8 16 16
+
+
+def tiny_stylegan2(seed: int = 0, w_avg: bool = True) -> nn.Module:
+    """A :data:`TINY_STYLEGAN2` generator (eval mode) with random rosinality-layout weights of ``seed``: non-zero
+    noise strengths, and a stored ``w_avg`` unless ``w_avg`` is False (then NaN, as train.py files load)."""
+    generator = build_generator("stylegan2", **TINY_STYLEGAN2).eval()
+    state = random_rosinality_state(**TINY_STYLEGAN2, seed=seed, w_avg=w_avg)
+    generator.load_state_dict({**generator.state_dict(), **state}, strict=True)
+    return generator
+
+
+def save_tiny_stylegan2(path: Path, seed: int = 0, w_avg: bool = True) -> Path:
+    """Save :func:`tiny_stylegan2` as a ganslim checkpoint at ``path``; the path."""
+    return save_model(path, tiny_stylegan2(seed, w_avg), "stylegan2", TINY_STYLEGAN2)
+
+
+def reference_seed_images(generator: nn.Module, seeds, noise: str = "const", psi: float = 1.0) -> torch.Tensor:
+    """The images (N, C, R, R) of ``seeds`` recomputed from ``generator``'s state dict by the functional reference
+    (not ganslim's code): z drawn from each seed's torch stream, then (``noise="random"``) one noise image per
+    input from the same stream; ``psi`` < 1 truncates toward the stored ``style.w_avg``."""
+    state = {key: value.detach().cpu() for key, value in generator.state_dict().items()}
+    zs, drawn = [], []
+    for seed in seeds:
+        rng = torch.Generator().manual_seed(seed)
+        zs.append(torch.randn(1, state["style.1.weight"].shape[1], generator=rng))
+        drawn.append([torch.randn(noise_image.shape, generator=rng) for noise_image in stored_noises(state, 1)])
+    w = map_rosinality(state, torch.cat(zs))
+    if psi != 1:
+        w = torch.lerp(state["style.w_avg"], w, psi)
+    num_ws = 2 * sum(1 for key in state if key.startswith("to_rgbs.") and key.endswith(".conv.weight")) + 2
+    noises = {"const": stored_noises(state, len(zs)), "none": [None] * len(drawn[0]),
+              "random": [torch.cat(layer) for layer in zip(*drawn)]}[noise]
+    return synthesize_rosinality(state, w[:, None].expand(-1, num_ws, -1), noises)
 
 
 def build_method(method_cls, config):

@@ -28,19 +28,9 @@ from ganslim.metrics import (
     quantize_uint8,
     ssim,
 )
-from ganslim.metrics.inception import FIDInceptionV3
 from helpers import PooledColours
 
 SIZE = 32
-
-
-@pytest.fixture
-def no_inception(monkeypatch, tmp_path):
-    """No Inception weights anywhere: no env var, and the default location is empty."""
-    monkeypatch.delenv("GANSLIM_INCEPTION_WEIGHTS", raising=False)
-    missing = tmp_path / "cache" / "pt_inception-2015-12-05-6726825d.pth"
-    monkeypatch.setattr(ganslim.measure.evaluate, "default_weights_path", lambda: missing)
-    return missing
 
 
 def _pairs(root, split):
@@ -108,22 +98,6 @@ def test_cli_eval_matches_direct_metrics_and_skips_fid_kid_in_one_line(dataset, 
     for label, value in expected.items():
         assert any(line.split() and line.strip().startswith(label) and line.strip().endswith(value)
                    for line in lines), (label, value, lines)
-
-
-@pytest.fixture(scope="module")
-def inception_file(tmp_path_factory):
-    """Randomly initialised FID Inception weights, saved as the state dict pytorch-fid ships.
-
-    Kaiming-normal convs keep activations from vanishing through the 94 layers, so features differ per image.
-    """
-    torch.manual_seed(0)
-    inception = FIDInceptionV3()
-    for module in inception.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-    path = tmp_path_factory.mktemp("inception") / "pt_inception-2015-12-05-6726825d.pth"
-    torch.save(inception.state_dict(), path)
-    return path
 
 
 def test_cli_kid_with_random_inception_and_saved_real_statistics(dataset, checkpoints, inception_file, tmp_path,

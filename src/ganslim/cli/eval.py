@@ -1,5 +1,5 @@
-"""`ganslim eval --ckpt FILE --data DIR` (or, for super-resolution, `--gt DIR --lq DIR`): PSNR/SSIM vs targets, FID/KID
-vs real images, fidelity to a teacher."""
+"""`ganslim eval --ckpt FILE --data DIR` (or, for super-resolution, `--gt DIR --lq DIR`; for latent generators,
+`--real DIR` or `--real-stats NPZ`): PSNR/SSIM vs targets, FID/KID vs real images, fidelity to a teacher."""
 
 from __future__ import annotations
 
@@ -8,9 +8,18 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from ganslim.cli.generate import NOISE_MODES
+
 if TYPE_CHECKING:
+    from ganslim.apps.generate import Sampling
     from ganslim.checkpoints import LoadedModel
     from ganslim.measure.evaluate import EvalData
+
+DEFAULT_NUM_IMAGES = 50_000  # latent generators: the published protocol (FID-50k)
+# The flags of one family of models (default None), each with the fix when given for the other family:
+IMAGE_FLAGS = {"--data": "pass --real DIR", "--gt": "pass --real DIR", "--lq": "pass --real DIR",
+               "--size": "drop --size", "--sr-metric": "drop --sr-metric", "--max-images": "pass --num-images N"}
+LATENT_FLAGS = {flag: f"drop {flag}" for flag in ("--real", "--num-images", "--seeds", "--truncation", "--noise-mode")}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +33,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "--inception-weights path that does not exist is an error). Super-resolution models (e.g. "
                     "rrdbnet) run on whole images, never resized, compared with the GT at the output size as "
                     "BasicSR does: PSNR/SSIM on the Y channel with a border of the scale cropped, on uint8-"
-                    "quantised outputs (--sr-metric rgb for RGB).")
+                    "quantised outputs (--sr-metric rgb for RGB). Latent generators (StyleGAN2) draw one image per "
+                    "seed (as ganslim generate does) and are scored against --real images or --real-stats "
+                    "(FID/KID) and, with --teacher, against the teacher's images of the same z and noise "
+                    "(PSNR/SSIM).")
     parser.add_argument("--ckpt", required=True,
                         help="generator checkpoint (ganslim .pt/.safetensors or reference latest_net_G*.pth), "
                              "or a folder holding one")
@@ -58,6 +70,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "report) or on RGB")
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
                         help="input side of the data, and which generator of a CycleGAN folder (default AtoB)")
+    latent = parser.add_argument_group("latent (unconditional) generators")
+    latent.add_argument("--real", default=None, metavar="DIR",
+                        help="a folder of real images for FID/KID, all of one size (resized to the generator's "
+                             "resolution), at least one batch; or pass their statistics with --real-stats")
+    latent.add_argument("--num-images", type=int, default=None, metavar="N",
+                        help=f"draw N images, seeds 0 .. N-1 (default {DEFAULT_NUM_IMAGES})")
+    latent.add_argument("--seeds", default=None, help="the seeds to draw instead, e.g. 0-999 (as ganslim generate)")
+    latent.add_argument("--truncation", type=float, default=None, metavar="PSI",
+                        help="truncation psi in [0, 1] (default 1: none); each model pulls toward its own mean W")
+    latent.add_argument("--noise-mode", default=None, choices=NOISE_MODES,
+                        help="const (each model's stored noise, the default), random (the same draws for both "
+                             "models, from each seed) or none")
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     parser.add_argument("--max-images", type=int, default=None, help="evaluate on the first N images only")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
@@ -81,14 +105,25 @@ def run(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     loaded = load_generator(args.ckpt, direction=args.direction)
     teacher = load_generator(args.teacher, direction=args.direction) if args.teacher else None
-    scale = sr_scale(loaded.signature)
-    scoring_for(loaded.signature, args.sr_metric)  # a wrong --sr-metric fails before any work
-    data, size = _sr_data(args, loaded) if scale is not None else _translation_data(args, loaded)
+    sampling = scale = None
+    if loaded.signature.takes_image:
+        _refuse_flags(args, LATENT_FLAGS, f"is for latent generators, and {loaded.arch} ({loaded.path}) is an "
+                                          f"image model")
+        scale = sr_scale(loaded.signature)
+        scoring_for(loaded.signature, args.sr_metric)  # a wrong --sr-metric fails before any work
+        data, size = _sr_data(args, loaded) if scale is not None else _translation_data(args, loaded)
+        sizes = {"size": size}
+    else:
+        _refuse_flags(args, IMAGE_FLAGS, f"is for image models, and {loaded.arch} ({loaded.path}) is a latent "
+                                         f"generator")
+        data, sampling = _latent_data(args, loaded, metrics)
+        sizes = {"resolution": loaded.signature.output.resolution}
     result = evaluate_generator(
         loaded.model, data, metrics=metrics, teacher=None if teacher is None else teacher.model,
         inception_weights=args.inception_weights, real_stats=args.real_stats, save_real_stats=args.save_real_stats,
-        batch_size=args.batch_size, device=device, progress=not args.json, sr_metric=args.sr_metric)
-    result.info.update(checkpoint=str(loaded.path), arch=loaded.arch, size=size,
+        batch_size=args.batch_size, device=device, progress=not args.json, sr_metric=args.sr_metric,
+        sampling=sampling)
+    result.info.update(checkpoint=str(loaded.path), arch=loaded.arch, **sizes,
                        teacher=None if teacher is None else str(teacher.path))
     if scale is not None:
         result.info["scale"] = scale
@@ -104,6 +139,39 @@ def run(args: argparse.Namespace) -> None:
     print("\n".join(result.lines()))
     if args.out is not None:
         print(f"wrote {args.out}")
+
+
+def _refuse_flags(args: argparse.Namespace, flags: dict[str, str], why: str) -> None:
+    """One line for the first of ``flags`` (flag -> its fix) given: it ``why`` (e.g. is for image models)."""
+    from ganslim.errors import GanslimError
+
+    for flag, fix in flags.items():
+        if getattr(args, flag.removeprefix("--").replace("-", "_")) is not None:
+            raise GanslimError(f"{flag} {why}: {fix}")
+
+
+def _latent_data(args: argparse.Namespace, loaded: LoadedModel,
+                 metrics: tuple[str, ...]) -> tuple[EvalData, Sampling]:
+    """A latent generator's seeds (``--seeds``, else 0 .. ``--num-images`` - 1) and real images (``--real``), and
+    how it draws."""
+    from ganslim.apps.generate import Sampling, parse_seeds
+    from ganslim.errors import GanslimError
+    from ganslim.measure.evaluate import open_latent_eval_data
+
+    has_real = args.real is not None or args.real_stats is not None
+    if args.teacher is None and (not has_real or not {"fid", "kid"} & set(metrics)):
+        raise GanslimError("nothing to score: pass --real DIR or --real-stats NPZ for FID/KID (--metrics fid,kid) "
+                           "and/or --teacher REF for PSNR/SSIM against a reference generator")
+    if args.real is not None and args.real_stats is not None:
+        raise GanslimError("--real and --real-stats exclude each other: pass the folder of real images or their "
+                           "statistics")
+    sampling = Sampling(1.0 if args.truncation is None else args.truncation, args.noise_mode or "const")
+    if args.seeds is not None and args.num_images is not None:
+        raise GanslimError("--seeds and --num-images exclude each other: --num-images N draws seeds 0 .. N-1")
+    if args.num_images is not None and args.num_images < 1:
+        raise GanslimError(f"--num-images {args.num_images} must be at least 1")
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else range(args.num_images or DEFAULT_NUM_IMAGES)
+    return open_latent_eval_data(loaded.signature, seeds, args.real, batch_size=args.batch_size), sampling
 
 
 def _translation_data(args: argparse.Namespace, loaded: LoadedModel) -> tuple[EvalData, int]:

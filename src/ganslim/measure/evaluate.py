@@ -2,7 +2,7 @@
 to a teacher, all in one pass over the data.
 
 A model is fed in its signature's value range (:mod:`ganslim.signature`) and its outputs are mapped back to the
-data's range before scoring. Two families are told apart by the signature (:func:`sr_scale`):
+data's range before scoring. Three families are told apart by the signature (:func:`sr_scale`, ``takes_image``):
 
 * **image-to-image** models (output scale 1), on the layouts :func:`open_eval_data` reads:
 
@@ -18,11 +18,16 @@ data's range before scoring. Two families are told apart by the signature (:func
   in [0, 1]: HR images with their LR made on the fly at the model's scale, or BasicSR's GT / LQ folders; the
   outputs are compared with the GT at the output size as BasicSR computes it (uint8-quantised, s pixels
   cropped per side, BT.601 Y channel or RGB: :mod:`ganslim.metrics.sr`); FID/KID against the GT images.
+* **latent** (unconditional) generators (StyleGAN2: z in, an output of fixed ``resolution``), on
+  :func:`open_latent_eval_data`: one image per seed, drawn as :mod:`ganslim.apps.generate` draws it (truncation,
+  noise mode: :class:`~ganslim.apps.generate.Sampling`); FID/KID against a folder of real images, each resized
+  (bicubic) to the generator's resolution, or cached statistics. No targets: PSNR/SSIM only against a teacher.
 
 With a teacher every layout also gets ``psnr_teacher`` / ``ssim_teacher`` (student output against teacher
-output on the same input). FID/KID use :mod:`ganslim.metrics` (uint8 quantisation, 299 px bilinear resize,
-2048-d pool features); without the Inception weights file they are reported as skipped with the reason, and
-the other metrics are still computed.
+output on the same input; for latent generators, the same z and the same noise: see :func:`evaluate_generator`).
+FID/KID use :mod:`ganslim.metrics` (uint8 quantisation, 299 px bilinear resize, 2048-d pool features); without
+the Inception weights file they are reported as skipped with the reason, and the other metrics are still
+computed.
 
 :func:`score_models` is the one loop that runs models over an :class:`EvalData` and scores them; ``eval``
 (:func:`evaluate_generator`, which adds FID/KID), ``bench`` and ``quantize`` all go through it.
@@ -44,6 +49,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
+from ganslim.apps.generate import Latents, Sampling, format_seeds, latent_generator, prepare_truncation, synthesize
+from ganslim.archs.stylegan2 import StyleGAN2Generator
 from ganslim.data import AlignedDataset, HRFolderDataset, PairedSRDataset, SingleImageDataset, detect_layout
 from ganslim.data.validate import image_sizes
 from ganslim.errors import GanslimError, first_line
@@ -82,9 +89,11 @@ __all__ = [
     "evaluate_generator",
     "find_inception_weights",
     "json_safe",
+    "latent_run",
     "mean_ssim",
     "module_run",
     "open_eval_data",
+    "open_latent_eval_data",
     "open_sr_eval_data",
     "parse_metrics",
     "rescale",
@@ -100,7 +109,8 @@ SR_METRICS = ("y", "rgb")  # super-resolution PSNR/SSIM on the BT.601 luma (as p
 SSIM_WINDOW = 11
 SR_NO_RESIZE = "SR models take whole images and never resize them: drop --size"
 
-# A model as the scoring loop runs it: (N, C, h, w) inputs in the data's value range -> outputs in that range.
+# A model as the scoring loop runs it: (N, C, h, w) inputs in the data's value range -> outputs in that range (a
+# latent generator: (N,) row numbers of its latents -> images, :func:`latent_run`).
 Run = Callable[[Tensor], Tensor]
 
 
@@ -121,6 +131,8 @@ def sr_scale(signature: Signature) -> int | None:
 
 
 def _scale_name(signature: Signature) -> str:
+    if not signature.takes_image:
+        return "a latent generator"
     scale = sr_scale(signature)
     return "image-to-image" if scale is None else f"x{scale} super-resolution"
 
@@ -162,8 +174,33 @@ def array_run(runner: Callable[[np.ndarray], np.ndarray], signature: Signature,
     return run
 
 
+def latent_run(generator: StyleGAN2Generator, latents: Latents, sampling: Sampling,
+               device: str | torch.device = "cpu") -> Run:
+    """A latent generator as :func:`score_models` runs it: (B,) row numbers of ``latents`` -> images (B, C, R, R)
+    float32 in [-1, 1], drawn as :func:`ganslim.apps.generate.synthesize` draws them."""
+    value_range = signature_of(generator).output.value_range
+
+    def run(rows: Tensor) -> Tensor:
+        return rescale(synthesize(generator, latents, rows.tolist(), sampling, device).float(), value_range, SIGNED)
+
+    return run
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Data
+
+
+class _Rows(Dataset):
+    """The row numbers 0 .. count-1 of a :class:`~ganslim.apps.generate.Latents` as ``{"row": (), int64}`` items."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return {"row": torch.tensor(index)}
 
 
 class _Keyed(Dataset):
@@ -191,7 +228,8 @@ class EvalData:
     image ``size`` x ``size``. Super-resolution data (:func:`open_sr_eval_data`): ``lq`` / ``gt``, [0, 1], whole
     images; ``same_size`` is False when their sizes differ (they then run one at a time).
     ``layout``: ``aligned``, ``unaligned``, ``single`` (a folder of images), ``hr`` (HR images, LR made from
-    them), ``gt-lq`` (paired GT / LQ folders: ``root`` and ``lq_root``) or ``files`` (a list of files).
+    them), ``gt-lq`` (paired GT / LQ folders: ``root`` and ``lq_root``), ``files`` (a list of files) or ``latent``
+    (:func:`open_latent_eval_data`: ``inputs`` are row numbers of ``latents``, ``real`` the folder ``root``, if any).
     """
 
     inputs: Dataset
@@ -206,10 +244,14 @@ class EvalData:
     same_size: bool = True
     scale: int = 1
     lq_root: Path | None = None
+    latents: Latents | None = None
 
     def describe(self) -> str:
         """e.g. ``aligned split 'test' of data/facades (106 pairs)``."""
         count = len(self.inputs)
+        if self.layout == "latent":
+            real = "" if self.real is None else f"; real images: {self.root} ({len(self.real)})"
+            return f"{count} image(s) drawn from seeds {format_seeds(self.latents.streams)}{real}"
         if self.layout in ("single", "files"):
             return f"{count} image(s) in {self.root}"
         if self.layout == "hr":
@@ -321,6 +363,55 @@ def open_sr_eval_data(
     same_size = check_sr_inputs(dataset.lq_paths, image_sizes(dataset.lq_paths), signature, "LQ image")
     return EvalData(dataset, dataset, paired=True, layout="gt-lq", root=Path(gt), split="", input_key="lq",
                     target_key="gt", value_range=UNIT, same_size=same_size, scale=scale, lq_root=Path(lq))
+
+
+def open_latent_eval_data(signature: Signature, seeds: Sequence[int], real: str | os.PathLike | None = None, *,
+                          batch_size: int = 1) -> EvalData:
+    """The ``seeds`` a latent generator (of ``signature``) draws one image each from, and for FID/KID the real
+    images under the folder ``real`` (searched recursively): at least 2 and one batch of ``batch_size``, all of one
+    size; of another size than the generator's resolution, they are resized (bicubic) to it, with a note on
+    stderr. One line for too few images or a folder of mixed sizes (two are named)."""
+    resolution = signature.output.resolution
+    if signature.takes_image or resolution is None:
+        raise GanslimError(f"this model is {_scale_name(signature)}: open its data with open_eval_data")
+    if not seeds:
+        raise GanslimError("no seeds given: pass at least one seed (e.g. --seeds 0-999 or --num-images 1000)")
+    real_images = None
+    root = Path(real) if real is not None else Path()
+    if real is not None:
+        images = SingleImageDataset(root, load_size=resolution, input_nc=signature.output.channels)
+        _check_real_count(root, len(images), batch_size)
+        _check_one_size(root, images.paths, resolution)
+        real_images = _Keyed(images, "B")
+    latents = Latents.from_seeds(seeds)
+    return EvalData(_Rows(len(latents)), real_images, paired=False, layout="latent", root=root, split="",
+                    input_key="row", latents=latents)
+
+
+def _check_real_count(root: Path, count: int, batch_size: int) -> None:
+    """One line when the ``count`` real images are fewer than one batch, or than 2."""
+    if count < max(2, batch_size):
+        raise GanslimError(f"--real '{root}' holds {count} image(s): FID and KID compare the distributions of real "
+                           f"and generated images and need at least 2 and one batch (--batch-size {batch_size}) of "
+                           f"real images (published figures use thousands): pass a folder of more real images, or "
+                           f"a smaller --batch-size")
+
+
+def _check_one_size(root: Path, paths: Sequence[Path], resolution: int) -> None:
+    """One line unless the real images ``paths`` are all of one size; a note when it is not the resolution."""
+    sizes = image_sizes(paths)
+    first_of_size: dict[tuple[int, int], Path] = {}
+    for path, size in zip(paths, sizes):
+        first_of_size.setdefault(size, path)
+    if len(first_of_size) > 1:
+        (one, one_path), (other, other_path) = list(first_of_size.items())[:2]
+        raise GanslimError(f"--real '{root}' holds images of {len(first_of_size)} sizes ('{one_path}' is "
+                           f"{one[0]}x{one[1]}, '{other_path}' {other[0]}x{other[1]}), but FID/KID reference images "
+                           f"are of one size: resize them all to one (e.g. the generator's {resolution}x{resolution})")
+    (width, height), = first_of_size
+    if (width, height) != (resolution, resolution):
+        logger.warning("note: the %d real images in '%s' are %dx%d: they are resized (bicubic) to the generator's "
+                       "%dx%d", len(paths), root, width, height, resolution, resolution)
 
 
 def _hr_folder(root: Path, split: str) -> tuple[Path, str]:
@@ -626,6 +717,10 @@ def _group(skipped: dict[str, str]) -> dict[str, list[str]]:
 
 def _check_scale(signature: Signature, data: EvalData, what: str) -> None:
     """The data must have been opened for the model's family and scale."""
+    if signature.takes_image == (data.layout == "latent"):
+        opened = "seeds for a latent generator" if data.layout == "latent" else "images for an image model"
+        raise GanslimError(f"{what} is {_scale_name(signature)}, but the data holds {opened}: evaluate models of "
+                           f"one kind on it")
     if (sr_scale(signature) or 1) != data.scale:
         opened = f"a x{data.scale} super-resolution model" if data.scale != 1 else "an image-to-image model"
         raise GanslimError(f"{what} is {_scale_name(signature)}, but the data was opened for {opened}: "
@@ -649,6 +744,7 @@ def evaluate_generator(
     kid_subset_size: int = 1000,
     seed: int = 0,
     sr_metric: str | None = None,
+    sampling: Sampling | None = None,
 ) -> EvalResult:
     """Run ``generator`` over ``data`` once and score it.
 
@@ -656,11 +752,16 @@ def evaluate_generator(
         generator: a model with a signature (or a plain module mapping (N, C, H, W) in [-1, 1] to the same
             size); run in eval mode, fed in its signature's value range. Outputs are clamped to the data's value
             range (what a saved image holds) before scoring.
-        data: from :func:`open_eval_data` (image-to-image) or :func:`open_sr_eval_data` (super-resolution),
-            opened for this generator's scale.
+        data: from :func:`open_eval_data` (image-to-image), :func:`open_sr_eval_data` (super-resolution) or
+            :func:`open_latent_eval_data` (latent generators), opened for this generator's family and scale.
         metrics: any of ``fid``, ``kid``, ``psnr``, ``ssim``; those the data cannot support are skipped
             with the reason.
         teacher: adds ``psnr_teacher`` / ``ssim_teacher`` (generator output vs teacher output); of the same scale.
+            Latent generators: a StyleGAN2 of the same resolution and z size, fed the same z (each through its own
+            mapping and truncation toward its own mean W) and the same noise: with ``random`` noise the same draws
+            (two StyleGAN2 of one resolution have the same noise inputs, one at 4 px and two at every larger
+            side), with ``const`` each its stored noise images (a note on stderr says when those differ), or
+            ``none``.
         inception_weights: the weights file (default: ``$GANSLIM_INCEPTION_WEIGHTS``, then the cache folder);
             when none is found there FID/KID are skipped with the reason; a given path that is missing raises.
         extractor: a ready feature extractor (uint8 (N,3,H,W) -> (N,D)) used instead of loading Inception.
@@ -672,6 +773,10 @@ def evaluate_generator(
         device: where the generator, teacher and Inception run.
         kid_subsets, kid_subset_size, seed: see :func:`ganslim.metrics.kernel_inception_distance`.
         sr_metric: super-resolution PSNR/SSIM on ``y`` (the default) or ``rgb`` (see :func:`scoring_for`).
+        sampling: how a latent generator draws its images (truncation, noise mode; default
+            :class:`~ganslim.apps.generate.Sampling`'s); only for latent generators. With truncation, a model
+            that stores no mean W gets one estimated into its ``w_avg`` (:func:`~ganslim.apps.generate.
+            prepare_truncation`).
     """
     wanted = parse_metrics(metrics)
     if real_stats is not None and save_real_stats is not None:
@@ -686,9 +791,19 @@ def evaluate_generator(
         _check_scale(signature_of(teacher), data, "the teacher")
     scoring = scoring_for(signature, sr_metric)
     device = torch.device(device)
+    latent = data.layout == "latent"
+    if latent:
+        sampling = sampling or Sampling()
+        models = _latent_models(generator, teacher, sampling)
+    elif sampling is not None:
+        raise GanslimError("truncation and noise modes apply to latent generators; this one is "
+                           f"{_scale_name(signature)}: drop them")
     skipped: dict[str, str] = {}
     for name in ("psnr", "ssim"):
-        if name in wanted and not data.paired:
+        if name in wanted and latent and teacher is None:
+            skipped[name] = ("an unconditional generator has no targets: pass --teacher REF for PSNR/SSIM against "
+                             "a reference generator's images of the same z and noise")
+        elif name in wanted and not data.paired and not latent:
             what = "unaligned (unpaired) data" if data.layout == "unaligned" else "a folder of images"
             skipped[name] = f"{what} has no paired targets (PSNR/SSIM need aligned A|B images)"
 
@@ -716,10 +831,13 @@ def evaluate_generator(
                 distribution.remove("kid")
         elif data.real is None:
             if save_real_stats is not None:
-                raise GanslimError(f"--save-real-stats: '{data.root}' holds no real target-domain images to compute "
-                                   f"statistics from: pass a dataset root (test/ or testA/ testB/)")
-            skipped.update({m: f"'{data.root}' holds no real target-domain images: pass --real-stats NPZ"
-                            for m in distribution})
+                where = ("no real images are given: pass --real DIR" if latent else
+                         f"'{data.root}' holds no real target-domain images to compute statistics from: pass a "
+                         f"dataset root (test/ or testA/ testB/)")
+                raise GanslimError(f"--save-real-stats: {where}")
+            reason = ("no real images are given: pass --real DIR (or its statistics, an .npz)" if latent else
+                      f"'{data.root}' holds no real target-domain images: pass --real-stats NPZ")
+            skipped.update({m: reason for m in distribution})
             distribution = []
         else:
             real = extract_features(_real_batches(data, batch_size), extractor)
@@ -731,9 +849,16 @@ def evaluate_generator(
         skipped.update({m: f"needs at least 2 images, the data has {len(data.inputs)}" for m in distribution})
         distribution = []
 
-    runs = {"the generator": module_run(generator.to(device).eval(), data.value_range)}
-    if teacher is not None:
-        runs["the teacher"] = module_run(teacher.to(device).eval(), data.value_range, "the teacher")
+    if latent and not distribution and teacher is None:  # nothing left to measure: draw nothing
+        return EvalResult(metrics={}, skipped=skipped, num_images=0, num_real=num_real, paired=False,
+                          data=data.describe(), real_stats_saved=saved)
+    info: dict[str, Any] = {}
+    if latent:
+        runs, info = _latent_runs(models, data, sampling, device)
+    else:
+        runs = {"the generator": module_run(generator.to(device).eval(), data.value_range)}
+        if teacher is not None:
+            runs["the teacher"] = module_run(teacher.to(device).eval(), data.value_range, "the teacher")
     fake_features: list[np.ndarray] = []
 
     def keep_features(name: Hashable, outputs: Tensor) -> None:
@@ -764,7 +889,45 @@ def evaluate_generator(
                if k in scores}
     return EvalResult(metrics=ordered, skipped=skipped, num_images=len(data.inputs), num_real=num_real,
                       paired=data.paired, data=data.describe(), real_stats_saved=saved,
-                      sr_metrics=None if scoring.crop_border is None else scoring.describe())
+                      sr_metrics=None if scoring.crop_border is None else scoring.describe(), info=info)
+
+
+def _latent_models(generator: nn.Module, teacher: nn.Module | None,
+                   sampling: Sampling) -> dict[str, StyleGAN2Generator]:
+    """``{"the generator": ..., "the teacher": ...}`` (the teacher if any), once checked comparable: the teacher
+    takes z of the generator's size and draws images of its shape; a note when const noise differs between them."""
+    models = {"the generator": latent_generator(generator, "the generator")}
+    if teacher is None:
+        return models
+    student = models["the generator"]
+    reference = models["the teacher"] = latent_generator(teacher, "the teacher")
+    if student.z_dim != reference.z_dim:
+        raise GanslimError(f"the generator takes z of {student.z_dim} values but the teacher {reference.z_dim}: "
+                           f"fidelity compares the images of the same z: pass a teacher of the same z size")
+    shapes = [(model.img_channels, model.img_resolution) for model in (student, reference)]
+    if shapes[0] != shapes[1]:
+        (channels, side), (teacher_channels, teacher_side) = shapes
+        raise GanslimError(f"the generator draws {channels}x{side}x{side} images but the teacher "
+                           f"{teacher_channels}x{teacher_side}x{teacher_side}: compare generators of one resolution")
+    stored = zip(student.noises.constants(), reference.noises.constants())
+    if sampling.noise_mode == "const" and not all(torch.equal(own, theirs.to(own.device)) for own, theirs in stored):
+        logger.warning("note: the generator's stored noise images differ from the teacher's, so with --noise-mode "
+                       "const the fidelity also counts that difference: pass --noise-mode random or none to feed both "
+                       "the same noise")
+    return models
+
+
+def _latent_runs(models: dict[str, StyleGAN2Generator], data: EvalData, sampling: Sampling,
+                 device: torch.device) -> tuple[dict[str, Run], dict[str, Any]]:
+    """The runs of :func:`_latent_models` over ``data``'s seeds, each truncated toward its own mean W, and what the
+    result records of how they drew."""
+    info: dict[str, Any] = {"seeds": format_seeds(data.latents.streams), "truncation": sampling.truncation_psi,
+                            "noise_mode": sampling.noise_mode}
+    means = {name: prepare_truncation(model.to(device).eval(), sampling.truncation_psi, what=name)
+             for name, model in models.items()}
+    if sampling.truncation_psi != 1:
+        info["truncation_mean"] = {name.removeprefix("the "): source for name, source in means.items()}
+    return {name: latent_run(model, data.latents, sampling, device) for name, model in models.items()}, info
 
 
 def _real_batches(data: EvalData, batch_size: int) -> Iterable[Tensor]:
