@@ -144,8 +144,10 @@ def export_model(
             ``generator.torchscript.pt``. The sidecar is ``<model file>.json``.
         format: ``onnx`` (checked in ONNX Runtime), ``openvino`` (OpenVINO, ``precision`` hint) or
             ``torchscript`` (traced; checked with ``torch.jit.load``).
-        size: height and width of the export's image, (1, C, size, size) (a super-resolution model's LR side).
-        dynamic: make batch, height and width dynamic; parity is then also checked at (2, C, size, 2*size).
+        size: height and width of the export's image, (1, C, size, size) (a super-resolution model's LR side;
+            unused by a latent generator, whose z is (1, z_dim)).
+        dynamic: make batch, height and width dynamic; parity is then also checked at (2, C, size, 2*size) (a
+            latent generator: at batch 2).
         meta: JSON-serialisable facts copied into the sidecar (e.g. the checkpoint it came from).
         arch: registered architecture name, recorded in the sidecar (None for unregistered modules).
         arch_kwargs: its build arguments, recorded in the sidecar.

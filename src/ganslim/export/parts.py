@@ -59,6 +59,7 @@ class SynthesisGraph(nn.Module):
 
 
 def check_noise(noise: str) -> None:
+    """One line unless ``noise`` is one of :data:`NOISE_CHOICES`."""
     if noise not in NOISE_CHOICES:
         raise GanslimError(f"noise '{noise}' is not one of {', '.join(NOISE_CHOICES)}: frozen bakes the stored noise "
                            f"into the graph, input makes each noise image an input")
