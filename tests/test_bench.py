@@ -213,7 +213,7 @@ def test_bench_times_latent_generators_on_every_float_backend(tmp_path):
 
 
 @pytest.mark.parametrize("case, message", [
-    ("image", "but 'g' is a latent generator, 'r' is image-to-image: bench models of one kind and scale together"),
+    ("image", "but 'g' is a latent generator, 'r' is image-to-image: bench latent generators apart from image models"),
     ("sizes", "latent generators of one image size, but 'g' makes 16x16, 'h' makes 8x8: bench them apart"),
     ("size", "--size 32 does not fit this generator, which makes 16x16 images from latents: drop --size"),
     ("data", "latent generators take no images to score: drop --data (ganslim eval scores them)"),

@@ -110,6 +110,7 @@ _INSTALL = {"onnx": "pip install onnx", "onnxruntime": "pip install onnxruntime"
 FORMAT_NAME, FORMAT_VERSION = "ganslim-bench", 1
 _PEAK_KEY = "__peak_matmul__"
 PEAK_RUNS = 3  # peak matmuls a round: more chances of a run that no other process interrupted
+LATENT_KIND = "a latent generator"  # what the bench calls a model driven by latents alone (no image input)
 ABOVE_PEAK = "*"
 ABOVE_PEAK_NOTE = (f"{ABOVE_PEAK} an fp32 row above 100% of the fp32 peak: the peak matmul ran slower than the "
                    "model's kernels in this run (a busy machine; re-run it), or the runtime does fewer "
@@ -391,14 +392,15 @@ def common_scale(models: Sequence[BenchModel]) -> int | None:
     kinds = {model.name: _kind(_bench_signature(model)) for model in models}
     if len(set(kinds.values())) > 1:
         listing = ", ".join(f"'{name}' is {kind}" for name, kind in kinds.items())
-        raise GanslimError(f"the bench compares models on the same inputs, but {listing}: bench models of one "
-                           f"kind and scale together")
+        advice = ("latent generators apart from image models" if LATENT_KIND in kinds.values()
+                  else "models of one scale together")
+        raise GanslimError(f"the bench compares models on the same inputs, but {listing}: bench {advice}")
     return sr_scale(_bench_signature(models[0]))
 
 
 def _kind(signature: Signature) -> str:
     if not signature.takes_image:
-        return "a latent generator"
+        return LATENT_KIND
     scale = sr_scale(signature)
     return "image-to-image" if scale is None else f"x{scale} super-resolution"
 
