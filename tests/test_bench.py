@@ -174,3 +174,66 @@ def test_a_share_of_the_fp32_peak_above_100_percent_is_marked_and_explained():
 
 def test_the_bench_command_measures_the_peak_with_the_librarys_matmul_size():
     assert bench_cli.PEAK_SIZE == PEAK_MATMUL_SIZE  # written out in the CLI, which must not import torch early
+
+
+# Latent generators: z in, image out
+
+
+def _stylegan2(channels: list[int], size: int = 16):
+    from ganslim.archs import build_generator
+
+    torch.manual_seed(0)
+    return build_generator("stylegan2", size=size, channels=channels, style_dim=8, n_mlp=2).eval()
+
+
+def test_bench_times_latent_generators_on_every_float_backend(tmp_path):
+    teacher, student = _stylegan2([16, 8, 8]), _stylegan2([8, 4, 4])
+    backends = ["torch", "onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else []) + ["int8"]
+    result = run_bench([BenchModel("teacher", teacher), BenchModel("student", student)], backends, size=None,
+                       threads=1, repeats=2, warmup=0, peak_size=64, progress=False)
+    bench = result.to_dict()
+    assert bench["settings"]["size"] == 16 and bench["settings"]["sr_scale"] is None
+    for info, model in zip(bench["models"], (teacher, student)):
+        counted = count_macs(model, torch.zeros(1, 8))
+        assert info["input_shape"] == [1, 8]
+        assert (info["params"], info["macs"], info["macs_published"]) == (
+            count_params(model), counted.macs, counted.macs_published)
+    rows = {(r["model"], r["backend"]): r for r in bench["results"]}
+    for name in ("teacher", "student"):
+        for backend in backends[:-1]:
+            row = rows[name, backend]
+            assert row["status"] == "ok" and row["latency_ms"]["median"] > 0 and row["repeats"] == 2
+            if backend != "torch":  # exported z -> image graphs, checked against eager PyTorch
+                assert row["parity_max_abs_diff"] < 1e-4 and row["runtime"].startswith(backend)
+        for backend in ("onnxruntime-int8", "openvino-int8"):
+            assert rows[name, backend]["status"] == "skipped"
+            assert rows[name, backend]["reason"] == "int8 calibrates on images, and a latent generator takes none"
+    files = write_bench(bench, tmp_path)
+    assert "- input z 1x8 (latent generators: 16x16 images out)" in files.markdown.read_text()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("image", "but 'g' is a latent generator, 'r' is image-to-image: bench latent generators apart from image models"),
+    ("sizes", "latent generators of one image size, but 'g' makes 16x16, 'h' makes 8x8: bench them apart"),
+    ("size", "--size 32 does not fit this generator, which makes 16x16 images from latents: drop --size"),
+    ("data", "latent generators take no images to score: drop --data (ganslim eval scores them)"),
+])
+def test_latent_bench_errors_are_one_line(tmp_path, case, message):
+    from ganslim.archs import build_generator
+
+    models = [BenchModel("g", _stylegan2([16, 8, 8]))]
+    models += {"image": [BenchModel("r", build_generator("resnet_6blocks", ngf=4))],
+               "sizes": [BenchModel("h", _stylegan2([8, 8], size=8))]}.get(case, [])
+    options = {"size": 32 if case == "size" else None, "data": tmp_path if case == "data" else None}
+    with pytest.raises(GanslimError, match="^[^\n]*$") as error:
+        run_bench(models, "torch", threads=1, repeats=1, warmup=0, progress=False, **options)
+    assert message in str(error.value)
+
+
+def test_the_bench_command_builds_a_named_latent_generator_at_size(tmp_path, capsys):
+    assert main(["bench", "stylegan2", "--size", "4", "--backends", "torch", "--threads", "1", "--repeats", "1",
+                 "--warmup", "0", "--peak-size", "64", "--out", str(tmp_path / "bench"), "--json"]) == 0
+    bench = json.loads(capsys.readouterr().out)
+    assert bench["settings"]["size"] == 4 and bench["models"][0]["input_shape"] == [1, 512]
+    assert bench["command"].startswith("ganslim bench stylegan2 --backends torch --size 4 ")
+    assert bench["results"][0]["status"] == "ok"

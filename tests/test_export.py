@@ -104,7 +104,7 @@ def test_sidecar_contents(tmp_path):
     assert sidecar["ganslim_version"] == ganslim.__version__
     assert sidecar["files"] == ["g.onnx"]
     assert sidecar["arch"] == "resnet_6blocks" and sidecar["arch_kwargs"] == kwargs
-    assert sidecar["format_version"] == 2
+    assert sidecar["format_version"] == 3
     assert Signature.from_dict(sidecar["signature"]) == generator.signature
     assert sidecar["input"]["name"] == "image" and sidecar["input"]["kind"] == "image"
     assert sidecar["input"]["shape"] == [1, 3, size, size]

@@ -427,3 +427,71 @@ def test_cli_profiles_an_x2_esrgan_checkpoint(tmp_path, capsys):
     assert main(["profile", str(checkpoint), "--size", "5", "--repeats", "1"]) == 2
     assert "input_size 5 does not fit this generator, which takes image sides that are multiples of 2" in (
         capsys.readouterr().err)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Latent generators: the whole generator and its parts
+
+
+def stylegan2_true_macs(table: list[int], style_dim: int, n_mlp: int, image_channels: int = 3) -> tuple[int, int]:
+    """(mapping, synthesis) true MACs of a StyleGAN2 of channel ``table`` (sides 4, 8, ...; z_dim = style_dim), by
+    hand: the mapping's ``n_mlp`` style_dim x style_dim layers; the synthesis' 3x3 convs, stride-2 transposed convs
+    at their input, 1x1 to-RGB convs and the style affines (one style_dim -> C_in per modulated conv); blur filters
+    count 0."""
+    channels = {4 * 2**i: width for i, width in enumerate(table)}
+    blocks = [side for side in channels if side > 4]
+    convs = sum(c * c * 9 * r * r for r, c in channels.items())  # conv1 and each block's second conv
+    transposed = sum(channels[r // 2] * channels[r] * 9 * (r // 2) ** 2 for r in blocks)
+    to_rgb = sum(image_channels * c * r * r for r, c in channels.items())
+    styles = style_dim * (2 * table[0] + sum(channels[r // 2] + 2 * channels[r] for r in blocks))
+    return n_mlp * style_dim * style_dim, convs + transposed + to_rgb + styles
+
+
+def test_cli_profiles_a_stylegan2_checkpoint_whole_and_by_part(tmp_path, capsys):
+    from ganslim.checkpoints import save_model
+
+    kwargs = {"size": 16, "channels": [16, 8, 4], "style_dim": 8, "n_mlp": 2}
+    checkpoint = save_model(tmp_path / "g.pt", build_generator("stylegan2", **kwargs), "stylegan2", kwargs)
+    assert main(["profile", str(checkpoint), "--warmup", "0", "--repeats", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    mapping, synthesis = report["parts"]["mapping"], report["parts"]["synthesis"]
+    assert list(report["parts"]) == ["mapping", "synthesis"]
+    assert (mapping["macs"], synthesis["macs"]) == stylegan2_true_macs([16, 8, 4], 8, 2)
+    assert mapping["params"] == 2 * (8 * 8 + 8) and mapping["input_shape"] == [1, 8]
+    assert synthesis["input_shape"] == [1, 6, 8]
+    # The whole generator (z -> image) is its two parts: W is broadcast to W+ without arithmetic.
+    assert report["params"] == mapping["params"] + synthesis["params"]
+    assert report["macs"] == mapping["macs"] + synthesis["macs"]
+    assert report["macs_published"] == mapping["macs_published"] + synthesis["macs_published"]
+    assert synthesis["macs_published"] > synthesis["macs"]  # transposed convs at their output, blurs included
+    assert report["input_shape"] == [1, 8] and report["signature_description"].endswith("16x16)")
+    assert main(["profile", str(checkpoint), "--warmup", "0", "--repeats", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "part mapping (input 1x8): 0.000 M params, 0.00 G MACs true" in text
+    assert "part synthesis (input 1x6x8)" in text
+    assert main(["profile", str(checkpoint), "--size", "32"]) == 2
+    assert capsys.readouterr().err.strip() == ("ganslim profile: error: --size 32 does not fit this generator, which "
+                                               "makes 16x16 images from latents: drop --size (a latent generator has "
+                                               "one output size)")
+
+
+def test_cli_builds_a_named_latent_generator_at_size(capsys):
+    assert main(["profile", "stylegan2", "--size", "4", "--warmup", "0", "--repeats", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["signature"]["output"]["resolution"] == 4
+    assert report["parts"]["synthesis"]["input_shape"] == [1, 2, 512]
+    assert report["parts"]["synthesis"]["macs"] == stylegan2_true_macs([512], 512, 8)[1]
+    assert report["parts"]["mapping"]["params"] == 2_101_248  # config-f's mapping at any size: 2.10 M
+
+
+def test_config_f_1024_parts_give_the_published_figures():
+    from ganslim.measure.profile import profile_parts
+
+    with torch.device("meta"):  # shapes only: the 74 GMAC synthesis is never computed
+        parts = profile_parts(build_generator("stylegan2"))
+    mapping, synthesis = parts["mapping"], parts["synthesis"]
+    assert f"{mapping.params / 1e6:.2f} M" == "2.10 M" and f"{synthesis.params / 1e6:.2f} M" == "28.27 M"
+    assert f"{synthesis.macs.macs / 1e9:.2f} G" == "74.26 G"
+    assert synthesis.macs.macs_published / 1e9 == pytest.approx(143.15, rel=0.01)
+    assert synthesis.input_shape == (1, 18, 512) and mapping.input_shape == (1, 512)
+    assert profile_parts(build_generator("resnet_6blocks", ngf=4)) is None

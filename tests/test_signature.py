@@ -14,6 +14,7 @@ from ganslim.registry import GENERATORS
 from ganslim.signature import (
     IMAGE,
     LATENT,
+    NOISE,
     UNIT,
     ImageSides,
     InputSpec,
@@ -21,6 +22,7 @@ from ganslim.signature import (
     Signature,
     image_to_image,
     input_channels,
+    noise_input,
     output_channels,
 )
 from helpers import image_network_names
@@ -105,6 +107,36 @@ def test_super_resolution_and_latent_signatures():
     with pytest.raises(ValueError, match="either a scale or a fixed resolution"):
         OutputSpec(3, scale=None)
     assert InputSpec("image", IMAGE, 3).sides == ImageSides()
+
+
+def test_w_plus_noise_inputs_and_latent_outputs_round_trip_and_earlier_dicts_read_back():
+    synthesis = Signature((InputSpec("w_plus", LATENT, 8, None, None, layers=6), noise_input("noise_0", 4)),
+                          OutputSpec(3, resolution=16, scale=None))
+    mapping = Signature((InputSpec("z", LATENT, 8, None, None),), OutputSpec(8, None, None, kind=LATENT))
+    for signature in (synthesis, mapping):
+        assert Signature.from_dict(json.loads(json.dumps(signature.to_dict()))) == signature
+    w_plus, noise = synthesis.example_inputs(batch=3)
+    assert w_plus.shape == (3, 6, 8) and noise.shape == (3, 1, 4, 4)
+    assert synthesis.inputs[1].kind == NOISE and not synthesis.takes_image
+    assert synthesis.describe() == ("w_plus (6x8 dims), noise_0 (1 ch, exactly 4 pixels) -> image (3 ch, [-1, 1], "
+                                    "16x16)")
+    assert mapping.describe() == "z (8 dims) -> latent (8 dims)"
+    # The keys added for these (layers, a side's maximum, an output's kind) appear only where they are set.
+    image = image_to_image(3, 3, ImageSides(4, 8))
+    assert image.to_dict() == {
+        "inputs": [{"name": "image", "kind": "image", "channels": 3, "value_range": [-1.0, 1.0],
+                    "sides": {"multiple": 4, "minimum": 8}}],
+        "output": {"channels": 3, "value_range": [-1.0, 1.0], "scale": 1.0, "resolution": None}}
+    with pytest.raises(ValueError, match="only latent inputs have layers"):
+        InputSpec("image", IMAGE, 3, layers=2)
+    with pytest.raises(ValueError, match="a noise input has one fixed side"):
+        InputSpec("noise", NOISE, 1, None, ImageSides(1, 4))
+    with pytest.raises(ValueError, match="a latent output has no scale, resolution or value range"):
+        OutputSpec(8, None, None, resolution=4, kind=LATENT)
+    with pytest.raises(GanslimError, match="--size 32 does not fit this generator, which makes 16x16 images from "
+                                           "latents: drop --size"):
+        synthesis.check_resolution(32)
+    synthesis.check_resolution(16)
 
 
 def test_channels_are_read_from_the_signature_and_probed_only_on_a_plain_module():

@@ -4,11 +4,14 @@ Everything after training (profile, bench, export, quantize, eval, translate) re
 probing its first conv or assuming one square [-1, 1] image in and out (:func:`signature_of`, :func:`input_channels`
 and :func:`output_channels` probe only a plain module that declares none):
 
-* each **input** has a ``kind`` (``image``, ``label_map`` or ``latent``), ``channels`` (image channels, label count
-  or latent dimensions), the ``value_range`` its values live in (images: (-1, 1) or (0, 1); label maps and latents:
-  ``None``), and for images and label maps the ``sides`` it accepts (:class:`ImageSides`);
+* each **input** has a ``kind`` (``image``, ``label_map``, ``latent`` or ``noise``), ``channels`` (image channels,
+  label count, latent dimensions or noise channels), the ``value_range`` its values live in (images: (-1, 1) or
+  (0, 1); label maps, latents and noise: ``None``), and for images, label maps and noise the ``sides`` it accepts
+  (:class:`ImageSides`; a noise image has one fixed side, :func:`noise_input`). A latent of ``layers`` vectors is
+  (N, layers, channels), as StyleGAN2's W+ (N, num_ws, w_dim); other latents are (N, channels);
 * the **output** is an image with ``channels``, a ``value_range`` and either a ``scale`` relative to the first
-  spatial input (1 for image-to-image, 4 for x4 super-resolution) or a fixed ``resolution`` (latent inputs).
+  image input (1 for image-to-image, 4 for x4 super-resolution) or a fixed ``resolution`` (latent inputs); or, of
+  ``kind`` ``latent``, a (N, channels) latent (StyleGAN2's mapping network: z -> W).
 
 A signature round-trips through plain JSON (:meth:`Signature.to_dict` / :meth:`Signature.from_dict`), which is how
 checkpoint headers and export sidecars carry it, and makes the example inputs profiling, export and parity checks
@@ -26,8 +29,9 @@ from torch import Tensor, nn
 
 from ganslim.errors import GanslimError, first_line
 
-IMAGE, LABEL_MAP, LATENT = "image", "label_map", "latent"
-INPUT_KINDS = (IMAGE, LABEL_MAP, LATENT)
+IMAGE, LABEL_MAP, LATENT, NOISE = "image", "label_map", "latent", "noise"
+INPUT_KINDS = (IMAGE, LABEL_MAP, LATENT, NOISE)
+PICTURE_KINDS = (IMAGE, LABEL_MAP)  # the inputs a model works on at a side the caller picks
 SIGNED, UNIT = (-1.0, 1.0), (0.0, 1.0)  # the two image value ranges: tanh outputs, and [0, 1] intensities
 
 
@@ -89,12 +93,17 @@ class InputSpec:
     channels: int
     value_range: tuple[float, float] | None = SIGNED
     sides: ImageSides | None = field(default_factory=ImageSides)
+    layers: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in INPUT_KINDS:
             raise ValueError(f"input kind must be one of {INPUT_KINDS}, got {self.kind!r}")
         if (self.kind == LATENT) != (self.sides is None):
-            raise ValueError("latent inputs have no sides; image and label-map inputs have them")
+            raise ValueError("latent inputs have no sides; image, label-map and noise inputs have them")
+        if self.layers is not None and self.kind != LATENT:
+            raise ValueError("only latent inputs have layers")
+        if self.kind == NOISE and self.sides.maximum != self.sides.minimum:
+            raise ValueError("a noise input has one fixed side (see noise_input)")
 
     @property
     def spatial(self) -> bool:
@@ -103,16 +112,23 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """The image a generator returns: ``scale`` x the first spatial input's sides, or ``resolution`` x
-    ``resolution`` pixels (exactly one of the two is set)."""
+    """What a generator returns: an image ``scale`` x the first image input's sides, or ``resolution`` x
+    ``resolution`` pixels (exactly one of the two is set); or, of ``kind`` ``latent``, a (N, channels) latent with
+    neither and no value range."""
 
     channels: int
-    value_range: tuple[float, float] = SIGNED
+    value_range: tuple[float, float] | None = SIGNED
     scale: float | None = 1.0
     resolution: int | None = None
+    kind: str = IMAGE
 
     def __post_init__(self) -> None:
-        if (self.scale is None) == (self.resolution is None):
+        if self.kind == LATENT:
+            if (self.scale, self.resolution, self.value_range) != (None, None, None):
+                raise ValueError("a latent output has no scale, resolution or value range")
+        elif self.kind != IMAGE:
+            raise ValueError(f"output kind must be {IMAGE!r} or {LATENT!r}, got {self.kind!r}")
+        elif (self.scale is None) == (self.resolution is None):
             raise ValueError("an output has either a scale or a fixed resolution")
 
 
@@ -125,15 +141,15 @@ class Signature:
 
     @property
     def image_input(self) -> InputSpec:
-        """The first spatial input (the image a translation or super-resolution model works on)."""
+        """The first image or label-map input (what a translation or super-resolution model works on)."""
         for spec in self.inputs:
-            if spec.spatial:
+            if spec.kind in PICTURE_KINDS:
                 return spec
         raise GanslimError("this generator takes no image: it is driven by latents alone")
 
     @property
     def takes_image(self) -> bool:
-        return any(spec.spatial for spec in self.inputs)
+        return any(spec.kind in PICTURE_KINDS for spec in self.inputs)
 
     @property
     def super_resolution(self) -> bool:
@@ -154,16 +170,25 @@ class Signature:
             raise GanslimError(f"{what} {side} does not fit this generator, which takes image sides that are "
                                f"{sides.describe()}: use {' or '.join(map(str, sides.nearest(side)))}")
 
+    def check_resolution(self, size: int, what: str = "--size") -> None:
+        """A one-line GanslimError when ``size`` is asked of a latent generator (of a fixed output resolution) whose
+        resolution it is not: such a model takes no image, so a size can only be the one it makes."""
+        resolution = self.output.resolution
+        if size != resolution:
+            raise GanslimError(f"{what} {size} does not fit this generator, which makes {resolution}x{resolution} "
+                               f"images from latents: drop {what} (a latent generator has one output size)")
+
     def example_inputs(self, side: int | tuple[int, int] | None = None, batch: int = 1,
                        generator: torch.Generator | None = None,
                        device: torch.device | str = "cpu") -> tuple[Tensor, ...]:
         """One random tensor per input: images uniform in their value range at ``side`` x ``side`` (or ``side`` =
-        (height, width)), label maps one-hot, latents standard normal. ``side`` defaults to the smallest accepted
-        side of at least 64."""
+        (height, width)), label maps one-hot, latents (N, channels) or (N, layers, channels) and noise images
+        (N, channels, r, r) at their own side r standard normal. ``side`` defaults to the smallest accepted side of
+        at least 64."""
         tensors = []
         for spec in self.inputs:
-            if spec.kind == LATENT:
-                tensors.append(torch.randn(batch, spec.channels, generator=generator).to(device))
+            if spec.kind in (LATENT, NOISE):
+                tensors.append(torch.randn(batch, *_normal_shape(spec), generator=generator).to(device))
                 continue
             default = max(spec.sides.nearest(64))
             height, width = (side, side) if isinstance(side, int) else side or (default, default)
@@ -179,13 +204,20 @@ class Signature:
 
     def to_dict(self) -> dict:
         """Plain JSON (lists, numbers, strings) for checkpoint headers and export sidecars."""
-        return {"inputs": [{"name": s.name, "kind": s.kind, "channels": s.channels,
-                            "value_range": list(s.value_range) if s.value_range is not None else None,
-                            "sides": None if s.sides is None else {"multiple": s.sides.multiple,
-                                                                   "minimum": s.sides.minimum}}
-                           for s in self.inputs],
-                "output": {"channels": self.output.channels, "value_range": list(self.output.value_range),
-                           "scale": self.output.scale, "resolution": self.output.resolution}}
+        # Keys of the later additions (layers, a side's maximum, a latent output's kind) only where they are set, so
+        # the signatures of earlier checkpoints and sidecars read back equal.
+        inputs = []
+        for s in self.inputs:
+            entry = {"name": s.name, "kind": s.kind, "channels": s.channels,
+                     "value_range": list(s.value_range) if s.value_range is not None else None,
+                     "sides": None if s.sides is None else {"multiple": s.sides.multiple, "minimum": s.sides.minimum}}
+            if s.sides is not None and s.sides.maximum is not None:
+                entry["sides"]["maximum"] = s.sides.maximum
+            inputs.append(entry | ({"layers": s.layers} if s.layers is not None else {}))
+        out = self.output
+        output = {"channels": out.channels, "value_range": None if out.value_range is None else list(out.value_range),
+                  "scale": out.scale, "resolution": out.resolution}
+        return {"inputs": inputs, "output": output | ({"kind": out.kind} if out.kind != IMAGE else {})}
 
     @classmethod
     def from_dict(cls, data: dict) -> Signature:
@@ -193,13 +225,14 @@ class Signature:
         try:
             inputs = tuple(InputSpec(name=str(s["name"]), kind=s["kind"], channels=int(s["channels"]),
                                      value_range=None if s["value_range"] is None else _range(s["value_range"]),
-                                     sides=None if s["sides"] is None else ImageSides(int(s["sides"]["multiple"]),
-                                                                                      int(s["sides"]["minimum"])))
+                                     sides=None if s["sides"] is None else _sides(s["sides"]),
+                                     layers=_optional_int(s.get("layers")))
                            for s in data["inputs"])
             out = data["output"]
-            output = OutputSpec(channels=int(out["channels"]), value_range=_range(out["value_range"]),
+            output = OutputSpec(channels=int(out["channels"]),
+                                value_range=None if out["value_range"] is None else _range(out["value_range"]),
                                 scale=None if out["scale"] is None else float(out["scale"]),
-                                resolution=None if out["resolution"] is None else int(out["resolution"]))
+                                resolution=_optional_int(out["resolution"]), kind=out.get("kind", IMAGE))
         except (KeyError, TypeError, ValueError) as error:
             raise GanslimError(f"malformed model signature ({type(error).__name__}: {error}): re-export the "
                                f"checkpoint with this ganslim") from None
@@ -214,8 +247,11 @@ class Signature:
         for spec in self.inputs:
             where = f", {spec.sides.describe()}" if spec.sides is not None else ""
             unit = "dims" if spec.kind == LATENT else "labels" if spec.kind == LABEL_MAP else "ch"
-            parts.append(f"{spec.name} ({spec.channels} {unit}{value_range(spec.value_range)}{where})")
+            count = f"{spec.layers}x{spec.channels}" if spec.layers is not None else str(spec.channels)
+            parts.append(f"{spec.name} ({count} {unit}{value_range(spec.value_range)}{where})")
         out = self.output
+        if out.kind == LATENT:
+            return f"{', '.join(parts)} -> latent ({out.channels} dims)"
         size = f"x{out.scale:g}" if out.scale is not None else f"{out.resolution}x{out.resolution}"
         return f"{', '.join(parts)} -> image ({out.channels} ch{value_range(out.value_range)}, {size})"
 
@@ -223,6 +259,27 @@ class Signature:
 def _range(pair: object) -> tuple[float, float]:
     low, high = pair  # type: ignore[misc]
     return float(low), float(high)
+
+
+def _normal_shape(spec: InputSpec) -> tuple[int, ...]:
+    """A latent's or noise image's shape after the batch: (channels), (layers, channels) or (channels, r, r)."""
+    if spec.kind == NOISE:
+        return spec.channels, spec.sides.minimum, spec.sides.minimum
+    return (spec.channels,) if spec.layers is None else (spec.layers, spec.channels)
+
+
+def _sides(data: dict) -> ImageSides:
+    return ImageSides(int(data["multiple"]), int(data["minimum"]), _optional_int(data.get("maximum")))
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
+def noise_input(name: str, side: int, channels: int = 1) -> InputSpec:
+    """A noise input: (N, ``channels``, ``side``, ``side``) standard-normal images, of that side only (StyleGAN2's
+    per-layer noise)."""
+    return InputSpec(name, NOISE, channels, None, ImageSides(1, side, side))
 
 
 def image_to_image(input_nc: int, output_nc: int, sides: ImageSides, value_range: tuple[float, float] = SIGNED,
@@ -267,6 +324,14 @@ def signature_of(model: nn.Module, side: int = 64) -> Signature:
     if isinstance(signature, Signature):
         return signature
     return image_to_image(input_channels(model), output_channels(model, side), ImageSides())
+
+
+def parts_of(model: nn.Module, batch: int = 1) -> dict[str, tuple[nn.Module, tuple[Tensor, ...]]] | None:
+    """A latent generator's separately measured and deployed parts, each with an example input of ``batch``: its
+    ``parts()`` (StyleGAN2's: ``mapping`` with z (N, z_dim), ``synthesis`` with W+ (N, num_ws, w_dim)); None for a
+    model without parts."""
+    parts = getattr(model, "parts", None)
+    return parts(batch) if callable(parts) else None
 
 
 def output_channels(model: nn.Module, side: int) -> int:

@@ -29,7 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "int8 = both int8 backends (default torch,onnxruntime,openvino,int8)")
     parser.add_argument("--size", type=int, default=None,
                         help="input height and width (default: the size the models were trained at, else 256); "
-                             "super-resolution models: the LR side timed (default 64), quality images are whole")
+                             "super-resolution models: the LR side timed (default 64), quality images are whole; "
+                             "latent generators (z in, image out): their image side (a name is built at it)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of every runtime (default 2)")
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds (default 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
@@ -61,16 +62,20 @@ def run(args: argparse.Namespace) -> None:
     from ganslim.outputs import check_output_folder
 
     check_output_folder(args.out, "--out")
-    loaded = [_load(spec, args.direction) for spec in args.models]
+    loaded = [_load(spec, args.direction, args.size) for spec in args.models]
     models = _unique_names([model for model, _ in loaded])
-    common_scale(models)  # models of different scales are refused before anything runs
-    size = choose_size(args.size, [(model.name, trained) for model, trained in loaded],
-                       [signature_of(model.module) for model in models], resizes=False)
+    common_scale(models)  # models of different scales or kinds are refused before anything runs
+    signatures = [signature_of(model.module) for model in models]
+    if signatures[0].takes_image:
+        size = choose_size(args.size, [(model.name, trained) for model, trained in loaded], signatures,
+                           resizes=False)
+    else:  # latent generators make images of their own size, which run_bench checks --size against
+        size = args.size
     result = run_bench(models, args.backends, size=size, threads=args.threads, repeats=args.repeats,
                        warmup=args.warmup, data=args.data, split=args.split, direction=args.direction,
                        num_images=args.num_images, num_calibration=args.num_calibration, peak_size=args.peak_size,
                        progress=not args.json, sr_metric=args.sr_metric)
-    result.info["command"] = _command(args, size)
+    result.info["command"] = _command(args, result.settings["size"])
     bench = result.to_dict()
     files = write_bench(bench, args.out)
     if args.json:
@@ -83,7 +88,7 @@ def run(args: argparse.Namespace) -> None:
         print(files.plot_note)
 
 
-def _load(spec: str, direction: str):  # -> (ganslim.measure.bench.BenchModel, the size it was trained at or None)
+def _load(spec: str, direction: str, size: int | None):  # -> (BenchModel, the size it was trained at or None)
     import ganslim.archs  # noqa: F401 - registers the generators
     from ganslim.checkpoints import load_generator
     from ganslim.cli.profile import build_named_generator
@@ -97,7 +102,7 @@ def _load(spec: str, direction: str):  # -> (ganslim.measure.bench.BenchModel, t
         model = BenchModel(label or _default_label(loaded.path), loaded.model, loaded.arch, str(loaded.path))
         return model, loaded.trained_size
     if target in GENERATORS:
-        return BenchModel(label or target, build_named_generator(target, None, None), target, None), None
+        return BenchModel(label or target, build_named_generator(target, None, None, size), target, None), None
     raise GanslimError(f"'{target}' is neither an existing checkpoint nor a generator name: pass a checkpoint "
                        f"path or one of {', '.join(GENERATORS.names())}")
 

@@ -1,4 +1,5 @@
-"""`ganslim export --ckpt FILE --format onnx|openvino|torchscript`: a deployable file set, checked for parity."""
+"""`ganslim export --ckpt FILE --format onnx|openvino|torchscript`: a deployable file set, checked for parity; a latent
+generator's mapping and synthesis graphs (`--parts`, `--w-plus`, `--noise`)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", default="onnx", metavar="FORMAT",
                         help="onnx (checked in ONNX Runtime), openvino (.xml + .bin; needs ganslim[openvino]) "
                              "or torchscript (traced .pt) (default onnx)")
-    parser.add_argument("--size", type=int, default=256,
-                        help="input height and width, the low-resolution side for super-resolution (default 256)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="input height and width, the low-resolution side for super-resolution (default 256; "
+                             "latent generators take no image: their output size only)")
     parser.add_argument("--dynamic", action="store_true",
-                        help="dynamic batch, height and width (parity also checked at 2 x C x SIZE x 2*SIZE)")
+                        help="dynamic batch, height and width (parity also checked at 2 x C x SIZE x 2*SIZE; "
+                             "latent generators: dynamic batch, checked at batch 1 and 2)")
+    parser.add_argument("--parts", default=None, metavar="PARTS",
+                        help="a latent generator's graphs: mapping,synthesis (its default: <stem>.mapping.onnx z -> "
+                             "W, <stem>.synthesis.onnx W -> image), one of them, or whole (one z -> image graph)")
+    parser.add_argument("--w-plus", action="store_true",
+                        help="the synthesis graph takes W+ (N, num_ws, w_dim) instead of W (N, w_dim)")
+    parser.add_argument("--noise", default="frozen", metavar="NOISE",
+                        help="synthesis noise: frozen (the stored noise buffers baked in, default) or input (one "
+                             "(N, 1, r, r) input per buffer, noise_0 ...)")
     parser.add_argument("--output", default=None,
                         help="model file, or a folder (existing, or ending in /) that gets <checkpoint stem>.onnx "
                              "(default: next to the checkpoint)")
@@ -45,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from ganslim.checkpoints import load_generator, resolve_generator_file
     from ganslim.errors import GanslimError
-    from ganslim.export import FORMATS, SUFFIXES, export_model
+    from ganslim.export import FORMATS, SUFFIXES, export_model, export_parts
 
     if args.format not in FORMATS:
         raise GanslimError(f"unknown --format '{args.format}'; choose one of: {', '.join(FORMATS)}")
@@ -53,22 +64,57 @@ def run(args: argparse.Namespace) -> None:
     output = output_file(args.output, checkpoint, DEFAULT_SUFFIXES[args.format], SUFFIXES[args.format],
                          f"--format {args.format}")
     loaded = load_generator(checkpoint, direction=args.direction)
-    result = export_model(
-        loaded.model, output, args.format, size=args.size, dynamic=args.dynamic, meta=checkpoint_meta(loaded),
-        arch=loaded.arch, arch_kwargs=loaded.arch_kwargs, tolerance=args.tolerance, precision=args.precision,
-        onnx_exporter=args.onnx_exporter)
+    parts = chosen_parts(args.parts, loaded.model)
+    options = {"dynamic": args.dynamic, "meta": checkpoint_meta(loaded), "arch": loaded.arch,
+               "arch_kwargs": loaded.arch_kwargs, "tolerance": args.tolerance, "precision": args.precision,
+               "onnx_exporter": args.onnx_exporter}
+    if loaded.signature.takes_image:
+        size = 256 if args.size is None else args.size
+    else:  # a latent generator makes images of one size, the only --size it takes
+        size = loaded.signature.output.resolution
+        if args.size is not None:
+            loaded.signature.check_resolution(args.size)
+    if parts is None:
+        if args.w_plus or args.noise != "frozen":
+            raise GanslimError("--w-plus and --noise are options of a latent generator's synthesis graph: pass "
+                               "--parts synthesis (or mapping,synthesis), or drop them")
+        results = [export_model(loaded.model, output, args.format, size=size, **options)]
+    else:
+        results = export_parts(loaded.model, output, args.format, parts, w_plus=args.w_plus, noise=args.noise,
+                               **options)
     if args.json:
-        print(json.dumps({"format": result.format, "files": [str(f) for f in result.files],
-                          "sidecar": str(result.sidecar), "max_abs_diff": result.max_abs_diff,
-                          "tolerance": result.tolerance, "runtime": result.runtime,
-                          "checked_shapes": [list(s) for s in result.checked_shapes]}))
+        described = [_described(result) for result in results]
+        print(json.dumps(described[0] if parts is None else
+                         {"format": args.format, "parts": {r.part: d for r, d in zip(results, described)}}))
         return
-    shapes = ", ".join("x".join(map(str, s)) for s in result.checked_shapes)
-    print(f"exported {loaded.arch} ({loaded.source} checkpoint {checkpoint}) to {result.format}")
-    print(f"  files        : {', '.join(str(f) for f in result.files)}")
-    print(f"  sidecar      : {result.sidecar}")
-    print(f"  max abs diff : {result.max_abs_diff:.3g} vs eager PyTorch (tolerance {result.tolerance:g}; "
-          f"{result.runtime}; inputs {shapes})")
+    print(f"exported {loaded.arch} ({loaded.source} checkpoint {checkpoint}) to {args.format}"
+          + ("" if parts is None else f": {', '.join(parts)}"))
+    for result in results:
+        shapes = ", ".join("x".join(map(str, s)) for s in result.checked_shapes)
+        if result.part is not None:
+            print(f"  {result.part}")
+        print(f"  files        : {', '.join(str(f) for f in result.files)}")
+        print(f"  sidecar      : {result.sidecar}")
+        print(f"  max abs diff : {result.max_abs_diff:.3g} vs eager PyTorch (tolerance {result.tolerance:g}; "
+              f"{result.runtime}; inputs {shapes})")
+
+
+def chosen_parts(text: str | None, model) -> list[str] | None:
+    """The parts --parts names (None: the whole model); a latent generator's default is all of them."""
+    from ganslim.export.parts import PARTS
+    from ganslim.signature import parts_of
+
+    if text is None:
+        return list(PARTS) if parts_of(model) is not None else None
+    if text.strip() == "whole":
+        return None
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _described(result) -> dict:
+    return {"format": result.format, "files": [str(f) for f in result.files], "sidecar": str(result.sidecar),
+            "max_abs_diff": result.max_abs_diff, "tolerance": result.tolerance, "runtime": result.runtime,
+            "checked_shapes": [list(s) for s in result.checked_shapes]}
 
 
 def output_file(output: str | None, checkpoint: Path, suffix: str, suffixes: tuple[str, ...], what: str) -> Path:

@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ganslim.signature import Signature
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("profile", help="params, MACs, latency and memory of a generator")
     parser.add_argument("model", metavar="MODEL_OR_CKPT",
                         help="a checkpoint file/folder, or a registered generator name (e.g. resnet_9blocks)")
-    parser.add_argument("--size", type=int, default=256,
-                        help="input height and width, the low-resolution side for super-resolution (default 256)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="input height and width, the low-resolution side for super-resolution (default 256); "
+                             "a latent generator's image side (a name: built at that size; a checkpoint: its own)")
     parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
@@ -27,16 +32,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def build_named_generator(name: str, ngf: int | None, norm: str | None):
+def build_named_generator(name: str, ngf: int | None, norm: str | None, size: int | None = None):
     """A freshly initialised registered generator, with the reference's default norm for its family where it
-    takes a norm; ``ngf`` and ``norm`` given to a builder that takes none are one line naming what it takes."""
+    takes a norm; ``ngf`` and ``norm`` given to a builder that takes none are one line naming what it takes.
+    ``size`` is the image side of a latent generator (a builder that takes ``size``, as stylegan2's); an image
+    model's input side is no build argument, so it is ignored for those."""
     from ganslim.archs import build_generator, builder_parameters
     from ganslim.registry import GENERATORS
 
     kwargs = {key: value for key, value in (("ngf", ngf), ("norm", norm)) if value is not None}
-    if norm is None and "norm" in builder_parameters(GENERATORS, name):
+    accepted = builder_parameters(GENERATORS, name)
+    if norm is None and "norm" in accepted:
         kwargs["norm"] = "batch" if name.startswith("unet") else "instance"
+    if size is not None and "size" in accepted:
+        kwargs["size"] = size
     return build_generator(name, **kwargs)
+
+
+def profile_size(requested: int | None, signature: Signature) -> int:
+    """The side to profile at: ``requested`` (default 256) for a model that takes an image; a latent generator's
+    own image side, which a different ``requested`` is one line against."""
+    if signature.takes_image:
+        return 256 if requested is None else requested
+    if requested is not None:
+        signature.check_resolution(requested)
+    return signature.output.resolution
 
 
 def run(args: argparse.Namespace) -> None:
@@ -46,14 +66,17 @@ def run(args: argparse.Namespace) -> None:
     from ganslim.measure.profile import format_profile, profile_model
     from ganslim.registry import GENERATORS
 
+    from ganslim.signature import signature_of
+
     if Path(args.model).exists():
         model = load_generator(args.model).model
     elif args.model in GENERATORS:
-        model = build_named_generator(args.model, args.ngf, args.norm)
+        model = build_named_generator(args.model, args.ngf, args.norm, args.size)
     else:
         raise GanslimError(f"'{args.model}' is neither an existing checkpoint nor a generator name: pass a "
                            f"checkpoint path or one of {', '.join(GENERATORS.names())}")
-    profile = profile_model(model, input_size=args.size, batch=args.batch, device=args.device,
+    size = profile_size(args.size, signature_of(model, args.size or 256))
+    profile = profile_model(model, input_size=size, batch=args.batch, device=args.device,
                             threads=args.threads, warmup=args.warmup, repeats=args.repeats)
     if args.json:
         print(json.dumps({"model": args.model, **profile.to_dict()}))

@@ -2,6 +2,8 @@
 
 :func:`export_model` writes one deployable file set plus a JSON sidecar, then runs the exported model in its
 runtime and compares it with eager PyTorch; above the tolerance it raises and leaves nothing behind.
+:func:`export_parts` does the same for each graph of a latent generator (its mapping and synthesis,
+:mod:`ganslim.export.parts`), all written or none.
 :func:`quantize_model` (in ``ganslim.export.quantize``) makes a static int8 model calibrated on the user's
 images and reports its quality drop, speed-up and the layers that stay float. :func:`load_exported` runs any
 exported file. Everything takes a plain ``nn.Module`` generator and reads what it takes and returns from its
@@ -34,8 +36,9 @@ from torch import nn
 from ganslim import __version__
 from ganslim.atomic import atomic_write_text
 from ganslim.errors import GanslimError, first_line
-from ganslim.export.onnx import EXPORTERS, OUTPUT_NAME, dynamic_axes, export_onnx
+from ganslim.export.onnx import EXPORTERS, OUTPUT_NAME, export_onnx, input_axes, output_axes
 from ganslim.export.openvino import export_openvino
+from ganslim.export.parts import PARTS, part_graphs
 from ganslim.export.runtime import (
     PRECISIONS,
     TORCHSCRIPT_SUFFIXES,
@@ -46,7 +49,18 @@ from ganslim.export.runtime import (
 from ganslim.export.torchscript import export_torchscript
 from ganslim.measure.profile import eval_mode
 from ganslim.outputs import check_output_file, check_output_folder, make_folder, write_error
-from ganslim.signature import IMAGE, SIGNED, UNIT, ImageSides, Signature, image_to_image, input_channels, signature_of
+from ganslim.signature import (
+    IMAGE,
+    LATENT,
+    SIGNED,
+    UNIT,
+    ImageSides,
+    InputSpec,
+    Signature,
+    image_to_image,
+    input_channels,
+    signature_of,
+)
 
 if TYPE_CHECKING:
     from ganslim.export.quantize import QuantizeResult, quantize_model
@@ -58,6 +72,7 @@ __all__ = [
     "FORMATS",
     "QuantizeResult",
     "export_model",
+    "export_parts",
     "format_of",
     "load_exported",
     "quantize_model",
@@ -65,7 +80,9 @@ __all__ = [
 
 FORMATS = ("onnx", "openvino", "torchscript")
 SIDECAR_FORMAT = "ganslim-export"
-SIDECAR_VERSION = 2  # 2: the model's signature, its input's name and kind, normalization from its value ranges
+# 2: the model's signature, its input's name and kind, normalization from its value ranges; 3: every graph input
+# (``inputs``), latent inputs and outputs, and ``part`` (the mapping or synthesis graph of a latent generator).
+SIDECAR_VERSION = 3
 # File names used when the output given is a folder; TorchScript avoids "generator.pt", a checkpoint's name.
 DEFAULT_NAMES = {"onnx": "generator.onnx", "openvino": "generator.xml", "torchscript": "generator.torchscript.pt"}
 SUFFIXES = {"onnx": (".onnx",), "openvino": (".xml",), "torchscript": TORCHSCRIPT_SUFFIXES}
@@ -86,8 +103,9 @@ class ExportResult:
     """What :func:`export_model` wrote and measured.
 
     ``files`` are the model files (e.g. ``[generator.xml, generator.bin]``), ``sidecar`` the JSON next to
-    them, ``max_abs_diff`` the largest |exported - eager| over ``checked_shapes`` (N, C, H, W), ``runtime``
-    the runtime and version that ran the check.
+    them, ``max_abs_diff`` the largest |exported - eager| over ``checked_shapes`` (the first input's, e.g.
+    (N, C, H, W)), ``runtime`` the runtime and version that ran the check, ``part`` the part of a latent
+    generator (``mapping``, ``synthesis``; None for a whole model).
     """
 
     format: str
@@ -97,6 +115,7 @@ class ExportResult:
     tolerance: float
     runtime: str
     checked_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    part: str | None = None
 
 
 def export_model(
@@ -125,8 +144,10 @@ def export_model(
             ``generator.torchscript.pt``. The sidecar is ``<model file>.json``.
         format: ``onnx`` (checked in ONNX Runtime), ``openvino`` (OpenVINO, ``precision`` hint) or
             ``torchscript`` (traced; checked with ``torch.jit.load``).
-        size: height and width of the export's image, (1, C, size, size) (a super-resolution model's LR side).
-        dynamic: make batch, height and width dynamic; parity is then also checked at (2, C, size, 2*size).
+        size: height and width of the export's image, (1, C, size, size) (a super-resolution model's LR side;
+            unused by a latent generator, whose z is (1, z_dim)).
+        dynamic: make batch, height and width dynamic; parity is then also checked at (2, C, size, 2*size) (a
+            latent generator: at batch 2).
         meta: JSON-serialisable facts copied into the sidecar (e.g. the checkpoint it came from).
         arch: registered architecture name, recorded in the sidecar (None for unregistered modules).
         arch_kwargs: its build arguments, recorded in the sidecar.
@@ -140,6 +161,90 @@ def export_model(
         An :class:`ExportResult`. Raises GanslimError (and writes nothing) when the generator cannot run at
         ``size``, the export fails, or the exported output differs by more than ``tolerance``.
     """
+    tolerance = _check_options(format, precision, onnx_exporter, tolerance)
+    target = resolve_output(out, SUFFIXES[format], DEFAULT_NAMES[format], f"--format {format}")
+    _check_size(size)
+    with eval_mode(generator):  # a plain module's signature is probed with a forward
+        signature = signature_of(generator, size)
+        if len(signature.inputs) != 1:
+            raise GanslimError(f"export takes generators of one input; this one takes {signature.describe()}")
+        graph = Graph(target.name, generator, signature, _check_inputs(signature, size, dynamic, seed))
+        options = _Options(format, dynamic, tolerance, precision, onnx_exporter, seed)
+        return _export_graphs([graph], target.parent, options, meta, arch, arch_kwargs)[0]
+
+
+def export_parts(
+    generator: nn.Module,
+    out: str | os.PathLike,
+    format: str = "onnx",  # noqa: A002 - the word users know from --format
+    parts: Sequence[str] = PARTS,
+    *,
+    w_plus: bool = False,
+    noise: str = "frozen",
+    dynamic: bool = False,
+    meta: dict | None = None,
+    arch: str | None = None,
+    arch_kwargs: dict | None = None,
+    tolerance: float | None = None,
+    precision: str = "f32",
+    onnx_exporter: str = "auto",
+    seed: int = 0,
+) -> list[ExportResult]:
+    """Export a latent generator's ``parts`` as separate graphs (:mod:`ganslim.export.parts`), each verified in its
+    runtime against eager PyTorch, with a sidecar each; all are written or none.
+
+    Args:
+        generator: a latent generator with ``parts()`` (:mod:`ganslim.export.parts`; StyleGAN2's), on the CPU.
+        out: a model file (``G.onnx``, ``G.xml``, ``G.pt``), whose stem names the parts' files (``G.mapping.onnx``,
+            ``G.synthesis.onnx``), or a folder (``generator.mapping.onnx``, ...).
+        format: ``onnx``, ``openvino`` or ``torchscript``, as for :func:`export_model`.
+        parts: names from :data:`ganslim.export.parts.PARTS`: ``mapping`` (z (N, z_dim) -> W (N, w_dim)) and
+            ``synthesis`` (W (N, w_dim), the same style for every layer, or W+ (N, num_ws, w_dim) -> image).
+        w_plus: the synthesis graph takes W+ rather than W.
+        noise: ``frozen`` bakes the stored noise buffers into the synthesis graph; ``input`` makes each an input
+            (N or 1, 1, r, r) named as the buffer (``noise_0``, ...).
+        dynamic: a free batch axis, checked at batch 1 and 2 (else batch 1 only).
+        meta, arch, arch_kwargs, tolerance, precision, onnx_exporter, seed: as for :func:`export_model`.
+    """
+    tolerance = _check_options(format, precision, onnx_exporter, tolerance)
+    target = resolve_output(out, SUFFIXES[format], DEFAULT_NAMES[format], f"--format {format}")
+    with eval_mode(generator):
+        graphs = []
+        for part, module in part_graphs(generator, parts, w_plus, noise).items():
+            name = f"{Path(target.name).stem}.{part}{target.suffix}"  # G.onnx -> G.mapping.onnx
+            checks = _check_inputs(module.signature, 1, dynamic, seed)
+            fields = {"part": part} | ({"noise": noise} if part == "synthesis" else {})
+            graphs.append(Graph(name, module, module.signature, checks, part, fields))
+        options = _Options(format, dynamic, tolerance, precision, onnx_exporter, seed)
+        return _export_graphs(graphs, target.parent, options, meta, arch, arch_kwargs)
+
+
+@dataclass(frozen=True)
+class Graph:
+    """One file set to export: ``module`` (in eval mode) with its ``signature``, written as ``file_name``, checked
+    on ``checks`` (tuples of inputs, one tensor per signature input); ``part`` names a latent generator's part and
+    ``fields`` are added to its sidecar."""
+
+    file_name: str
+    module: nn.Module
+    signature: Signature
+    checks: list[tuple[torch.Tensor, ...]]
+    part: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Options:
+    format: str
+    dynamic: bool
+    tolerance: float
+    precision: str
+    onnx_exporter: str
+    seed: int
+
+
+def _check_options(format: str, precision: str, onnx_exporter: str, tolerance: float | None) -> float:  # noqa: A002
+    """The tolerance to check with (one line for an unknown format, precision or exporter, or a bad tolerance)."""
     if format not in FORMATS:
         raise GanslimError(f"unknown export format '{format}'; choose one of: {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
@@ -151,53 +256,71 @@ def export_model(
     tolerance = DEFAULT_TOLERANCE[precision] if tolerance is None else float(tolerance)
     if not tolerance >= 0:
         raise GanslimError(f"tolerance {tolerance} must be a non-negative number (e.g. 1e-3)")
-    target = resolve_output(out, SUFFIXES[format], DEFAULT_NAMES[format], f"--format {format}")
-    _check_size(size)
-
-    with eval_mode(generator):  # a plain module's signature is probed with a forward
-        signature = signature_of(generator, size)
-        inputs = _check_inputs(signature, size, dynamic, seed)
-        shapes = [tuple(image.shape) for image in inputs]
-        expected = [run_eager(generator, image) for image in inputs]
-        with staging_folder(target.parent) as stage:
-            staged = stage / target.name
-            files, exporter_used = _write_format(format, generator, staged, inputs[0], dynamic, onnx_exporter,
-                                                 signature)
-            exported = load_exported(staged, precision=precision)
-            diff = max(_max_abs_diff(exported, image, reference) for image, reference in zip(inputs, expected))
-            if not diff <= tolerance:
-                raise GanslimError(
-                    f"the {format} export differs from eager PyTorch by max abs {diff:.3g} > tolerance "
-                    f"{tolerance:g} ({exported.runtime}, {precision}); nothing was written: pass a larger "
-                    f"--tolerance if that is expected, else report the model")
-            sidecar = sidecar_header(format, files, arch, arch_kwargs, shapes[0], tuple(expected[0].shape),
-                                     dynamic, meta, signature=signature)
-            sidecar["export"] = {"onnx_exporter": exporter_used, "torch_version": torch.__version__}
-            sidecar["verification"] = {
-                "runtime": exported.runtime, "precision": precision, "max_abs_diff": diff,
-                "tolerance": tolerance, "input_shapes": [list(s) for s in shapes],
-                "input": f"the signature's example inputs, seeds {seed}..{seed + len(shapes) - 1}",
-            }
-            del exported  # release the runtime's hold on the staged files before they move
-            published, sidecar_path = publish(stage, files, sidecar, target.parent)
-    return ExportResult(format=format, files=published, sidecar=sidecar_path, max_abs_diff=diff,
-                        tolerance=tolerance, runtime=sidecar["verification"]["runtime"], checked_shapes=shapes)
+    return tolerance
 
 
-def _check_inputs(signature: Signature, size: int, dynamic: bool, seed: int) -> list[torch.Tensor]:
+def _export_graphs(graphs: Sequence[Graph], folder: Path, options: _Options, meta: dict | None, arch: str | None,
+                  arch_kwargs: dict | None) -> list[ExportResult]:
+    """Export every graph into ``folder``, each checked against eager PyTorch, and publish them only when all
+    passed (each model file set, then its sidecar)."""
+    expected = [[run_eager(graph.module, inputs) for inputs in graph.checks] for graph in graphs]
+    with staging_folder(folder) as stage:
+        staged = [_export_checked(graph, outputs, stage, options, meta, arch, arch_kwargs)
+                  for graph, outputs in zip(graphs, expected)]
+        results = []
+        for graph, (files, sidecar) in zip(graphs, staged):
+            published, sidecar_path = publish(stage, files, sidecar, folder)
+            check = sidecar["verification"]
+            results.append(ExportResult(format=options.format, files=published, sidecar=sidecar_path,
+                                        max_abs_diff=check["max_abs_diff"], tolerance=options.tolerance,
+                                        runtime=check["runtime"], part=graph.part,
+                                        checked_shapes=[tuple(inputs[0].shape) for inputs in graph.checks]))
+    return results
+
+
+def _export_checked(graph: Graph, expected: list[np.ndarray], stage: Path, options: _Options, meta: dict | None,
+                    arch: str | None, arch_kwargs: dict | None) -> tuple[list[Path], dict[str, Any]]:
+    """Write ``graph`` into ``stage`` and check it in its runtime against the eager ``expected`` outputs: its files
+    and sidecar; above the tolerance a GanslimError."""
+    fmt, precision, tolerance = options.format, options.precision, options.tolerance
+    with eval_mode(graph.module):  # a part's wrapper module is made in train mode, as every new module
+        files, exporter_used = _write_format(fmt, graph.module, stage / graph.file_name, graph.checks[0],
+                                             options.dynamic, options.onnx_exporter, graph.signature)
+    exported = load_exported(files[0], precision=precision)
+    diff = max(_max_abs_diff(exported, inputs, reference) for inputs, reference in zip(graph.checks, expected))
+    runtime = exported.runtime
+    del exported  # release the runtime's hold on the staged files before they move
+    what = f"{graph.part} graph of the {fmt} export" if graph.part else f"{fmt} export"
+    if not diff <= tolerance:
+        raise GanslimError(
+            f"the {what} differs from eager PyTorch by max abs {diff:.3g} > tolerance {tolerance:g} ({runtime}, "
+            f"{precision}); nothing was written: pass a larger --tolerance if that is expected, else report the model")
+    shapes = [[list(tensor.shape) for tensor in inputs] for inputs in graph.checks]
+    sidecar = sidecar_header(fmt, files, arch, arch_kwargs, shapes[0][0], tuple(expected[0].shape), options.dynamic,
+                             meta, signature=graph.signature, input_shapes=shapes[0])
+    sidecar.update(graph.fields)
+    sidecar["export"] = {"onnx_exporter": exporter_used, "torch_version": torch.__version__}
+    sidecar["verification"] = {
+        "runtime": runtime, "precision": precision, "max_abs_diff": diff, "tolerance": tolerance,
+        "input_shapes": [first for first, *_ in shapes],
+        "input": f"the signature's example inputs, seeds {options.seed}..{options.seed + len(shapes) - 1}",
+    }
+    return files, sidecar
+
+
+def _check_inputs(signature: Signature, size: int, dynamic: bool, seed: int) -> list[tuple[torch.Tensor, ...]]:
     """The signature's example inputs the export is checked on: batch 1 at ``size`` x ``size``, and when
-    ``dynamic`` batch 2 at ``size`` x ``2 * size``; one line if the generator cannot take them."""
-    if len(signature.inputs) != 1:
-        raise GanslimError(f"export takes generators of one input; this one takes {signature.describe()}")
+    ``dynamic`` batch 2 at ``size`` x ``2 * size`` (latent generators: batch 1, and 2 when dynamic); one line if
+    the generator cannot take them."""
     if signature.takes_image:
         signature.check_side(size, "--size")
     checks = [(1, (size, size))] + ([(2, (size, 2 * size))] if dynamic else [])
-    return [signature.example_inputs(sides, batch, torch.Generator().manual_seed(seed + index))[0]
+    return [signature.example_inputs(sides, batch, torch.Generator().manual_seed(seed + index))
             for index, (batch, sides) in enumerate(checks)]
 
 
-def _write_format(format: str, generator: nn.Module, path: Path, example: torch.Tensor, dynamic: bool,  # noqa: A002
-                  onnx_exporter: str, signature: Signature) -> tuple[list[Path], str | None]:
+def _write_format(format: str, generator: nn.Module, path: Path, example: tuple[torch.Tensor, ...],  # noqa: A002
+                  dynamic: bool, onnx_exporter: str, signature: Signature) -> tuple[list[Path], str | None]:
     """Write ``format`` at ``path``: (files, ONNX exporter used; None for TorchScript)."""
     try:
         if format == "torchscript":
@@ -252,25 +375,26 @@ def seeded_image(shape: Sequence[int], seed: int) -> torch.Tensor:
     return torch.rand(tuple(shape), generator=generator) * 2 - 1
 
 
-def run_eager(generator: nn.Module, image: torch.Tensor) -> np.ndarray:
-    """``generator(image)`` on CPU as a float32 array; a generator that cannot take the shape is a user error."""
+def run_eager(generator: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> np.ndarray:
+    """``generator(*inputs)`` on CPU as a float32 array; a generator that cannot take the shape is a user error."""
+    inputs = (inputs,) if isinstance(inputs, torch.Tensor) else inputs
     device = {t.device for t in (*generator.parameters(), *generator.buffers())}
     if device - {torch.device("cpu")}:
         raise GanslimError("the generator is not on the CPU: call generator.cpu() before exporting")
     try:
         with torch.inference_mode():
-            return generator(image).float().numpy()
+            return generator(*inputs).float().numpy()
     except RuntimeError as error:
-        raise GanslimError(f"{type(generator).__name__} cannot run on a {'x'.join(map(str, image.shape))} "
+        raise GanslimError(f"{type(generator).__name__} cannot run on a {'x'.join(map(str, inputs[0].shape))} "
                            f"input ({first_line(error)}): pick a --size its downsampling accepts "
                            f"(e.g. 256)") from None
 
 
-def _max_abs_diff(exported: ExportedModel, image: torch.Tensor, expected: np.ndarray) -> float:
+def _max_abs_diff(exported: ExportedModel, inputs: tuple[torch.Tensor, ...], expected: np.ndarray) -> float:
     try:
-        actual = exported(image.numpy())
+        actual = exported(*(tensor.numpy() for tensor in inputs))
     except Exception as error:  # noqa: BLE001 - runtimes raise their own types for shape problems
-        raise GanslimError(f"the exported model fails on a {'x'.join(map(str, image.shape))} input in "
+        raise GanslimError(f"the exported model fails on a {'x'.join(map(str, inputs[0].shape))} input in "
                            f"{exported.runtime} ({first_line(error)}); nothing was written") from None
     if actual.shape != expected.shape:
         raise GanslimError(f"the exported model returns {actual.shape} where PyTorch returns {expected.shape}; "
@@ -303,16 +427,19 @@ def staging_folder(folder: Path) -> Iterator[Path]:
 
 def sidecar_header(model_format: str, files: Sequence[Path], arch: str | None, arch_kwargs: dict | None,
                    input_shape: Sequence[int], output_shape: Sequence[int], dynamic: bool,
-                   meta: dict | None, signature: Signature | None = None) -> dict[str, Any]:
-    """The sidecar fields every exported model has: what it is, its signature, its input/output and how pixels map.
+                   meta: dict | None, signature: Signature | None = None,
+                   input_shapes: Sequence[Sequence[int]] | None = None) -> dict[str, Any]:
+    """The sidecar fields every exported model has: what it is, its signature, its inputs/output and how pixels map.
 
     ``signature`` is the exported generator's; without it the model is taken for an image-to-image one in [-1, 1]
-    with the channels of ``input_shape`` and ``output_shape`` (N, C, H, W).
+    with the channels of ``input_shape`` and ``output_shape`` (N, C, H, W). ``input_shapes``: every graph input's
+    shape, in the signature's order (default: ``input_shape`` alone); ``input`` is the first of ``inputs``.
     """
     if signature is None:
         signature = image_to_image(input_shape[1], output_shape[1], ImageSides())
-    spec = signature.inputs[0]
-    input_axes, output_axes = dynamic_axes(signature) if dynamic else ({}, {})
+    inputs = [_graph_input(spec, shape, dynamic)
+              for spec, shape in zip(signature.inputs, input_shapes or [input_shape], strict=True)]
+    out = signature.output
     return {
         "format": SIDECAR_FORMAT,
         "format_version": SIDECAR_VERSION,
@@ -323,13 +450,20 @@ def sidecar_header(model_format: str, files: Sequence[Path], arch: str | None, a
         "arch_kwargs": dict(arch_kwargs or {}),
         "signature": signature.to_dict(),
         "signature_description": signature.describe(),
-        "input": {"name": spec.name, "kind": spec.kind, "shape": list(input_shape), "dtype": "float32",
-                  "layout": "NCHW" if spec.spatial else "NC", "dynamic_axes": _named(input_axes)},
-        "output": {"name": OUTPUT_NAME, "kind": IMAGE, "shape": list(output_shape), "dtype": "float32",
-                   "layout": "NCHW", "dynamic_axes": _named(output_axes)},
+        "input": inputs[0],
+        "inputs": inputs,
+        "output": {"name": OUTPUT_NAME, "kind": out.kind, "shape": list(output_shape), "dtype": "float32",
+                   "layout": "NC" if out.kind == LATENT else "NCHW",
+                   "dynamic_axes": _named(output_axes(signature) if dynamic else {})},
         "normalization": normalization(signature),
         "meta": dict(meta or {}),
     }
+
+
+def _graph_input(spec: InputSpec, shape: Sequence[int], dynamic: bool) -> dict[str, Any]:
+    layout = "NCHW" if spec.spatial else "NC" if spec.layers is None else "NLC"  # L: W+'s layers
+    return {"name": spec.name, "kind": spec.kind, "shape": list(shape), "dtype": "float32", "layout": layout,
+            "dynamic_axes": _named(input_axes(spec) if dynamic else {})}
 
 
 def _named(axes: dict[int, str]) -> dict[str, str]:
@@ -338,21 +472,25 @@ def _named(axes: dict[int, str]) -> dict[str, str]:
 
 def normalization(signature: Signature) -> dict[str, Any]:
     """How 8-bit pixels x reach the model's image input and how its outputs y become pixels again, from the
-    signature's value ranges, with the output's size (``scale`` x the input's sides, or a fixed ``resolution``)."""
+    signature's value ranges, with the output's size (``scale`` x the input's sides, or a fixed ``resolution``);
+    None where an input or the output is no image (a latent)."""
     spec, out = signature.inputs[0], signature.output
     pixels_in = _pixels_in(spec.value_range) if spec.kind == IMAGE else None
-    size = f"{out.scale:g}x the input's sides" if out.scale is not None else f"{out.resolution} pixels square"
-    source = "uint8 RGB (L for 1 channel) pixels x map to " + (
-        f"[{spec.value_range[0]:g}, {spec.value_range[1]:g}]" if pixels_in else f"no input ({spec.kind})")
+    source = (f"uint8 RGB (L for 1 channel) pixels x map to [{spec.value_range[0]:g}, {spec.value_range[1]:g}]"
+              if pixels_in else f"the input is a {spec.kind.replace('_', ' ')}, not pixels")
+    if out.kind == LATENT:
+        target = f"the output is a latent ({out.channels} dims), not pixels"
+    else:
+        size = f"{out.scale:g}x the input's sides" if out.scale is not None else f"{out.resolution} pixels square"
+        target = f"outputs y in [{out.value_range[0]:g}, {out.value_range[1]:g}] map back to uint8 at {size}"
     return {
         "input": pixels_in,
         "input_range": list(spec.value_range) if pixels_in else None,
-        "output": _pixels_out(out.value_range),
-        "output_range": list(out.value_range),
+        "output": None if out.kind == LATENT else _pixels_out(out.value_range),
+        "output_range": None if out.value_range is None else list(out.value_range),
         "scale": out.scale,
         "resolution": out.resolution,
-        "note": f"{source}; outputs y in [{out.value_range[0]:g}, {out.value_range[1]:g}] map back to uint8 at "
-                f"{size}",
+        "note": f"{source}; {target}",
     }
 
 

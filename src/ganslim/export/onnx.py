@@ -11,6 +11,10 @@ size, e.g. elastic supernet layers that slice weights by ``x.shape[1]``, whose i
 unknown channel count. The legacy exporter is deprecated in PyTorch; its deprecation and tracer warnings are
 silenced here because every export is checked against eager PyTorch afterwards, which is the check those
 warnings ask for.
+
+Modulated convolutions (StyleGAN2) are traced in their activation form (``ganslim.nn.modulated.
+modulating_activations``): their per-sample weights run as a grouped convolution with groups = batch, which
+neither exporter can give a free batch axis.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +33,11 @@ import torch
 from torch import nn
 
 from ganslim.errors import GanslimError
-from ganslim.signature import Signature, signature_of
+from ganslim.nn.modulated import modulating_activations
+from ganslim.signature import LATENT, PICTURE_KINDS, InputSpec, Signature, signature_of
 
-__all__ = ["DYNAMIC_AXES", "EXPORTERS", "INPUT_NAME", "OPSET", "OUTPUT_NAME", "OnnxExport", "dynamic_axes",
-           "export_onnx", "quiet_export"]
+__all__ = ["DYNAMIC_AXES", "EXPORTERS", "INPUT_NAME", "OPSET", "OUTPUT_NAME", "OnnxExport", "export_onnx",
+           "input_axes", "output_axes", "quiet_export"]
 
 EXPORTERS = ("auto", "legacy", "dynamo")
 OPSET = 17
@@ -63,18 +68,21 @@ def quiet_export() -> Iterator[None]:
                 logger.setLevel(level)
 
 
-def dynamic_axes(signature: Signature) -> tuple[dict[int, str], dict[int, str]]:
-    """The axes of a one-input model's input and output that a dynamic export leaves free, by name.
+def input_axes(spec: InputSpec) -> dict[int, str]:
+    """The axes of an input that a dynamic export leaves free, by name: an image's or label map's batch, height and
+    width (``DYNAMIC_AXES``); a latent's or a noise image's batch."""
+    return dict(DYNAMIC_AXES) if spec.kind in PICTURE_KINDS else {0: "batch"}
 
-    An image or label map: batch, height, width (``DYNAMIC_AXES``); a latent: batch. The output's sides share the
-    input's names at scale 1, are ``out_height`` / ``out_width`` at another scale, and are fixed at a fixed
-    resolution."""
-    given = DYNAMIC_AXES if signature.inputs[0].spatial else {0: "batch"}
-    if signature.output.resolution is not None:
-        return given, {0: "batch"}
-    if signature.output.scale == 1:
-        return given, dict(DYNAMIC_AXES)
-    return given, {0: "batch", 2: "out_height", 3: "out_width"}
+
+def output_axes(signature: Signature) -> dict[int, str]:
+    """The output's free axes: its batch, and its sides under the input's names at scale 1, as ``out_height`` /
+    ``out_width`` at another scale (none at a fixed resolution, and a latent has none)."""
+    out = signature.output
+    if out.kind == LATENT or out.resolution is not None:
+        return {0: "batch"}
+    if out.scale == 1:
+        return dict(DYNAMIC_AXES)
+    return {0: "batch", 2: "out_height", 3: "out_width"}
 
 
 @dataclass(frozen=True)
@@ -85,17 +93,19 @@ class OnnxExport:
     exporter: str
 
 
-def export_onnx(generator: nn.Module, path: str | os.PathLike, example: torch.Tensor, dynamic: bool = False,
-                exporter: str = "auto", opset: int = OPSET, signature: Signature | None = None) -> OnnxExport:
+def export_onnx(generator: nn.Module, path: str | os.PathLike, example: torch.Tensor | Sequence[torch.Tensor],
+                dynamic: bool = False, exporter: str = "auto", opset: int = OPSET,
+                signature: Signature | None = None) -> OnnxExport:
     """Export ``generator`` (already in eval mode) to ``path`` and return the files written.
 
     Args:
-        generator: maps ``example`` (its one input, e.g. an (N, C, H, W) image) to an image batch.
+        generator: maps ``example`` (its input, e.g. an (N, C, H, W) image, or one tensor per input of its
+            signature) to one output batch.
         path: the ``.onnx`` file; its folder must exist.
-        example: the input that fixes the static shape (and traces the graph).
-        dynamic: leave the batch and sides free (:func:`dynamic_axes`).
-        signature: the generator's (default :func:`ganslim.signature.signature_of`); it names the graph's input
-            and its free axes.
+        example: the input(s) that fix the static shapes (and trace the graph).
+        dynamic: leave the batch and sides free (:func:`input_axes`, :func:`output_axes`).
+        signature: the generator's (default :func:`ganslim.signature.signature_of`); it names the graph's inputs
+            and their free axes.
         exporter: ``auto`` (default: ``legacy``, then ``dynamo`` if the tracer fails), ``legacy`` or ``dynamo``;
             see the module docstring.
         opset: ONNX opset of the legacy exporter (the dynamo exporter picks its own, 18 or later).
@@ -106,8 +116,11 @@ def export_onnx(generator: nn.Module, path: str | os.PathLike, example: torch.Te
     if exporter not in EXPORTERS:
         raise GanslimError(f"unknown ONNX exporter '{exporter}'; choose one of: {', '.join(EXPORTERS)}")
     path = Path(path)
+    examples = (example,) if isinstance(example, torch.Tensor) else tuple(example)
     if signature is None:
-        signature = signature_of(generator, example.shape[-1])
+        signature = signature_of(generator, examples[0].shape[-1])
+    if len(examples) != len(signature.inputs):
+        raise GanslimError(f"{len(examples)} example input(s) for a generator that takes {signature.describe()}")
     too_big = _weight_bytes(generator) > EXTERNAL_DATA_THRESHOLD_BYTES
     existing = set(path.parent.iterdir())
     if exporter == "auto":
@@ -115,13 +128,13 @@ def export_onnx(generator: nn.Module, path: str | os.PathLike, example: torch.Te
             # A failing legacy export prints its whole TorchScript graph from C++; the dynamo exporter is
             # tried next, so that dump would only bury the outcome.
             with _native_output_silenced():
-                used = _export(generator, path, example, signature, dynamic, "legacy", opset, too_big)
+                used = _export(generator, path, examples, signature, dynamic, "legacy", opset, too_big)
         except Exception:  # noqa: BLE001 - any tracer failure means: let torch.export try
             for stray in set(path.parent.iterdir()) - existing:
                 stray.unlink()
-            used = _export(generator, path, example, signature, dynamic, "dynamo", opset, too_big)
+            used = _export(generator, path, examples, signature, dynamic, "dynamo", opset, too_big)
     else:
-        used = _export(generator, path, example, signature, dynamic, exporter, opset, too_big)
+        used = _export(generator, path, examples, signature, dynamic, exporter, opset, too_big)
     files = [path]
     if too_big:
         _gather_external_data(path, keep=existing)
@@ -129,20 +142,25 @@ def export_onnx(generator: nn.Module, path: str | os.PathLike, example: torch.Te
     return OnnxExport(files=files, exporter=used)
 
 
-def _export(generator: nn.Module, path: Path, example: torch.Tensor, signature: Signature, dynamic: bool,
-            exporter: str, opset: int, external_data: bool) -> str:
-    name = signature.inputs[0].name
-    input_axes, output_axes = dynamic_axes(signature)
-    with quiet_export(), torch.no_grad():
+def _export(generator: nn.Module, path: Path, examples: tuple[torch.Tensor, ...], signature: Signature,
+            dynamic: bool, exporter: str, opset: int, external_data: bool) -> str:
+    names = [spec.name for spec in signature.inputs]
+    with quiet_export(), torch.no_grad(), modulating_activations():
         if exporter == "legacy":
-            axes = {name: input_axes, OUTPUT_NAME: output_axes} if dynamic else None
-            torch.onnx.export(generator, (example,), str(path), dynamo=False, opset_version=opset,
-                              input_names=[name], output_names=[OUTPUT_NAME], dynamic_axes=axes,
+            axes = None
+            if dynamic:
+                axes = {spec.name: input_axes(spec) for spec in signature.inputs}
+                axes[OUTPUT_NAME] = output_axes(signature)
+            torch.onnx.export(generator, examples, str(path), dynamo=False, opset_version=opset,
+                              input_names=names, output_names=[OUTPUT_NAME], dynamic_axes=axes,
                               do_constant_folding=True)
         else:
-            shapes = ({axis: torch.export.Dim.DYNAMIC for axis in input_axes},) if dynamic else None
-            torch.onnx.export(generator, (example,), str(path), dynamo=True, external_data=external_data,
-                              input_names=[name], output_names=[OUTPUT_NAME], dynamic_shapes=shapes,
+            shapes = None
+            if dynamic:
+                shapes = tuple({axis: torch.export.Dim.DYNAMIC for axis in input_axes(spec)}
+                               for spec in signature.inputs)
+            torch.onnx.export(generator, examples, str(path), dynamo=True, external_data=external_data,
+                              input_names=names, output_names=[OUTPUT_NAME], dynamic_shapes=shapes,
                               verbose=False)
     return exporter
 

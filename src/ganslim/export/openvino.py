@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,13 @@ def save_ir(model: Any, path: str | os.PathLike) -> list[Path]:
     return [path, path.with_suffix(".bin")]
 
 
-def export_openvino(generator: nn.Module, path: str | os.PathLike, example: torch.Tensor, dynamic: bool = False,
-                    exporter: str = "auto", signature: Signature | None = None) -> OnnxExport:
+def export_openvino(generator: nn.Module, path: str | os.PathLike, example: torch.Tensor | Sequence[torch.Tensor],
+                    dynamic: bool = False, exporter: str = "auto", signature: Signature | None = None) -> OnnxExport:
     """Export ``generator`` (already in eval mode) to the IR ``path`` (.xml); files ``[xml, bin]``.
 
-    ``example`` fixes the static shape; ``dynamic`` leaves the batch and sides free; ``exporter`` picks the ONNX
-    exporter used on the way and ``signature`` names the input and its axes (see ``ganslim.export.onnx``); the
-    result names the exporter that succeeded.
+    ``example`` (one tensor per input) fixes the static shapes; ``dynamic`` leaves the batch and sides free;
+    ``exporter`` picks the ONNX exporter used on the way and ``signature`` names the inputs and their axes (see
+    ``ganslim.export.onnx``); the result names the exporter that succeeded.
     """
     require_openvino()
     path = Path(path)

@@ -1,8 +1,9 @@
 """Load and run exported generators in their runtimes: ONNX Runtime, OpenVINO, TorchScript.
 
-Every runner takes and returns float32 NumPy arrays (N, C, H, W), images in the model's value ranges (its
-signature's), so an exported file can be compared with eager PyTorch and timed against another one without
-caring which runtime it uses.
+Every runner takes float32 NumPy arrays, one per graph input in the order of the model's signature (an image
+(N, C, H, W) in its value range, a latent (N, D), ...), and returns one float32 array (an image (N, C, H, W), or a
+latent), so an exported file can be compared with eager PyTorch and timed against another one without caring which
+runtime it uses.
 
 Two traps are handled here once, for every caller:
 
@@ -119,7 +120,8 @@ def openvino_compiled(model: Any, precision: str = "f32", threads: int | None = 
 
 @dataclass
 class ExportedModel:
-    """An exported generator loaded in its runtime; call it on a float32 (N, C, H, W) array in its input range.
+    """An exported generator loaded in its runtime; call it on float32 arrays, one per graph input (a generator of
+    one image input: one (N, C, H, W) array in its input range).
 
     ``runtime`` names the runtime and its version (e.g. ``onnxruntime 1.31.1``); ``handle`` is the runtime's
     own object (``InferenceSession``, ``CompiledModel`` or ``ScriptModule``).
@@ -130,11 +132,16 @@ class ExportedModel:
     runtime: str
     precision: str
     handle: Any
-    _run: Callable[[np.ndarray], np.ndarray]
+    input_names: tuple[str, ...]
+    _run: Callable[[list[np.ndarray]], np.ndarray]
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) float32 -> (N, C_out, H_out, W_out) float32."""
-        return self._run(np.ascontiguousarray(image, dtype=np.float32))
+    def __call__(self, *inputs: np.ndarray) -> np.ndarray:
+        """One float32 array per graph input (e.g. an (N, C, H, W) image) -> the output array (e.g. (N, C_out,
+        H_out, W_out))."""
+        if len(inputs) != len(self.input_names):
+            raise GanslimError(f"'{self.path.name}' takes {len(self.input_names)} input(s) "
+                               f"({', '.join(self.input_names)}), got {len(inputs)}")
+        return self._run([np.ascontiguousarray(array, dtype=np.float32) for array in inputs])
 
 
 def load_exported(path: str | os.PathLike, precision: str = "f32", threads: int | None = None) -> ExportedModel:
@@ -157,9 +164,9 @@ def load_exported(path: str | os.PathLike, precision: str = "f32", threads: int 
         import onnxruntime as ort
 
         session = ort_session(path, threads)
-        input_name = session.get_inputs()[0].name
-        return ExportedModel(path, kind, f"onnxruntime {ort.__version__}", "f32", session,
-                             lambda image: session.run(None, {input_name: image})[0])
+        names = tuple(graph_input.name for graph_input in session.get_inputs())
+        return ExportedModel(path, kind, f"onnxruntime {ort.__version__}", "f32", session, names,
+                             lambda arrays: session.run(None, dict(zip(names, arrays)))[0])
     if kind == "openvino":
         try:
             compiled = openvino_compiled(path, precision, threads)
@@ -167,8 +174,9 @@ def load_exported(path: str | os.PathLike, precision: str = "f32", threads: int 
             raise GanslimError(f"OpenVINO cannot load '{path}' ({first_line(error)}): check that the .bin file "
                                "sits next to it, or re-export") from None
         output = compiled.output(0)
-        return ExportedModel(path, kind, openvino_version(), precision, compiled,
-                             lambda image: np.asarray(compiled(image)[output]))
+        names = tuple(graph_input.get_any_name() for graph_input in compiled.inputs)
+        return ExportedModel(path, kind, openvino_version(), precision, compiled, names,
+                             lambda arrays: np.asarray(compiled(arrays)[output]))
     return _load_torchscript(path, threads)
 
 
@@ -185,8 +193,10 @@ def _load_torchscript(path: Path, threads: int | None) -> ExportedModel:
                            "`ganslim export --format torchscript` (a checkpoint is not one)") from None
     module.eval()
 
-    def run(image: np.ndarray) -> np.ndarray:
+    def run(arrays: list[np.ndarray]) -> np.ndarray:
         with num_threads(threads), torch.inference_mode():
-            return module(torch.from_numpy(image)).float().numpy()
+            return module(*map(torch.from_numpy, arrays)).float().numpy()
 
-    return ExportedModel(path, "torchscript", f"torchscript (torch {torch.__version__})", "f32", module, run)
+    # A traced module keeps its forward's argument names (the first is self).
+    names = tuple(argument.name for argument in module.forward.schema.arguments[1:])
+    return ExportedModel(path, "torchscript", f"torchscript (torch {torch.__version__})", "f32", module, names, run)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from ganslim.nn.modulated import modulating_activations
 
 __all__ = ["export_torchscript", "quiet_torchscript"]
 
@@ -29,13 +31,16 @@ def quiet_torchscript() -> Iterator[None]:
         yield
 
 
-def export_torchscript(generator: nn.Module, path: str | os.PathLike, example: torch.Tensor) -> list[Path]:
-    """Trace ``generator`` (already in eval mode) on ``example`` (its one input) and save it to ``path``.
+def export_torchscript(generator: nn.Module, path: str | os.PathLike,
+                       example: torch.Tensor | Sequence[torch.Tensor]) -> list[Path]:
+    """Trace ``generator`` (already in eval mode) on ``example`` (its input, or one tensor per input) and save it
+    to ``path``; modulated convolutions are traced in their activation form, as for ONNX.
 
     Returns ``[path]``. The file loads with ``torch.jit.load(path)`` without ganslim installed.
     """
     path = Path(path)
-    with quiet_torchscript(), torch.no_grad():
-        traced = torch.jit.trace(generator, (example,), check_trace=False)
+    examples = (example,) if isinstance(example, torch.Tensor) else tuple(example)
+    with quiet_torchscript(), torch.no_grad(), modulating_activations():
+        traced = torch.jit.trace(generator, examples, check_trace=False)
         torch.jit.save(traced, str(path))
     return [path]

@@ -3,12 +3,17 @@
 Each sample's style scales the weight's input channels; demodulation rescales every output filter to unit norm.
 The per-sample weights run as one grouped convolution (groups = batch). The x2 up variant is a stride-2
 transposed convolution followed by a FIR blur with rosinality's pads, so its keys and arithmetic are theirs.
+Inside :func:`modulating_activations` the same function runs as NVIDIA's non-fused form instead: the styles scale
+the input activations, one convolution with the stored weight follows, and the demodulation coefficients scale
+its output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +24,19 @@ from ganslim.nn.upfirdn import Blur, make_blur_kernel
 
 BLUR_TAPS = (1, 3, 3, 1)
 DEMODULATION_EPS = 1e-8
+_ACTIVATIONS = threading.local()
+
+
+@contextlib.contextmanager
+def modulating_activations() -> Iterator[None]:
+    """For the block (on this thread), modulated convolutions scale activations instead of weights: one convolution
+    with the stored weight for the whole batch, so a graph traced inside (ONNX, TorchScript) keeps its batch axis
+    free, which a grouped convolution with groups = batch does not. Equal to the weight form to float rounding."""
+    _ACTIVATIONS.depth = getattr(_ACTIVATIONS, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _ACTIVATIONS.depth -= 1
 
 
 class ModulatedConv2d(nn.Module):
@@ -53,6 +71,8 @@ class ModulatedConv2d(nn.Module):
         return weight
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
+        if getattr(_ACTIVATIONS, "depth", 0) > 0:
+            return self._modulate_activations(x, style)
         batch, _, height, width = x.shape
         k = self.kernel_size
         weight = self.modulated_weight(style)
@@ -64,3 +84,17 @@ class ModulatedConv2d(nn.Module):
         out = F.conv2d(x, weight.reshape(batch * self.out_channels, self.in_channels, k, k), padding=self.padding,
                        groups=batch)
         return out.view(batch, self.out_channels, *out.shape[2:])
+
+    def _modulate_activations(self, x: Tensor, style: Tensor) -> Tensor:
+        """The non-fused form of :meth:`forward` (see :func:`modulating_activations`)."""
+        styles = self.modulation(style) * self.scale  # (N, in)
+        weight = self.weight[0]  # (out, in, k, k)
+        x = x * styles[:, :, None, None]
+        if self.upsample:
+            out = self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2))
+        else:
+            out = F.conv2d(x, weight, padding=self.padding)
+        if self.demodulate:  # the per-sample filter norms: sum over in and k of (weight * style)^2
+            norms = styles.pow(2) @ weight.pow(2).sum([2, 3]).t()  # (N, out)
+            out = out * torch.rsqrt(norms + DEMODULATION_EPS)[:, :, None, None]
+        return out

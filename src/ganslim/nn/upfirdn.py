@@ -57,7 +57,7 @@ def upfirdn2d(x: Tensor, kernel: Tensor, up: int = 1, down: int = 1, pad: tuple[
 
 
 def _upfirdn2d(x: Tensor, kernel: Tensor, up: int, down: int, pad: tuple[int, int]) -> Tensor:
-    channels = x.shape[1]
+    channels = int(x.shape[1])  # a constant of a traced graph (fixed per layer), so its filter has a known shape
     kh, kw = kernel.shape
     before, after = pad
     if up > 1:

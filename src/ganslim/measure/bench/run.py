@@ -2,13 +2,14 @@
 
 For every model x backend the bench reports parameters, MACs in both conventions (see ``ganslim.measure.profile``),
 median / min / max latency of one example input of the model's signature (:meth:`ganslim.signature.Signature.
-example_inputs`, (1, C, size, size); a super-resolution model's LR side), throughput, achieved GFLOP/s (``2 * true
-MACs / median time``) and its share of the machine's fp32 peak, and with ``data`` quality on a dataset split:
+example_inputs`, (1, C, size, size); a super-resolution model's LR side; a latent generator's z (1, z_dim), image out
+at its own resolution), throughput, achieved GFLOP/s (``2 * true MACs / median time``) and its share of the
+machine's fp32 peak, and with ``data`` quality on a dataset split (models that take images):
 PSNR and SSIM against the targets (paired data) and against the first model's outputs (the reference, usually
 the teacher), through :func:`ganslim.measure.evaluate.score_models`, as ``ganslim eval`` scores them: image-to-image
 models on ``size`` x ``size`` images, super-resolution models on whole images with BasicSR's metrics (their
 exports are then dynamic in height and width). Models are benched together only when they share a scale (all
-image-to-image, or all x s super-resolution): the quality columns compare outputs of the same inputs.
+image-to-image, all x s super-resolution, or all latent generators): the columns compare runs of the same inputs.
 
 How the timing is kept fair:
 
@@ -28,18 +29,20 @@ How the timing is kept fair:
 Backends: ``torch`` (eager fp32), ``onnxruntime`` and ``openvino`` (fp32 exports, checked for parity against
 PyTorch by ``ganslim.export.export_model``), ``onnxruntime-int8`` and ``openvino-int8`` (static int8 from
 ``ganslim.export.quantize.quantize_model``, calibrated on the train split of ``data``); ``int8`` names both
-int8 backends. A backend whose runtime is not installed, or an int8 backend without data to calibrate on, is
-reported as skipped with the reason; one whose export fails is reported as failed; neither stops the bench.
+int8 backends. A backend whose runtime is not installed, or an int8 backend without data to calibrate on (always,
+for latent generators: they take no image), is reported as skipped with the reason; one whose export fails is
+reported as failed; neither stops the bench.
 
 ``bench.json`` (:meth:`BenchResult.to_dict`)::
 
     format "ganslim-bench", format_version 1, ganslim_version, command (when run from the CLI)
-    settings  size, batch, threads, repeats, warmup, interleaved, backends, data, split, direction, num_images,
+    settings  size (latent generators: the image side they make), batch, threads, repeats, warmup, interleaved,
+              backends, data, split, direction, num_images,
               num_calibration, reference (the first model), omp_wait_policy, sr_scale (None: image-to-image),
               scoring (how quality was computed; None without data)
     machine   cpu, logical_cpus, platform, versions {python, torch, onnxruntime, openvino, nncf}
     peak      matmul_size, dtype, threads, runs, gflops (fastest run), gflops_median, note
-    models[]  name, path, arch, params, macs, macs_published, input_shape
+    models[]  name, path, arch, params, macs, macs_published, input_shape ([1, C, size, size]; latent: [1, z_dim])
     results[] one per model x backend, in run order: model, backend, status (ok | skipped | failed), reason,
               runtime, latency_ms {median, min, max}, repeats, throughput_img_s, gflops, peak_share (of
               peak.gflops; an int8 row's can pass 1), quality {psnr, ssim (vs targets), psnr_ref, ssim_ref (vs
@@ -89,7 +92,7 @@ from ganslim.measure.profile import (
     matmul_gflops,
     num_threads,
 )
-from ganslim.signature import IMAGE, Signature, combined, common_side, signature_of
+from ganslim.signature import IMAGE, LATENT, Signature, combined, common_side, signature_of
 
 BACKENDS = ("torch", "onnxruntime", "openvino", "onnxruntime-int8", "openvino-int8")
 DEFAULT_BACKENDS = ("torch", "onnxruntime", "openvino", "int8")
@@ -107,6 +110,7 @@ _INSTALL = {"onnx": "pip install onnx", "onnxruntime": "pip install onnxruntime"
 FORMAT_NAME, FORMAT_VERSION = "ganslim-bench", 1
 _PEAK_KEY = "__peak_matmul__"
 PEAK_RUNS = 3  # peak matmuls a round: more chances of a run that no other process interrupted
+LATENT_KIND = "a latent generator"  # what the bench calls a model driven by latents alone (no image input)
 ABOVE_PEAK = "*"
 ABOVE_PEAK_NOTE = (f"{ABOVE_PEAK} an fp32 row above 100% of the fp32 peak: the peak matmul ran slower than the "
                    "model's kernels in this run (a busy machine; re-run it), or the runtime does fewer "
@@ -232,18 +236,19 @@ def run_bench(
     """Benchmark every model on every backend, interleaved, and score them on ``data``.
 
     Args:
-        models: the generators (CPU ``nn.Module`` with a signature of one image input, or plain modules taken as
-            image-to-image in [-1, 1]), all image-to-image or all super-resolution of one scale; the first is the
-            quality reference.
+        models: the generators (CPU ``nn.Module`` with a signature of one image or latent input, or plain modules
+            taken as image-to-image in [-1, 1]), all image-to-image, all super-resolution of one scale or all latent
+            generators (z -> image); the first is the quality reference.
         backends: names from :data:`BACKENDS` (or ``int8``), as a list or a comma-separated string.
         size: the timed input is (1, C, size, size), and image-to-image data is resized to it; exports are
             static at that shape (super-resolution: dynamic, for whole images). None: the smallest side of at
-            least 64 that every model takes.
+            least 64 that every model takes. Latent generators: the image side they all make, the only ``size``
+            they take.
         threads: CPU threads of every runtime (None: torch's current count, runtimes' defaults).
         repeats: timed rounds; warmup: untimed rounds before them (each round runs every runner once).
         data: a dataset root or image folder (see :func:`ganslim.measure.evaluate.open_eval_data`; HR images for
             super-resolution: :func:`~ganslim.measure.evaluate.open_sr_eval_data`) for quality metrics and int8
-            calibration (its train split); None: no quality, int8 backends skipped.
+            calibration (its train split); None: no quality, int8 backends skipped. Latent generators take none.
         split: the split scored for quality; direction: which side of the data is the input.
         num_images: images of ``split`` scored per model x backend.
         num_calibration: int8 calibration images.
@@ -267,9 +272,13 @@ def run_bench(
         _positive(size=size)
     signatures = {m.name: _bench_signature(m) for m in models}
     scale = common_scale(models)
-    side = size if size is not None else default_side(models)
-    for name, signature in signatures.items():
-        signature.check_side(side, f"model '{name}': --size")
+    latent = not signatures[models[0].name].takes_image
+    if latent:
+        side = _latent_side(signatures, size, data)
+    else:
+        side = size if size is not None else default_side(models)
+        for name, signature in signatures.items():
+            signature.check_side(side, f"model '{name}': --size")
     scoring = scoring_for(signatures[models[0].name], sr_metric)
 
     def say(text: str) -> None:
@@ -295,6 +304,8 @@ def run_bench(
         if quality is not None:
             settings["num_images"] = len(quality.inputs)
         calibration, no_calibration = None, "int8 calibrates on your images: pass --data DIR"
+        if latent:
+            no_calibration = "int8 calibrates on images, and a latent generator takes none"
         if data is not None and any(is_int8(b) for b in backends):
             from ganslim.export.calibration import split_data
 
@@ -349,25 +360,49 @@ def default_side(models: Sequence[BenchModel]) -> int:
     return common_side(_bench_signature(model).image_input.sides for model in models)
 
 
+def _latent_side(signatures: dict[str, Signature], size: int | None, data: str | os.PathLike | None) -> int:
+    """The image side latent generators all make (``size``, if given, must be it); generators of different sides,
+    and ``data`` (their quality is ``ganslim eval``'s), are a one-line GanslimError."""
+    if data is not None:
+        raise GanslimError("latent generators take no images to score: drop --data (ganslim eval scores them)")
+    sides = {name: signature.output.resolution for name, signature in signatures.items()}
+    if len(set(sides.values())) > 1:
+        listing = ", ".join(f"'{name}' makes {side}x{side}" for name, side in sides.items())
+        raise GanslimError(f"the bench compares latent generators of one image size, but {listing}: bench them "
+                           f"apart")
+    for signature in signatures.values():
+        if size is not None:
+            signature.check_resolution(size)
+    return next(iter(sides.values()))
+
+
 def _bench_signature(model: BenchModel) -> Signature:
-    """``model``'s signature, which must take one image (what the bench feeds)."""
+    """``model``'s signature, which must take one image or one latent (what the bench feeds)."""
     signature = signature_of(model.module.eval())
-    if len(signature.inputs) != 1 or signature.inputs[0].kind != IMAGE:
+    if len(signature.inputs) != 1 or signature.inputs[0].kind not in (IMAGE, LATENT):
         raise GanslimError(f"model '{model.name}' takes {signature.describe()}: the bench times models of one "
-                           f"image input")
+                           f"image or latent input")
     return signature
 
 
 def common_scale(models: Sequence[BenchModel]) -> int | None:
-    """The models' super-resolution scale (None: image-to-image); models of different scales are a one-line
-    GanslimError (the bench compares outputs of the same inputs)."""
-    scales = {model.name: sr_scale(_bench_signature(model)) for model in models}
-    if len(set(scales.values())) > 1:
-        listing = ", ".join(f"'{name}' is {'image-to-image' if scale is None else f'x{scale} super-resolution'}"
-                            for name, scale in scales.items())
-        raise GanslimError(f"the bench compares models on the same inputs, but {listing}: bench models of one "
-                           f"scale together")
-    return next(iter(scales.values()))
+    """The models' super-resolution scale (None: image-to-image or latent generators); models of different
+    scales, or latent generators with image models, are a one-line GanslimError (the bench compares outputs of
+    the same inputs)."""
+    kinds = {model.name: _kind(_bench_signature(model)) for model in models}
+    if len(set(kinds.values())) > 1:
+        listing = ", ".join(f"'{name}' is {kind}" for name, kind in kinds.items())
+        advice = ("latent generators apart from image models" if LATENT_KIND in kinds.values()
+                  else "models of one scale together")
+        raise GanslimError(f"the bench compares models on the same inputs, but {listing}: bench {advice}")
+    return sr_scale(_bench_signature(models[0]))
+
+
+def _kind(signature: Signature) -> str:
+    if not signature.takes_image:
+        return LATENT_KIND
+    scale = sr_scale(signature)
+    return "image-to-image" if scale is None else f"x{scale} super-resolution"
 
 
 def _example(signature: Signature, side: int) -> np.ndarray:
@@ -376,8 +411,9 @@ def _example(signature: Signature, side: int) -> np.ndarray:
 
 
 def _model_info(model: BenchModel, signature: Signature, side: int) -> dict[str, Any]:
-    """Name, parameters and MACs (both conventions) of one forward of its (1, C, side, side) example input."""
-    shape = [1, signature.image_input.channels, side, side]
+    """Name, parameters and MACs (both conventions) of one forward of its (1, C, side, side) example input (a latent
+    generator's (1, z_dim))."""
+    shape = list(signature.example_inputs(side)[0].shape)
     try:
         cost = model_cost(model.module.eval(), side)
     except RuntimeError as error:

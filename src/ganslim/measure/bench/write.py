@@ -78,10 +78,15 @@ def format_markdown(bench: dict[str, Any]) -> str:
     lines = ["# ganslim bench", ""]
     if bench.get("command"):
         lines += [f"Command: `{bench['command']}`", ""]
-    scale = settings.get("sr_scale")
-    lr = f" LR (x{scale} super-resolution; exports dynamic in height and width, for whole images)" if scale else ""
+    scale, shape = settings.get("sr_scale"), bench["models"][0]["input_shape"]
+    if len(shape) == 2:  # a latent generator's z
+        side = settings["size"]
+        given = f"input z {'x'.join(map(str, shape))} (latent generators: {side}x{side} images out)"
+    else:
+        lr = f" LR (x{scale} super-resolution; exports dynamic in height and width, for whole images)" if scale else ""
+        given = f"input 1x{shape[1]}x{settings['size']}x{settings['size']}{lr}"
     lines += [
-        f"- input 1x{bench['models'][0]['input_shape'][1]}x{settings['size']}x{settings['size']}{lr}, "
+        f"- {given}, "
         f"{settings['threads']} thread(s), {settings['warmup']} warm-up + {settings['repeats']} timed rounds, all "
         f"model x backend runs interleaved round-robin, the order rotating every round, in one process "
         f"(OMP_WAIT_POLICY="

@@ -1,5 +1,6 @@
 """Profile a generator: parameters, MACs in two conventions (:mod:`.macs`), peak memory (:mod:`.memory`), latency
-and the machine's fp32 peak (:mod:`.timing`), and all of them at once (:func:`profile_model`).
+and the machine's fp32 peak (:mod:`.timing`), and all of them at once (:func:`profile_model`), with the parameters and
+MACs of each part of a latent generator (:func:`profile_parts`: StyleGAN2's mapping and synthesis).
 
 Everything here takes a plain ``nn.Module`` and an example input; the only ganslim imports are the error type, the
 device resolver and the model signature (the example inputs of :func:`profile_model`: the image, label map or latent
@@ -29,12 +30,13 @@ from ganslim.measure.profile.timing import (
     num_threads,
     time_interleaved,
 )
-from ganslim.signature import Signature, signature_of
+from ganslim.signature import Signature, parts_of, signature_of
 
 __all__ = [
     "PEAK_MATMUL_SIZE",
     "LatencyStats",
     "MacCount",
+    "PartProfile",
     "Profile",
     "count_macs",
     "count_params",
@@ -48,8 +50,22 @@ __all__ = [
     "measure_peak_memory",
     "num_threads",
     "profile_model",
+    "profile_parts",
     "time_interleaved",
 ]
+
+
+@dataclass(frozen=True)
+class PartProfile:
+    """Parameters and MACs (both conventions) of one part of a latent generator on its example input."""
+
+    params: int
+    macs: MacCount
+    input_shape: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": self.params, "macs": self.macs.macs, "macs_published": self.macs.macs_published,
+                "input_shape": list(self.input_shape)}
 
 
 @dataclass(frozen=True)
@@ -59,7 +75,7 @@ class Profile:
     ``peak_memory_bytes`` is ``torch.cuda.max_memory_allocated`` on CUDA and the peak bytes held by live
     tensors (parameters, buffers, input, activations) during one forward on CPU; see
     ``measure_peak_memory``. ``input_shape`` is the first input's, (N, C, H, W) for an image; ``signature`` what
-    the model takes and returns.
+    the model takes and returns; ``parts`` a latent generator's (:func:`profile_parts`), None for other models.
     """
 
     params: int
@@ -71,6 +87,7 @@ class Profile:
     threads: int
     input_shape: tuple[int, ...]
     signature: Signature
+    parts: dict[str, PartProfile] | None = None
 
     @property
     def peak_memory_kind(self) -> str:
@@ -97,6 +114,7 @@ class Profile:
             "input_shape": list(self.input_shape),
             "signature": self.signature.to_dict(),
             "signature_description": self.signature.describe(),
+            "parts": None if self.parts is None else {name: part.to_dict() for name, part in self.parts.items()},
         }
 
 
@@ -113,8 +131,9 @@ def profile_model(
 
     Args:
         model: a generator; its inputs are the example inputs of its signature
-            (:func:`ganslim.signature.signature_of`: images uniform in their value range).
-        input_size: H = W of its image (a super-resolution model's low-resolution input), or (H, W).
+            (:func:`ganslim.signature.signature_of`: images uniform in their value range, latents standard normal).
+        input_size: H = W of its image (a super-resolution model's low-resolution input), or (H, W); unused by a
+            latent generator, whose parts are profiled as well (:func:`profile_parts`).
         batch: N (the published tables use 1).
         device: "cpu", "cuda[:i]" or "auto" (CUDA when present).
         threads: torch intra-op threads for the run (restored afterwards); None keeps the current count.
@@ -145,6 +164,7 @@ def profile_model(
                 f"{type(model).__name__} failed on an input of shape {list(shape)}: {first_line(err, limit=None)}; "
                 f"check input_size (the model takes {signature.describe()})"
             ) from err
+        parts = profile_parts(model, batch)
         peak = measure_peak_memory(model, inputs, dev)
         latency = measure_latency(model, inputs, warmup=warmup, repeats=repeats, device=dev)
 
@@ -158,7 +178,19 @@ def profile_model(
         threads=used_threads,
         input_shape=shape,
         signature=signature,
+        parts=parts,
     )
+
+
+def profile_parts(model: nn.Module, batch: int = 1) -> dict[str, PartProfile] | None:
+    """Parameters and MACs of each part of a latent generator (its ``parts()``, see
+    :func:`ganslim.signature.parts_of`) on the part's example input of ``batch``, on the model's device (the meta
+    device counts without arithmetic); None for a model without parts."""
+    parts = parts_of(model, batch)
+    if parts is None:
+        return None
+    return {name: PartProfile(count_params(module), count_macs(module, inputs), tuple(inputs[0].shape))
+            for name, (module, inputs) in parts.items()}
 
 
 def format_profile(profile: Profile, name: str) -> str:
@@ -179,4 +211,8 @@ def format_profile(profile: Profile, name: str) -> str:
     lines = [f"{name}  (input {shape}, {profile.device}, {profile.threads} threads)",
              f"  {profile.signature.describe()}"]
     lines += [f"  {label.ljust(width)}  {value}" for label, value in rows]
+    for name, part in (profile.parts or {}).items():
+        lines.append(f"  part {name} (input {'x'.join(map(str, part.input_shape))}): {part.params / 1e6:.3f} M "
+                     f"params, {part.macs.macs / 1e9:.2f} G MACs true, {part.macs.macs_published / 1e9:.2f} G "
+                     f"published")
     return "\n".join(lines)
