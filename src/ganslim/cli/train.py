@@ -17,6 +17,8 @@ TYPED_FLAGS = {
     **RUN_FLAGS,
     "--epochs": ("epochs", "N", "epochs at the initial learning rate"),
     "--epochs-decay": ("epochs_decay", "N", "epochs of linear learning-rate decay to zero"),
+    "--kimg": ("kimg", "K", "length in thousands of real images shown (replaces the default length)"),
+    "--iterations": ("iterations", "N", "length in steps (replaces the default length)"),
     "--lr": ("lr", "LR", "initial learning rate"),
     "--generator": ("generator", "ARCH", "generator architecture (unet_256, resnet_9blocks, ...)"),
     "--gan-mode": ("gan_mode", "MODE", "vanilla, lsgan or hinge"),
