@@ -88,6 +88,22 @@ def snapshot(module: nn.Module) -> dict:
     return {key: value.detach().clone() for key, value in module.state_dict().items()}
 
 
+def assert_same_tensors(a, b) -> None:
+    """``a`` and ``b`` (nested dicts, lists and tuples of tensors and plain values) are equal, tensors bit for bit."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_same_tensors(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same_tensors(x, y)
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b)
+    else:
+        assert a == b
+
+
 class Crash(Exception):
     """What a killed process would leave: raised in the middle of a step or a save."""
 

@@ -104,6 +104,11 @@ def test_train_command_fills_the_config_from_flags(capsys, tmp_path):
     shown = yaml.safe_load(capsys.readouterr().out)
     assert shown["method"] == "pix2pix" and shown["data"] == "somewhere"
     assert (shown["lr"], shown["batch_size"], shown["gan_mode"], shown["amp"]) == (0.004, 3, "hinge", True)
+    run_train_command("cyclegan", "--data", "somewhere", "--kimg", "2.5", "--show-config")
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert (shown["kimg"], shown["iterations"], shown["lr_schedule"]) == (2.5, 0, "linear_decay")
+    run_train_command("esrgan", "--data", "somewhere", "--iterations", "300", "--show-config")
+    assert yaml.safe_load(capsys.readouterr().out)["iterations"] == 300
 
 
 def test_train_command_fails_before_anything_is_written(tmp_path, monkeypatch):

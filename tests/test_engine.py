@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from ganslim.atomic import atomic_torch_save
-from ganslim.config import TrainConfig, option
+from ganslim.config import TrainConfig, config_to_yaml, load_config, option
 from ganslim.engine import EMA, ConstantThenLinearDecay, DistInfo, TrainContext, epoch_batches, fit
 from ganslim.engine import logging as logging_module
 from ganslim.engine import runs as runs_module
@@ -24,7 +25,7 @@ from ganslim.engine.loop import resumed_step, same_shape_batches, steps_per_epoc
 from ganslim.engine.runs import RunLock
 from ganslim.engine.seed import rng_state, seed_everything, set_rng_state
 from ganslim.errors import GanslimError, RunInterrupted
-from helpers import Crash, interrupted_run
+from helpers import Crash, assert_same_tensors, interrupted_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -130,29 +131,16 @@ class ToyMethod:
 
 def toy_config(tmp_path: Path, **overrides) -> ToyConfig:
     (tmp_path / "toydata").mkdir(exist_ok=True)  # the engine checks that the data folder exists
-    values = dict(data=str(tmp_path / "toydata"), out_dir=str(tmp_path / "runs"), epochs=2, epochs_decay=2,
-                  batch_size=3, log_every=2, sample_every=5, val_every=4, ckpt_every=0)
+    values = dict(data=str(tmp_path / "toydata"), out_dir=str(tmp_path / "runs"), batch_size=3, log_every=2,
+                  sample_every=5, val_every=4, ckpt_every=0)
+    if not {"iterations", "kimg"} & set(overrides):  # a length in another unit replaces 2 + 2 epochs
+        values.update(epochs=2, epochs_decay=2)
     values.update(overrides)
     return ToyConfig(**values)
 
 
 def final_weights(run_dir: Path) -> dict:
     return torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)
-
-
-def assert_same_tensors(a, b) -> None:
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for key in a:
-            assert_same_tensors(a[key], b[key])
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            assert_same_tensors(x, y)
-    elif isinstance(a, torch.Tensor):
-        assert torch.equal(a, b)
-    else:
-        assert a == b
 
 
 # ---------------------------------------------------------------------------------------------- resume
@@ -737,3 +725,213 @@ def test_a_staged_run_records_each_stage_stops_after_one_and_resumes_the_rest(tm
         run_stages(config, "x", stages, resume=tmp_path / "plain")
     assert str(excinfo.value) == (f"'{tmp_path / 'plain'}' is not a x run folder (no pipeline.json): pass the folder "
                                   f"'ganslim compress x' made")
+
+
+# ---------------------------------------------------------------------------------------------- lengths, schedules,
+# EMA half-life, lazy intervals, accumulation, sampled data
+
+
+@pytest.mark.parametrize("overrides, unit, fields", [
+    ({}, "epochs", {"epochs": 2, "epochs_decay": 2, "kimg": 0.0, "iterations": 0}),
+    ({"iterations": 7}, "iterations", {"iterations": 7, "kimg": 0.0}),
+    ({"kimg": 0.02}, "kimg", {"kimg": 0.02, "iterations": 0}),
+])
+def test_a_length_is_given_in_one_unit(tmp_path, overrides, unit, fields):
+    config = toy_config(tmp_path, **overrides)
+    assert config.length_unit == unit and {key: getattr(config, key) for key in fields} == fields
+
+
+@dataclasses.dataclass(frozen=True)
+class KimgToyConfig(ToyConfig):
+    """A method whose default length and average are kimg-based (as StyleGAN2's)."""
+
+    kimg: float = option(5.0, "length", min=0.0)
+    epochs: int = option(0, "epochs", min=0)
+    epochs_decay: int = option(0, "decay epochs", min=0)
+    ema_kimg: float = option(10.0, "half-life", min=0.0)
+    ema_rampup: float = option(0.05, "ramp-up", min=0.0)
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"iterations": 9}, {"iterations": 9, "kimg": 0.0, "length_unit": "iterations"}),
+    ({"epochs": 3}, {"epochs": 3, "kimg": 0.0, "length_unit": "epochs"}),
+    ({"ema_decay": 0.99}, {"ema_decay": 0.99, "ema_kimg": 0.0, "ema_rampup": 0.0}),
+    ({"ema_kimg": 0.0}, {"ema_kimg": 0.0, "ema_rampup": 0.0}),  # the average off: its default ramp-up goes too
+    ({}, {"kimg": 5.0, "length_unit": "kimg", "ema_kimg": 10.0, "ema_rampup": 0.05}),
+])
+def test_a_given_length_or_average_replaces_the_default_one(tmp_path, overrides, expected):
+    config = KimgToyConfig(data="x", **overrides)
+    assert {key: getattr(config, key) for key in expected} == expected
+    path = tmp_path / "config.yaml"
+    path.write_text(config_to_yaml(config))
+    assert load_config(KimgToyConfig, path) == config  # a run's config.yaml reads back to the same run
+
+
+@pytest.mark.parametrize("cls, overrides, message", [
+    (ToyConfig, {"kimg": 1.0, "iterations": 5}, "the length is given twice (kimg=1 and iterations=5): keep one"),
+    (ToyConfig, {"kimg": 1.0, "epochs": 3}, "the length is given twice (kimg=1 and epochs=3): keep one"),
+    (KimgToyConfig, {"iterations": 4, "epochs": 2}, "the length is given twice (iterations=4 and epochs=2): keep one"),
+    (KimgToyConfig, {"ema_decay": 0.9, "ema_kimg": 2.0}, "ema_decay 0.9 and ema_kimg 2 both set the average's decay"),
+    (ToyConfig, {"ema_rampup": 0.05}, "ema_rampup ramps up the half-life of ema_kimg, which is off"),
+    (ToyConfig, {"lr_schedule": "step"}, "lr_schedule"),
+])
+def test_two_lengths_or_averages_are_one_line(cls, overrides, message):
+    with pytest.raises(GanslimError) as excinfo:
+        cls(data="x", **overrides)
+    assert "\n" not in str(excinfo.value) and message in str(excinfo.value)
+
+
+def test_run_length_counts_steps_and_images_in_every_unit():
+    from ganslim.engine import RunLength
+
+    # 10 items over 2 processes = 5 per process, batch 2: batches of 2, 2, 1 -> 3 steps and 10 images per epoch
+    info = DistInfo(rank=0, world_size=2)
+    kimg = RunLength.of(TrainConfig(data="x", kimg=0.025, batch_size=2), 10, info)
+    assert (kimg.steps_per_epoch, kimg.total_steps) == (3, 8)  # 2 epochs (20 images) + 2 steps (8 more)
+    assert [kimg.images_seen(step) for step in range(9)] == [0, 4, 8, 10, 14, 18, 20, 24, 28]
+    assert kimg.describe() == "0.025 kimg = 8 steps of 4 images (2.667 epochs of 3 steps)"
+    iterations = RunLength.of(TrainConfig(data="x", iterations=4, batch_size=2), 10, info)
+    assert (iterations.total_steps, iterations.period(3)) == (4, 3)
+    assert iterations.describe() == "4 iterations of 4 images (0.014 kimg, 1.333 epochs of 3 steps)"
+    epochs = RunLength.of(TrainConfig(data="x", epochs=1, epochs_decay=2, batch_size=2), 10, info)
+    assert (epochs.total_steps, epochs.period(5), epochs.periods) == (9, 1, 3)
+
+
+def test_schedules_by_name_over_the_run(tmp_path):
+    from ganslim.engine import LR_SCHEDULES, RunLength
+
+    info = DistInfo()
+    length = RunLength.of(toy_config(tmp_path, iterations=8), 10, info)
+    factors = {name: [LR_SCHEDULES.get(name)(toy_config(tmp_path), length).factor(step) for step in range(8)]
+               for name in ("linear_decay", "constant", "cosine")}
+    assert factors["constant"] == [1.0] * 8
+    assert factors["linear_decay"] == pytest.approx([1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])  # over the second half
+    assert factors["cosine"] == pytest.approx([(1 + math.cos(math.pi * step / 8)) / 2 for step in range(8)])
+    epochs = RunLength.of(toy_config(tmp_path), 10, info)  # 2 + 2 decay epochs: per epoch, as the reference
+    assert [LR_SCHEDULES.get("cosine")(toy_config(tmp_path), epochs).factor(e) for e in range(4)] == pytest.approx(
+        [1, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 + math.cos(3 * math.pi / 4)) / 2])
+
+
+class RecordingToy(ToyMethod):
+    """The toy method noting, per step, the learning rate, the steps and images done and whether a lazy term of
+    interval 3 is due."""
+
+    def train_step(self, batch: dict) -> dict:
+        self.record = getattr(self, "record", [])
+        self.record.append((self.opt_net.param_groups[0]["lr"], self.ctx.steps_done, self.ctx.images_seen,
+                            self.ctx.due(3)))
+        return super().train_step(batch)
+
+
+def test_an_iterations_run_follows_its_schedule_counts_images_and_runs_lazy_terms_on_time(tmp_path, monkeypatch):
+    runs = []
+    monkeypatch.setattr(RecordingToy, "export", lambda self, run_dir: runs.append(self.record) or {})
+    result = fit(toy_config(tmp_path, iterations=6, lr_schedule="cosine", log_every=1), RecordingToy, progress=False)
+    assert result.step == 6 and "toy: 10 training images; 6 iterations of 3 images (0.016 kimg, 1.5 epochs of 4 " \
+                                "steps) on cpu" in (result.run_dir / "logs" / "log.txt").read_text()
+    lrs, steps, images, due = zip(*runs[0])
+    assert lrs == pytest.approx([0.01 * (1 + math.cos(math.pi * step / 6)) / 2 for step in range(6)])
+    assert steps == (0, 1, 2, 3, 4, 5) and images == (0, 3, 6, 9, 10, 13)  # the epoch's last batch holds 1 item
+    assert due == (True, False, False, True, False, False)
+
+
+def test_a_half_life_average_copies_first_with_a_ramp_up_then_decays_by_images(tmp_path):
+    from ganslim.engine import half_life_decay
+
+    assert half_life_decay(32, 0, 10.0, 0.05) == 0.0  # nothing shown yet: the average is the weights
+    assert half_life_decay(32, 64_000, 10.0, 0.05) == pytest.approx(0.5 ** (32 / 3200))  # 0.05 x 64 kimg
+    assert half_life_decay(32, 10**9, 10.0, 0.05) == pytest.approx(0.5 ** (32 / 10_000))  # rosinality's accum
+    assert half_life_decay(5000, 0, 5.0) == pytest.approx(0.5)  # a step of one half-life halves the average
+    one = fit(toy_config(tmp_path, iterations=1, ema_kimg=10.0, ema_rampup=0.05, ckpt_every=1), ToyMethod,
+              progress=False)
+    weights = final_weights(one.run_dir)
+    assert_same_tensors(weights["ema"]["net"], weights["networks"]["net"])
+    assert not torch.equal(weights["ema"]["net"]["0.weight"], initial_toy_weights(tmp_path)["0.weight"])
+
+
+def initial_toy_weights(tmp_path: Path) -> dict:
+    """The toy net's initial weights (seed 0, as fit builds it)."""
+    seed_everything(0, 0)
+    method = ToyMethod(toy_config(tmp_path), TrainContext(toy_config(tmp_path), torch.device("cpu"), DistInfo()))
+    return {key: value.clone() for key, value in method.net.state_dict().items()}
+
+
+def test_accumulated_parts_add_up_to_the_whole_batch_gradient():
+    from ganslim.engine.context import split_batch
+
+    batch = {"x": torch.arange(5.0).view(5, 1), "name": ["a", "b", "c", "d", "e"], "k": 3}
+    parts = split_batch(batch, 2)
+    assert [part["x"].flatten().tolist() for part, _ in parts] == [[0, 2, 4], [1, 3]]
+    assert [part["name"] for part, _ in parts] == [["a", "c", "e"], ["b", "d"]] and parts[1][0]["k"] == 3
+    assert [share for _, share in parts] == [0.6, 0.4]
+    gradients, losses = {}, {}
+    for accumulate in (1, 2, 3):
+        ctx = TrainContext(ToyConfig(data="x", accumulate=accumulate), torch.device("cpu"), DistInfo())
+        torch.manual_seed(0)
+        net = nn.Linear(1, 1)
+        optimizer = torch.optim.SGD(net.parameters(), lr=1.0)
+        ctx.bind_optimizers({"net": optimizer})
+        optimizer.step = lambda: None  # keep the gradient to compare it
+        losses[accumulate] = float(ctx.step("net", lambda part: (net(part["x"]) - 1).pow(2).mean(), batch))
+        gradients[accumulate] = net.weight.grad.clone()
+    for accumulate in (2, 3):
+        torch.testing.assert_close(gradients[accumulate], gradients[1])
+        assert losses[accumulate] == pytest.approx(losses[1])
+
+
+def test_a_method_that_cannot_accumulate_refuses_it_in_one_line(tmp_path):
+    with pytest.raises(GanslimError) as excinfo:
+        fit(toy_config(tmp_path, accumulate=2), ToyMethod, progress=False)
+    assert str(excinfo.value) == ("toy updates from whole batches, it cannot accumulate 2 parts: set accumulate=1 (a "
+                                  "smaller --batch-size saves memory)")
+    assert not (tmp_path / "runs").exists()
+
+
+class LatentToy(ToyMethod):
+    """A method that trains on sampled latent codes: no dataset folder."""
+
+    name = "latent"
+    needs_data = False
+    monitor = None
+
+    def train_dataset(self):
+        from ganslim.data import LatentDataset
+
+        return LatentDataset(6, 4, seed=self.config.seed)
+
+    def val_dataset(self):
+        return None
+
+    def train_step(self, batch: dict) -> dict:
+        self.seen.append(batch["z"].clone())
+        loss = self.head(batch["z"].view(-1, 1, 2, 2)).pow(2).mean()
+        self.ctx.step("head", loss)
+        return {"head": loss.detach()}
+
+    def visuals(self, batch: dict) -> list:
+        return [batch["z"].view(-1, 1, 2, 2).clamp(-1, 1)]
+
+    def extra_state(self) -> dict:
+        return {"seen": [z.tolist() for z in self.seen]}
+
+
+def test_a_method_of_sampled_latents_trains_without_a_data_folder(tmp_path):
+    from ganslim.data import LatentDataset
+
+    config = toy_config(tmp_path, data="", iterations=4, batch_size=3)
+    result = fit(config, LatentToy, progress=False)
+    assert result.run_dir.name == "00000-latent-data" and result.step == 4  # no folder to name it
+    assert "latent: 6 latent codes; 4 iterations of 3 images" in (result.run_dir / "logs" / "log.txt").read_text()
+    seen = torch.tensor(torch.load(result.run_dir / "checkpoints" / final_weights(result.run_dir)["state_file"],
+                                   weights_only=True)["ranks"][0]["method"]["seen"])
+    dataset = LatentDataset(6, 4, seed=0)
+    epochs = []
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)
+        epochs.append(torch.stack([dataset[i]["z"] for i in range(6)]))
+    assert seen.shape == (4, 3, 4) and not torch.equal(epochs[0], epochs[1])  # new codes every epoch
+    for rows, epoch in zip(seen, (0, 0, 1, 1)):  # every row one of its epoch's codes, each code once per epoch
+        assert all(any(torch.equal(row, code) for code in epochs[epoch]) for row in rows)
+    assert {tuple(row.tolist()) for row in seen[:2].flatten(0, 1)} == {tuple(code.tolist()) for code in epochs[0]}
+    with pytest.raises(GanslimError, match="length=0 is not a positive integer"):
+        LatentDataset(0, 4)

@@ -36,6 +36,8 @@ _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 _SCALAR_TYPES = (int, float, bool, str)
 AUTO = -1.0  # a weight left for the method to pick (option(AUTO, ..., min=0.0, auto=AUTO))
+# The ways to give a run's length, and the fields each uses (see TrainConfig._resolve_length).
+LENGTH_KEYS = {"kimg": ("kimg",), "iterations": ("iterations",), "epochs": ("epochs", "epochs_decay")}
 
 
 def option(default: Any, help: str, *, min: float | None = None, max: float | None = None,
@@ -65,9 +67,22 @@ class TrainConfig:
     num_workers: int = option(0, "DataLoader worker processes", min=0)
     epochs: int = option(100, "epochs at the initial learning rate", min=0)
     epochs_decay: int = option(100, "epochs over which the learning rate decays linearly to zero", min=0)
+    iterations: int = option(0, "training length in steps, instead of the method's default length (0: off)", min=0)
+    kimg: float = option(0.0, "training length in thousands of real images shown (every process's together), "
+                              "instead of the method's default length (0: off)", min=0.0)
+    lr_schedule: str = option("linear_decay", "learning-rate schedule: linear_decay (constant, then linear to zero "
+                                              "over epochs_decay, or over the second half of an iterations / kimg "
+                                              "run), constant or cosine (to zero over the run)",
+                              choices=lambda: lr_schedule_names())
+    accumulate: int = option(1, "split each step's batch into this many parts whose gradients add up (less memory; "
+                                "methods that compute a loss per part, such as stylegan2; others refuse it)", min=1)
     grad_clip: float = option(0.0, "clip each optimizer's gradient norm to this (0: off)", min=0.0)
     ema_decay: float = option(0.0, "keep an exponential moving average of the generator(s) (0: off)",
                               min=0.0, max=0.99999)
+    ema_kimg: float = option(0.0, "instead of ema_decay: the average's half-life in thousands of images "
+                                  "(StyleGAN2-ADA's ema_kimg; 0: off)", min=0.0)
+    ema_rampup: float = option(0.0, "with ema_kimg: the half-life is at most this times the kimg shown so far "
+                                    "(StyleGAN2-ADA: 0.05; 0: no ramp-up)", min=0.0)
     log_every: int = option(50, "steps between logged losses", min=1)
     sample_every: int = option(500, "steps between sample grids (0: only at the end)", min=0)
     val_every: int = option(1000, "steps between validations (0: only at the end)", min=0)
@@ -85,9 +100,56 @@ class TrainConfig:
             _check_value(type(self), item, hints[item.name], value)
             if hints[item.name] is float:  # 100 from YAML is stored as 100.0, so the written YAML round-trips
                 object.__setattr__(self, item.name, float(value))
-        if self.epochs + self.epochs_decay < 1:
-            raise GanslimError("epochs + epochs_decay is 0: train at least one epoch, e.g. --set epochs=1")
+        self._resolve_length()
+        self._resolve_ema()
         self.check()
+
+    @property
+    def length_unit(self) -> str:
+        """How the run's length is given: ``"kimg"``, ``"iterations"`` or ``"epochs"``."""
+        return "kimg" if self.kimg > 0 else "iterations" if self.iterations > 0 else "epochs"
+
+    def _declared(self, key: str) -> Any:
+        return next(item.default for item in dataclasses.fields(self) if item.name == key)
+
+    def _given(self, *keys: str) -> bool:
+        """Whether any of ``keys`` differs from its declared default (was set by the user or a method)."""
+        return any(getattr(self, key) != self._declared(key) for key in keys)
+
+    def _resolve_length(self) -> None:
+        """One length: the unit given (kimg, iterations, or epochs + epochs_decay) replaces the class's default
+        unit (so ``--iterations 500`` needs no ``--kimg 0`` where kimg is the default); two given are refused."""
+        given = [unit for unit, keys in LENGTH_KEYS.items()
+                 if self._given(*keys) and any(getattr(self, key) for key in keys)]
+        if len(given) > 1:
+            lengths = " and ".join(f"{key}={getattr(self, key):g}" for unit in given for key in LENGTH_KEYS[unit]
+                                   if getattr(self, key) != self._declared(key))
+            raise GanslimError(f"the length is given twice ({lengths}): keep one")
+        if given:
+            for key in ("kimg", "iterations"):
+                if key != given[0]:
+                    object.__setattr__(self, key, type(getattr(self, key))(0))
+        if self.length_unit == "epochs" and self.epochs + self.epochs_decay < 1:
+            raise GanslimError("epochs + epochs_decay is 0: train at least one epoch, e.g. --set epochs=1 (or "
+                               "give the length as --kimg or --iterations)")
+
+    def _resolve_ema(self) -> None:
+        """One EMA decay, fixed (``ema_decay``) or a half-life (``ema_kimg``): the one given replaces the class's
+        default one, and a default ramp-up goes with a half-life turned off; two given are refused."""
+        fixed = self.ema_decay > 0 and self._given("ema_decay")
+        half_life = self.ema_kimg > 0 and self._given("ema_kimg")
+        if fixed and half_life:
+            raise GanslimError(f"ema_decay {self.ema_decay:g} and ema_kimg {self.ema_kimg:g} both set the average's "
+                               f"decay: keep one")
+        if fixed:
+            object.__setattr__(self, "ema_kimg", 0.0)
+        elif half_life:
+            object.__setattr__(self, "ema_decay", 0.0)
+        if self.ema_kimg <= 0 and not self._given("ema_rampup"):
+            object.__setattr__(self, "ema_rampup", 0.0)
+        if self.ema_rampup > 0 and self.ema_kimg <= 0:
+            raise GanslimError("ema_rampup ramps up the half-life of ema_kimg, which is off: set ema_kimg (e.g. 10) "
+                               "or ema_rampup=0")
 
     def check(self) -> None:
         """Cross-field checks of a subclass; raise GanslimError with a one-line fix."""
@@ -126,6 +188,12 @@ class ImageTranslationConfig(TrainConfig):
         if self.preprocess == "scale_width":
             return {"load_size": self.load_size, "crop_size": self.crop_size}
         return {}
+
+
+def lr_schedule_names() -> list[str]:
+    from ganslim.engine.schedules import LR_SCHEDULES  # imported late: the engine imports this module
+
+    return LR_SCHEDULES.names()
 
 
 def fill_auto(config: C, chosen: Mapping[str, Any]) -> C:

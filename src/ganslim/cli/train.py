@@ -1,11 +1,11 @@
 """`ganslim train METHOD`: train a model from scratch in a numbered run folder, METHOD one of the training methods
-registered in :data:`ganslim.methods.METHODS` (the pix2pix and CycleGAN teachers, ESRGAN)."""
+registered in :data:`ganslim.methods.METHODS` (the pix2pix and CycleGAN teachers, ESRGAN, StyleGAN2)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ganslim.cli import esrgan
+from ganslim.cli import esrgan, stylegan2
 from ganslim.cli.common import RUN_FLAGS, add_config_arguments, config_from_args, print_main, show_config
 from ganslim.errors import GanslimError
 from ganslim.methods import TRAIN, methods_of
@@ -13,16 +13,18 @@ from ganslim.methods import TRAIN, methods_of
 # Typed flags for the common config keys (see ganslim.cli.common); every other key goes through --set.
 TYPED_FLAGS = {
     "--data": ("data", "DIR", "dataset folder (pix2pix: train/ val/ of A|B images; cyclegan: trainA/ trainB/; "
-                              "esrgan: train/ val/ of HR images)"),
+                              "esrgan: train/ val/ of HR images; stylegan2: images of one size)"),
     **RUN_FLAGS,
     "--epochs": ("epochs", "N", "epochs at the initial learning rate"),
     "--epochs-decay": ("epochs_decay", "N", "epochs of linear learning-rate decay to zero"),
+    "--kimg": ("kimg", "K", "length in thousands of real images shown (replaces the default length)"),
+    "--iterations": ("iterations", "N", "length in steps (replaces the default length)"),
     "--lr": ("lr", "LR", "initial learning rate"),
     "--generator": ("generator", "ARCH", "generator architecture (unet_256, resnet_9blocks, ...)"),
     "--gan-mode": ("gan_mode", "MODE", "vanilla, lsgan or hinge"),
 }
 # Flags only one method takes, each group shown under its method's name.
-METHOD_FLAGS = {esrgan.METHOD: esrgan.FLAGS}
+METHOD_FLAGS = {esrgan.METHOD: esrgan.FLAGS, stylegan2.METHOD: stylegan2.FLAGS}
 
 EPILOG = """\
 Config precedence: method defaults < --config FILE < typed flags < --set KEY=VALUE.

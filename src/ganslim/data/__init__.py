@@ -6,6 +6,8 @@
 - :func:`tensor_to_image` / :func:`save_image`: (C, H, W) tensors in [-1, 1] back to images.
 - :func:`list_builtin` / :func:`make_builtin`: offline, deterministic demo datasets.
 - :class:`HRFolderDataset` / :class:`PairedSRDataset`: super-resolution data (:mod:`ganslim.data.sr`).
+- :class:`ImageFolderDataset` / :class:`LatentDataset`: unconditional images and sampled latent codes
+  (:mod:`ganslim.data.unconditional`).
 - :func:`holdout_indices`, :func:`without_holdout`, :class:`IndexedSubset`: training images held out for validation.
 """
 
@@ -23,6 +25,7 @@ from ganslim.data.sr import HRFolderDataset, PairedSRDataset
 from ganslim.data.images import IMG_EXTENSIONS, image_to_tensor, list_images, load_image, save_image, tensor_to_image
 from ganslim.data.subsets import IndexedSubset, holdout_indices, without_holdout
 from ganslim.data.transforms import PREPROCESS_MODES, Preprocess
+from ganslim.data.unconditional import ImageFolderDataset, LatentDataset
 
 __all__ = [
     "PAIRED",
@@ -31,7 +34,9 @@ __all__ = [
     "DEFAULT_BUILTIN",
     "HRFolderDataset",
     "IMG_EXTENSIONS",
+    "ImageFolderDataset",
     "IndexedSubset",
+    "LatentDataset",
     "PREPROCESS_MODES",
     "PairedSRDataset",
     "Preprocess",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -13,7 +13,10 @@ from torch.optim import Optimizer
 
 from ganslim.config import TrainConfig
 from ganslim.engine.distributed import DistInfo
+from ganslim.engine.ema import EMA
 from ganslim.engine.seed import derive_seed
+
+_SHARED_STREAM = 0x5EED  # separates the per-step shared draws from other seeds derived from the config seed
 
 
 class TrainContext:
@@ -23,9 +26,17 @@ class TrainContext:
     * :meth:`wrap` a network that is trained (DistributedDataParallel under torchrun, itself otherwise);
     * :meth:`autocast` around forward passes and losses (float16 on CUDA with ``--amp``, else a no-op);
     * :meth:`step` to update one optimizer from a loss: zero grads, (scaled) backward, optional gradient
-      clipping, optimizer step;
+      clipping, optimizer step; with ``config.accumulate`` > 1 and a loss given as a function of a batch part,
+      the gradients of the parts add up before the one optimizer step;
     * :meth:`frozen` to stop gradients into a network (e.g. the discriminator during the generator's update);
-    * :meth:`seed_for` for a method's own random generators (e.g. an image pool).
+    * :meth:`seed_for` for a method's own random generators (e.g. an image pool);
+    * ``steps_done`` and ``images_seen`` (steps finished before this one, and the images every process together
+      showed in them), for schedules of a method's own; :meth:`due` for terms run every k steps (lazy
+      regularisation, :mod:`ganslim.engine.lazy`);
+    * :meth:`shared_generator`, :meth:`this_rank` and :meth:`mean_over_ranks` for draws over the whole step's
+      batch: N processes then draw what one process with N times the batch draws, and a resumed run what the
+      uninterrupted one drew;
+    * ``ema``: the engine's :class:`~ganslim.engine.ema.EMA` (None without one).
     """
 
     def __init__(self, config: TrainConfig, device: torch.device, dist: DistInfo) -> None:
@@ -35,6 +46,9 @@ class TrainContext:
         self.amp = bool(config.amp)
         self._optimizers: dict[str, Optimizer] = {}
         self.scalers: dict[str, torch.amp.GradScaler] = {}
+        self.steps_done = 0
+        self.images_seen = 0
+        self.ema: EMA | None = None
 
     def wrap(self, module: nn.Module) -> nn.Module:
         """``module`` (already on ``device``) in DistributedDataParallel when several processes train.
@@ -58,17 +72,35 @@ class TrainContext:
         self._optimizers = dict(optimizers)
         self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=self.amp) for name in optimizers}
 
-    def step(self, name: str, loss: torch.Tensor) -> None:
-        """Update optimizer ``name`` from ``loss`` (a scalar): zero grads, backward, clip, step."""
+    def step(self, name: str, loss: torch.Tensor | LossOfPart, batch: dict | None = None) -> torch.Tensor:
+        """Update optimizer ``name``: zero grads, backward, clip, step. Returns the (detached) loss.
+
+        ``loss`` is a scalar tensor, or a function of a batch part returning one; then ``batch`` (a dict whose
+        tensors hold the batch along dim 0) is split into ``config.accumulate`` parts, rows ``k, k + A, k + 2A, ...``
+        (as the data is sharded over processes), and each part's loss, weighted by its share of the rows, adds its
+        gradient. For losses that are means over samples this is the whole batch's gradient, one part in memory at
+        a time.
+        """
         optimizer, scaler = self._optimizers[name], self.scalers[name]
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        if callable(loss):
+            if batch is None:
+                raise ValueError("ctx.step with a loss function needs the batch to split into parts")
+            total = torch.zeros((), device=self.device)
+            for part, share in split_batch(batch, self.config.accumulate):
+                part_loss = loss(part) * share
+                scaler.scale(part_loss).backward()
+                total = total + part_loss.detach().float()
+        else:
+            total = loss.detach()
+            scaler.scale(loss).backward()
         if self.config.grad_clip > 0:
             scaler.unscale_(optimizer)
             params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
             torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
         scaler.step(optimizer)
         scaler.update()
+        return total
 
     @staticmethod
     @contextmanager
@@ -87,3 +119,43 @@ class TrainContext:
     def seed_for(self, *keys: int) -> int:
         """A seed for a method-owned generator, distinct per (config seed, rank, keys)."""
         return derive_seed(self.config.seed, self.dist.rank, *keys)
+
+    def due(self, every: int) -> bool:
+        """Whether a term run every ``every`` steps runs in this step (steps 0, every, 2 * every, ...)."""
+        return self.steps_done % every == 0
+
+    def shared_generator(self, *keys: int) -> torch.Generator:
+        """A CPU generator for this step's draws, the same on every rank: seeded by (config seed, step, keys)."""
+        return torch.Generator().manual_seed(derive_seed(self.config.seed, _SHARED_STREAM, self.steps_done, *keys))
+
+    def this_rank(self, rows: torch.Tensor) -> torch.Tensor:
+        """This rank's rows ``rank, rank + N, ...`` of ``rows`` (drawn for the whole step's batch of N processes), on
+        ``device``: the rows whose data this rank holds."""
+        return rows[self.dist.rank::self.dist.world_size].to(self.device)
+
+    def mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean of a tensor over the ranks, gradients flowing back to each rank's own (itself in one process)."""
+        if not self.dist.enabled:
+            return value
+        from torch.distributed.nn.functional import all_reduce  # autograd-aware; loaded only by a DDP run
+
+        return all_reduce(value) / self.dist.world_size
+
+
+LossOfPart = Callable[[dict], torch.Tensor]
+
+
+def split_batch(batch: dict, parts: int) -> list[tuple[dict, float]]:
+    """``batch``'s tensors (and lists) split into up to ``parts`` parts of rows ``k, k + parts, ...``, each with its
+    share of the rows: ``[(part, share), ...]``."""
+    sizes = {len(value) for value in batch.values() if isinstance(value, (torch.Tensor, list))}
+    if len(sizes) != 1:
+        raise ValueError(f"the batch to split holds entries of different lengths {sorted(sizes)}")
+    rows = sizes.pop()
+    count = max(1, min(parts, rows))
+    split = []
+    for k in range(count):
+        part = {key: value[k::count] if isinstance(value, (torch.Tensor, list)) else value
+                for key, value in batch.items()}
+        split.append((part, len(range(k, rows, count)) / rows))
+    return split

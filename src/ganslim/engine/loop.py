@@ -5,10 +5,14 @@ Per step the engine feeds one batch to ``method.train_step`` (which updates its 
 score on the method's ``monitor`` metric writes ``best.pt``) and checkpoints. At the end it validates,
 checkpoints, loads the best weights and calls ``method.export``.
 
+The length is given in epochs, iterations or kimg (:class:`~ganslim.engine.length.RunLength`, which derives the
+others); the learning rate follows the ``lr_schedule`` the config names (or a method's own, per optimizer), the
+EMA a fixed decay or a half-life in kimg (:mod:`ganslim.engine.ema`).
+
 Exact resume: the data order of an epoch is a pure function of (seed, epoch), augmentation of (seed, epoch,
-index) (see ``ganslim.data``), the learning rate of the epoch; a checkpoint holds weights, optimizer and
-gradient-scaler state, every rank's RNG state and the method's extra state, and a resumed run skips the
-batches of the current epoch already seen. A run stopped after the checkpoint of step k and resumed therefore
+index) (see ``ganslim.data``), the learning rate and the EMA decay of the step; a checkpoint holds weights,
+optimizer and gradient-scaler state, every rank's RNG state and the method's extra state, and a resumed run skips
+the batches of the current epoch already seen. A run stopped after the checkpoint of step k and resumed therefore
 reaches the same weights as a run that never stopped. A run resumed with another number of processes (or batch
 size) continues from the images it has seen (:func:`resumed_step`).
 
@@ -35,7 +39,8 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from ganslim.config import TrainConfig
 from ganslim.engine import distributed as ddp
 from ganslim.engine.context import TrainContext
-from ganslim.engine.ema import EMA
+from ganslim.engine.ema import EMA, half_life_decay
+from ganslim.engine.length import RunLength, steps_per_epoch
 from ganslim.engine.logging import RunLogger, format_duration, image_grid
 from ganslim.engine.protocol import Method
 from ganslim.engine.runs import (
@@ -50,7 +55,7 @@ from ganslim.engine.runs import (
     resume_folder,
     write_config,
 )
-from ganslim.engine.schedules import ConstantThenLinearDecay, apply_lr_factor, remember_initial_lr
+from ganslim.engine.schedules import apply_lr_factor, remember_initial_lr, run_schedule
 from ganslim.engine.seed import derive_seed, rng_state, seed_everything, set_rng_state
 from ganslim.engine.state import cpu_state_dict, load_training_state, load_weights, save_best, save_latest
 from ganslim.errors import GanslimError, RunInterrupted
@@ -94,12 +99,6 @@ def _relative(path: Path, root: Path) -> str:
         return str(Path(path).relative_to(root))
     except ValueError:
         return str(path)
-
-
-def steps_per_epoch(num_items: int, batch_size: int, info: ddp.DistInfo) -> int:
-    """Batches each rank runs per epoch (every rank runs the same number)."""
-    per_rank = -(-num_items // info.world_size)
-    return -(-per_rank // batch_size)
 
 
 def resumed_step(step: int, num_items: int, saved: tuple[int, int], now: tuple[int, int]) -> tuple[int, int]:
@@ -181,10 +180,15 @@ class _Run:
                  progress: bool) -> None:
         if config.amp and device.type != "cuda":
             raise GanslimError(f"--amp needs a CUDA device but training runs on {device}: drop --amp")
-        if not config.data:
-            raise GanslimError("no dataset given: pass --data DIR (or data: in the --config file)")
-        if not Path(config.data).exists():
-            raise GanslimError(f"data folder '{config.data}' not found: pass an existing dataset folder to --data")
+        if getattr(method_cls, "needs_data", True):
+            if not config.data:
+                raise GanslimError("no dataset given: pass --data DIR (or data: in the --config file)")
+            if not Path(config.data).exists():
+                raise GanslimError(f"data folder '{config.data}' not found: pass an existing dataset folder to "
+                                   f"--data")
+        if config.accumulate > 1 and not getattr(method_cls, "accumulates", False):
+            raise GanslimError(f"{method_cls.name} updates from whole batches, it cannot accumulate "
+                               f"{config.accumulate} parts: set accumulate=1 (a smaller --batch-size saves memory)")
         self.config, self.info, self.device, self.progress = config, info, device, progress
         self.name = method_cls.name
         seed_everything(config.seed, info.rank)
@@ -196,18 +200,21 @@ class _Run:
             remember_initial_lr(optimizer)
         self.ctx.bind_optimizers(self.optimizers)
         self.ema = None
-        if config.ema_decay > 0 and method_cls.ema_networks:
-            self.ema = EMA({key: self.networks[key] for key in method_cls.ema_networks}, config.ema_decay)
-        self.monitor = method_cls.monitor
+        if (config.ema_decay > 0 or config.ema_kimg > 0) and method_cls.ema_networks:
+            self.ema = EMA({key: self.networks[key] for key in method_cls.ema_networks},
+                           config.ema_decay if config.ema_decay > 0 else None)
+        self.ctx.ema = self.ema
+        self.monitor = self.method.monitor
         self.train_set: Dataset = self.method.train_dataset()
         self.val_set: Dataset | None = self.method.val_dataset()
         if len(self.train_set) == 0:
             raise GanslimError(f"the training set under '{config.data}' is empty: add images")
-        self.schedule = ConstantThenLinearDecay(config.epochs, config.epochs_decay)
+        self.length = RunLength.of(config, len(self.train_set), info)
+        self.schedule = run_schedule(config, self.length)
         self.schedules = self.method.lr_schedules()
         check_image_sides(self.networks, config.fixed_image_sides())
-        self.steps_per_epoch = steps_per_epoch(len(self.train_set), config.batch_size, info)
-        self.total_steps = self.steps_per_epoch * self.schedule.total_epochs
+        self.steps_per_epoch = self.length.steps_per_epoch
+        self.total_steps = self.length.total_steps
         self.step = 0
         self.checkpoint_step: int | None = None  # step of the latest.pt on disk
         self.best: dict | None = None
@@ -244,10 +251,9 @@ class _Run:
         step = self.step
         self.log = RunLogger(self.run_dir, self.info.is_main, self.total_steps, step, self.progress)
         try:
-            schedule = self.schedule
+            items = getattr(self.train_set, "item_label", "training images")
             self.log.message(
-                f"{self.name}: {len(self.train_set)} training images; {schedule.epochs} + {schedule.epochs_decay} "
-                f"decay epochs x {self.steps_per_epoch:,} steps = {self.total_steps:,} steps on {self.device}"
+                f"{self.name}: {len(self.train_set)} {items}; {self.length.describe()} on {self.device}"
                 + (f" x {self.info.world_size} processes" if self.info.enabled else "")
                 + (f", resumed at step {step:,}" if resumed else "") + f"; run folder {self.run_dir}")
             for line in self.notices:
@@ -272,13 +278,12 @@ class _Run:
             epoch, skip = divmod(step, self.steps_per_epoch)
             if hasattr(self.train_set, "set_epoch"):
                 self.train_set.set_epoch(epoch)
-            for name, optimizer in self.optimizers.items():
-                apply_lr_factor(optimizer, self.schedules.get(name, self.schedule).factor(epoch))
             batches = epoch_batches(len(self.train_set), config.batch_size, config.seed, epoch, self.info)[skip:]
             for batch in self._loader(self.train_set, batches):
+                self._before_step(step)
                 losses = self.method.train_step(batch)
                 if self.ema is not None:
-                    self.ema.update()
+                    self.ema.update(self._ema_decay(step))
                 step = self.step = step + 1
                 self.log.track(losses)
                 if step % config.log_every == 0 or step == self.total_steps:
@@ -286,7 +291,7 @@ class _Run:
                     lrs = {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
                     self.log.log_losses(step, lrs)
                 if step % self.steps_per_epoch == 0:
-                    self.log.log_epoch(step // self.steps_per_epoch, self.schedule.total_epochs)
+                    self.log.log_epoch(step // self.steps_per_epoch, -(-self.total_steps // self.steps_per_epoch))
                 if step == self.total_steps:
                     break
                 if config.sample_every and step % config.sample_every == 0:
@@ -295,7 +300,26 @@ class _Run:
                     self._validate(step)
                 if config.ckpt_every and step % config.ckpt_every == 0:
                     self._checkpoint(step)
+        self._count(step)  # what the samples, validation and export at the end see
         return step
+
+    def _before_step(self, step: int) -> None:
+        """The learning rates of ``step``'s period, and the method's view of the steps and images done."""
+        period = self.length.period(step)
+        for name, optimizer in self.optimizers.items():
+            apply_lr_factor(optimizer, self.schedules.get(name, self.schedule).factor(period))
+        self._count(step)
+
+    def _count(self, step: int) -> None:
+        self.ctx.steps_done, self.ctx.images_seen = step, self.length.images_seen(step)
+
+    def _ema_decay(self, step: int) -> float | None:
+        """This step's decay of a half-life average (StyleGAN2-ADA's); None: the fixed ``ema_decay``."""
+        config = self.config
+        if config.ema_kimg <= 0:
+            return None
+        seen = self.length.images_seen(step)
+        return half_life_decay(self.length.images_seen(step + 1) - seen, seen, config.ema_kimg, config.ema_rampup)
 
     def _finish(self, step: int) -> None:
         self._samples(step)
@@ -495,7 +519,7 @@ class _Run:
             if weights.get("ema"):
                 self.ema.load_state_dict(weights["ema"])
             else:
-                self.ema = EMA(self.ema.networks, self.ema.decay)
+                self.ema = self.ctx.ema = EMA(self.ema.networks, self.ema.decay)
 
     def _export(self) -> dict[str, Path]:
         best_path = self.checkpoint_dir / BEST

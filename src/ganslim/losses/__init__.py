@@ -1,9 +1,10 @@
-"""Training losses: adversarial (vanilla / LSGAN / hinge, relativistic average); reconstruction and distillation
-losses join here."""
+"""Training losses: adversarial (vanilla = StyleGAN2's non-saturating logistic / LSGAN / hinge, relativistic
+average), StyleGAN2's R1 and path-length regularisers; reconstruction and distillation losses join here."""
 
 from ganslim.losses.gan import GAN_MODES, GANLoss, relativistic_average_loss
+from ganslim.losses.regularizers import path_length_penalty, path_lengths, r1_penalty
 
-__all__ = ["GAN_MODES", "GANLoss", "relativistic_average_loss"]
+__all__ = ["GAN_MODES", "GANLoss", "path_length_penalty", "path_lengths", "r1_penalty", "relativistic_average_loss"]
 
 from ganslim.losses.distill import (  # noqa: E402
     ChannelDistillation,

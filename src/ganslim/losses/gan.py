@@ -1,6 +1,8 @@
 """Adversarial losses on discriminator outputs (logits of any shape, e.g. PatchGAN maps (N, 1, H, W)).
 
-``vanilla``: binary cross-entropy on logits (the original GAN, pix2pix's default); ``lsgan``: least squares
+``vanilla``: binary cross-entropy on logits (the original GAN, pix2pix's default; for the generator the
+non-saturating form, so it is StyleGAN2's non-saturating logistic loss: ``softplus(-D(real)) + softplus(D(fake))``
+for the discriminator, ``softplus(-D(fake))`` for the generator); ``lsgan``: least squares
 towards 1 (real) / 0 (fake) (CycleGAN's default); ``hinge``: ``relu(1 - D(real)) + relu(1 + D(fake))`` for the
 discriminator and ``-D(fake)`` for the generator. Every loss is a mean over all elements.
 :func:`relativistic_average_loss` is ESRGAN's relativistic average GAN (vanilla BCE on relative scores).

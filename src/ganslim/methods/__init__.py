@@ -5,7 +5,8 @@ A :class:`MethodEntry` names its command (``train``: a model from scratch; ``com
 trained teacher), its one-line help and, for a staged run, its stages. Registering imports nothing heavy:
 ``entry.load()`` imports the method's package and returns its :class:`Runner` (config class and run function), so
 the command line builds every subcommand without loading torch (``ganslim bench`` must set ``OMP_WAIT_POLICY``
-before torch loads). One package per method: :mod:`.teachers`, :mod:`.esrgan`, :mod:`.gan_compression`, :mod:`.omgd`.
+before torch loads). One package per method: :mod:`.teachers`, :mod:`.esrgan`, :mod:`.stylegan2`,
+:mod:`.gan_compression`, :mod:`.omgd`.
 """
 
 from __future__ import annotations
@@ -79,6 +80,12 @@ def _esrgan() -> Runner:
     return Runner(ESRGANConfig, run_esrgan)
 
 
+def _stylegan2() -> Runner:
+    from ganslim.methods.stylegan2 import StyleGAN2
+
+    return trained(StyleGAN2)
+
+
 def _gan_compression() -> Runner:
     from ganslim.methods.gan_compression.pipeline import PipelineConfig, run_pipeline
 
@@ -115,6 +122,8 @@ for _entry in (
     MethodEntry("cyclegan", TRAIN, "CycleGAN teacher (unpaired data)", _cyclegan),
     MethodEntry("esrgan", TRAIN, "ESRGAN super-resolution teacher (RRDBNet): --stage psnr (L1), then --stage gan "
                 "--init PSNR_RUN", _esrgan),
+    MethodEntry("stylegan2", TRAIN, "StyleGAN2 (rosinality's recipe): unconditional, from a folder of same-size "
+                "images; length in kimg", _stylegan2),
     MethodEntry("gan-compression", COMPRESS, "all stages in one resumable run folder: supernet -> search -> "
                 "fine-tune -> export", _gan_compression, stages=GAN_COMPRESSION_STAGES),
     MethodEntry("gan-compression-supernet", COMPRESS, "stage 1: distil a once-for-all supernet from the teacher",
