@@ -1,6 +1,8 @@
 """StyleGAN2 (rosinality/stylegan2-pytorch's layout and key names): the ``stylegan2`` generator (elastic: Anycost
-GAN's sub-generators, :mod:`.subnets`) and discriminator, and the MobileStyleGAN student ``mobile_stylegan``."""
+GAN's sub-generators, :mod:`.subnets`) and discriminator, Anycost's multi-resolution / conditioned ``anycost``
+discriminator, and the MobileStyleGAN student ``mobile_stylegan``."""
 
+from ganslim.archs.stylegan2.anycost_discriminator import MultiResolutionDiscriminator, config_one_hot
 from ganslim.archs.stylegan2.channels import layer_sides, rosinality_channels
 from ganslim.archs.stylegan2.discriminator import StyleGAN2Discriminator
 from ganslim.archs.stylegan2.generator import (
@@ -24,7 +26,7 @@ from ganslim.archs.stylegan2.subnets import (
 )
 
 __all__ = ["CHANNEL_RATIOS", "NOISE_MODES", "LatentGenerator", "MappingNetwork", "MobileStyleGANGenerator",
-           "MobileSynthesis", "NamedConfig", "StyleGAN2Discriminator",
-           "StyleGAN2Generator", "Subnet", "SynthesisNetwork", "estimate_w_avg", "flexible_choices",
+           "MobileSynthesis", "MultiResolutionDiscriminator", "NamedConfig", "StyleGAN2Discriminator",
+           "StyleGAN2Generator", "Subnet", "SynthesisNetwork", "config_one_hot", "estimate_w_avg", "flexible_choices",
            "layer_sides", "parse_channels", "read_channel_configs", "resolve_subnet", "rosinality_channels",
            "student_channels", "style_index_map", "uniform_channels"]
