@@ -140,7 +140,8 @@ def test_bad_inputs_are_one_line(generator, call, words):
 
 @pytest.mark.parametrize("kwargs, words", [
     ({"size": 48}, "stylegan2 size 48 is not a power of two of at least 4"),
-    ({"size": 16, "channels": [8, 8]}, r"channels \[8, 8\] has 2 widths; a 16 px network takes 3"),
+    ({"size": 16, "channels": [8, 8]}, r"channels \[8, 8\] has 2 widths; a 16 px generator takes 3 \(one per side "
+                                        r"4, 8, ..., 16\) or 6 \(one per layer"),
     ({"size": 16, "style_dim": 0}, "stylegan2 style_dim=0 is not a positive integer"),
     ({"size": 16, "lr_mlp": -0.01}, "stylegan2 lr_mlp=-0.01 is not a positive number"),
 ])

@@ -3,8 +3,9 @@
 Importing this package registers them, one subpackage per family: :mod:`.translation` (image-to-image
 generators ``resnet_9blocks``, ``resnet_6blocks``, ``resnet`` (``n_blocks``), ``unet_256``, ``unet_128``, ``unet``
 (``num_downs``), ``mobile_resnet``, ``super_mobile_resnet`` and OMGD's deep teachers), :mod:`.sr` (``rrdbnet``),
-:mod:`.stylegan2` (the latent-driven ``stylegan2`` generator, its ``stylegan2`` discriminator and the
-``mobile_stylegan`` student) and :mod:`.discriminators` (``basic``, ``n_layers`` (``n_layers``), ``pixel``). Each
+:mod:`.stylegan2` (the latent-driven ``stylegan2`` generator, its ``stylegan2`` discriminator, Anycost GAN's
+``anycost`` discriminator and the ``mobile_stylegan`` student) and :mod:`.discriminators` (``basic``, ``n_layers``
+(``n_layers``), ``pixel``). Each
 image-to-image network class declares the image sides it takes as ``image_sides``, and each generator what it takes
 and returns as ``signature`` (:mod:`ganslim.signature`).
 Architectures import only ``ganslim.nn``, ``ganslim.registry``, ``ganslim.signature``, ``ganslim.errors`` and torch.

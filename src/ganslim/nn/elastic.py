@@ -5,6 +5,7 @@ uses the leading input channels of its weight; convolutions that set a width tak
 ``active_out_channels`` (None: all of them). So a sub-network at any widths runs the leading slices of the
 shared weights, and a compact copy is those same slices (``leading_slice``). They subclass the plain layers,
 so parameter names, ``init_weights`` and state dicts are those of the plain network at the largest width.
+:class:`ElasticModulatedConv2d` does the same for StyleGAN2's modulated convolution (Anycost GAN's sub-generators).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ganslim.nn.modulated import DEMODULATION_EPS, ModulatedConv2d
 from ganslim.nn.norms import InstanceNorm2d, check_norm, fast_instance_norm_applies, group_norm_per_channel
 
 
@@ -109,6 +111,41 @@ class ElasticConvTranspose2d(_ElasticOut, nn.ConvTranspose2d):
             1,
             self.dilation,
         )
+
+
+class ElasticModulatedConv2d(_ElasticOut, ModulatedConv2d):
+    """ModulatedConv2d over the first C_in channels of its input, producing the first ``active_out_channels``:
+    (N, C_in <= in_channels, H, W) and styles (N, style_dim) -> (N, active out, H or 2H, W or 2W).
+
+    It uses the leading block of ``weight`` and the leading rows of ``modulation`` (only the styles it needs, where
+    Anycost GAN's code computes all and drops the rest: the same values, and the MACs of the compact copy), and
+    keeps the full width's equalised-lr scale 1/sqrt(in_channels*k*k), as Anycost does. At full widths it is
+    ModulatedConv2d itself.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.active_out_channels = None
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        batch, in_channels, height, width = x.shape
+        out_channels, k = self.current_out_channels, self.kernel_size
+        if (in_channels, out_channels) == (self.in_channels, self.out_channels):
+            return super().forward(x, style)
+        modulation = self.modulation
+        styles = F.linear(style, modulation.weight[:in_channels] * modulation.scale,
+                          modulation.bias[:in_channels] * modulation.lr_mul) * self.scale
+        weight = self.weight[:, :out_channels, :in_channels] * styles.view(batch, 1, in_channels, 1, 1)
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.pow(2).sum([2, 3, 4], keepdim=True) + DEMODULATION_EPS)
+        x = x.reshape(1, batch * in_channels, height, width)
+        if self.upsample:
+            weight = weight.transpose(1, 2).reshape(batch * in_channels, out_channels, k, k)
+            out = F.conv_transpose2d(x, weight, stride=2, groups=batch)
+            return self.blur(out.view(batch, out_channels, *out.shape[2:]))
+        out = F.conv2d(x, weight.reshape(batch * out_channels, in_channels, k, k), padding=self.padding,
+                       groups=batch)
+        return out.view(batch, out_channels, *out.shape[2:])
 
 
 class ElasticBatchNorm2d(nn.BatchNorm2d):

@@ -1,4 +1,5 @@
-"""StyleGAN2's channel tables (one width per side 4, 8, ..., size) and the checks both networks' arguments share."""
+"""StyleGAN2's channel tables (one width per side 4, 8, ..., size, or for the generator one per layer) and the checks
+both networks' arguments share."""
 
 from __future__ import annotations
 
@@ -39,6 +40,33 @@ def resolve_channels(size: int, channel_multiplier: int, channels: Sequence[int]
     for width in table:
         check_positive_int("channels", width)
     return table
+
+
+def layer_sides(size: int) -> tuple[int, ...]:
+    """The side each generator layer runs at, in Anycost GAN's layer order: the constant input and conv1 at 4 px, then
+    the x2 up conv and the conv of each side 8, ..., ``size``: (4, 4, 8, 8, ..., size, size), 2*log2(size) - 2."""
+    return tuple(2 ** (2 + index // 2) for index in range(2 * int(math.log2(size)) - 2))
+
+
+def resolve_layer_channels(size: int, channel_multiplier: int, channels: Sequence[int] | None) -> tuple[int, ...]:
+    """The generator's width per layer (see :func:`layer_sides`; a conv's width is its output's): ``channels`` given
+    per layer, or per side (both layers of a side get its width), else rosinality's table for the multiplier.
+
+    Raises:
+        GanslimError: as :func:`resolve_channels`, naming both lengths when ``channels`` has neither.
+    """
+    table = resolve_channels(size, channel_multiplier, None)
+    sides = layer_sides(size)
+    if channels is not None and len(channels) == len(sides):
+        for width in channels:
+            check_positive_int("channels", width)
+        return tuple(channels)
+    if channels is not None and len(channels) != len(table):
+        raise GanslimError(f"stylegan2 channels {list(channels)} has {len(channels)} widths; a {size} px generator "
+                           f"takes {len(table)} (one per side 4, 8, ..., {size}) or {len(sides)} (one per layer: the "
+                           f"constant input, conv1, two per side 8, ..., {size})")
+    table = resolve_channels(size, channel_multiplier, channels)
+    return tuple(table[index // 2] for index in range(len(sides)))
 
 
 def check_positive_int(name: str, value: object, arch: str = "stylegan2") -> None:

@@ -81,6 +81,7 @@ class StyleGAN2Discriminator(nn.Module):
         if conv_clamp is not None:
             check_positive_number("conv_clamp", conv_clamp)
         self.img_resolution, self.img_channels, self.stddev_group = size, image_channels, stddev_group
+        self.channels, self.conv_clamp = table, conv_clamp  # one width per side 4, ..., size
         widths = list(reversed(table))  # c[size], ..., c[4]
         self.convs = nn.Sequential(ConvLayer(image_channels, widths[0], 1, clamp=conv_clamp),
                                    *(ResBlock(a, b, conv_clamp) for a, b in zip(widths, widths[1:])))

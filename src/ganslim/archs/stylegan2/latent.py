@@ -36,9 +36,14 @@ class LatentGenerator(nn.Module):
         return self.style
 
     @property
+    def output_resolution(self) -> int:
+        """The side of the images it returns now: ``img_resolution`` unless it runs as a smaller sub-generator."""
+        return self.img_resolution
+
+    @property
     def signature(self) -> Signature:
         return Signature((InputSpec("z", LATENT, self.z_dim, None, None),),
-                         OutputSpec(self.img_channels, SIGNED, scale=None, resolution=self.img_resolution))
+                         OutputSpec(self.img_channels, SIGNED, scale=None, resolution=self.output_resolution))
 
     def synthesize(self, w_plus: Tensor, noise: NoiseInput = "const", rng: torch.Generator | None = None) -> Tensor:
         """W+ (N, num_ws, w_dim) -> image, over this generator's layers."""
