@@ -13,30 +13,18 @@ import pytest
 import torch
 from torch import nn
 
-from ganslim.archs import build_generator
-from ganslim.checkpoints import load_generator, save_model
+from ganslim.checkpoints import load_generator
 from ganslim.cli import main
 from ganslim.export import export_parts, load_exported
 from ganslim.export.onnx import export_onnx
 from ganslim.nn.wavelets import image_to_wavelets, wavelets_to_image
 from ganslim.signature import ImageSides, image_to_image
+from helpers import TINY_STUDENT, save_tiny_student, tiny_student
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-KWARGS = {"size": 16, "channels": [16, 8], "style_dim": 8, "n_mlp": 2}
-NUM_WS, W_DIM, NOISE_SIDES = 4, 8, [4, 8, 8]
+NUM_WS, W_DIM, NOISE_SIDES = 4, TINY_STUDENT["style_dim"], [4, 8, 8]
 PARITY = 1e-4  # images of std ~1: f32 runtimes agree to ~5e-6
-
-
-def tiny_student(seed: int = 0) -> nn.Module:
-    """A KWARGS mobile_stylegan (eval mode) with noise strengths of 0.5 (they start at 0, hiding the noise)."""
-    torch.manual_seed(seed)
-    student = build_generator("mobile_stylegan", **KWARGS).eval()
-    with torch.no_grad():
-        for name, parameter in student.named_parameters():
-            if name.endswith("noise.weight"):
-                parameter.fill_(0.5)
-    return student
 
 
 @pytest.fixture(scope="module")
@@ -165,8 +153,8 @@ def test_haar_wavelet_ops_trace_to_pixel_shuffles_with_free_batch_and_sides(tmp_
             np.testing.assert_allclose(exported(x.numpy()), expected, atol=1e-6)
 
 
-def test_cli_exports_a_saved_student_folded_with_parity_to_the_loaded_one(student, tmp_path, capsys):
-    checkpoint = save_model(tmp_path / "ckpt" / "student.pt", student, "mobile_stylegan", KWARGS)
+def test_cli_exports_a_saved_student_folded_with_parity_to_the_loaded_one(tmp_path, capsys):
+    checkpoint = save_tiny_student(tmp_path / "ckpt" / "student.pt")
     out = tmp_path / "deploy"
     assert main(["export", "--ckpt", str(checkpoint), "--format", "onnx", "--w-plus", "--noise", "input", "--dynamic",
                  "--output", f"{out}/", "--json"]) == 0
