@@ -37,8 +37,8 @@ from ganslim.signature import signature_of
 
 __all__ = ["ARRAY_FILE", "GRID_FILE", "W_AVG_SAMPLES", "W_AVG_SEED", "Generated", "Latents", "Sampling",
            "check_truncation", "format_seeds", "generate_images", "latent_generator", "load_latents",
-           "load_truncation_mean", "noise_sides", "parse_grid", "parse_seeds", "prepare_truncation", "stored_noise",
-           "synthesize"]
+           "load_truncation_mean", "noise_sides", "parse_grid", "parse_seeds", "prepare_truncation", "seed_w_plus",
+           "stored_noise", "synthesize"]
 
 logger = logging.getLogger(__name__)
 
@@ -260,6 +260,13 @@ def synthesize(generator: LatentGenerator, latents: Latents, rows: Sequence[int]
     else:
         w_plus = generator.truncate(values, psi)
     return generator.synthesis(w_plus, noise=noise)
+
+
+def seed_w_plus(generator: LatentGenerator, seeds: Sequence[int]) -> Tensor:
+    """W+ (len(seeds), num_ws, w_dim) of ``seeds``, on the generator's device: each seed's z, drawn as
+    :func:`synthesize` draws it, mapped without truncation and broadcast to every layer."""
+    z = torch.cat([_draw(seed, generator.z_dim, ())[0] for seed in seeds])
+    return generator.broadcast(generator.map(z.to(generator.style.w_avg.device)))
 
 
 def _draw(stream: int, z_dim: int, sides: Sequence[int]) -> tuple[Tensor, list[Tensor]]:

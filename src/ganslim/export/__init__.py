@@ -7,7 +7,8 @@ runtime and compares it with eager PyTorch; above the tolerance it raises and le
 (:func:`ganslim.export.parts.deployable`: MobileStyleGAN's demodulation folded into its weights) and check it
 against the generator as given.
 :func:`quantize_model` (in ``ganslim.export.quantize``) makes a static int8 model calibrated on the user's
-images and reports its quality drop, speed-up and the layers that stay float. :func:`load_exported` runs any
+images and reports its quality drop, speed-up and the layers that stay float; :func:`quantize_synthesis` does
+the same for a latent generator's synthesis graph, calibrated on W+ of mapped z. :func:`load_exported` runs any
 exported file. Everything takes a plain ``nn.Module`` generator and reads what it takes and returns from its
 signature (:mod:`ganslim.signature`): the graph's input name and free axes, the parity inputs, and the sidecar's
 pixel mapping (``x / 127.5 - 1`` in and ``(y + 1) / 2 * 255`` out for [-1, 1], ``x / 255`` and
@@ -65,7 +66,7 @@ from ganslim.signature import (
 )
 
 if TYPE_CHECKING:
-    from ganslim.export.quantize import QuantizeResult, quantize_model
+    from ganslim.export.quantize import QuantizeResult, quantize_model, quantize_synthesis
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -78,6 +79,7 @@ __all__ = [
     "format_of",
     "load_exported",
     "quantize_model",
+    "quantize_synthesis",
 ]
 
 FORMATS = ("onnx", "openvino", "torchscript")
@@ -534,7 +536,7 @@ def publish(stage: Path, files: Sequence[Path], sidecar: dict, folder: Path) -> 
 
 def __getattr__(name: str) -> Any:
     # quantize_model imports this module's helpers, so it is loaded on first use rather than at import.
-    if name in ("quantize_model", "QuantizeResult"):
+    if name in ("quantize_model", "quantize_synthesis", "QuantizeResult"):
         from ganslim.export import quantize
 
         return getattr(quantize, name)

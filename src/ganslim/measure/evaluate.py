@@ -172,10 +172,13 @@ def module_run(model: nn.Module, data_range: tuple[float, float], what: str = "t
 
 def array_run(runner: Callable[[np.ndarray], np.ndarray], signature: Signature,
               data_range: tuple[float, float]) -> Run:
-    """A runtime's ``runner`` (float32 NCHW arrays in and out, in the model's value ranges, e.g. an ONNX Runtime
-    session) as :func:`score_models` runs it, on CPU tensors in ``data_range``."""
+    """A runtime's ``runner`` (float32 arrays in and out, in the model's value ranges, e.g. an ONNX Runtime
+    session) as :func:`score_models` runs it, on CPU tensors: images in ``data_range``, or latents (a synthesis
+    graph's W+) as they are; outputs back in ``data_range``."""
     def run(inputs: Tensor) -> Tensor:
-        array = rescale(inputs, data_range, signature.image_input.value_range).cpu().numpy()
+        if signature.takes_image:
+            inputs = rescale(inputs, data_range, signature.image_input.value_range)
+        array = inputs.cpu().numpy()
         outputs = runner(np.ascontiguousarray(array, dtype=np.float32))
         return rescale(torch.from_numpy(np.asarray(outputs)).float(), signature.output.value_range, data_range)
 
