@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganslim.archs import build_discriminator, build_generator
+from ganslim.archs.stylegan2 import MobileStyleGANGenerator
 from ganslim.checkpoints import save_model
 from ganslim.engine import DistInfo, TrainContext, fit
 from ganslim.registry import GENERATORS, Registry
@@ -47,6 +48,30 @@ def tiny_stylegan2(seed: int = 0, w_avg: bool = True) -> nn.Module:
 def save_tiny_stylegan2(path: Path, seed: int = 0, w_avg: bool = True) -> Path:
     """Save :func:`tiny_stylegan2` as a ganslim checkpoint at ``path``; the path."""
     return save_model(path, tiny_stylegan2(seed, w_avg), "stylegan2", TINY_STYLEGAN2)
+
+
+# The mobile_stylegan student of TINY_STYLEGAN2 (the teacher's table without its last entry): num_ws 4, noise sides
+# 4 8 8 (the teacher's first three).
+TINY_STUDENT = {"size": 16, "channels": [8, 8], "style_dim": 16, "n_mlp": 2}
+
+
+def tiny_student(teacher_seed: int = 0, seed: int = 0) -> nn.Module:
+    """The :data:`TINY_STUDENT` of :func:`tiny_stylegan2` ``(teacher_seed)`` (eval mode), built by ``from_teacher``
+    (the teacher's mapping, ``w_avg`` and first noise buffers), its synthesis drawn after ``torch.manual_seed(seed)``,
+    noise strengths 0.5 (they start at 0, which would hide the noise)."""
+    teacher = tiny_stylegan2(teacher_seed)
+    torch.manual_seed(seed)
+    student = MobileStyleGANGenerator.from_teacher(teacher).eval()
+    with torch.no_grad():
+        for name, parameter in student.named_parameters():
+            if name.endswith("noise.weight"):
+                parameter.fill_(0.5)
+    return student
+
+
+def save_tiny_student(path: Path, teacher_seed: int = 0, seed: int = 0) -> Path:
+    """Save :func:`tiny_student` as a ganslim checkpoint at ``path``; the path."""
+    return save_model(path, tiny_student(teacher_seed, seed), "mobile_stylegan", TINY_STUDENT)
 
 
 def reference_seed_images(generator: nn.Module, seeds, noise: str = "const", psi: float = 1.0) -> torch.Tensor:

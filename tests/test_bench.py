@@ -207,9 +207,34 @@ def test_bench_times_latent_generators_on_every_float_backend(tmp_path):
                 assert row["parity_max_abs_diff"] < 1e-4 and row["runtime"].startswith(backend)
         for backend in ("onnxruntime-int8", "openvino-int8"):
             assert rows[name, backend]["status"] == "skipped"
-            assert rows[name, backend]["reason"] == "int8 calibrates on images, and a latent generator takes none"
+            assert rows[name, backend]["reason"].startswith("the bench's int8 calibrates on images, and a latent "
+                                                            "generator takes none: ganslim quantize makes its synthesis")
     files = write_bench(bench, tmp_path)
     assert "- input z 1x8 (latent generators: 16x16 images out)" in files.markdown.read_text()
+
+
+def test_bench_of_saved_mobile_stylegan_and_its_teacher_checkpoints_on_every_float_backend(tmp_path, capsys):
+    from helpers import save_tiny_student, save_tiny_stylegan2, tiny_student, tiny_stylegan2
+
+    teacher = save_tiny_stylegan2(tmp_path / "teacher.pt")
+    student = save_tiny_student(tmp_path / "student.pt")
+    backends = ["torch", "onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
+    assert main(["bench", str(teacher), str(student), "--backends", ",".join(backends), "--threads", "1",
+                 "--repeats", "2", "--warmup", "0", "--peak-size", "64", "--out", str(tmp_path / "bench"),
+                 "--json"]) == 0
+    bench = json.loads(capsys.readouterr().out)
+    assert bench["settings"]["size"] == 16
+    for info, model in zip(bench["models"], (tiny_stylegan2(), tiny_student())):
+        counted = count_macs(model, torch.zeros(1, 16))
+        assert (info["input_shape"], info["params"], info["macs"]) == ([1, 16], count_params(model), counted.macs)
+    rows = {(r["model"], r["backend"]): r for r in bench["results"]}
+    assert len(rows) == 2 * len(backends)
+    for name in ("teacher", "student"):
+        for backend in backends:
+            row = rows[name, backend]
+            assert row["status"] == "ok" and row["latency_ms"]["median"] > 0 and row["repeats"] == 2
+            if backend != "torch":  # the student exported folded, checked against its eager unfolded self
+                assert row["parity_max_abs_diff"] < 1e-4 and row["runtime"].startswith(backend)
 
 
 @pytest.mark.parametrize("case, message", [

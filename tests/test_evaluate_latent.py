@@ -34,7 +34,9 @@ from helpers import (
     PooledColours,
     reference_seed_images,
     save_resnet,
+    save_tiny_student,
     save_tiny_stylegan2,
+    tiny_student,
     tiny_stylegan2,
 )
 
@@ -114,6 +116,51 @@ def test_differing_stored_noise_is_noted(caplog):
     with caplog.at_level(logging.WARNING):
         evaluate_generator(tiny_stylegan2(0), latent_data(), teacher=tiny_stylegan2(1), progress=False)
     assert any("stored noise images differ from the teacher's" in r.getMessage() for r in caplog.records)
+
+
+def student_and_teacher_images(noise: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clamped images of :func:`tiny_student` and its teacher :func:`tiny_stylegan2` for :data:`SEEDS`, drawn here
+    by hand: each seed's z, then (``random``) the teacher's five noise images from the same stream, of which the
+    student reads the first three (sides 4, 8, 8); each maps z and broadcasts W to its own W+ (4 and 6 entries)."""
+    student, teacher = tiny_student(), tiny_stylegan2()
+    images: tuple[list, list] = ([], [])
+    for seed in SEEDS:
+        rng = torch.Generator().manual_seed(seed)
+        z = torch.randn(1, STYLE_DIM, generator=rng)
+        draws = [torch.randn(1, 1, side, side, generator=rng) for side in (4, 8, 8, 16, 16)]
+        with torch.no_grad():
+            images[0].append(student(z, noise=draws[:3] if noise == "random" else noise))
+            images[1].append(teacher(z, noise=draws if noise == "random" else noise))
+    return torch.cat(images[0]).clamp(-1, 1), torch.cat(images[1]).clamp(-1, 1)
+
+
+@pytest.mark.parametrize("noise", ["const", "random", "none"])
+def test_fidelity_of_a_mobile_stylegan_student_to_its_teacher_uses_the_same_z_and_noise(noise, caplog):
+    with caplog.at_level(logging.WARNING):
+        result = evaluate_generator(tiny_student(), latent_data(), teacher=tiny_stylegan2(), metrics=("psnr", "ssim"),
+                                    sampling=Sampling(noise_mode=noise), batch_size=3, progress=False)
+    assert not caplog.records, "the student's stored noise is its teacher's first: nothing differs"
+    student, teacher = student_and_teacher_images(noise)
+    assert result.metrics["psnr_teacher"] == pytest.approx(float(psnr(student, teacher).mean()), rel=1e-4)
+    assert result.metrics["ssim_teacher"] == pytest.approx(float(mean_ssim(student, teacher).mean()), rel=1e-4)
+    assert 3 < result.metrics["psnr_teacher"] < 40 and result.num_images == 4
+
+
+def test_a_student_of_another_teacher_has_other_stored_noise_and_is_noted(caplog):
+    with caplog.at_level(logging.WARNING):
+        evaluate_generator(tiny_student(teacher_seed=1), latent_data(), teacher=tiny_stylegan2(0), progress=False)
+    assert any("stored noise images differ from the teacher's" in r.getMessage() for r in caplog.records)
+
+
+def test_cli_fidelity_of_a_saved_student_to_its_teacher(tmp_path, no_inception, capsys):
+    student, teacher = save_tiny_student(tmp_path / "student.pt"), save_tiny_stylegan2(tmp_path / "teacher.pt")
+    code, out, _ = _eval(capsys, "--ckpt", student, "--teacher", teacher, "--seeds", "0-3", "--noise-mode", "random",
+                         "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert (report["arch"], report["resolution"], report["num_images"]) == ("mobile_stylegan", SIZE, 4)
+    images = student_and_teacher_images("random")
+    assert report["metrics"]["psnr_teacher"] == pytest.approx(float(psnr(*images).mean()), rel=1e-4)
 
 
 def test_fid_and_kid_against_a_real_folder_of_another_size(real_folder, caplog):

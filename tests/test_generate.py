@@ -17,6 +17,7 @@ from ganslim.cli import main
 from ganslim.data.images import tensor_to_image
 from ganslim.errors import GanslimError
 from helpers import TINY_STYLEGAN2, reference_seed_images, save_resnet, save_tiny_stylegan2, tiny_stylegan2
+from helpers import save_tiny_student, tiny_student
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -131,6 +132,37 @@ def test_random_noise_is_drawn_after_each_seeds_z_whatever_the_batch(ckpt, tmp_p
         with torch.no_grad():
             expected.append(generator(z, noise=noise))
     assert torch.allclose(array(tmp_path / "3"), torch.cat(expected), atol=1e-5)
+
+
+def test_a_saved_mobile_stylegan_student_draws_pngs_and_its_own_w_plus(tmp_path, capsys):
+    checkpoint = save_tiny_student(tmp_path / "student.pt")
+    student = tiny_student()
+    for mode in ("const", "random"):
+        assert generate(checkpoint, tmp_path / mode, "--seeds", "0-1,5", "--noise-mode", mode, "--save-array") == 0
+        assert sorted(p.name for p in (tmp_path / mode).iterdir()) == ["images.npy", "seed0000.png", "seed0001.png",
+                                                                      "seed0005.png"]
+        expected = []
+        for seed in (0, 1, 5):  # the noise drawn after z at the student's sides, the teacher's first three
+            rng = torch.Generator().manual_seed(seed)
+            z = torch.randn(1, STYLE_DIM, generator=rng)
+            noise = [torch.randn(1, 1, side, side, generator=rng) for side in (4, 8, 8)] if mode == "random" else mode
+            with torch.no_grad():
+                expected.append(student(z, noise=noise))
+        images = array(tmp_path / mode)
+        assert images.shape == (3, 3, SIZE, SIZE) and torch.allclose(images, torch.cat(expected), atol=1e-5)
+        assert images.std() > 0.1
+        png = np.asarray(Image.open(tmp_path / mode / "seed0005.png"))
+        assert np.array_equal(png, np.asarray(tensor_to_image(images[2])))
+    assert "generated 3 image(s) with mobile_stylegan" in capsys.readouterr().out
+    w_plus = torch.randn(2, 4, STYLE_DIM, generator=torch.Generator().manual_seed(3))  # 4 entries, the teacher's 6
+    np.save(tmp_path / "w_plus.npy", w_plus.numpy())
+    assert generate(checkpoint, tmp_path / "w+", "--w", str(tmp_path / "w_plus.npy"), "--save-array") == 0
+    with torch.no_grad():
+        assert torch.allclose(array(tmp_path / "w+"), student.synthesis(w_plus), atol=1e-5)
+    np.save(tmp_path / "teacher_w_plus.npy", np.zeros((2, NUM_WS, STYLE_DIM), np.float32))
+    capsys.readouterr()
+    assert generate(checkpoint, tmp_path / "bad", "--w", str(tmp_path / "teacher_w_plus.npy")) == 2
+    _one_line_and_nothing_written(capsys, tmp_path / "bad", "shape (2, 6, 16)", "W+ of shape (N, 4, 16)")
 
 
 def test_noise_mode_none_and_truncation_toward_the_stored_w_avg(ckpt, tmp_path, caplog):

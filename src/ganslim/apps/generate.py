@@ -1,5 +1,5 @@
-"""Draw images from a latent generator (StyleGAN2): by seed, or from saved z, W or W+, with truncation and a noise
-mode; written as PNGs, and optionally as one float32 array and a grid image.
+"""Draw images from a latent generator (StyleGAN2, mobile_stylegan): by seed, or from saved z, W or W+, with truncation
+and a noise mode; written as PNGs, and optionally as one float32 array and a grid image.
 
 Seeds are torch's: the z of seed ``s`` is ``torch.randn(1, z_dim, generator=torch.Generator().manual_seed(s))``,
 as rosinality's scripts draw with torch (NVIDIA's draw numpy's ``RandomState(s).randn(1, z_dim)``, other numbers:
@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ganslim.archs.stylegan2 import NOISE_MODES, StyleGAN2Generator, estimate_w_avg
+from ganslim.archs.stylegan2 import NOISE_MODES, LatentGenerator, estimate_w_avg
 from ganslim.atomic import atomic_write
 from ganslim.data.images import save_image
 from ganslim.engine import image_grid
@@ -37,7 +37,8 @@ from ganslim.signature import signature_of
 
 __all__ = ["ARRAY_FILE", "GRID_FILE", "W_AVG_SAMPLES", "W_AVG_SEED", "Generated", "Latents", "Sampling",
            "check_truncation", "format_seeds", "generate_images", "latent_generator", "load_latents",
-           "load_truncation_mean", "noise_sides", "parse_grid", "parse_seeds", "prepare_truncation", "synthesize"]
+           "load_truncation_mean", "noise_sides", "parse_grid", "parse_seeds", "prepare_truncation", "seed_w_plus",
+           "stored_noise", "synthesize"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class Latents:
         return [f"{row:06d}" for row in self.streams]
 
 
-def load_latents(path: str | os.PathLike, kind: str, generator: StyleGAN2Generator) -> Latents:
+def load_latents(path: str | os.PathLike, kind: str, generator: LatentGenerator) -> Latents:
     """The rows of a ``.npy`` file: ``kind`` ``z`` takes (N, z_dim); ``w`` takes W (N, w_dim) or W+ (N, num_ws,
     w_dim). A file of another shape, not a float array, or with NaN / infinite values is one line that says the
     expected shape."""
@@ -136,7 +137,7 @@ def load_latents(path: str | os.PathLike, kind: str, generator: StyleGAN2Generat
     return Latents.from_rows("w+" if values.dim() == 3 else kind, values)
 
 
-def load_truncation_mean(path: str | os.PathLike, generator: StyleGAN2Generator) -> Tensor:
+def load_truncation_mean(path: str | os.PathLike, generator: LatentGenerator) -> Tensor:
     """The mean W (w_dim,) of a ``.npy`` file holding (w_dim,) or (1, w_dim)."""
     expected = f"a mean W of shape ({generator.w_dim},) or (1, {generator.w_dim})"
     array = _read_array(path, "--truncation-mean", expected)
@@ -192,19 +193,20 @@ def check_truncation(psi: float) -> None:
                            f"W toward the mean W (0.7 is common)")
 
 
-def latent_generator(model: nn.Module, what: str) -> StyleGAN2Generator:
-    """``model`` when it is a latent-driven StyleGAN2 generator; one line for an image-to-image model (pointing to
-    ``ganslim translate``) or another kind."""
+def latent_generator(model: nn.Module, what: str) -> LatentGenerator:
+    """``model`` when it is a latent generator of the StyleGAN2 family (stylegan2, mobile_stylegan); one line for an
+    image-to-image model (pointing to ``ganslim translate``) or another kind."""
     signature = signature_of(model)
     if signature.takes_image:
         raise GanslimError(f"{what} is an image-to-image model ({signature.describe()}), not a latent generator: "
                            f"run it on images with ganslim translate --ckpt CKPT --input DIR --output DIR")
-    if not isinstance(model, StyleGAN2Generator):
-        raise GanslimError(f"{what} is a {type(model).__name__}: images are drawn from StyleGAN2 generators only")
+    if not isinstance(model, LatentGenerator):
+        raise GanslimError(f"{what} is a {type(model).__name__}: images are drawn from latent generators of the "
+                           f"StyleGAN2 family only (stylegan2, mobile_stylegan)")
     return model
 
 
-def prepare_truncation(generator: StyleGAN2Generator, psi: float, mean: Tensor | None = None,
+def prepare_truncation(generator: LatentGenerator, psi: float, mean: Tensor | None = None,
                        what: str = "the checkpoint") -> str | None:
     """Set the mean W that truncation by ``psi`` < 1 pulls toward and say where it came from: ``mean`` when given,
     else the generator's ``w_avg``, else :func:`~ganslim.archs.stylegan2.estimate_w_avg` from 10k z of seed 0
@@ -226,12 +228,17 @@ def prepare_truncation(generator: StyleGAN2Generator, psi: float, mean: Tensor |
     return source
 
 
-def noise_sides(generator: StyleGAN2Generator) -> list[int]:
+def stored_noise(generator: LatentGenerator) -> list[Tensor]:
+    """The generator's stored noise images (1, 1, r, r), one per noise input, in order (its synthesis's buffers)."""
+    return generator.synthesis.noises.constants()
+
+
+def noise_sides(generator: LatentGenerator) -> list[int]:
     """The side r of each of the generator's (1, 1, r, r) noise inputs, in order."""
-    return [int(constant.shape[-1]) for constant in generator.noises.constants()]
+    return [int(constant.shape[-1]) for constant in stored_noise(generator)]
 
 
-def synthesize(generator: StyleGAN2Generator, latents: Latents, rows: Sequence[int], sampling: Sampling,
+def synthesize(generator: LatentGenerator, latents: Latents, rows: Sequence[int], sampling: Sampling,
                device: torch.device | str = "cpu") -> Tensor:
     """Images (len(rows), C, R, R) of ``latents[rows]``, unclamped, on ``device`` (the generator's)."""
     sides = noise_sides(generator) if sampling.noise_mode == "random" else []
@@ -253,6 +260,13 @@ def synthesize(generator: StyleGAN2Generator, latents: Latents, rows: Sequence[i
     else:
         w_plus = generator.truncate(values, psi)
     return generator.synthesis(w_plus, noise=noise)
+
+
+def seed_w_plus(generator: LatentGenerator, seeds: Sequence[int]) -> Tensor:
+    """W+ (len(seeds), num_ws, w_dim) of ``seeds``, on the generator's device: each seed's z, drawn as
+    :func:`synthesize` draws it, mapped without truncation and broadcast to every layer."""
+    z = torch.cat([_draw(seed, generator.z_dim, ())[0] for seed in seeds])
+    return generator.broadcast(generator.map(z.to(generator.style.w_avg.device)))
 
 
 def _draw(stream: int, z_dim: int, sides: Sequence[int]) -> tuple[Tensor, list[Tensor]]:
@@ -311,7 +325,8 @@ def generate_images(
     """Draw one image per row of ``latents`` and write ``output_dir/<name>.png`` (:meth:`Latents.names`).
 
     Args:
-        generator: a StyleGAN2 generator (an image-to-image model is refused, pointing to ``ganslim translate``).
+        generator: a latent generator (StyleGAN2, mobile_stylegan; an image-to-image model is refused, pointing to
+            ``ganslim translate``).
         sampling: truncation and noise mode; ``truncation_mean`` (w_dim,) overrides the mean W it pulls toward.
         save_array: also write ``images.npy``, (N, C, R, R) float32, the generator's output unclamped.
         grid: (rows, columns) of a ``grid.png`` of the images (:func:`parse_grid`), row by row.
@@ -348,7 +363,7 @@ def generate_images(
     return Generated(targets, array_path, grid_path, source)
 
 
-def _image_batches(generator: StyleGAN2Generator, latents: Latents, sampling: Sampling, batch_size: int,
+def _image_batches(generator: LatentGenerator, latents: Latents, sampling: Sampling, batch_size: int,
                    device: torch.device | str, progress: bool) -> Iterator[tuple[range, Tensor]]:
     """(rows, images (B, C, R, R) float32 on the CPU) batch after batch, under a progress bar."""
     with tqdm(total=len(latents), desc="generate", unit="img", disable=not progress) as bar:

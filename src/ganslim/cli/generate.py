@@ -1,5 +1,5 @@
 """`ganslim generate --ckpt CKPT (--seeds 0-99 | --latents z.npy | --w w.npy) --output DIR`: images from a latent
-generator (StyleGAN2), by seed or from saved z / W / W+."""
+generator (StyleGAN2, mobile_stylegan), by seed or from saved z / W / W+."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ NOISE_MODES = ("const", "random", "none")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "generate", help="draw images from a StyleGAN2 generator, by seed or from saved latents",
-        description="Draw images from a latent generator (StyleGAN2 checkpoints: ganslim, rosinality, NVIDIA .pkl) "
+        "generate", help="draw images from a StyleGAN2 / mobile_stylegan generator, by seed or from saved latents",
+        description="Draw images from a latent generator (StyleGAN2 checkpoints: ganslim, rosinality, NVIDIA .pkl; "
+                    "ganslim mobile_stylegan students) "
                     "and write them as PNGs named by seed (seed0000.png) or by row (000000.png). The z of seed s is "
                     "torch.randn(1, z_dim) from torch.Generator().manual_seed(s); to reproduce another tool's images, "
                     "save its z as .npy and pass --latents.")

@@ -1,4 +1,5 @@
-"""`ganslim quantize --ckpt FILE --data DIR --backend onnxruntime|openvino`: static int8 with a report."""
+"""`ganslim quantize --ckpt FILE --data DIR --backend onnxruntime|openvino`: static int8 with a report; a latent
+generator's synthesis graph calibrates on W+ of mapped z by seed (no --data)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,29 @@ import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ganslim.checkpoints import LoadedModel
     from ganslim.export.quantize import QuantizeResult
 
 DEFAULT_SUFFIXES = {"onnxruntime": ".int8.onnx", "openvino": ".int8.xml"}
+SYNTHESIS_SUFFIXES = {"onnxruntime": ".synthesis.int8.onnx", "openvino": ".synthesis.int8.xml"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("quantize", help="post-training static int8 quantization calibrated on your "
-                                                    "images, with quality drop and speed-up")
+                                                    "images (a latent generator's synthesis: on mapped z), with "
+                                                    "quality drop and speed-up")
     parser.add_argument("--ckpt", required=True,
                         help="generator checkpoint (ganslim .pt/.safetensors or reference latest_net_G*.pth), "
                              "or a folder holding one")
-    parser.add_argument("--data", required=True,
+    parser.add_argument("--data", default=None,
                         help="a folder of input images, or a dataset root: aligned (train/ calibrates, val/ or "
                              "test/ evaluates against targets) or unaligned (trainA/, testA/); super-resolution: HR "
-                             "images (train/ val/ test/ or one folder), LR made at the model's scale")
+                             "images (train/ val/ test/ or one folder), LR made at the model's scale. Not for latent "
+                             "generators (stylegan2, mobile_stylegan): their synthesis graph (W+ in) calibrates on "
+                             "the W+ of seeds 0 .. N-1 (z mapped, broadcast) and is scored on the next seeds against "
+                             "eager PyTorch")
     parser.add_argument("--backend", default="onnxruntime", metavar="BACKEND",
                         help="onnxruntime (QDQ int8, default) or openvino (NNCF; needs ganslim[openvino])")
     parser.add_argument("--size", type=int, default=None,
@@ -29,9 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "256); not for super-resolution models, which take whole images (dynamic H, W)")
     parser.add_argument("--output", default=None,
                         help="int8 model file, or a folder (existing, or ending in /) that gets <checkpoint stem>"
-                             ".int8.onnx (default: next to the checkpoint)")
-    parser.add_argument("--num-calibration", type=int, default=32, help="calibration images (default 32)")
-    parser.add_argument("--num-eval", type=int, default=8, help="evaluation images (default 8)")
+                             ".int8.onnx (latent generators: <stem>.synthesis.int8.onnx; default: next to the "
+                             "checkpoint)")
+    parser.add_argument("--num-calibration", type=int, default=32,
+                        help="calibration images, or a latent generator's calibration seeds (default 32)")
+    parser.add_argument("--num-eval", type=int, default=8,
+                        help="evaluation images, or a latent generator's evaluation seeds (default 8)")
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
                         help="input side of A|B pairs and which generator of a CycleGAN folder (default AtoB)")
     parser.add_argument("--sr-metric", default=None, choices=["y", "rgb"],
@@ -54,23 +66,47 @@ def run(args: argparse.Namespace) -> None:
     if args.backend not in BACKENDS:
         raise GanslimError(f"unknown --backend '{args.backend}'; choose one of: {', '.join(BACKENDS)}")
     checkpoint = resolve_generator_file(args.ckpt, args.direction)
-    output = output_file(args.output, checkpoint, DEFAULT_SUFFIXES[args.backend], SUFFIXES[args.backend],
-                         f"--backend {args.backend}")
     loaded = load_generator(checkpoint, direction=args.direction)
-    super_resolution = sr_scale(loaded.signature) is not None
-    if super_resolution and args.size is not None:
-        raise GanslimError(SR_NO_RESIZE)
-    split = split_data(args.data, args.direction, super_resolution=super_resolution)
-    size = None if super_resolution else choose_size(args.size, [(checkpoint.name, loaded.trained_size)])
-    result = quantize_model(
-        loaded.model, split.calibration, output, backend=args.backend, size=size,
-        num_calibration=args.num_calibration, eval_images=split.evaluation, num_eval=args.num_eval,
-        aligned=split.aligned, direction=args.direction, arch=loaded.arch, arch_kwargs=loaded.arch_kwargs,
-        meta=checkpoint_meta(loaded), threads=args.threads, repeats=args.repeats, sr_metric=args.sr_metric)
+    latent = not loaded.signature.takes_image
+    suffix = (SYNTHESIS_SUFFIXES if latent else DEFAULT_SUFFIXES)[args.backend]
+    output = output_file(args.output, checkpoint, suffix, SUFFIXES[args.backend], f"--backend {args.backend}")
+    if latent:
+        result = _quantize_synthesis(args, loaded, output)
+    else:
+        if args.data is None:
+            raise GanslimError(f"{loaded.arch} takes images: pass --data DIR, a dataset root or a folder of its "
+                               f"input images to calibrate on")
+        super_resolution = sr_scale(loaded.signature) is not None
+        if super_resolution and args.size is not None:
+            raise GanslimError(SR_NO_RESIZE)
+        split = split_data(args.data, args.direction, super_resolution=super_resolution)
+        size = None if super_resolution else choose_size(args.size, [(checkpoint.name, loaded.trained_size)])
+        result = quantize_model(
+            loaded.model, split.calibration, output, backend=args.backend, size=size,
+            num_calibration=args.num_calibration, eval_images=split.evaluation, num_eval=args.num_eval,
+            aligned=split.aligned, direction=args.direction, arch=loaded.arch, arch_kwargs=loaded.arch_kwargs,
+            meta=checkpoint_meta(loaded), threads=args.threads, repeats=args.repeats, sr_metric=args.sr_metric)
     if args.json:
         print(json.dumps(result.to_dict()))
         return
     print(format_report(result, f"{loaded.arch} ({checkpoint})"))
+
+
+def _quantize_synthesis(args: argparse.Namespace, loaded: LoadedModel, output: Path) -> QuantizeResult:
+    """A latent generator's synthesis graph, int8, calibrated on W+ of seeds 0 .. --num-calibration - 1."""
+    from ganslim.cli.export import checkpoint_meta
+    from ganslim.errors import GanslimError
+    from ganslim.export.quantize import quantize_synthesis
+
+    given = [flag for flag, value in (("--data", args.data), ("--sr-metric", args.sr_metric)) if value is not None]
+    if given:
+        raise GanslimError(f"{given[0]} is for image models, and {loaded.arch} is a latent generator: its synthesis "
+                           f"calibrates on the W+ of mapped z by seed, with no images: drop {given[0]}")
+    if args.size is not None:
+        loaded.signature.check_resolution(args.size)
+    return quantize_synthesis(loaded.model, output, args.backend, args.num_calibration, args.num_eval,
+                              arch=loaded.arch, arch_kwargs=loaded.arch_kwargs, meta=checkpoint_meta(loaded),
+                              threads=args.threads, repeats=args.repeats)
 
 
 def format_report(result: QuantizeResult, name: str) -> str:
@@ -78,12 +114,18 @@ def format_report(result: QuantizeResult, name: str) -> str:
     fp32, int8 = result.latency_fp32, result.latency_int8
     held = "held out from calibration" if result.eval_held_out else "the calibration image itself"
     dynamic = " (any height and width)" if result.dynamic else ""
+    shape = "x".join(map(str, result.input_shape))
+    if result.part is None:
+        inputs = (f"  images        : {result.num_calibration} calibration, {result.num_eval} evaluation ({held}), "
+                  f"input {shape}{dynamic}")
+    else:
+        inputs = (f"  latents       : W+ of {result.num_calibration} calibration, {result.num_eval} evaluation seeds "
+                  f"({held}), mapped z, stored noise; input {shape} (any batch)")
     lines = [
-        f"int8 {name} with {result.runtime}",
+        f"int8 {name}{'' if result.part is None else ' ' + result.part} with {result.runtime}",
         f"  files         : {', '.join(str(f) for f in result.files)}",
         f"  sidecar       : {result.sidecar}",
-        f"  images        : {result.num_calibration} calibration, {result.num_eval} evaluation ({held}), "
-        f"input {'x'.join(map(str, result.input_shape))}{dynamic}",
+        inputs,
         f"  int8 layers   : {', '.join(f'{op} x{n}' for op, n in sorted(result.int8_layers.items()))}",
         f"  float layers  : {', '.join(layer.name for layer in result.float_layers) or 'none'}",
     ]
@@ -95,7 +137,8 @@ def format_report(result: QuantizeResult, name: str) -> str:
                  f"{result.max_abs_diff_vs_fp32:.3g}")
     if result.task is not None:
         task = result.task
-        lines.append(f"  vs targets    : PSNR {task.psnr_fp32:.2f} -> {task.psnr_int8:.2f} dB, "
+        label = "vs targets    " if result.part is None else "vs eager      "
+        lines.append(f"  {label}: PSNR {task.psnr_fp32:.2f} -> {task.psnr_int8:.2f} dB, "
                      f"SSIM {task.ssim_fp32:.4f} -> {task.ssim_int8:.4f} (fp32 -> int8)")
     lines.append(f"  latency       : fp32 {fp32.median_ms:.1f} ms, int8 {int8.median_ms:.1f} ms (median of "
                  f"{int8.repeats}, interleaved) -> {result.speedup:.2f}x")

@@ -3,9 +3,12 @@
 :func:`export_model` writes one deployable file set plus a JSON sidecar, then runs the exported model in its
 runtime and compares it with eager PyTorch; above the tolerance it raises and leaves nothing behind.
 :func:`export_parts` does the same for each graph of a latent generator (its mapping and synthesis,
-:mod:`ganslim.export.parts`), all written or none.
+:mod:`ganslim.export.parts`), all written or none. Both export a generator's deployable form
+(:func:`ganslim.export.parts.deployable`: MobileStyleGAN's demodulation folded into its weights) and check it
+against the generator as given.
 :func:`quantize_model` (in ``ganslim.export.quantize``) makes a static int8 model calibrated on the user's
-images and reports its quality drop, speed-up and the layers that stay float. :func:`load_exported` runs any
+images and reports its quality drop, speed-up and the layers that stay float; :func:`quantize_synthesis` does
+the same for a latent generator's synthesis graph, calibrated on W+ of mapped z. :func:`load_exported` runs any
 exported file. Everything takes a plain ``nn.Module`` generator and reads what it takes and returns from its
 signature (:mod:`ganslim.signature`): the graph's input name and free axes, the parity inputs, and the sidecar's
 pixel mapping (``x / 127.5 - 1`` in and ``(y + 1) / 2 * 255`` out for [-1, 1], ``x / 255`` and
@@ -38,7 +41,7 @@ from ganslim.atomic import atomic_write_text
 from ganslim.errors import GanslimError, first_line
 from ganslim.export.onnx import EXPORTERS, OUTPUT_NAME, export_onnx, input_axes, output_axes
 from ganslim.export.openvino import export_openvino
-from ganslim.export.parts import PARTS, part_graphs
+from ganslim.export.parts import PARTS, deployable, part_graphs
 from ganslim.export.runtime import (
     PRECISIONS,
     TORCHSCRIPT_SUFFIXES,
@@ -63,7 +66,7 @@ from ganslim.signature import (
 )
 
 if TYPE_CHECKING:
-    from ganslim.export.quantize import QuantizeResult, quantize_model
+    from ganslim.export.quantize import QuantizeResult, quantize_model, quantize_synthesis
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -76,6 +79,7 @@ __all__ = [
     "format_of",
     "load_exported",
     "quantize_model",
+    "quantize_synthesis",
 ]
 
 FORMATS = ("onnx", "openvino", "torchscript")
@@ -168,7 +172,9 @@ def export_model(
         signature = signature_of(generator, size)
         if len(signature.inputs) != 1:
             raise GanslimError(f"export takes generators of one input; this one takes {signature.describe()}")
-        graph = Graph(target.name, generator, signature, _check_inputs(signature, size, dynamic, seed))
+        deployed = deployable(generator)
+        graph = Graph(target.name, deployed, signature, _check_inputs(signature, size, dynamic, seed), generator,
+                      fields=folding(deployed, generator))
         options = _Options(format, dynamic, tolerance, precision, onnx_exporter, seed)
         return _export_graphs([graph], target.parent, options, meta, arch, arch_kwargs)[0]
 
@@ -209,12 +215,14 @@ def export_parts(
     tolerance = _check_options(format, precision, onnx_exporter, tolerance)
     target = resolve_output(out, SUFFIXES[format], DEFAULT_NAMES[format], f"--format {format}")
     with eval_mode(generator):
+        deployed = deployable(generator)
+        modules = part_graphs(deployed, parts, w_plus, noise)
         graphs = []
-        for part, module in part_graphs(generator, parts, w_plus, noise).items():
+        for part, reference in part_graphs(generator, parts, w_plus, noise).items():
             name = f"{Path(target.name).stem}.{part}{target.suffix}"  # G.onnx -> G.mapping.onnx
-            checks = _check_inputs(module.signature, 1, dynamic, seed)
-            fields = {"part": part} | ({"noise": noise} if part == "synthesis" else {})
-            graphs.append(Graph(name, module, module.signature, checks, part, fields))
+            checks = _check_inputs(reference.signature, 1, dynamic, seed)
+            fields = {"part": part} | ({"noise": noise} | folding(deployed, generator) if part == "synthesis" else {})
+            graphs.append(Graph(name, modules[part], reference.signature, checks, reference, part, fields))
         options = _Options(format, dynamic, tolerance, precision, onnx_exporter, seed)
         return _export_graphs(graphs, target.parent, options, meta, arch, arch_kwargs)
 
@@ -222,15 +230,23 @@ def export_parts(
 @dataclass(frozen=True)
 class Graph:
     """One file set to export: ``module`` (in eval mode) with its ``signature``, written as ``file_name``, checked
-    on ``checks`` (tuples of inputs, one tensor per signature input); ``part`` names a latent generator's part and
+    on ``checks`` (tuples of inputs, one tensor per signature input) against eager ``reference`` (the module the
+    user gave, of which ``module`` is the deployable form); ``part`` names a latent generator's part and
     ``fields`` are added to its sidecar."""
 
     file_name: str
     module: nn.Module
     signature: Signature
     checks: list[tuple[torch.Tensor, ...]]
+    reference: nn.Module
     part: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+
+
+def folding(deployed: nn.Module, generator: nn.Module) -> dict[str, str]:
+    """The sidecar field saying the graph's demodulation is folded, when ``deployed`` (:func:`deployable`) is
+    ``generator`` folded."""
+    return {} if deployed is generator else {"demodulation": "folded into the weights"}
 
 
 @dataclass(frozen=True)
@@ -263,7 +279,7 @@ def _export_graphs(graphs: Sequence[Graph], folder: Path, options: _Options, met
                   arch_kwargs: dict | None) -> list[ExportResult]:
     """Export every graph into ``folder``, each checked against eager PyTorch, and publish them only when all
     passed (each model file set, then its sidecar)."""
-    expected = [[run_eager(graph.module, inputs) for inputs in graph.checks] for graph in graphs]
+    expected = [[run_eager(graph.reference, inputs) for inputs in graph.checks] for graph in graphs]
     with staging_folder(folder) as stage:
         staged = [_export_checked(graph, outputs, stage, options, meta, arch, arch_kwargs)
                   for graph, outputs in zip(graphs, expected)]
@@ -520,7 +536,7 @@ def publish(stage: Path, files: Sequence[Path], sidecar: dict, folder: Path) -> 
 
 def __getattr__(name: str) -> Any:
     # quantize_model imports this module's helpers, so it is loaded on first use rather than at import.
-    if name in ("quantize_model", "QuantizeResult"):
+    if name in ("quantize_model", "quantize_synthesis", "QuantizeResult"):
         from ganslim.export import quantize
 
         return getattr(quantize, name)

@@ -1,10 +1,13 @@
-"""Post-training static int8 quantization of a generator, calibrated on the user's images, with a report.
+"""Post-training static int8 quantization of a generator, calibrated on the user's images (a latent generator's
+synthesis: on W+ of mapped random z), with a report.
 
 Two backends, both calibrating activation ranges on images preprocessed exactly as at test time, in the value
 range of the model's signature: an image-to-image model's inputs resized to ``size`` (``ganslim.apps.translate.
 load_input``: bicubic, ``x / 127.5 - 1``); a super-resolution model's whole LR images, made from HR images at its
 scale as ``ganslim eval`` makes them (:func:`ganslim.export.calibration.hr_item`), with an export dynamic in height
-and width (SR never resizes its input):
+and width (SR never resizes its input). A latent generator (StyleGAN2, mobile_stylegan) takes no image: its
+synthesis graph (W+ -> image, stored noise frozen, any batch, demodulation folded) calibrates on the W+ of fixed
+seeds' z, mapped and broadcast (:func:`quantize_synthesis`).
 
 * ``onnxruntime``: ``onnxruntime.quantization.quantize_static`` writes a QDQ model (QuantizeLinear /
   DequantizeLinear pairs around each op) with per-channel int8 weights and uint8 activations, MinMax
@@ -20,7 +23,8 @@ lists the float layers with the reason read from the quantized graph.
 
 Quality: the fp32 and int8 models are scored by :func:`ganslim.measure.evaluate.score_models`, as ``ganslim eval``
 scores them (image-to-image: PSNR on [-1, 1], SSIM on intensities; super-resolution: BasicSR's PSNR/SSIM, Y channel,
-border = scale, uint8), int8 against fp32 and both against the targets.
+border = scale, uint8), int8 against fp32 and both against the targets (a latent generator's synthesis: against
+eager PyTorch's images of the same latents and noise, so fidelity before and after quantization).
 
 Timing: fp32 and int8 models run in the same process, interleaved, ONNX Runtime with thread spinning off
 (see ``ganslim.export.runtime``), OpenVINO with ``INFERENCE_PRECISION_HINT=f32`` for its float parts, so the
@@ -42,11 +46,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
+from ganslim.apps.generate import MAX_SEED, Latents, format_seeds, seed_w_plus
 from ganslim.apps.translate import load_input
 from ganslim.data.validate import image_sizes
 from ganslim.errors import GanslimError
 from ganslim.export import (
+    folding,
     input_channels_of,
     publish,
     resolve_output,
@@ -54,7 +61,8 @@ from ganslim.export import (
     staging_folder,
 )
 from ganslim.export.calibration import FileItems, hr_item, image_files, select_images
-from ganslim.export.onnx import INPUT_NAME, export_onnx
+from ganslim.export.onnx import export_onnx
+from ganslim.export.parts import deployable, part_graphs
 from ganslim.export.runtime import (
     openvino_compiled,
     openvino_version,
@@ -64,6 +72,7 @@ from ganslim.export.runtime import (
 from ganslim.measure.evaluate import (
     SR_NO_RESIZE,
     EvalData,
+    Scoring,
     array_run,
     check_sr_inputs,
     json_safe,
@@ -73,13 +82,15 @@ from ganslim.measure.evaluate import (
     sr_scale,
 )
 from ganslim.measure.profile import LatencyStats, eval_mode, time_interleaved
-from ganslim.signature import UNIT, Signature, signature_of
+from ganslim.signature import SIGNED, UNIT, Signature, parts_of, signature_of
 
-__all__ = ["BACKENDS", "FloatLayer", "QuantizeResult", "TaskMetrics", "quantize_model"]
+__all__ = ["BACKENDS", "FloatLayer", "QuantizeResult", "TaskMetrics", "quantize_model", "quantize_synthesis"]
 
 BACKENDS = ("onnxruntime", "openvino")
 DEFAULT_NAMES = {"onnxruntime": "generator.int8.onnx", "openvino": "generator.int8.xml"}
 SUFFIXES = {"onnxruntime": (".onnx",), "openvino": (".xml",)}
+LATENT_NAMES = {"onnxruntime": "generator.synthesis.int8.onnx", "openvino": "generator.synthesis.int8.xml"}
+LATENT_SEED = 0  # the first calibration seed of a latent generator's synthesis
 DEFAULT_SIZE = 256  # an image-to-image model's input side when none is given
 FP32, INT8 = "the fp32 model", "the int8 model"  # the two models as the scoring names them
 
@@ -105,8 +116,8 @@ class FloatLayer:
 
 @dataclass(frozen=True)
 class TaskMetrics:
-    """Mean PSNR (dB) and SSIM against the dataset's targets, for the fp32 and the int8 model (as
-    :attr:`QuantizeResult.scoring` says)."""
+    """Mean PSNR (dB) and SSIM against the dataset's targets (a latent generator's synthesis: eager PyTorch's images
+    of the evaluation latents), for the fp32 and the int8 model (as :attr:`QuantizeResult.scoring` says)."""
 
     psnr_fp32: float
     psnr_int8: float
@@ -116,7 +127,7 @@ class TaskMetrics:
 
 @dataclass(frozen=True)
 class QuantizeResult:
-    """What :func:`quantize_model` wrote and measured.
+    """What :func:`quantize_model` (or :func:`quantize_synthesis`) wrote and measured.
 
     ``int8_layers`` counts the compute layers that run in int8 by op type, as the runtime executes them;
     ``float_layers`` lists the ones that stay float. ``psnr_vs_fp32`` (dB), ``ssim_vs_fp32`` and
@@ -124,7 +135,9 @@ class QuantizeResult:
     evaluation images, which are held out from calibration unless ``eval_held_out`` is False (a single image).
     ``task`` holds PSNR/SSIM against targets for aligned (and super-resolution) data, else None; ``scoring`` says
     how PSNR/SSIM were computed. Latencies are for one image of ``input_shape`` (the first evaluation image);
-    ``dynamic``: the files take any height and width (super-resolution models, which take whole images).
+    ``dynamic``: the files take any batch and height and width (super-resolution models, which take whole images).
+    ``part``: ``synthesis`` for a latent generator's synthesis graph (inputs W+ (1, num_ws, w_dim) of the
+    evaluation latents, any batch; ``task`` against eager PyTorch), else None.
     """
 
     backend: str
@@ -145,6 +158,7 @@ class QuantizeResult:
     scoring: str
     latency_fp32: LatencyStats
     latency_int8: LatencyStats
+    part: str | None = None
 
     @property
     def speedup(self) -> float:
@@ -212,12 +226,11 @@ def quantize_model(
         A :class:`QuantizeResult`. Raises GanslimError (and writes nothing) on bad inputs or when no layer
         ends up running in int8.
     """
-    if backend not in BACKENDS:
-        raise GanslimError(f"unknown backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
-    if backend == "openvino":
-        require_openvino()
-        _require_nncf()
+    _check_backend(backend)
     signature = signature_of(generator, size or DEFAULT_SIZE)
+    if not signature.takes_image:
+        raise GanslimError(f"{type(generator).__name__} is a latent generator: it takes no images to calibrate on; "
+                           f"quantize its synthesis with quantize_synthesis (ganslim quantize without --data)")
     scale = sr_scale(signature)
     if scale is not None and size is not None:
         raise GanslimError(SR_NO_RESIZE)
@@ -226,10 +239,7 @@ def quantize_model(
                            "images (the LR images are made from them)")
     if scale is None and size is None:
         size = DEFAULT_SIZE
-    counts = {"num_calibration": num_calibration, "num_eval": num_eval, **({"size": size} if scale is None else {})}
-    for name, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise GanslimError(f"{name}={value!r} must be a positive integer")
+    _check_counts(num_calibration=num_calibration, num_eval=num_eval, **({"size": size} if scale is None else {}))
     scoring = scoring_for(signature, sr_metric)
     target = resolve_output(out, SUFFIXES[backend], DEFAULT_NAMES[backend], f"--backend {backend}")
     channels = input_channels_of(generator, in_channels)
@@ -243,42 +253,136 @@ def quantize_model(
     else:
         evaluation_data, calibration_data = (_sr_data(files, signature) for files in (evaluation, calibration))
     calibration_arrays = [_model_input(calibration_data, index, signature) for index in range(len(calibration))]
-    first = _model_input(evaluation_data, 0, signature)
-    shape = tuple(first.shape)
-    example = signature.example_inputs(shape[2], generator=torch.Generator().manual_seed(0))[0]
-
     with eval_mode(generator):
-        with staging_folder(target.parent) as stage:
-            quantizer = _quantize_onnxruntime if backend == "onnxruntime" else _quantize_openvino
-            built = quantizer(generator, example, scale is not None, calibration_arrays, stage, stage / target.name,
-                              threads)
-            if not built.int8_layers:
-                raise GanslimError(f"no layer runs in int8 after {backend} quantization of "
-                                   f"{type(generator).__name__}; nothing was written: keep the fp32 export")
-            runs = {name: array_run(runner, signature, evaluation_data.value_range)
-                    for name, runner in ((FP32, built.fp32), (INT8, built.int8))}
-            scores = score_models(runs, evaluation_data, scoring, reference=FP32)
-            latency = time_interleaved({"fp32": built.fp32, "int8": built.int8}, first, warmup, repeats)
-            fp32, int8 = scores.metrics[FP32], scores.metrics[INT8]
-            task = (TaskMetrics(psnr_fp32=fp32["psnr"], psnr_int8=int8["psnr"], ssim_fp32=fp32["ssim"],
-                                ssim_int8=int8["ssim"]) if evaluation_data.paired else None)
-            sidecar = sidecar_header(f"{backend}-int8", built.files, arch, arch_kwargs, shape,
-                                     tuple(built.int8(first).shape), dynamic=scale is not None, meta=meta,
-                                     signature=signature)
-            final_files = [target.parent / f.name for f in built.files]  # where publish() moves them
-            result = QuantizeResult(
-                backend=backend, runtime=built.runtime, files=final_files,
-                sidecar=target.parent / f"{final_files[0].name}.json",
-                input_shape=shape, dynamic=scale is not None, num_calibration=len(calibration),
-                num_eval=len(evaluation), eval_held_out=held_out, int8_layers=dict(built.int8_layers), float_layers=built.float_layers,
-                psnr_vs_fp32=int8["psnr_ref"], ssim_vs_fp32=int8["ssim_ref"],
-                max_abs_diff_vs_fp32=scores.max_abs_diff[INT8], task=task, scoring=scoring.describe(),
-                latency_fp32=latency["fp32"], latency_int8=latency["int8"])
-            sidecar["quantization"] = {key: value for key, value in result.to_dict().items()
-                                       if key not in ("files", "sidecar")}
-            sidecar["quantization"]["method"] = built.method
-            built.release()
-            publish(stage, built.files, sidecar, target.parent)
+        return _quantize_and_publish(
+            generator, signature, target, backend, calibration_arrays, evaluation_data, scoring,
+            _model_input(evaluation_data, 0, signature), dynamic=scale is not None, held_out=held_out,
+            threads=threads, warmup=warmup, repeats=repeats, arch=arch, arch_kwargs=arch_kwargs, meta=meta)
+
+
+def quantize_synthesis(
+    generator: nn.Module,
+    out: str | os.PathLike,
+    backend: str = "onnxruntime",
+    num_calibration: int = 32,
+    num_eval: int = 8,
+    *,
+    seed: int = LATENT_SEED,
+    arch: str | None = None,
+    arch_kwargs: dict | None = None,
+    meta: dict | None = None,
+    threads: int | None = None,
+    warmup: int = 2,
+    repeats: int = 10,
+) -> QuantizeResult:
+    """Quantize a latent generator's synthesis graph to static int8 for ``backend``, calibrated on W+ of mapped random
+    z (no images), verify it runs in int8, and report its fidelity.
+
+    The graph is the one ``ganslim export --parts synthesis --w-plus`` writes: W+ (N, num_ws, w_dim) -> image (N, C,
+    R, R), any batch, the stored noise frozen in, a mobile_stylegan's demodulation folded into its weights
+    (:func:`ganslim.export.parts.deployable`). Its latents are the W+ of seeds ``seed`` .. ``seed +
+    num_calibration - 1`` (calibration) and of the ``num_eval`` seeds after them (evaluation, held out): each
+    seed's z as ``ganslim generate --seeds`` draws it, mapped without truncation, broadcast to every layer
+    (:func:`ganslim.apps.generate.seed_w_plus`). Fidelity on the evaluation latents: ``task`` holds PSNR/SSIM of the
+    fp32 and the int8 graph against eager PyTorch's images of the same latents and noise (before / after
+    quantization), ``psnr_vs_fp32`` and the like int8 against fp32.
+
+    Args:
+        generator: a CPU latent generator with parts (stylegan2, mobile_stylegan).
+        out: the int8 model file (``.onnx`` / ``.xml``) or a folder, which gets ``generator.synthesis.int8.onnx`` /
+            ``.xml`` + ``.bin``; the sidecar is ``<file>.json``.
+        backend, threads, warmup, repeats, arch, arch_kwargs, meta: as for :func:`quantize_model`.
+        num_calibration, num_eval: calibration and evaluation latents.
+        seed: the first seed.
+
+    Returns:
+        A :class:`QuantizeResult` with ``part`` ``synthesis``. Raises GanslimError (and writes nothing) for a
+        model without parts, bad counts or seed, or when no layer ends up running in int8.
+    """
+    _check_backend(backend)
+    _check_counts(num_calibration=num_calibration, num_eval=num_eval)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED - num_calibration - num_eval:
+        raise GanslimError(f"seed={seed!r} must be a whole number from 0 (the first calibration seed)")
+    if parts_of(generator) is None:
+        raise GanslimError(f"{type(generator).__name__} has no synthesis part to quantize on latents: an image "
+                           f"model calibrates on images (ganslim quantize --data DIR)")
+    target = resolve_output(out, SUFFIXES[backend], LATENT_NAMES[backend], f"--backend {backend}")
+    seeds = range(seed, seed + num_calibration + num_eval)
+    with eval_mode(generator):
+        deployed = deployable(generator)
+        reference, graph = (part_graphs(model, ["synthesis"], w_plus=True)["synthesis"] for model in (generator,
+                                                                                                     deployed))
+        with torch.inference_mode():
+            w_plus = seed_w_plus(generator, seeds).cpu()
+            targets = reference(w_plus[num_calibration:]).clamp(*SIGNED)  # as saved, as the outputs are scored
+        evaluation = EvalData(_LatentTargets(w_plus[num_calibration:], targets), None, paired=True, layout="latent",
+                              root=Path(), split="", input_key="w_plus", target_key="image",
+                              latents=Latents.from_seeds(seeds[num_calibration:]))
+        calibration = [w_plus[index:index + 1].numpy() for index in range(num_calibration)]
+        fields = {"part": "synthesis", "noise": "frozen", **folding(deployed, generator),
+                  "calibration": f"W+ of seeds {format_seeds(seeds[:num_calibration])} (z mapped untruncated, "
+                                 f"broadcast); evaluated on seeds {format_seeds(seeds[num_calibration:])}"}
+        with eval_mode(graph):
+            return _quantize_and_publish(
+                graph, graph.signature, target, backend, calibration, evaluation, Scoring(),
+                evaluation.inputs[0]["w_plus"][None].numpy(), dynamic=True, held_out=True, threads=threads,
+                warmup=warmup, repeats=repeats, arch=arch, arch_kwargs=arch_kwargs, meta=meta, fields=fields)
+
+
+def _check_backend(backend: str) -> None:
+    """One line for an unknown backend, or for openvino without OpenVINO or NNCF."""
+    if backend not in BACKENDS:
+        raise GanslimError(f"unknown backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
+    if backend == "openvino":
+        require_openvino()
+        _require_nncf()
+
+
+def _check_counts(**counts: int) -> None:
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GanslimError(f"{name}={value!r} must be a positive integer")
+
+
+def _quantize_and_publish(module: nn.Module, signature: Signature, target: Path, backend: str,
+                          calibration: list[np.ndarray], evaluation: EvalData, scoring: Scoring, first: np.ndarray, *,
+                          dynamic: bool, held_out: bool, threads: int | None, warmup: int, repeats: int,
+                          arch: str | None, arch_kwargs: dict | None, meta: dict | None,
+                          fields: dict[str, str] | None = None) -> QuantizeResult:
+    """Quantize ``module`` (in eval mode, of ``signature``) calibrated on ``calibration`` (its inputs), score fp32
+    and int8 on ``evaluation``, time both on ``first`` and publish the int8 files at ``target`` with a sidecar
+    (``fields`` added to it); ``dynamic``: the export's free axes (:func:`ganslim.export.onnx.input_axes`)."""
+    with staging_folder(target.parent) as stage:
+        quantizer = _quantize_onnxruntime if backend == "onnxruntime" else _quantize_openvino
+        built = quantizer(module, signature, torch.from_numpy(first), dynamic, calibration, stage,
+                          stage / target.name, threads)
+        if not built.int8_layers:
+            raise GanslimError(f"no layer runs in int8 after {backend} quantization of {type(module).__name__}; "
+                               f"nothing was written: keep the fp32 export")
+        runs = {name: array_run(runner, signature, evaluation.value_range)
+                for name, runner in ((FP32, built.fp32), (INT8, built.int8))}
+        scores = score_models(runs, evaluation, scoring, reference=FP32)
+        latency = time_interleaved({"fp32": built.fp32, "int8": built.int8}, first, warmup, repeats)
+        fp32, int8 = scores.metrics[FP32], scores.metrics[INT8]
+        task = (TaskMetrics(psnr_fp32=fp32["psnr"], psnr_int8=int8["psnr"], ssim_fp32=fp32["ssim"],
+                            ssim_int8=int8["ssim"]) if evaluation.paired else None)
+        sidecar = sidecar_header(f"{backend}-int8", built.files, arch, arch_kwargs, first.shape,
+                                 tuple(built.int8(first).shape), dynamic=dynamic, meta=meta, signature=signature)
+        sidecar.update(fields or {})
+        final_files = [target.parent / f.name for f in built.files]  # where publish() moves them
+        result = QuantizeResult(
+            backend=backend, runtime=built.runtime, files=final_files,
+            sidecar=target.parent / f"{final_files[0].name}.json",
+            input_shape=tuple(first.shape), dynamic=dynamic, num_calibration=len(calibration),
+            num_eval=len(evaluation.inputs), eval_held_out=held_out, int8_layers=dict(built.int8_layers),
+            float_layers=built.float_layers, psnr_vs_fp32=int8["psnr_ref"], ssim_vs_fp32=int8["ssim_ref"],
+            max_abs_diff_vs_fp32=scores.max_abs_diff[INT8], task=task, scoring=scoring.describe(),
+            latency_fp32=latency["fp32"], latency_int8=latency["int8"], part=(fields or {}).get("part"))
+        sidecar["quantization"] = {key: value for key, value in result.to_dict().items()
+                                   if key not in ("files", "sidecar")}
+        sidecar["quantization"]["method"] = built.method
+        built.release()
+        publish(stage, built.files, sidecar, target.parent)
     return result
 
 
@@ -319,6 +423,20 @@ def _model_input(data: EvalData, index: int, signature: Signature) -> np.ndarray
     return np.ascontiguousarray(rescale(image, data.value_range, signature.image_input.value_range).numpy())
 
 
+class _LatentTargets(Dataset):
+    """W+ rows (N, num_ws, w_dim) and eager PyTorch's images of them (N, C, R, R) as ``{"w_plus", "image"}``
+    items."""
+
+    def __init__(self, w_plus: torch.Tensor, images: torch.Tensor) -> None:
+        self.w_plus, self.images = w_plus, images
+
+    def __len__(self) -> int:
+        return len(self.w_plus)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"w_plus": self.w_plus[index], "image": self.images[index]}
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Backends
 
@@ -353,8 +471,8 @@ def _quiet_quantizers() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _quantize_onnxruntime(generator: nn.Module, example: torch.Tensor, dynamic: bool, calibration: list[np.ndarray],
-                          stage: Path, target: Path, threads: int | None) -> _Built:
+def _quantize_onnxruntime(generator: nn.Module, signature: Signature, example: torch.Tensor, dynamic: bool,
+                          calibration: list[np.ndarray], stage: Path, target: Path, threads: int | None) -> _Built:
     import onnx
     import onnxruntime as ort
     from onnxruntime.quantization import (
@@ -372,10 +490,11 @@ def _quantize_onnxruntime(generator: nn.Module, example: torch.Tensor, dynamic: 
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self.batches, None)
-            return None if batch is None else {INPUT_NAME: batch}
+            return None if batch is None else {name: batch}
 
+    name = signature.inputs[0].name
     fp32_path, prepared = stage / "fp32.onnx", stage / "fp32.prepared.onnx"
-    export_onnx(generator, fp32_path, example, dynamic=dynamic)
+    export_onnx(generator, fp32_path, example, dynamic=dynamic, signature=signature)
     with _quiet_quantizers():
         try:
             # Shape inference and ORT's graph fusions first, as onnxruntime.quantization recommends.
@@ -392,7 +511,7 @@ def _quantize_onnxruntime(generator: nn.Module, example: torch.Tensor, dynamic: 
     sessions = [fp32_session, int8_session]
 
     def runner(index: int) -> Callable[[np.ndarray], np.ndarray]:
-        return lambda image: sessions[index].run(None, {INPUT_NAME: image})[0]
+        return lambda inputs: sessions[index].run(None, {name: inputs})[0]
 
     return _Built(files=[target], runtime=f"onnxruntime {ort.__version__}",
                   method="onnxruntime quantize_static: QDQ, per-channel int8 weights, uint8 activations, MinMax",
@@ -431,17 +550,20 @@ def _require_nncf() -> Any:
     return nncf
 
 
-def _quantize_openvino(generator: nn.Module, example: torch.Tensor, dynamic: bool, calibration: list[np.ndarray],
-                       stage: Path, target: Path, threads: int | None) -> _Built:
+def _quantize_openvino(generator: nn.Module, signature: Signature, example: torch.Tensor, dynamic: bool,
+                       calibration: list[np.ndarray], stage: Path, target: Path, threads: int | None) -> _Built:
     from ganslim.export.openvino import convert_onnx, save_ir
 
     nncf = _require_nncf()
     fp32_path = stage / "fp32.onnx"
-    export_onnx(generator, fp32_path, example, dynamic=dynamic)
+    export_onnx(generator, fp32_path, example, dynamic=dynamic, signature=signature)
     fp32_model = convert_onnx(fp32_path)
+    # NNCF's fast bias correction takes a synthesis graph's frozen noise (a (1, 1, r, r) constant added right after a
+    # conv) for that conv's bias and fails to reshape its per-channel correction into it: latent graphs go without.
+    advanced = nncf.AdvancedQuantizationParameters(disable_bias_correction=not signature.takes_image)
     with _quiet_quantizers():
         int8_model = nncf.quantize(fp32_model, nncf.Dataset(calibration), subset_size=len(calibration),
-                                   preset=nncf.QuantizationPreset.MIXED)
+                                   preset=nncf.QuantizationPreset.MIXED, advanced_parameters=advanced)
     files = save_ir(int8_model, target)
     compiled = [openvino_compiled(fp32_model, "f32", threads), openvino_compiled(target, "f32", threads)]
     int8_layers, float_layers = _openvino_precisions(compiled[1].get_runtime_model(), int8_model)

@@ -18,8 +18,8 @@ data's range before scoring. Three families are told apart by the signature (:fu
   in [0, 1]: HR images with their LR made on the fly at the model's scale, or BasicSR's GT / LQ folders; the
   outputs are compared with the GT at the output size as BasicSR computes it (uint8-quantised, s pixels
   cropped per side, BT.601 Y channel or RGB: :mod:`ganslim.metrics.sr`); FID/KID against the GT images.
-* **latent** (unconditional) generators (StyleGAN2: z in, an output of fixed ``resolution``), on
-  :func:`open_latent_eval_data`: one image per seed, drawn as :mod:`ganslim.apps.generate` draws it (truncation,
+* **latent** (unconditional) generators (StyleGAN2, mobile_stylegan: z in, an output of fixed ``resolution``),
+  on :func:`open_latent_eval_data`: one image per seed, drawn as :mod:`ganslim.apps.generate` draws it (truncation,
   noise mode: :class:`~ganslim.apps.generate.Sampling`); FID/KID against a folder of real images, each resized
   (bicubic) to the generator's resolution, or cached statistics. No targets: PSNR/SSIM only against a teacher.
 
@@ -49,8 +49,16 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from ganslim.apps.generate import Latents, Sampling, format_seeds, latent_generator, prepare_truncation, synthesize
-from ganslim.archs.stylegan2 import StyleGAN2Generator
+from ganslim.apps.generate import (
+    Latents,
+    Sampling,
+    format_seeds,
+    latent_generator,
+    prepare_truncation,
+    stored_noise,
+    synthesize,
+)
+from ganslim.archs.stylegan2 import LatentGenerator
 from ganslim.data import AlignedDataset, HRFolderDataset, PairedSRDataset, SingleImageDataset, detect_layout
 from ganslim.data.validate import image_sizes
 from ganslim.errors import GanslimError, first_line
@@ -164,17 +172,20 @@ def module_run(model: nn.Module, data_range: tuple[float, float], what: str = "t
 
 def array_run(runner: Callable[[np.ndarray], np.ndarray], signature: Signature,
               data_range: tuple[float, float]) -> Run:
-    """A runtime's ``runner`` (float32 NCHW arrays in and out, in the model's value ranges, e.g. an ONNX Runtime
-    session) as :func:`score_models` runs it, on CPU tensors in ``data_range``."""
+    """A runtime's ``runner`` (float32 arrays in and out, in the model's value ranges, e.g. an ONNX Runtime
+    session) as :func:`score_models` runs it, on CPU tensors: images in ``data_range``, or latents (a synthesis
+    graph's W+) as they are; outputs back in ``data_range``."""
     def run(inputs: Tensor) -> Tensor:
-        array = rescale(inputs, data_range, signature.image_input.value_range).cpu().numpy()
+        if signature.takes_image:
+            inputs = rescale(inputs, data_range, signature.image_input.value_range)
+        array = inputs.cpu().numpy()
         outputs = runner(np.ascontiguousarray(array, dtype=np.float32))
         return rescale(torch.from_numpy(np.asarray(outputs)).float(), signature.output.value_range, data_range)
 
     return run
 
 
-def latent_run(generator: StyleGAN2Generator, latents: Latents, sampling: Sampling,
+def latent_run(generator: LatentGenerator, latents: Latents, sampling: Sampling,
                device: str | torch.device = "cpu") -> Run:
     """A latent generator as :func:`score_models` runs it: (B,) row numbers of ``latents`` -> images (B, C, R, R)
     float32 in [-1, 1], drawn as :func:`ganslim.apps.generate.synthesize` draws them."""
@@ -757,11 +768,12 @@ def evaluate_generator(
         metrics: any of ``fid``, ``kid``, ``psnr``, ``ssim``; those the data cannot support are skipped
             with the reason.
         teacher: adds ``psnr_teacher`` / ``ssim_teacher`` (generator output vs teacher output); of the same scale.
-            Latent generators: a StyleGAN2 of the same resolution and z size, fed the same z (each through its own
-            mapping and truncation toward its own mean W) and the same noise: with ``random`` noise the same draws
-            (two StyleGAN2 of one resolution have the same noise inputs, one at 4 px and two at every larger
-            side), with ``const`` each its stored noise images (a note on stderr says when those differ), or
-            ``none``.
+            Latent generators: a StyleGAN2 (or mobile_stylegan) of the same resolution and z size, fed the same z
+            (each through its own mapping, broadcast to its own number of W+ entries, and truncated toward its own
+            mean W) and the same noise: with ``random`` noise the same draws (two StyleGAN2 of one resolution have
+            the same noise inputs, one at 4 px and two at every larger side; a mobile_stylegan student's are its
+            teacher's first ones, so it gets the teacher's first draws), with ``const`` each its stored noise images
+            (a note on stderr says when those differ where both have one), or ``none``.
         inception_weights: the weights file (default: ``$GANSLIM_INCEPTION_WEIGHTS``, then the cache folder);
             when none is found there FID/KID are skipped with the reason; a given path that is missing raises.
         extractor: a ready feature extractor (uint8 (N,3,H,W) -> (N,D)) used instead of loading Inception.
@@ -893,7 +905,7 @@ def evaluate_generator(
 
 
 def _latent_models(generator: nn.Module, teacher: nn.Module | None,
-                   sampling: Sampling) -> dict[str, StyleGAN2Generator]:
+                   sampling: Sampling) -> dict[str, LatentGenerator]:
     """``{"the generator": ..., "the teacher": ...}`` (the teacher if any), once checked comparable: the teacher
     takes z of the generator's size and draws images of its shape; a note when const noise differs between them."""
     models = {"the generator": latent_generator(generator, "the generator")}
@@ -909,7 +921,7 @@ def _latent_models(generator: nn.Module, teacher: nn.Module | None,
         (channels, side), (teacher_channels, teacher_side) = shapes
         raise GanslimError(f"the generator draws {channels}x{side}x{side} images but the teacher "
                            f"{teacher_channels}x{teacher_side}x{teacher_side}: compare generators of one resolution")
-    stored = zip(student.noises.constants(), reference.noises.constants())
+    stored = zip(stored_noise(student), stored_noise(reference))  # a student's are its teacher's first ones
     if sampling.noise_mode == "const" and not all(torch.equal(own, theirs.to(own.device)) for own, theirs in stored):
         logger.warning("note: the generator's stored noise images differ from the teacher's, so with --noise-mode "
                        "const the fidelity also counts that difference: pass --noise-mode random or none to feed both "
@@ -917,7 +929,7 @@ def _latent_models(generator: nn.Module, teacher: nn.Module | None,
     return models
 
 
-def _latent_runs(models: dict[str, StyleGAN2Generator], data: EvalData, sampling: Sampling,
+def _latent_runs(models: dict[str, LatentGenerator], data: EvalData, sampling: Sampling,
                  device: torch.device) -> tuple[dict[str, Run], dict[str, Any]]:
     """The runs of :func:`_latent_models` over ``data``'s seeds, each truncated toward its own mean W, and what the
     result records of how they drew."""

@@ -30,8 +30,8 @@ Backends: ``torch`` (eager fp32), ``onnxruntime`` and ``openvino`` (fp32 exports
 PyTorch by ``ganslim.export.export_model``), ``onnxruntime-int8`` and ``openvino-int8`` (static int8 from
 ``ganslim.export.quantize.quantize_model``, calibrated on the train split of ``data``); ``int8`` names both
 int8 backends. A backend whose runtime is not installed, or an int8 backend without data to calibrate on (always,
-for latent generators: they take no image), is reported as skipped with the reason; one whose export fails is
-reported as failed; neither stops the bench.
+for latent generators: they take no image; ``ganslim quantize`` makes their synthesis int8), is reported as
+skipped with the reason; one whose export fails is reported as failed; neither stops the bench.
 
 ``bench.json`` (:meth:`BenchResult.to_dict`)::
 
@@ -305,7 +305,8 @@ def run_bench(
             settings["num_images"] = len(quality.inputs)
         calibration, no_calibration = None, "int8 calibrates on your images: pass --data DIR"
         if latent:
-            no_calibration = "int8 calibrates on images, and a latent generator takes none"
+            no_calibration = ("the bench's int8 calibrates on images, and a latent generator takes none: ganslim "
+                              "quantize makes its synthesis int8, calibrated on W+ of mapped z")
         if data is not None and any(is_int8(b) for b in backends):
             from ganslim.export.calibration import split_data
 
