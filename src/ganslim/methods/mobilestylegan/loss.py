@@ -39,6 +39,7 @@ def multiscale_terms(heads: Sequence[Tensor], teacher_image: Tensor) -> dict[str
     Returns:
         ``{"l1_image", "l2_image", "l1_wavelet", "l2_wavelet"}``, () float32 each: e.g. ``l1_image`` is
         ``sum_r mean |IDWT(head_r) - target_2r|`` and ``l2_wavelet`` ``sum_r mean (head_r - DWT(target_2r))^2``.
+        The Haar transform is orthonormal, so ``l2_image`` equals ``l2_wavelet``: the reference sums both, as here.
     """
     teacher_image = teacher_image.detach().float()
     terms = {name: torch.zeros((), device=teacher_image.device) for name in PIXEL_TERMS}

@@ -235,12 +235,12 @@ class MobileStyleGAN(MethodBase):
         z_mix = self.ctx.shared_randn(rng, count, teacher.z_dim)
         mixes = float(torch.rand((), generator=rng)) < self.config.mixing
         crossover = int(torch.randint(1, max(self.student.num_ws, 2), (), generator=rng))
-        noise = [self.ctx.shared_randn(rng, count, 1, *noise.shape[2:]) for noise in teacher.noises.constants()]
+        noise = [self.ctx.shared_randn(rng, count, 1, *buffer.shape[2:]) for buffer in teacher.noises.constants()]
         w = teacher.map(z)
         w_plus = teacher.mix(w, teacher.map(z_mix), crossover) if mixes else teacher.broadcast(w)
         return w_plus, noise
 
-    def render(self, w_plus: Tensor, noise: list[Tensor], student: nn.Module) -> tuple[Tensor, list[Tensor]]:
+    def _render(self, w_plus: Tensor, noise: list[Tensor], student: nn.Module) -> tuple[Tensor, list[Tensor]]:
         """The teacher's image (N, C, R, R), without gradients, and ``student``'s heads (its trained view or
         :class:`StudentHeads`) for the teacher's W+ ``w_plus`` and noise ``noise``."""
         with torch.no_grad(), self.ctx.autocast():
@@ -268,7 +268,7 @@ class MobileStyleGAN(MethodBase):
         config, ctx = self.config, self.ctx
         augmentation = self._augmentation(ctx.shared_generator(G_PHASE), len(w_plus))
         with ctx.frozen(self.nets["D"]):
-            teacher_image, heads = self.render(w_plus, noise, self.trained["student"])
+            teacher_image, heads = self._render(w_plus, noise, self.trained["student"])
             image = wavelets_to_image(heads[-1]).float()
             terms = multiscale_terms(heads, teacher_image)
             loss = (config.l1_weight * (terms["l1_image"] + terms["l1_wavelet"])
@@ -310,7 +310,7 @@ class MobileStyleGAN(MethodBase):
         """Teacher and student images (N, C, R, R) of a batch of validation latents (W broadcast, its noise)."""
         noise = [batch[f"noise_{k}"] for k in range(self.teacher.num_noises)]
         w_plus = self.teacher.broadcast(self.teacher.map(batch["z"]))
-        teacher_image, heads = self.render(w_plus, noise, StudentHeads(self.student))
+        teacher_image, heads = self._render(w_plus, noise, StudentHeads(self.student))
         return teacher_image, wavelets_to_image(heads[-1]).float()
 
     def validate(self, batches: Iterable[dict]) -> dict[str, float]:
