@@ -128,8 +128,9 @@ def _help(capsys, *argv: str) -> str:
     return " ".join(capsys.readouterr().out.split())
 
 
-def test_compress_help_names_both_methods_and_each_method_its_own_set_example(tmp_path, capsys):
-    assert "compress compress a generator (GAN Compression, OMGD)" in _help(capsys)
+def test_compress_help_names_every_method_and_each_method_its_own_set_example(tmp_path, capsys):
+    assert "compress compress a generator (GAN Compression, OMGD, MobileStyleGAN)" in _help(capsys)
+    assert "e.g. --set perceptual_weight=0.5 (repeatable)" in _help(capsys, "compress", "mobilestylegan")
     omgd = _help(capsys, "compress", "omgd")
     assert "e.g. --set lambda_cd=50 (repeatable)" in omgd and "lambda_distill" not in omgd
     assert main(["compress", "omgd", "--data", str(tmp_path), "--set", "lambda_cd=50", "--show-config"]) == 0

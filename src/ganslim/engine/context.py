@@ -33,7 +33,8 @@ class TrainContext:
     * ``steps_done`` and ``images_seen`` (steps finished before this one, and the images every process together
       showed in them), for schedules of a method's own; :meth:`due` for terms run every k steps (lazy
       regularisation, :mod:`ganslim.engine.lazy`);
-    * :meth:`shared_generator`, :meth:`this_rank` and :meth:`mean_over_ranks` for draws over the whole step's
+    * :meth:`shared_generator`, :meth:`shared_randn`, :meth:`this_rank` and :meth:`mean_over_ranks` for draws over
+      the whole step's
       batch: N processes then draw what one process with N times the batch draws, and a resumed run what the
       uninterrupted one drew;
     * ``ema``: the engine's :class:`~ganslim.engine.ema.EMA` (None without one).
@@ -127,6 +128,11 @@ class TrainContext:
     def shared_generator(self, *keys: int) -> torch.Generator:
         """A CPU generator for this step's draws, the same on every rank: seeded by (config seed, step, keys)."""
         return torch.Generator().manual_seed(derive_seed(self.config.seed, _SHARED_STREAM, self.steps_done, *keys))
+
+    def shared_randn(self, generator: torch.Generator, count: int, *shape: int) -> torch.Tensor:
+        """This rank's ``count`` rows (count, *shape) of N(0, 1) draws from ``generator`` (a :meth:`shared_generator`)
+        made for the whole step's batch of every process, on ``device``."""
+        return self.this_rank(torch.randn(count * self.dist.world_size, *shape, generator=generator))
 
     def this_rank(self, rows: torch.Tensor) -> torch.Tensor:
         """This rank's rows ``rank, rank + N, ...`` of ``rows`` (drawn for the whole step's batch of N processes), on

@@ -6,7 +6,7 @@ trained teacher), its one-line help and, for a staged run, its stages. Registeri
 ``entry.load()`` imports the method's package and returns its :class:`Runner` (config class and run function), so
 the command line builds every subcommand without loading torch (``ganslim bench`` must set ``OMP_WAIT_POLICY``
 before torch loads). One package per method: :mod:`.teachers`, :mod:`.esrgan`, :mod:`.stylegan2`,
-:mod:`.gan_compression`, :mod:`.omgd`.
+:mod:`.gan_compression`, :mod:`.omgd`, :mod:`.mobilestylegan`.
 """
 
 from __future__ import annotations
@@ -116,6 +116,12 @@ def _omgd() -> Runner:
     return trained(omgd_method, OMGDConfig)
 
 
+def _mobilestylegan() -> Runner:
+    from ganslim.methods.mobilestylegan import MobileStyleGAN
+
+    return trained(MobileStyleGAN)
+
+
 METHODS: Registry[MethodEntry] = Registry("method")
 for _entry in (
     MethodEntry("pix2pix", TRAIN, "pix2pix teacher (paired data)", _pix2pix),
@@ -135,6 +141,8 @@ for _entry in (
     MethodEntry("omgd", COMPRESS, "OMGD: train wide + deep teachers and the compact student together, in one stage "
                 "(the student never sees the discriminator or the ground truth); exports the student as "
                 "generator.pt", _omgd),
+    MethodEntry("mobilestylegan", COMPRESS, "MobileStyleGAN: distil a StyleGAN2 teacher into a wavelet-domain student "
+                "from sampled z (no dataset); exports the student as generator.pt", _mobilestylegan),
 ):
     METHODS.register(_entry.name)(_entry)
 

@@ -124,10 +124,15 @@ class VGG16Features(_FrozenVGG):
             torchvision's weights expect (default). ``False`` feeds the [0, 1] image as it is, as OMGD and
             AutoGAN-Distiller do: their loss weights (style 1e4, feature 10) were tuned on that input, whose
             scale is about 4x below the normalised one (1 / std is 4.4), and Gram matrices grow quadratically.
+        signed_input: feed the [-1, 1] image as it is, neither mapped to [0, 1] nor normalised, as MobileStyleGAN's
+            perceptual loss does (its weight 1 was tuned on that input); needs ``imagenet_norm`` False.
     """
 
-    def __init__(self, layers: Sequence[str] = STYLE_LAYERS, imagenet_norm: bool = True) -> None:
+    def __init__(self, layers: Sequence[str] = STYLE_LAYERS, imagenet_norm: bool = True,
+                 signed_input: bool = False) -> None:
         super().__init__(VGG16_CONFIG)
+        if signed_input and imagenet_norm:
+            raise ValueError("VGG16Features: signed_input feeds the image unnormalised; pass imagenet_norm=False")
         unknown = [name for name in layers if name not in VGG16_LAYERS]
         if unknown or not layers:
             raise GanslimError(
@@ -135,14 +140,15 @@ class VGG16Features(_FrozenVGG):
             )
         # Shallow to deep, so the forward pass can hand out each one as it passes and stop at the last.
         self.layers: tuple[str, ...] = tuple(sorted(dict.fromkeys(layers), key=VGG16_LAYERS.__getitem__))
-        self.imagenet_norm = imagenet_norm
+        self.imagenet_norm, self.signed_input = imagenet_norm, signed_input
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         """Activations of :attr:`layers` for ``image``.
 
         Args:
             image: (N, 3, H, W) or (N, 1, H, W) in [-1, 1]; grey images are repeated to 3 channels. It is mapped
-                to [0, 1] and then (with ``imagenet_norm``) normalised with the ImageNet mean / std.
+                to [0, 1] and then (with ``imagenet_norm``) normalised with the ImageNet mean / std, unless
+                ``signed_input``.
 
         Returns:
             ``{name: (N, C, H / 2**(block-1), W / 2**(block-1))}`` in :attr:`layers` order (shallow to deep),
@@ -155,7 +161,7 @@ class VGG16Features(_FrozenVGG):
             )
         if image.shape[1] == 1:
             image = image.expand(-1, 3, -1, -1)
-        x = (image + 1) / 2
+        x = image if self.signed_input else (image + 1) / 2
         if self.imagenet_norm:
             x = (x - self.mean) / self.std
         wanted = {VGG16_LAYERS[name]: name for name in self.layers}
@@ -218,7 +224,7 @@ def vgg19_weights_hint() -> str:
 
 
 def load_vgg16(weights: str | os.PathLike | None = None, layers: Sequence[str] = STYLE_LAYERS,
-               imagenet_norm: bool = True) -> VGG16Features:
+               imagenet_norm: bool = True, signed_input: bool = False) -> VGG16Features:
     """Build :class:`VGG16Features` and load the ImageNet weights; returned frozen, in eval mode, on the CPU.
 
     The file is found by :func:`find_vgg16_weights` (argument, then ``$GANSLIM_VGG16_WEIGHTS``, then
@@ -230,12 +236,13 @@ def load_vgg16(weights: str | os.PathLike | None = None, layers: Sequence[str] =
         weights: path of the weights file, or ``None`` to look it up.
         layers: the ReLU layers the extractor returns (see :class:`VGG16Features`).
         imagenet_norm: normalise inputs with the ImageNet mean / std (see :class:`VGG16Features`).
+        signed_input: feed the [-1, 1] image as it is (see :class:`VGG16Features`).
 
     Raises:
         GanslimError: no file found, the file is unreadable, or its keys or shapes differ (the message names
             the first difference of each kind).
     """
-    return _load_weights(VGG16Features(layers, imagenet_norm=imagenet_norm), weights, VGG16_WEIGHTS)
+    return _load_weights(VGG16Features(layers, imagenet_norm, signed_input), weights, VGG16_WEIGHTS)
 
 
 def _load_weights(vgg: V, weights: str | os.PathLike | None, file: WeightsFile) -> V:

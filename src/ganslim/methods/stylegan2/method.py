@@ -163,19 +163,16 @@ class StyleGAN2(MethodBase):
 
     # ------------------------------------------------------------------ draws
 
-    def _rows(self, generator: torch.Generator, count: int, *shape: int) -> Tensor:
-        """This rank's ``count`` rows of N(0, 1) draws (..., *shape) made for the whole step's batch."""
-        return self.ctx.this_rank(torch.randn(count * self.ctx.dist.world_size, *shape, generator=generator))
-
     def _latents(self, generator: torch.Generator, count: int) -> Phase:
         """z, the mixing z, the crossover layer (num_ws: no mixing) and noise images for ``count`` samples."""
         g = self.generator
-        latents: Phase = {"z": self._rows(generator, count, g.z_dim), "z_mix": self._rows(generator, count, g.z_dim)}
+        draw = self.ctx.shared_randn
+        latents: Phase = {"z": draw(generator, count, g.z_dim), "z_mix": draw(generator, count, g.z_dim)}
         mixes = float(torch.rand((), generator=generator)) < self.config.mixing
         crossover = int(torch.randint(1, max(g.num_ws, 2), (), generator=generator))
         latents["crossover"] = crossover if mixes and g.num_ws > 1 else g.num_ws
         for index, constant in enumerate(g.noises.constants()):
-            latents[f"noise_{index}"] = self._rows(generator, count, 1, *constant.shape[2:])
+            latents[f"noise_{index}"] = draw(generator, count, 1, *constant.shape[2:])
         return latents
 
     def _augmentation(self, generator: torch.Generator, count: int, key: str) -> Phase:
@@ -259,7 +256,8 @@ class StyleGAN2(MethodBase):
         count = max(1, count // config.path_batch_shrink)
         side, channels = self.dataset.resolution, self.generator.img_channels
         # rosinality's random image: N(0, 1) / sqrt(H * W)
-        phase = {**self._latents(rng, count), "direction": self._rows(rng, count, channels, side, side) / side}
+        phase = {**self._latents(rng, count),
+                 "direction": ctx.shared_randn(rng, count, channels, side, side) / side}
         sums = {"penalty": torch.zeros((), device=ctx.device), "lengths": torch.zeros((), device=ctx.device)}
 
         def loss(part: Phase) -> Tensor:
