@@ -3,7 +3,7 @@
 Importing this package registers them, one subpackage per family: :mod:`.translation` (image-to-image
 generators ``resnet_9blocks``, ``resnet_6blocks``, ``resnet`` (``n_blocks``), ``unet_256``, ``unet_128``, ``unet``
 (``num_downs``), ``mobile_resnet``, ``super_mobile_resnet`` and OMGD's deep teachers), :mod:`.sr` (``rrdbnet``),
-:mod:`.agd` (AutoGAN-Distiller's derived ``agd_translation`` and ``agd_sr``),
+:mod:`.agd` (AutoGAN-Distiller's derived ``agd_translation`` and ``agd_sr``, and their supernets),
 :mod:`.stylegan2` (the latent-driven ``stylegan2`` generator, its ``stylegan2`` discriminator, Anycost GAN's
 ``anycost`` discriminator and the ``mobile_stylegan`` student) and :mod:`.discriminators` (``basic``, ``n_layers``
 (``n_layers``), ``pixel``). Each
