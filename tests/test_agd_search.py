@@ -25,6 +25,7 @@ from ganslim.methods.agd import (
     PenaltyWeight,
     agd_cost,
     derive,
+    fixed_sample,
     gumbel_hard,
     latency_measure,
     mac_measure,
@@ -114,6 +115,20 @@ def test_sandwich_widths_are_largest_smallest_and_reproducible_random_ones():
     assert all(width in (8, 16) for widths in first[2:] for width in widths)
     assert sandwich_widths(supernet, torch.Generator().manual_seed(5)) == first
     assert len(sandwich_widths(supernet, torch.Generator(), random_count=0)) == 2
+
+
+def test_every_width_trains_the_leading_slices_of_the_shared_weights():
+    supernet = translation_supernet()
+    params = ArchParameters(supernet)
+    smallest = fixed_sample(params, supernet.smallest_widths())
+    supernet(random_image((1, 3, 16, 16), -1.0), smallest).square().mean().backward()
+    residual = supernet.cells[1].choices["residual"]  # 16 -> 16 channels of its 32 x 32 weights
+    grad = residual.conv1.weight.grad
+    assert grad[:16, :16].abs().sum() > 0 and grad[16:].abs().sum() == 0 and grad[:, 16:].abs().sum() == 0
+    assert residual.shortcut[0].weight.grad is None  # equal widths: no shortcut, as in the derived network
+    expand = supernet.cells[0].choices["dwsblock"].expand.weight.grad  # 32 in -> 4 x 32
+    assert expand.abs().sum(dim=(1, 2, 3)).gt(0).all()
+    assert supernet.head[0].weight.grad[16:].abs().sum() == 0  # the head reads the last cell's 16 channels
 
 
 @pytest.mark.parametrize("build, choice, side, shape, low", SUPERNETS)
