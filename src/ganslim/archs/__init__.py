@@ -3,6 +3,7 @@
 Importing this package registers them, one subpackage per family: :mod:`.translation` (image-to-image
 generators ``resnet_9blocks``, ``resnet_6blocks``, ``resnet`` (``n_blocks``), ``unet_256``, ``unet_128``, ``unet``
 (``num_downs``), ``mobile_resnet``, ``super_mobile_resnet`` and OMGD's deep teachers), :mod:`.sr` (``rrdbnet``),
+:mod:`.agd` (AutoGAN-Distiller's derived ``agd_translation`` and ``agd_sr``, and their supernets),
 :mod:`.stylegan2` (the latent-driven ``stylegan2`` generator, its ``stylegan2`` discriminator, Anycost GAN's
 ``anycost`` discriminator and the ``mobile_stylegan`` student) and :mod:`.discriminators` (``basic``, ``n_layers``
 (``n_layers``), ``pixel``). Each
@@ -17,7 +18,7 @@ import inspect
 
 from torch import nn
 
-from ganslim.archs import discriminators, sr, stylegan2, translation
+from ganslim.archs import agd, discriminators, sr, stylegan2, translation
 from ganslim.archs.discriminators.patchgan import NLayerDiscriminator, PixelDiscriminator
 from ganslim.archs.translation.resnet import ResnetBlock, ResnetGenerator
 from ganslim.archs.translation.unet import UnetGenerator, UnetSkipConnectionBlock
@@ -73,6 +74,7 @@ __all__ = [
     "build_generator",
     "builder_parameters",
     "init_weights",
+    "agd",
     "discriminators",
     "sr",
     "stylegan2",
