@@ -1,4 +1,5 @@
-"""Anycost sub-generators for users: `generate` / `profile` / `export` with `--resolution` and `--channels`."""
+"""Anycost sub-generators for users: `generate` / `profile` / `export` with `--resolution` and `--channels`, and
+`search anycost`."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ import pytest
 import torch
 
 from ganslim.archs import build_generator
+from ganslim.checkpoints import save_model
 from ganslim.cli import main
 from ganslim.compress import SlicedSubGenerator, extract_stylegan2_subnet
+from ganslim.compress.anycost_search import AnycostSpace, Evolution, Fidelity, search_anycost
+from ganslim.compress.search import Budget
 from ganslim.measure.profile import count_macs, count_params
 from helpers import save_resnet, save_tiny_stylegan2, save_tiny_student, tiny_stylegan2
+from stylegan2_reference import random_rosinality_state
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -185,3 +190,119 @@ def test_openvino_export_of_a_sub_generator_passes_its_parity_check(ckpt, tmp_pa
     assert sidecar["meta"]["subnet"] == {"resolution": 16, "channels": [4, 4, 2, 2, 1, 1],
                                          "of": {"arch": "stylegan2", "arch_kwargs": sidecar["meta"]["subnet"]["of"]
                                                 ["arch_kwargs"]}}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ganslim search anycost
+
+# Layers [32, 32, 32, 32, 16, 16]; flexible widths (at least the uniform 0.25 config [16, 16, 8, 8, 4 -> 8, 8]):
+# 4 px {16, 24, 32}, 8 px {8, 16, 24, 32}, 16 px {8, 12, 16}: 144 configurations at 8 px, 1296 at 16 px.
+WIDE = {"size": 16, "channels": [32, 32, 16], "style_dim": 16, "n_mlp": 2}
+
+
+def wide_stylegan2():
+    generator = build_generator("stylegan2", **WIDE).eval()
+    generator.load_state_dict({**generator.state_dict(), **random_rosinality_state(**WIDE, seed=2)}, strict=True)
+    return generator
+
+
+@pytest.fixture(scope="module")
+def wide_ckpt(tmp_path_factory):
+    return save_model(tmp_path_factory.mktemp("wide") / "wide.pt", wide_stylegan2(), "stylegan2", WIDE)
+
+
+def published_macs(generator, resolution, channels) -> int:
+    compact = extract_stylegan2_subnet(generator, resolution, channels)
+    return count_macs(compact, (torch.zeros(1, 16),)).macs_published
+
+
+def test_the_space_holds_anycosts_flexible_widths_and_counts_the_compacts_macs():
+    generator = wide_stylegan2()
+    space = AnycostSpace.of(generator, 8)
+    assert space.candidates == ((32, 24, 16), (32, 24, 16), (32, 24, 16, 8), (32, 24, 16, 8))
+    assert AnycostSpace.of(generator).candidates[4:] == ((16, 12, 8), (16, 12, 8))
+    assert space.size() == 144 == len({tuple(c) for c in space.enumerate()})
+    assert space.smallest() == [16, 16, 8, 8]
+    assert space.predict_macs([24, 16, 32, 8]).macs_published == published_macs(generator, 8, [24, 16, 32, 8])
+
+
+def test_search_under_macs_finds_the_best_fitting_config_and_generate_reads_it_back(wide_ckpt, tmp_path, capsys):
+    generator, out = wide_stylegan2(), tmp_path / "configs.json"
+    space, budget = AnycostSpace.of(generator, 8), 600_000
+    fidelity = Fidelity(generator, 8, latents=4)
+    fitting = [c for c in space.enumerate() if space.predict_macs(c).macs_published <= budget]
+    expected = max(fitting, key=lambda c: fidelity(c)["psnr"])
+    assert 0 < len(fitting) < space.size()
+
+    assert main(["search", "anycost", "--ckpt", str(wide_ckpt), "--budget-macs", "600K", "--resolution", "8",
+                 "--latents", "4", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"(exhaustive, {len(fitting)} within budget)" in printed and f"{out}:600K" in printed
+    entry = json.loads(out.read_text())["600K"]
+    assert entry["channels"] == expected + [16, 16] and entry["res"] == 8  # the unrun 16 px layers at full width
+    assert entry["macs"] == published_macs(generator, 8, expected) <= budget
+    assert entry["psnr"] == pytest.approx(fidelity(expected)["psnr"], abs=1e-3)
+
+    images = tmp_path / "images"
+    assert main(["generate", "--ckpt", str(wide_ckpt), "--seeds", "0-1", "--output", str(images), "--device", "cpu",
+                 "--channels", f"{out}:600K", "--save-array"]) == 0
+    compact = extract_stylegan2_subnet(generator, 8, expected)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(np.load(images / "images.npy")), compact(seed_z([0, 1])),
+                                   atol=1e-5, rtol=0)
+
+
+def test_evolution_shows_its_generations_and_keeps_to_the_budget(wide_ckpt, tmp_path, capsys):
+    out = tmp_path / "evolved.json"
+    assert main(["search", "anycost", "--ckpt", str(wide_ckpt), "--budget-macs", "1.2M", "--strategy", "evolution",
+                 "--population", "6", "--generations", "2", "--latents", "2", "--name", "mine", "--out",
+                 str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "generation 2/2" in captured.err and "(evolution, " in captured.out
+    entry = json.loads(out.read_text())["mine"]
+    generator = wide_stylegan2()
+    assert entry["res"] == 16 and entry["macs"] == published_macs(generator, 16, entry["channels"]) <= 1_200_000
+    assert entry["psnr"] == pytest.approx(Fidelity(generator, 16, latents=2)(entry["channels"])["psnr"], abs=1e-3)
+
+
+def test_a_latency_budget_times_each_candidates_compact_model():
+    generator = wide_stylegan2()
+    timed = []
+
+    def stand_in(compact) -> float:  # 1 ms per 100k true MACs
+        timed.append(compact.layer_channels)
+        return count_macs(compact, (torch.zeros(1, 16),)).macs / 1e5
+
+    budget = Budget(None, ms=4.0, size=8)
+    result = search_anycost(generator, budget, fidelity=Fidelity(generator, 8, latents=2), latency=stand_in,
+                            evolution=Evolution("evolution", population=4, generations=1), progress=False)
+    best = result.best
+    assert best["latency_ms"] == pytest.approx(best["macs"] / 1e5) and best["latency_ms"] <= 4.0
+    assert timed[0] == (16, 16, 8, 8) and tuple(best["channels"]) in timed  # the smallest first, then candidates
+    assert result.strategy == "evolution" and result.evaluated == len(timed) - 1  # plus the feasibility check
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--budget-macs", "100K"], ["budget 100K MACs", "below the smallest", "raise the budget"]),
+    (["--budget-ms", "0.000001"], ["below the smallest sub-network's latency", "raise the budget"]),
+    ([], ["no budget given", "--budget-macs"]),
+    (["--budget-macs", "1G", "--resolution", "64"], ["resolution 64", "4 .. 16"]),
+])
+def test_impossible_searches_are_one_line_and_write_nothing(wide_ckpt, tmp_path, capsys, flags, words):
+    out = tmp_path / "c.json"
+    assert main(["search", "anycost", "--ckpt", str(wide_ckpt), "--out", str(out), "--latents", "1",
+                 "--latency-repeats", "1", *flags]) == 2
+    one_line_error(capsys, "search", *words)
+    assert not out.exists()
+
+
+def test_search_refuses_an_existing_out_and_another_model(wide_ckpt, tmp_path, capsys):
+    out = tmp_path / "c.json"
+    out.write_text("{}")
+    assert main(["search", "anycost", "--ckpt", str(wide_ckpt), "--budget-macs", "1G", "--out", str(out)]) == 2
+    one_line_error(capsys, "search", "already exists")
+    assert out.read_text() == "{}"
+    resnet = save_resnet(tmp_path / "r.pt", 4)
+    assert main(["search", "anycost", "--ckpt", str(resnet), "--budget-macs", "1G", "--out",
+                 str(tmp_path / "d.json")]) == 2
+    one_line_error(capsys, "search", "ResnetGenerator")
