@@ -352,7 +352,7 @@ def generate_images(
     if array_path is None:
         writer.write(batches)
     else:
-        shape = (len(latents), generator.img_channels, generator.img_resolution, generator.img_resolution)
+        shape = (len(latents), generator.img_channels, generator.output_resolution, generator.output_resolution)
         atomic_write(array_path, lambda tmp: writer.write_with_array(batches, tmp, shape))
     if grid_path is not None:
         save_image(_grid(writer.kept, *grid), grid_path)

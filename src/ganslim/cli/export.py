@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ganslim.cli.subnets import add_subnet_arguments, describe_subnet, extracted_subnet
+
 if TYPE_CHECKING:
     from ganslim.checkpoints import LoadedModel
 
@@ -50,6 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
                         help="which generator of a CycleGAN checkpoint folder (default AtoB)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_subnet_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -65,9 +68,12 @@ def run(args: argparse.Namespace) -> None:
                          f"--format {args.format}")
     loaded = load_generator(checkpoint, direction=args.direction)
     parts = chosen_parts(args.parts, loaded.model)
+    model, subnet = extracted_subnet(loaded.model, args, f"checkpoint '{checkpoint}'")
     options = {"dynamic": args.dynamic, "meta": checkpoint_meta(loaded), "arch": loaded.arch,
                "arch_kwargs": loaded.arch_kwargs, "tolerance": args.tolerance, "precision": args.precision,
                "onnx_exporter": args.onnx_exporter}
+    if subnet is not None:
+        options |= sub_generator_options(loaded, model, subnet)
     if loaded.signature.takes_image:
         size = 256 if args.size is None else args.size
     else:  # a latent generator makes images of one size, the only --size it takes
@@ -78,16 +84,17 @@ def run(args: argparse.Namespace) -> None:
         if args.w_plus or args.noise != "frozen":
             raise GanslimError("--w-plus and --noise are options of a latent generator's synthesis graph: pass "
                                "--parts synthesis (or mapping,synthesis), or drop them")
-        results = [export_model(loaded.model, output, args.format, size=size, **options)]
+        results = [export_model(model, output, args.format, size=size, **options)]
     else:
-        results = export_parts(loaded.model, output, args.format, parts, w_plus=args.w_plus, noise=args.noise,
-                               **options)
+        results = export_parts(model, output, args.format, parts, w_plus=args.w_plus, noise=args.noise, **options)
     if args.json:
         described = [_described(result) for result in results]
         print(json.dumps(described[0] if parts is None else
                          {"format": args.format, "parts": {r.part: d for r, d in zip(results, described)}}))
         return
-    print(f"exported {loaded.arch} ({loaded.source} checkpoint {checkpoint}) to {args.format}"
+    sub = "" if subnet is None else (f" as its {subnet.resolution} px sub-generator of channels "
+                                     f"{','.join(map(str, subnet.channels))}")
+    print(f"exported {loaded.arch} ({loaded.source} checkpoint {checkpoint}){sub} to {args.format}"
           + ("" if parts is None else f": {', '.join(parts)}"))
     for result in results:
         shapes = ", ".join("x".join(map(str, s)) for s in result.checked_shapes)
@@ -128,6 +135,16 @@ def output_file(output: str | None, checkpoint: Path, suffix: str, suffixes: tup
     if path.resolve() == checkpoint.resolve():
         raise GanslimError(f"--output '{path}' is the checkpoint itself: pass another file name or a folder")
     return path
+
+
+def sub_generator_options(loaded: LoadedModel, compact, subnet) -> dict:
+    """The export options of a sub-generator copied out of ``loaded`` (``compact``, a ``stylegan2``): its own
+    build arguments, checked against the sliced full generator, and the sidecar's record of which one it is."""
+    from ganslim.compress import SlicedSubGenerator
+
+    record = describe_subnet(subnet) | {"of": {"arch": loaded.arch, "arch_kwargs": loaded.arch_kwargs}}
+    return {"arch_kwargs": compact.arch_kwargs(), "meta": checkpoint_meta(loaded) | {"subnet": record},
+            "reference": SlicedSubGenerator(loaded.model, subnet.resolution, subnet.channels)}
 
 
 def checkpoint_meta(loaded: LoadedModel) -> dict:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from ganslim.cli.subnets import add_subnet_arguments, set_subnet
+
 # ganslim.archs.stylegan2's, kept here so that building the parser does not import torch:
 NOISE_MODES = ("const", "random", "none")
 
@@ -39,6 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="also write OUTPUT/grid.png of all images: --grid alone lays them out about square")
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    add_subnet_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -62,6 +65,7 @@ def run(args: argparse.Namespace) -> None:
     loaded = load_generator(args.ckpt)
     what = f"checkpoint '{loaded.path}'"
     generator = latent_generator(loaded.model, what)
+    subnet = set_subnet(generator, args, what)
     if seeds is not None:
         latents = Latents.from_seeds(seeds)
     else:
@@ -74,8 +78,10 @@ def run(args: argparse.Namespace) -> None:
                                 inputs=inputs, what=what)
     truncation = "" if generated.w_avg_source is None else (f", truncation {args.truncation:g} toward "
                                                             f"{generated.w_avg_source}")
-    print(f"generated {len(generated.images)} image(s) with {loaded.arch} ({loaded.source} checkpoint {loaded.path}) "
-          f"on {device}, noise {args.noise_mode}{truncation} -> {args.output}")
+    sub = "" if subnet is None else (f" as its {subnet.resolution} px sub-generator of channels "
+                                     f"{','.join(map(str, subnet.channels))}")
+    print(f"generated {len(generated.images)} image(s) with {loaded.arch} ({loaded.source} checkpoint {loaded.path})"
+          f"{sub} on {device}, noise {args.noise_mode}{truncation} -> {args.output}")
     for path in (generated.array, generated.grid):
         if path is not None:
             print(f"wrote {path}")

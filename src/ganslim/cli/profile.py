@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ganslim.cli.subnets import add_subnet_arguments, describe_subnet, extracted_subnet
+
 if TYPE_CHECKING:
     from ganslim.signature import Signature
 
@@ -29,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="norm, when MODEL is a name that takes one (default: instance for resnet, batch for "
                              "unet, as the reference CycleGAN/pix2pix)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_subnet_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -76,9 +79,13 @@ def run(args: argparse.Namespace) -> None:
         raise GanslimError(f"'{args.model}' is neither an existing checkpoint nor a generator name: pass a "
                            f"checkpoint path or one of {', '.join(GENERATORS.names())}")
     size = profile_size(args.size, signature_of(model, args.size or 256))
+    model, subnet = extracted_subnet(model, args, f"'{args.model}'")
     profile = profile_model(model, input_size=size, batch=args.batch, device=args.device,
                             threads=args.threads, warmup=args.warmup, repeats=args.repeats)
+    named = args.model if subnet is None else (f"{args.model} (sub-generator: {subnet.resolution} px, channels "
+                                               f"{','.join(map(str, subnet.channels))})")
     if args.json:
-        print(json.dumps({"model": args.model, **profile.to_dict()}))
+        print(json.dumps({"model": args.model, **profile.to_dict()}
+                         | ({} if subnet is None else {"subnet": describe_subnet(subnet)})))
     else:
-        print(format_profile(profile, args.model))
+        print(format_profile(profile, named))

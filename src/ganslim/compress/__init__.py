@@ -8,7 +8,12 @@ this package only reshapes networks, predicts their cost and searches.
 
 from ganslim.compress.extract import extract_subnet
 from ganslim.compress.space import DEFAULT_RATIOS, SearchSpace
-from ganslim.compress.stylegan2 import channel_importance, extract_stylegan2_subnet, sort_stylegan2_channels
+from ganslim.compress.stylegan2 import (
+    SlicedSubGenerator,
+    channel_importance,
+    extract_stylegan2_subnet,
+    sort_stylegan2_channels,
+)
 
-__all__ = ["DEFAULT_RATIOS", "SearchSpace", "channel_importance", "extract_stylegan2_subnet", "extract_subnet",
-           "sort_stylegan2_channels"]
+__all__ = ["DEFAULT_RATIOS", "SearchSpace", "SlicedSubGenerator", "channel_importance", "extract_stylegan2_subnet",
+           "extract_subnet", "sort_stylegan2_channels"]

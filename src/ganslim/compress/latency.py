@@ -68,10 +68,14 @@ class LatencyTimer:
         size: image side.
         threads: torch CPU threads while timing (None: the current count).
         repeats: timed rounds per call (a call may ask for more).
+        example: the input every model is timed on, for models that take no image (a latent generator's z);
+            default a zero (1, C, size, size) image, C the reference's ``input_nc``.
     """
 
-    def __init__(self, reference: nn.Module, size: int, threads: int | None, repeats: int) -> None:
+    def __init__(self, reference: nn.Module, size: int, threads: int | None, repeats: int,
+                 example: Tensor | None = None) -> None:
         self.reference, self.size, self.threads, self.repeats = reference.eval(), size, threads, repeats
+        self.example = example
         self.baseline_ms: float | None = None
 
     def __call__(self, model: nn.Module, repeats: int | None = None) -> float:
@@ -93,7 +97,8 @@ class LatencyTimer:
 
     def _fastest(self, models: dict[str, nn.Module], repeats: int, expected: dict[str, float] | None = None
                  ) -> dict[str, float]:
-        image = torch.zeros(1, self.reference.input_nc, self.size, self.size)
+        image = self.example if self.example is not None else torch.zeros(1, self.reference.input_nc, self.size,
+                                                                           self.size)
         with num_threads(self.threads or None), torch.inference_mode():
             warm_up_process(self.reference, image)
             return fastest_ms(models, image, repeats, expected)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from tqdm import tqdm
 
 from ganslim.compress.latency import LatencyTable
 from ganslim.compress.space import SearchSpace
@@ -111,6 +112,19 @@ class Budget:
 def config_key(channels: Sequence[int]) -> str:
     """``[16, 32, 64]`` -> ``"16_32_64"`` (a table key and CSV cell)."""
     return "_".join(str(int(c)) for c in channels)
+
+
+def restart_bar(bar: tqdm, label: str, unit: str, total: int | None) -> None:
+    """Restart ``bar`` for one stage of a search: ``label``, counting ``unit`` up to ``total`` (None: unknown)."""
+    bar.reset(total=total)
+    bar.unit = unit
+    bar.set_description(label)
+
+
+def extend_bar(bar: tqdm, count: int) -> None:
+    """``count`` more to do in the bar's stage."""
+    bar.total = (bar.total or 0) + count
+    bar.refresh()
 
 
 

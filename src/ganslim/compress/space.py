@@ -49,8 +49,40 @@ def default_candidates(
     return tuple(sorted({largest, *(width for width in rounded if width < largest)}, reverse=True))
 
 
+class CandidateWidths:
+    """A space of configurations given by ``candidates``, one descending tuple of widths per position (set by the
+    subclass): counting, enumerating and drawing them."""
+
+    candidates: tuple[tuple[int, ...], ...]
+
+    def size(self) -> int:
+        """Number of configurations."""
+        return math.prod(len(widths) for widths in self.candidates)
+
+    def enumerate(self) -> Iterator[list[int]]:
+        """Every configuration, from the largest, the last position varying fastest."""
+        for channels in itertools.product(*self.candidates):
+            yield list(channels)
+
+    def largest(self) -> list[int]:
+        """The widest configuration."""
+        return [widths[0] for widths in self.candidates]
+
+    def smallest(self) -> list[int]:
+        """The narrowest configuration (also the one with the fewest MACs)."""
+        return [widths[-1] for widths in self.candidates]
+
+    def sample(self, rng: random.Random) -> list[int]:
+        """A configuration with each width drawn uniformly from its candidates, using ``rng`` only."""
+        return [rng.choice(widths) for widths in self.candidates]
+
+    def sandwich(self, rng: random.Random) -> list[list[int]]:
+        """The sandwich rule's configurations for one step: largest, smallest and one ``sample``."""
+        return [self.largest(), self.smallest(), self.sample(rng)]
+
+
 @dataclass(frozen=True)
-class SearchSpace:
+class SearchSpace(CandidateWidths):
     """Candidate widths per position of a mobile ResNet configuration, plus what predicting its MACs needs.
 
     Args:
@@ -130,31 +162,6 @@ class SearchSpace:
                     f"{', '.join(map(str, allowed))}"
                 )
         return channels
-
-    def size(self) -> int:
-        """Number of configurations."""
-        return math.prod(len(widths) for widths in self.candidates)
-
-    def enumerate(self) -> Iterator[list[int]]:
-        """Every configuration, from the largest, the last position varying fastest."""
-        for channels in itertools.product(*self.candidates):
-            yield list(channels)
-
-    def largest(self) -> list[int]:
-        """The widest configuration."""
-        return [widths[0] for widths in self.candidates]
-
-    def smallest(self) -> list[int]:
-        """The narrowest configuration (also the one with the fewest MACs)."""
-        return [widths[-1] for widths in self.candidates]
-
-    def sample(self, rng: random.Random) -> list[int]:
-        """A configuration with each width drawn uniformly from its candidates, using ``rng`` only."""
-        return [rng.choice(widths) for widths in self.candidates]
-
-    def sandwich(self, rng: random.Random) -> list[list[int]]:
-        """The sandwich rule's configurations for one step: largest, smallest and one ``sample``."""
-        return [self.largest(), self.smallest(), self.sample(rng)]
 
     def predict_macs(self, channels: Sequence[int], input_size: int | tuple[int, int] = 256) -> MacCount:
         """MACs of the compact model at ``channels`` on one (1, input_nc, H, W) image, in both conventions.

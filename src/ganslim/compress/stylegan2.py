@@ -1,4 +1,5 @@
-"""Anycost GAN's surgery on a StyleGAN2 generator: copy a sub-generator out with real tensors, and sort every layer's
+"""Anycost GAN's surgery on a StyleGAN2 generator: copy a sub-generator out with real tensors (and run one on the full
+generator's weights with the copy's interface, the reference its export is checked against), and sort every layer's
 channels by importance so that the first k of each layer are the ones a narrower sub-generator should keep."""
 
 from __future__ import annotations
@@ -6,10 +7,11 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ganslim.archs.stylegan2.channels import check_positive_int
-from ganslim.archs.stylegan2.generator import StyleGAN2Generator
+from ganslim.archs.stylegan2.generator import NoiseBuffers, StyleGAN2Generator
+from ganslim.archs.stylegan2.latent import LatentGenerator, NoiseInput, check_w_plus
 from ganslim.archs.stylegan2.subnets import ChannelsSpec, resolve_subnet
 from ganslim.nn.elastic import leading_slice
 from ganslim.nn.modulated import ModulatedConv2d
@@ -42,6 +44,52 @@ def extract_stylegan2_subnet(generator: StyleGAN2Generator, resolution: int | No
                 state[f"{name}.weight"] *= math.sqrt(conv.in_channels / full_convs[name].in_channels)
     compact.load_state_dict(state, strict=True, assign=True)
     return compact.train(generator.training)
+
+
+class SlicedSubGenerator(LatentGenerator):
+    """``generator`` run as one of its sub-generators on its own, sliced weights, with the interface of the compact
+    copy :func:`extract_stylegan2_subnet` makes: z (N, z_dim) or W+ (N, num_ws, w_dim) of the sub-generator's
+    ``num_ws`` layers only, and the noise buffers of those layers only (``noises``). The eager reference an exported
+    sub-generator is checked against; ``generator`` is left running as it was (full unless set otherwise)."""
+
+    def __init__(self, generator: StyleGAN2Generator, resolution: int | None = None,
+                 channels: ChannelsSpec | None = None) -> None:
+        super().__init__()
+        self.generator = generator
+        self.subnet = resolve_subnet(generator.layer_channels, resolution, channels)
+        self.style = generator.style
+        self.z_dim, self.w_dim, self.img_channels = generator.z_dim, generator.w_dim, generator.img_channels
+        self.num_ws, self.img_resolution = len(self.subnet.channels), self.subnet.resolution
+        constants = generator.noises.constants()[:self.num_ws - 1]  # one StyledConv per layer after the constant
+        self.noises = NoiseBuffers([int(constant.shape[-1]) for constant in constants])
+        self.noises.load_state_dict({f"noise_{index}": c for index, c in enumerate(constants)})
+
+    @property
+    def synthesis(self) -> nn.Module:
+        """W+ (N, num_ws, w_dim) -> image (N, C, resolution, resolution)."""
+        return _SlicedSynthesis(self)
+
+    def synthesize(self, w_plus: Tensor, noise: NoiseInput = "const", rng: torch.Generator | None = None) -> Tensor:
+        check_w_plus(w_plus, self.num_ws, self.w_dim)
+        full = self.generator
+        unread = w_plus.new_zeros(w_plus.shape[0], full.num_ws - self.num_ws, self.w_dim)  # styles past the exit
+        if isinstance(noise, str) and noise == "const":
+            noise = self.noises.constants()
+        if not isinstance(noise, str):  # the noise of the layers past the exit goes unread too
+            noise = list(noise) + full.noises.constants()[len(noise):]
+        with full.subnet(self.subnet.resolution, self.subnet.channels):
+            return full.synthesize(torch.cat([w_plus, unread], dim=1), noise, rng)
+
+
+class _SlicedSynthesis(nn.Module):
+    """The synthesis part of a :class:`SlicedSubGenerator` (its ``noises`` are the part's noise buffers)."""
+
+    def __init__(self, sliced: SlicedSubGenerator) -> None:
+        super().__init__()
+        self.sliced, self.noises = sliced, sliced.noises
+
+    def forward(self, w_plus: Tensor, noise: NoiseInput = "const", rng: torch.Generator | None = None) -> Tensor:
+        return self.sliced.synthesize(w_plus, noise, rng)
 
 
 @torch.no_grad()

@@ -136,6 +136,7 @@ def export_model(
     precision: str = "f32",
     onnx_exporter: str = "auto",
     seed: int = 0,
+    reference: nn.Module | None = None,
 ) -> ExportResult:
     """Export ``generator`` to ``format``, verify it in its runtime against eager PyTorch, and write a sidecar.
 
@@ -160,6 +161,8 @@ def export_model(
         onnx_exporter: ``auto`` (default: legacy tracer, dynamo if tracing fails), ``legacy`` or ``dynamo``, for
             onnx and openvino (see ``ganslim.export.onnx``); the sidecar records the one used.
         seed: seed of the check inputs (the signature's example inputs: images uniform in their value range).
+        reference: the eager model the export is checked against (default ``generator``), taking the same inputs:
+            e.g. the sliced full generator (``ganslim.compress.SlicedSubGenerator``) a sub-generator was copied from.
 
     Returns:
         An :class:`ExportResult`. Raises GanslimError (and writes nothing) when the generator cannot run at
@@ -168,12 +171,13 @@ def export_model(
     tolerance = _check_options(format, precision, onnx_exporter, tolerance)
     target = resolve_output(out, SUFFIXES[format], DEFAULT_NAMES[format], f"--format {format}")
     _check_size(size)
-    with eval_mode(generator):  # a plain module's signature is probed with a forward
+    reference = generator if reference is None else reference
+    with eval_mode(generator), eval_mode(reference):  # a plain module's signature is probed with a forward
         signature = signature_of(generator, size)
         if len(signature.inputs) != 1:
             raise GanslimError(f"export takes generators of one input; this one takes {signature.describe()}")
         deployed = deployable(generator)
-        graph = Graph(target.name, deployed, signature, _check_inputs(signature, size, dynamic, seed), generator,
+        graph = Graph(target.name, deployed, signature, _check_inputs(signature, size, dynamic, seed), reference,
                       fields=folding(deployed, generator))
         options = _Options(format, dynamic, tolerance, precision, onnx_exporter, seed)
         return _export_graphs([graph], target.parent, options, meta, arch, arch_kwargs)[0]
@@ -195,6 +199,7 @@ def export_parts(
     precision: str = "f32",
     onnx_exporter: str = "auto",
     seed: int = 0,
+    reference: nn.Module | None = None,
 ) -> list[ExportResult]:
     """Export a latent generator's ``parts`` as separate graphs (:mod:`ganslim.export.parts`), each verified in its
     runtime against eager PyTorch, with a sidecar each; all are written or none.
@@ -211,18 +216,22 @@ def export_parts(
             (N or 1, 1, r, r) named as the buffer (``noise_0``, ...).
         dynamic: a free batch axis, checked at batch 1 and 2 (else batch 1 only).
         meta, arch, arch_kwargs, tolerance, precision, onnx_exporter, seed: as for :func:`export_model`.
+        reference: the eager model the graphs are checked against (default ``generator``), with parts of the same
+            inputs: e.g. the sliced full generator (``ganslim.compress.SlicedSubGenerator``) a sub-generator was
+            copied from.
     """
     tolerance = _check_options(format, precision, onnx_exporter, tolerance)
     target = resolve_output(out, SUFFIXES[format], DEFAULT_NAMES[format], f"--format {format}")
-    with eval_mode(generator):
+    reference = generator if reference is None else reference
+    with eval_mode(generator), eval_mode(reference):
         deployed = deployable(generator)
         modules = part_graphs(deployed, parts, w_plus, noise)
         graphs = []
-        for part, reference in part_graphs(generator, parts, w_plus, noise).items():
+        for part, eager in part_graphs(reference, parts, w_plus, noise).items():
             name = f"{Path(target.name).stem}.{part}{target.suffix}"  # G.onnx -> G.mapping.onnx
-            checks = _check_inputs(reference.signature, 1, dynamic, seed)
+            checks = _check_inputs(eager.signature, 1, dynamic, seed)
             fields = {"part": part} | ({"noise": noise} | folding(deployed, generator) if part == "synthesis" else {})
-            graphs.append(Graph(name, modules[part], reference.signature, checks, reference, part, fields))
+            graphs.append(Graph(name, modules[part], eager.signature, checks, eager, part, fields))
         options = _Options(format, dynamic, tolerance, precision, onnx_exporter, seed)
         return _export_graphs(graphs, target.parent, options, meta, arch, arch_kwargs)
 

@@ -33,14 +33,23 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.atomic import atomic_write_text
 from ganslim.checkpoints import load_generator
 from ganslim.compress import SearchSpace, extract_subnet
 from ganslim.compress.latency import PROCESS_WARMUP_S, LatencyTable, LatencyTimer, span_timer
-from ganslim.compress.search import DISAGREEMENT, LOWER_IS_BETTER, Budget, Search, config_key, format_macs, parse_macs
+from ganslim.compress.search import (
+    DISAGREEMENT,
+    LOWER_IS_BETTER,
+    Budget,
+    Search,
+    config_key,
+    extend_bar,
+    format_macs,
+    parse_macs,
+    restart_bar,
+)
 from ganslim.config import option
 from ganslim.engine import distributed as ddp
 from ganslim.engine.logging import RunLogger
@@ -246,14 +255,14 @@ def _timing(config: SearchConfig, budget: Budget, supernet: SuperMobileResnetGen
         threads = budget.threads or torch.get_num_threads()
         log.message(f"{METHOD}: timing on {threads} CPU thread(s) at {config.size}x{config.size}, after a "
                     f"{PROCESS_WARMUP_S:g} s warm-up of the process")
-        _stage(log.bar, "latency: warm-up", "timing", None)
+        restart_bar(log.bar, "latency: warm-up", "timing", None)
         timer.settle()
         peak = measure_peak_gflops(threads=budget.threads)
         log.message(f"{METHOD}: this machine's fp32 peak is {peak:.0f} GFLOP/s on {threads} thread(s); a timing "
                     f"faster than a candidate's MACs allow, or {DISAGREEMENT:g}x off its prediction, is timed "
                     f"again with {_RETIME_REPEATS}x the repeats")
     if budget.speedup is not None:
-        _stage(log.bar, "latency: teacher", "timing", None)
+        restart_bar(log.bar, "latency: teacher", "timing", None)
     budget = _speedup_as_latency(config, budget, measure)
     predictor = None
     if budget.ms is not None:
@@ -266,21 +275,8 @@ def _timing(config: SearchConfig, budget: Budget, supernet: SuperMobileResnetGen
 def _fill_spans(predictor: LatencyTable, log: RunLogger) -> None:
     """Time every span of the space not yet in ``predictor``'s table, counting them on the bar."""
     missing = predictor.missing_spans()
-    _stage(log.bar, "latency: spans", "span", len(missing))
+    restart_bar(log.bar, "latency: spans", "span", len(missing))
     predictor.fill(on_span=lambda: log.bar.update(1))
-
-
-def _stage(bar: tqdm, label: str, unit: str, total: int | None) -> None:
-    """Restart ``bar`` for one stage of the search: ``label``, counting ``unit`` up to ``total`` (None: unknown)."""
-    bar.reset(total=total)
-    bar.unit = unit
-    bar.set_description(label)
-
-
-def _extend(bar: tqdm, count: int) -> None:
-    """``count`` more to do in the bar's stage."""
-    bar.total = (bar.total or 0) + count
-    bar.refresh()
 
 
 def run_search(config: SearchConfig, *, resume: str | os.PathLike | None = None, progress: bool = True,
@@ -325,10 +321,10 @@ def _run(config: SearchConfig, resume, progress: bool, latency, info: ddp.DistIn
         budget, timing = _timing(config, budget, supernet, space, latency, log)
         search = Search(space, budget, evaluate, timing.latency, metric, info, known, on_rows, timing.predictor,
                         retime=timing.retime, peak_gflops=timing.peak_gflops,
-                        on_stage=lambda label: _stage(log.bar, label, "candidate", 0),
-                        on_pending=lambda count: _extend(log.bar, count))
+                        on_stage=lambda label: restart_bar(log.bar, label, "candidate", 0),
+                        on_pending=lambda count: extend_bar(log.bar, count))
         if budget.ms is not None:
-            _stage(log.bar, "latency: smallest sub-network", "timing", None)
+            restart_bar(log.bar, "latency: smallest sub-network", "timing", None)
         search.check_feasible()
         if timing.predictor is not None:
             _fill_spans(timing.predictor, log)
