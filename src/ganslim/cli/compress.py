@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ganslim.cli import gan_compression, omgd
+from ganslim.cli import anycost, gan_compression, omgd
 from ganslim.cli.common import (
     COMPRESS_EPILOG,
     MethodCommand,
@@ -20,7 +20,7 @@ from ganslim.cli.common import (
 )
 from ganslim.methods import COMPRESS, MethodEntry, methods_of
 
-FAMILIES = (gan_compression, omgd)
+FAMILIES = (gan_compression, omgd, anycost)
 DESCRIPTION = "Turn a trained teacher generator into a compact one.\n\n" + "\n\n".join(
     family.DESCRIPTION for family in FAMILIES)
 
