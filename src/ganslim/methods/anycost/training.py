@@ -65,6 +65,7 @@ PLAN_PHASE, D_PHASE, R1_PHASE, G_PHASE = 1, 2, 3, 4
 VAL_STREAM = 0xF1D  # the fixed latents of the fidelity scores and the sample grids
 SSIM_WINDOW = 11
 Phase = dict[str, Tensor | int]
+_said_no_vgg = False
 
 
 @dataclass(frozen=True)
@@ -248,8 +249,10 @@ class _AnycostStage(MethodBase):
         """The perceptual term's VGG16, or None (said once) when no weights file is found."""
         from ganslim.nn.vgg import vgg16_weights_hint
 
+        global _said_no_vgg
         vgg = None if self.config.vgg_weights == "none" else load_perceptual_vgg(self.config.vgg_weights or None)
-        if vgg is None and self.ctx.dist.is_main and self.config.vgg_weights != "none":
+        if vgg is None and self.ctx.dist.is_main and self.config.vgg_weights != "none" and not _said_no_vgg:
+            _said_no_vgg = True  # once per process, not once per stage
             logger.warning("no VGG16 weights: the consistency loss is MSE alone (Anycost adds LPIPS); to add the "
                            "VGG16 perceptual term, %s", vgg16_weights_hint())
         return vgg if vgg is None else vgg.to(self.ctx.device)
