@@ -30,7 +30,14 @@ from ganslim.methods.anycost.losses import ConsistencyLoss, pyramid
 from ganslim.methods.anycost.pipeline import run_anycost
 from ganslim.methods.anycost.sampling import config_code, sample_channels, sample_sides
 from ganslim.methods.anycost import training
-from ganslim.methods.anycost.training import G_PHASE, AdaptiveChannels, MultiResolution, SubGenerators
+from ganslim.methods.anycost.training import (
+    G_PHASE,
+    AdaptiveChannels,
+    MultiResolution,
+    SubGenerators,
+    teacher_discriminator_file,
+)
+from ganslim.methods.stylegan2 import rosinality_state
 from helpers import Crash, assert_same_tensors, build_method, first_batch, save_resnet, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -237,6 +244,35 @@ def test_stage_two_sorts_and_conditions_the_discriminator_on_the_drawn_configura
         assert torch.equal(code, expected)
 
 
+def test_stage_one_starts_its_discriminator_from_a_rosinality_teachers_d(faces, teacher, tmp_path):
+    generator = load_generator(teacher).model
+    torch.manual_seed(3)
+    discriminator = build_discriminator("stylegan2", size=16, channels=TABLE)
+    path = tmp_path / "rosinality.pt"
+    torch.save({"g_ema": rosinality_state(generator.state_dict()), "d": rosinality_state(discriminator.state_dict()),
+                "latent_avg": torch.zeros(8)}, path)
+    config = tiny_config(faces, path, tmp_path)
+    assert teacher_discriminator_file(config) == path
+    method, _ = build_method(MultiResolution, config)
+    multi = method.nets["D"]
+    assert_same_tensors(snapshot(multi.blocks[0]), snapshot(discriminator.convs[1]))  # convs.k -> blocks.(k-1)
+    assert_same_tensors(snapshot(multi.convs[0]), snapshot(discriminator.convs[0]))
+    assert multi.stddev_group == 4 and multi.resolutions == (16, 8, 4)  # rosinality's group
+    fresh = tiny_config(faces, path, tmp_path, teacher_discriminator="none")
+    assert teacher_discriminator_file(fresh) is None
+
+
+def test_each_stage_runs_its_own_length_in_kimg(faces, teacher, tmp_path):
+    # batch 2: 0.004 kimg = 2 steps, 0.006 kimg = 3 steps
+    config = tiny_config(faces, teacher, tmp_path, iterations=0, kimg=0.004, channels_iterations=0,
+                         channels_kimg=0.006)
+    run_dir = run_anycost(config, progress=False).run_dir
+    assert latest(run_dir / "00000-anycost-multi-resolution-faces")["step"] == 2
+    stage_two = run_dir / "00001-anycost-adaptive-channels-faces"
+    assert latest(stage_two)["step"] == 3
+    assert "0.006 kimg = 3 steps of 2 images" in (stage_two / "logs" / "log.txt").read_text()
+
+
 # ---------------------------------------------------------------------------------------------- runs
 
 
@@ -343,7 +379,8 @@ def test_the_method_is_registered_and_bad_input_is_one_line_leaving_nothing(face
     out = tmp_path / "runs"
     resnet = save_resnet(tmp_path / "resnet.pt", 4)
     common = ["--data", str(faces), "--out-dir", str(out), "--device", "cpu", "--no-progress", "--set",
-              "resize=true", "--set", "resolutions=3", "--batch-size", "2", "--iterations", "1", "--channels-iterations", "1"]
+              "resize=true", "--set", "resolutions=3", "--batch-size", "2", "--iterations", "1",
+              "--channels-iterations", "1"]
     for argv, words in (
             (["--teacher", str(resnet)], "is a resnet_6blocks generator, not a stylegan2 one"),
             (["--teacher", str(teacher), "--set", "resolutions=4"], "resolutions 4: the 16 px teacher renders only "
