@@ -129,7 +129,7 @@ def _help(capsys, *argv: str) -> str:
 
 
 def test_compress_help_names_both_methods_and_each_method_its_own_set_example(tmp_path, capsys):
-    assert "compress compress a generator (GAN Compression, OMGD)" in _help(capsys)
+    assert "compress compress a generator (GAN Compression, OMGD, Anycost GAN)" in _help(capsys)
     omgd = _help(capsys, "compress", "omgd")
     assert "e.g. --set lambda_cd=50 (repeatable)" in omgd and "lambda_distill" not in omgd
     assert main(["compress", "omgd", "--data", str(tmp_path), "--set", "lambda_cd=50", "--show-config"]) == 0

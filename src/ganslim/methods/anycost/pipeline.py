@@ -28,8 +28,8 @@ import torch
 from ganslim.atomic import atomic_write, atomic_write_text
 from ganslim.checkpoints import load_generator
 from ganslim.compress import extract_stylegan2_subnet
-from ganslim.data import ImageFolderDataset, LatentDataset
-from ganslim.engine import derive_seed, fit
+from ganslim.data import ImageFolderDataset
+from ganslim.engine import fit
 from ganslim.engine import distributed as ddp
 from ganslim.engine.runs import run_label
 from ganslim.engine.staged import Stage, StagedRun, run_stages
@@ -38,18 +38,19 @@ from ganslim.measure.profile import count_macs, count_params
 from ganslim.methods.anycost import STAGES
 from ganslim.methods.anycost.config import METHOD, AdaptiveChannelsConfig, AnycostConfig
 from ganslim.methods.anycost.sampling import top_sides
-from ganslim.methods.stylegan2 import require_one_batch
 from ganslim.methods.anycost.training import (
     GENERATOR_FILE,
-    VAL_STREAM,
     AdaptiveChannels,
     MultiResolution,
     fidelity,
+    fidelity_latents,
     fidelity_probes,
     load_start_discriminator,
     load_teacher,
     teacher_discriminator_file,
 )
+from ganslim.methods.stylegan2 import require_one_batch
+from ganslim.nn.vgg import find_vgg16_weights
 
 SUMMARY_FILE = "summary.json"
 FIDELITY_BATCH = 16
@@ -149,12 +150,10 @@ def sub_generator_summary(config: AnycostConfig, generator_file: Path, discrimin
     """Per fidelity sub-generator (every uniform ratio at the full and half side): its parameters and synthesis
     MACs (both conventions, batch 1, of the extracted compact generator) and its fidelity (PSNR / SSIM) to the
     teacher's full images downsampled, on the validation's fixed latents; plus the run's settings worth knowing."""
-    from ganslim.nn.vgg import find_vgg16_weights
-
     teacher = load_teacher(config.teacher, torch.device("cpu"), config.seed)
     generator = load_generator(generator_file).model
     probes = fidelity_probes(generator.img_resolution, config.resolutions)
-    latents = LatentDataset(config.fidelity_samples, generator.z_dim, seed=derive_seed(config.seed, VAL_STREAM))
+    latents = fidelity_latents(config, generator.z_dim)
     z = torch.stack([latents[index]["z"] for index in range(len(latents))])
     scores = fidelity(generator, teacher, z.split(FIDELITY_BATCH), probes)
     subs = []

@@ -43,9 +43,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ganslim.archs.stylegan2 import CHANNEL_RATIOS, MultiResolutionDiscriminator, StyleGAN2Generator
+from ganslim.archs.stylegan2 import CHANNEL_RATIOS, MultiResolutionDiscriminator, StyleGAN2Generator, estimate_w_avg
 from ganslim.archs.stylegan2.discriminator import StyleGAN2Discriminator
-from ganslim.checkpoints import load_discriminator, load_generator, save_model
+from ganslim.checkpoints import load_discriminator, load_generator, resolve_generator_file, save_model
+from ganslim.checkpoints.format import read_checkpoint
+from ganslim.checkpoints.stylegan2 import StyleGAN2File, read_nvidia_pickle
 from ganslim.compress import sort_stylegan2_channels
 from ganslim.data import ImageFolderDataset, LatentDataset
 from ganslim.engine import MethodBase, TrainContext, derive_seed, lazy_adam
@@ -56,6 +58,7 @@ from ganslim.methods.anycost.losses import ConsistencyLoss, downsample, pyramid
 from ganslim.methods.anycost.sampling import config_code, sample_channels, sample_sides, top_sides
 from ganslim.methods.stylegan2 import draw_latents, mixed_w_plus, require_one_batch
 from ganslim.metrics import psnr, ssim
+from ganslim.nn.vgg import vgg16_weights_hint
 
 logger = logging.getLogger(__name__)
 
@@ -131,8 +134,6 @@ class Judge(nn.Module):
 def load_teacher(path: str, device: torch.device, seed: int) -> StyleGAN2Generator:
     """The frozen StyleGAN2 teacher (eval mode, on ``device``); a mean W estimated from 10,000 z when the file
     stores none (rosinality's train.py files)."""
-    from ganslim.archs.stylegan2 import estimate_w_avg
-
     loaded = load_generator(path)
     teacher = loaded.model
     if not isinstance(teacher, StyleGAN2Generator):
@@ -146,10 +147,6 @@ def load_teacher(path: str, device: torch.device, seed: int) -> StyleGAN2Generat
 def teacher_discriminator_file(config: AnycostConfig) -> Path | None:
     """Where the multi-resolution discriminator starts from: ``teacher_discriminator``, else ``discriminator.pt``
     beside a ganslim teacher, else the teacher file itself when it holds one (rosinality's ``d``); None: fresh."""
-    from ganslim.checkpoints import resolve_generator_file
-    from ganslim.checkpoints.format import read_checkpoint
-    from ganslim.checkpoints.stylegan2 import StyleGAN2File, read_nvidia_pickle
-
     if config.teacher_discriminator == TEACHER_DISCRIMINATOR_OFF:
         return None
     if config.teacher_discriminator:
@@ -173,6 +170,12 @@ def load_start_discriminator(path: Path, size: int, resolutions: int,
         raise GanslimError(f"discriminator '{path}' judges {source.img_resolution} px images, the teacher renders "
                            f"{size} px: pass the teacher's own discriminator (or teacher_discriminator=none)")
     return MultiResolutionDiscriminator.from_discriminator(source, resolutions, conditioned).train()
+
+
+def fidelity_latents(config: AnycostConfig, z_dim: int) -> LatentDataset:
+    """The fixed latents fidelity is scored on: ``fidelity_samples`` z, the same every validation, in the summary
+    and in every run of this seed."""
+    return LatentDataset(config.fidelity_samples, z_dim, seed=derive_seed(config.seed, VAL_STREAM))
 
 
 def fidelity_probes(size: int, resolutions: int) -> list[FidelityProbe]:
@@ -247,8 +250,6 @@ class _AnycostStage(MethodBase):
 
     def _vgg(self) -> nn.Module | None:
         """The perceptual term's VGG16, or None (said once) when no weights file is found."""
-        from ganslim.nn.vgg import vgg16_weights_hint
-
         global _said_no_vgg
         vgg = None if self.config.vgg_weights == "none" else load_perceptual_vgg(self.config.vgg_weights or None)
         if vgg is None and self.ctx.dist.is_main and self.config.vgg_weights != "none" and not _said_no_vgg:
@@ -261,9 +262,7 @@ class _AnycostStage(MethodBase):
         return self.dataset
 
     def val_dataset(self) -> Dataset:
-        """The fixed latents fidelity is scored on (the same every validation and every run of this seed)."""
-        return LatentDataset(self.config.fidelity_samples, self.generator.z_dim,
-                             seed=derive_seed(self.config.seed, VAL_STREAM))
+        return fidelity_latents(self.config, self.generator.z_dim)
 
     # ------------------------------------------------------------------ draws
 
