@@ -348,6 +348,23 @@ def test_a_run_resumes_bit_exactly_within_a_stage_and_across_the_stage_boundary(
                         load_generator(stopped.run_dir / "generator.pt").model.state_dict())
 
 
+def test_accumulated_parts_match_the_whole_batch(faces, teacher, tmp_path):
+    # Per-sample losses (a discriminator with minibatch-stddev groups of 1): two parts of 2 images add up to the
+    # gradient of the batch of 4, in both stages.
+    kwargs = {"size": 16, "channels": TABLE, "stddev_group": 1}
+    start = save_model(tmp_path / "d.pt", build_discriminator("stylegan2", **kwargs), "stylegan2", kwargs,
+                       kind="discriminator")
+    common = dict(batch_size=4, teacher_discriminator=str(start), iterations=2, channels_iterations=2)
+    whole = run_anycost(tiny_config(faces, teacher, tmp_path / "whole", **common), progress=False).run_dir
+    parts = run_anycost(tiny_config(faces, teacher, tmp_path / "parts", accumulate=2, **common),
+                        progress=False).run_dir
+    for stage in ("00000-anycost-multi-resolution-faces", "00001-anycost-adaptive-channels-faces"):
+        a, b = latest(whole / stage)["networks"], latest(parts / stage)["networks"]
+        for net in a:
+            for key in a[net]:
+                torch.testing.assert_close(a[net][key], b[net][key], atol=1e-4, rtol=1e-4, msg=f"{stage} {net}.{key}")
+
+
 def test_two_processes_match_one_process_with_the_combined_batch(faces, teacher, tmp_path):
     # Every draw is for the whole step's batch, shared out by rank; minibatch-stddev groups of 2 (the teacher D's)
     # are the rows each rank holds. Tolerance 1e-4 (5% of one Adam step of 0.002): Adam's second step divides by
@@ -362,6 +379,8 @@ def test_two_processes_match_one_process_with_the_combined_batch(faces, teacher,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = tmp_path / "ddp" / "00000-anycost-faces"
+    assert ("ganslim compress anycost: 8 sub-generators scored; the cheapest (0.25x_8px) runs" in done.stdout
+            and f"model {run_dir / 'generator.pt'}" in done.stdout), done.stdout
     single = run_anycost(tiny_config(faces, teacher, tmp_path / "single", **{**settings, "batch_size": 4}),
                          progress=False).run_dir
     for stage in ("00000-anycost-multi-resolution-faces", "00001-anycost-adaptive-channels-faces"):
