@@ -99,12 +99,17 @@ def require_one_batch(dataset: ImageFolderDataset, folder: str, batch_size: int,
     return dataset
 
 
+def shared_rows(ctx: TrainContext, rng: torch.Generator, count: int, *shape: int) -> Tensor:
+    """This rank's ``count`` rows of N(0, 1) draws (..., *shape) made from ``rng`` for the whole step's batch."""
+    return ctx.this_rank(torch.randn(count * ctx.dist.world_size, *shape, generator=rng))
+
+
 def draw_latents(ctx: TrainContext, generator: StyleGAN2Generator, rng: torch.Generator, count: int,
                  mixing: float) -> Phase:
     """This rank's rows of a step's z, mixing z and noise images for ``count`` samples per process, and the crossover
     layer (num_ws: no mixing, with probability 1 - ``mixing``), all drawn from ``rng`` for the whole step's batch."""
     def rows(*shape: int) -> Tensor:
-        return ctx.this_rank(torch.randn(count * ctx.dist.world_size, *shape, generator=rng))
+        return shared_rows(ctx, rng, count, *shape)
 
     latents: Phase = {"z": rows(generator.z_dim), "z_mix": rows(generator.z_dim)}
     mixes = float(torch.rand((), generator=rng)) < mixing
@@ -188,10 +193,6 @@ class StyleGAN2(MethodBase):
         return load_inception(path).to(self.ctx.device)
 
     # ------------------------------------------------------------------ draws
-
-    def _rows(self, generator: torch.Generator, count: int, *shape: int) -> Tensor:
-        """This rank's ``count`` rows of N(0, 1) draws (..., *shape) made for the whole step's batch."""
-        return self.ctx.this_rank(torch.randn(count * self.ctx.dist.world_size, *shape, generator=generator))
 
     def _latents(self, generator: torch.Generator, count: int) -> Phase:
         """z, the mixing z, the crossover layer (num_ws: no mixing) and noise images for ``count`` samples."""
@@ -278,7 +279,7 @@ class StyleGAN2(MethodBase):
         count = max(1, count // config.path_batch_shrink)
         side, channels = self.dataset.resolution, self.generator.img_channels
         # rosinality's random image: N(0, 1) / sqrt(H * W)
-        phase = {**self._latents(rng, count), "direction": self._rows(rng, count, channels, side, side) / side}
+        phase = {**self._latents(rng, count), "direction": shared_rows(ctx, rng, count, channels, side, side) / side}
         sums = {"penalty": torch.zeros((), device=ctx.device), "lengths": torch.zeros((), device=ctx.device)}
 
         def loss(part: Phase) -> Tensor:
