@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from ganslim.cli import gan_compression, mobilestylegan, omgd
+from ganslim.cli import anycost, gan_compression, mobilestylegan, omgd
 from ganslim.cli.common import (
     COMPRESS_EPILOG,
     MethodCommand,
@@ -21,7 +21,7 @@ from ganslim.cli.common import (
 )
 from ganslim.methods import COMPRESS, MethodEntry, methods_of
 
-FAMILIES = (gan_compression, omgd, mobilestylegan)
+FAMILIES = (gan_compression, omgd, mobilestylegan, anycost)
 DESCRIPTION = "Turn a trained teacher generator into a compact one.\n\n" + "\n\n".join(
     family.DESCRIPTION for family in FAMILIES)
 

@@ -6,7 +6,7 @@ trained teacher), its one-line help and, for a staged run, its stages. Registeri
 ``entry.load()`` imports the method's package and returns its :class:`Runner` (config class and run function), so
 the command line builds every subcommand without loading torch (``ganslim bench`` must set ``OMP_WAIT_POLICY``
 before torch loads). One package per method: :mod:`.teachers`, :mod:`.esrgan`, :mod:`.stylegan2`,
-:mod:`.gan_compression`, :mod:`.omgd`, :mod:`.mobilestylegan`.
+:mod:`.gan_compression`, :mod:`.omgd`, :mod:`.mobilestylegan`, :mod:`.anycost`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ganslim.methods.anycost import STAGES as ANYCOST_STAGES
 from ganslim.methods.gan_compression import STAGES as GAN_COMPRESSION_STAGES
 from ganslim.registry import Registry
 
@@ -122,6 +123,13 @@ def _mobilestylegan() -> Runner:
     return trained(MobileStyleGAN)
 
 
+def _anycost() -> Runner:
+    from ganslim.methods.anycost.config import AnycostConfig
+    from ganslim.methods.anycost.pipeline import run_anycost
+
+    return Runner(AnycostConfig, run_anycost)
+
+
 METHODS: Registry[MethodEntry] = Registry("method")
 for _entry in (
     MethodEntry("pix2pix", TRAIN, "pix2pix teacher (paired data)", _pix2pix),
@@ -143,6 +151,9 @@ for _entry in (
                 "generator.pt", _omgd),
     MethodEntry("mobilestylegan", COMPRESS, "MobileStyleGAN: distil a StyleGAN2 teacher into a wavelet-domain student "
                 "from sampled z (no dataset); exports the student as generator.pt", _mobilestylegan),
+    MethodEntry("anycost", COMPRESS, "Anycost GAN: fine-tune a StyleGAN2 teacher so that every sub-generator (lower "
+                "resolution, fewer channels) previews it: multi-resolution -> adaptive channels -> export",
+                _anycost, stages=ANYCOST_STAGES),
 ):
     METHODS.register(_entry.name)(_entry)
 

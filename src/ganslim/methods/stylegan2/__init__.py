@@ -6,6 +6,7 @@
 """
 
 from ganslim.methods.stylegan2.config import StyleGAN2Config, discriminator_kwargs, generator_kwargs
-from ganslim.methods.stylegan2.method import StyleGAN2, rosinality_state
+from ganslim.methods.stylegan2.method import StyleGAN2, draw_latents, mixed_w_plus, require_one_batch, rosinality_state
 
-__all__ = ["StyleGAN2", "StyleGAN2Config", "discriminator_kwargs", "generator_kwargs", "rosinality_state"]
+__all__ = ["StyleGAN2", "StyleGAN2Config", "discriminator_kwargs", "draw_latents", "generator_kwargs",
+           "mixed_w_plus", "require_one_batch", "rosinality_state"]

@@ -79,10 +79,40 @@ class MixingGenerator(nn.Module):
         self.generator = generator
 
     def forward(self, z: Tensor, z_mix: Tensor, crossover: int, noise: list[Tensor]) -> tuple[Tensor, Tensor]:
-        g = self.generator
-        w = g.map(z)
-        w_plus = g.mix(w, g.map(z_mix), crossover) if crossover < g.num_ws else g.broadcast(w)
-        return g.synthesis(w_plus, noise=noise), w_plus
+        w_plus = mixed_w_plus(self.generator, z, z_mix, crossover)
+        return self.generator.synthesis(w_plus, noise=noise), w_plus
+
+
+def mixed_w_plus(generator: StyleGAN2Generator, z: Tensor, z_mix: Tensor, crossover: int) -> Tensor:
+    """W+ (N, num_ws, w_dim) of z (N, z_dim), the layers from ``crossover`` on taking z_mix's W (``crossover ==
+    num_ws``: no mixing)."""
+    w = generator.map(z)
+    return generator.mix(w, generator.map(z_mix), crossover) if crossover < generator.num_ws else generator.broadcast(w)
+
+
+def require_one_batch(dataset: ImageFolderDataset, folder: str, batch_size: int, world: int) -> ImageFolderDataset:
+    """``dataset``, refused (one line) when it holds fewer images than one step's batch on ``world`` processes."""
+    if len(dataset) < batch_size * world:
+        processes = f" x {world} processes" if world > 1 else ""
+        raise GanslimError(f"'{folder}' holds {len(dataset)} images, fewer than one batch of {batch_size}"
+                           f"{processes}: add images or lower --batch-size")
+    return dataset
+
+
+def draw_latents(ctx: TrainContext, generator: StyleGAN2Generator, rng: torch.Generator, count: int,
+                 mixing: float) -> Phase:
+    """This rank's rows of a step's z, mixing z and noise images for ``count`` samples per process, and the crossover
+    layer (num_ws: no mixing, with probability 1 - ``mixing``), all drawn from ``rng`` for the whole step's batch."""
+    def rows(*shape: int) -> Tensor:
+        return ctx.shared_randn(rng, count, *shape)
+
+    latents: Phase = {"z": rows(generator.z_dim), "z_mix": rows(generator.z_dim)}
+    mixes = float(torch.rand((), generator=rng)) < mixing
+    crossover = int(torch.randint(1, max(generator.num_ws, 2), (), generator=rng))
+    latents["crossover"] = crossover if mixes and generator.num_ws > 1 else generator.num_ws
+    for index, constant in enumerate(generator.noises.constants()):
+        latents[f"noise_{index}"] = rows(1, *constant.shape[2:])
+    return latents
 
 
 class StyleGAN2(MethodBase):
@@ -132,11 +162,7 @@ class StyleGAN2(MethodBase):
             below = 1 << (side.bit_length() - 1)
             raise GanslimError(f"the images under '{config.data}' are {side}x{side}: StyleGAN2 trains at a power-of-"
                                f"two side (4, 8, ..., 1024): pass --size {max(below, 4)} --set resize=true")
-        if len(dataset) < config.batch_size * world:
-            processes = f" x {world} processes" if world > 1 else ""
-            raise GanslimError(f"'{config.data}' holds {len(dataset)} images, fewer than one batch of "
-                               f"{config.batch_size}{processes}: add images or lower --batch-size")
-        return dataset
+        return require_one_batch(dataset, config.data, config.batch_size, world)
 
     def train_dataset(self) -> Dataset:
         return self.dataset
@@ -165,15 +191,7 @@ class StyleGAN2(MethodBase):
 
     def _latents(self, generator: torch.Generator, count: int) -> Phase:
         """z, the mixing z, the crossover layer (num_ws: no mixing) and noise images for ``count`` samples."""
-        g = self.generator
-        draw = self.ctx.shared_randn
-        latents: Phase = {"z": draw(generator, count, g.z_dim), "z_mix": draw(generator, count, g.z_dim)}
-        mixes = float(torch.rand((), generator=generator)) < self.config.mixing
-        crossover = int(torch.randint(1, max(g.num_ws, 2), (), generator=generator))
-        latents["crossover"] = crossover if mixes and g.num_ws > 1 else g.num_ws
-        for index, constant in enumerate(g.noises.constants()):
-            latents[f"noise_{index}"] = draw(generator, count, 1, *constant.shape[2:])
-        return latents
+        return draw_latents(self.ctx, self.generator, generator, count, self.config.mixing)
 
     def _augmentation(self, generator: torch.Generator, count: int, key: str) -> Phase:
         side = self.dataset.resolution
