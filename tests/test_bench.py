@@ -6,6 +6,7 @@ import importlib.util
 import json
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -188,7 +189,7 @@ def _stylegan2(channels: list[int], size: int = 16):
 
 def test_bench_times_latent_generators_on_every_float_backend(tmp_path):
     teacher, student = _stylegan2([16, 8, 8]), _stylegan2([8, 4, 4])
-    backends = ["torch", "onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else []) + ["int8"]
+    backends = ["torch", "onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
     result = run_bench([BenchModel("teacher", teacher), BenchModel("student", student)], backends, size=None,
                        threads=1, repeats=2, warmup=0, peak_size=64, progress=False)
     bench = result.to_dict()
@@ -200,17 +201,52 @@ def test_bench_times_latent_generators_on_every_float_backend(tmp_path):
             count_params(model), counted.macs, counted.macs_published)
     rows = {(r["model"], r["backend"]): r for r in bench["results"]}
     for name in ("teacher", "student"):
-        for backend in backends[:-1]:
+        for backend in backends:
             row = rows[name, backend]
             assert row["status"] == "ok" and row["latency_ms"]["median"] > 0 and row["repeats"] == 2
             if backend != "torch":  # exported z -> image graphs, checked against eager PyTorch
                 assert row["parity_max_abs_diff"] < 1e-4 and row["runtime"].startswith(backend)
-        for backend in ("onnxruntime-int8", "openvino-int8"):
-            assert rows[name, backend]["status"] == "skipped"
-            assert rows[name, backend]["reason"].startswith("the bench's int8 calibrates on images, and a latent "
-                                                            "generator takes none: ganslim quantize makes its synthesis")
     files = write_bench(bench, tmp_path)
     assert "- input z 1x8 (latent generators: 16x16 images out)" in files.markdown.read_text()
+
+
+INT8_BACKENDS = ["onnxruntime-int8"] + (["openvino-int8"] if importlib.util.find_spec("nncf") else [])
+
+
+@pytest.mark.parametrize("backend", INT8_BACKENDS)
+def test_a_latent_generators_int8_row_is_its_fp32_mapping_then_its_int8_synthesis(tmp_path, backend):
+    from ganslim.export import load_exported
+    from ganslim.export.quantize import quantize_synthesis
+    from ganslim.measure.bench.run import _build_latent_int8
+    from helpers import tiny_student
+
+    student = tiny_student()
+    result = run_bench([BenchModel("student", student)], ["torch", backend], size=None, threads=1, repeats=2,
+                       warmup=0, num_calibration=4, peak_size=64, progress=False)
+    row = {r["backend"]: r for r in result.to_dict()["results"]}[backend]
+    assert row["status"] == "ok" and row["latency_ms"]["median"] > 0 and row["repeats"] == 2
+    runtime = backend.removesuffix("-int8")
+    int8 = row["int8"]
+    assert int8["part"] == "synthesis" and int8["mapping"].startswith(runtime) and int8["mapping"].endswith(", fp32")
+    assert (int8["num_calibration"], int8["calibration"], int8["num_eval"]) == (4, "W+ of seeds 0-3", 4)
+    assert sum(int8["int8_layers"].values()) > 0
+    # The same quantization made apart: the row reports its fidelity (int8 vs fp32 graph, int8 vs eager).
+    apart = quantize_synthesis(student, tmp_path / "apart", backend=runtime, num_calibration=4, num_eval=4,
+                               threads=1, warmup=0, repeats=1)
+    assert int8["psnr_vs_fp32"] == pytest.approx(apart.psnr_vs_fp32, abs=1e-3) and 15 < int8["psnr_vs_fp32"] < 80
+    assert int8["ssim_vs_fp32"] == pytest.approx(apart.ssim_vs_fp32, abs=1e-4) and 0.5 < int8["ssim_vs_fp32"] <= 1
+    assert int8["psnr_vs_eager"] == pytest.approx(apart.task.psnr_int8, abs=1e-3)
+    table = {cells[1]: cells for cells in bench_table(result.to_dict())[1]}
+    note = f"int8 vs fp32 synthesis: PSNR {int8['psnr_vs_fp32']:.2f} dB, SSIM {int8['ssim_vs_fp32']:.4f}"
+    assert note in table[backend][-1]
+    # What the row runs is z -> mapping -> W broadcast to W+ -> that int8 synthesis.
+    runner, _, _ = _build_latent_int8(backend, student, tmp_path / "row", 1, 4)
+    z = torch.randn(1, student.z_dim, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        w_plus = student.broadcast(student.map(z))
+    expected = load_exported(apart.files[0], threads=1)(w_plus.numpy())
+    assert expected.shape == (1, 3, 16, 16)
+    np.testing.assert_allclose(runner(z.numpy()), expected, atol=1e-4)
 
 
 def test_bench_of_saved_mobile_stylegan_and_its_teacher_checkpoints_on_every_float_backend(tmp_path, capsys):

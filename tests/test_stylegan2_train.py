@@ -1,6 +1,7 @@
 """`ganslim train stylegan2`: rosinality's losses and regularisers against hand computations, lazy regularisation,
 style mixing, DiffAugment, the image folder's one-line refusals, exact resume, accumulation, two processes against
-one, and the exports (ganslim's and rosinality's layouts) loading back with equal outputs."""
+one, and the exports (ganslim's and rosinality's layouts) loading back with equal outputs; MobileStyleGAN's
+architecture trained as a plain GAN (generator=mobile_stylegan), with its own mapping or a teacher's frozen one."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from ganslim.archs.stylegan2 import MobileStyleGANGenerator
 from ganslim.checkpoints import load_discriminator, load_generator
 from ganslim.cli import main as cli_main
 from ganslim.data import ImageFolderDataset, make_builtin
@@ -25,7 +27,14 @@ from ganslim.losses import GANLoss, path_length_penalty, path_lengths, r1_penalt
 from ganslim.methods import METHODS, TRAIN
 from ganslim.methods.stylegan2 import StyleGAN2, StyleGAN2Config
 from ganslim.nn.augment import DiffAugment
-from helpers import assert_same_tensors, build_method, interrupted_run
+from helpers import (
+    assert_same_tensors,
+    build_method,
+    interrupted_run,
+    save_tiny_student,
+    save_tiny_stylegan2,
+    tiny_stylegan2,
+)
 from stylegan2_reference import map_rosinality, rosinality_shapes, stored_noises, synthesize_rosinality
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -49,6 +58,21 @@ def tiny_config(faces: Path, tmp_path: Path, **overrides) -> StyleGAN2Config:
 def latest(run_dir: Path) -> tuple[dict, dict]:
     weights = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)
     return weights, torch.load(run_dir / "checkpoints" / weights["state_file"], weights_only=True)
+
+
+def assert_resumes_bit_exactly(config: StyleGAN2Config, straight: Path, crash_on_call: int, resumed_from: int
+                               ) -> None:
+    """A run of ``config`` killed in its ``crash_on_call``-th step, resumed from its step-``resumed_from``
+    checkpoint, ends with the weights, averages, optimizers and per-rank state (RNG streams, the running mean path
+    length) of the uninterrupted run in ``straight``, bit for bit."""
+    interrupted = interrupted_run(StyleGAN2, config, crash_on_call=crash_on_call)
+    assert latest(interrupted)[0]["step"] == resumed_from
+    fit(config, StyleGAN2, resume=interrupted, progress=False)
+    (weights_a, state_a), (weights_b, state_b) = latest(straight), latest(interrupted)
+    assert_same_tensors(weights_a["networks"], weights_b["networks"])
+    assert_same_tensors(weights_a["ema"], weights_b["ema"])
+    assert_same_tensors(state_a["optimizers"], state_b["optimizers"])
+    assert_same_tensors(state_a["ranks"], state_b["ranks"])
 
 
 def assert_close_weights(a: dict, b: dict, atol: float = 2e-5) -> None:
@@ -207,14 +231,8 @@ def test_a_run_logs_kimg_and_resumes_bit_exactly(faces, tmp_path):
     # logged every step: R1 on steps 0, 3, 6, 9 (logged after them), path length on every other step
     assert [event.step for event in events.Scalars("loss/R1")] == [1, 4, 7, 10]
     assert [event.step for event in events.Scalars("loss/path_length")] == [1, 3, 5, 7, 9, 11]
-    interrupted = interrupted_run(StyleGAN2, config, crash_on_call=8)
-    assert latest(interrupted)[0]["step"] == 5
-    fit(config, StyleGAN2, resume=interrupted, progress=False)
-    (weights_a, state_a), (weights_b, state_b) = latest(straight.run_dir), latest(interrupted)
-    assert_same_tensors(weights_a["networks"], weights_b["networks"])
-    assert_same_tensors(weights_a["ema"], weights_b["ema"])
-    assert_same_tensors(state_a["optimizers"], state_b["optimizers"])
-    assert_same_tensors(state_a["ranks"], state_b["ranks"])  # RNG streams and the running mean path length
+    assert_resumes_bit_exactly(config, straight.run_dir, crash_on_call=8, resumed_from=5)
+    weights_a, state_a = latest(straight.run_dir)
     assert float(state_a["ranks"][0]["method"]["mean_path_length"]) > 0
     assert not torch.equal(weights_a["ema"]["G"]["style.1.weight"], weights_a["networks"]["G"]["style.1.weight"])
 
@@ -316,3 +334,53 @@ def test_two_processes_match_one_process_with_the_combined_batch(faces, tmp_path
     assert_close_weights(together["ema"], alone["ema"])
     means = [float(rank["method"]["mean_path_length"]) for rank in state["ranks"]]
     assert means[0] == means[1] > 0  # one running mean over both processes
+
+
+# ---------------------------------------------------------------------------------------------- mobile_stylegan
+def test_a_mobile_stylegan_trains_with_its_own_mapping_on_the_table_without_its_last_width(faces, tmp_path):
+    result = fit(tiny_config(faces, tmp_path, kimg=0.008, generator="mobile_stylegan"), StyleGAN2, progress=False)
+    assert result.step == 4 and set(result.exported) == {"generator", "discriminator"}  # no rosinality layout
+    loaded = load_generator(result.run_dir / "generator.pt")
+    assert loaded.arch == "mobile_stylegan" and isinstance(loaded.model, MobileStyleGANGenerator)
+    assert loaded.model.channels == {4: 8, 8: 8} and loaded.model.w_dim == 8 and len(loaded.model.style) == 2
+    assert loaded.meta["w_avg"] == "estimated from 10000 z (seed 0)" and "mapping" not in loaded.meta
+    weights = latest(result.run_dir)[0]
+    assert not torch.equal(weights["ema"]["G"]["style.1.weight"], weights["networks"]["G"]["style.1.weight"])
+    with torch.no_grad():
+        images = loaded.model(torch.randn(2, 8, generator=torch.Generator().manual_seed(1)))
+    assert images.shape == (2, 3, 16, 16) and torch.isfinite(images).all()
+
+
+def test_mapping_from_copies_the_teachers_mapping_frozen_and_resumes_bit_exactly(faces, tmp_path):
+    # 0.012 kimg = 6 steps of 2; checkpoints every 3, killed in step 5; path lengths (through W+) every other step.
+    teacher_file = save_tiny_stylegan2(tmp_path / "teacher.pt")
+    config = tiny_config(faces, tmp_path, kimg=0.012, generator="mobile_stylegan", ckpt_every=3, r1_every=2,
+                         path_length_every=2, mapping_from=str(teacher_file), augment="translation")
+    straight = fit(config, StyleGAN2, progress=False)
+    teacher, twin = tiny_stylegan2(), load_generator(straight.run_dir / "generator.pt")
+    assert twin.arch == "mobile_stylegan" and twin.arch_kwargs["channels"] == [8, 8]
+    assert twin.arch_kwargs["style_dim"] == 16  # the teacher's widths, not the config's
+    assert twin.meta["w_avg"] == f"the mapping_from teacher's ({teacher_file})"
+    assert twin.meta["mapping"] == f"copied from {teacher_file}, frozen"
+    assert_same_tensors(twin.model.style.state_dict(), teacher.mapping.state_dict())  # w_avg included
+    assert_same_tensors(list(twin.model.synthesis.noises.constants()), list(teacher.noises.constants())[:3])
+    weights, state = latest(straight.run_dir)
+    assert weights["networks"]["G"]["synthesis.conv1.bias"].abs().sum() > 0  # the synthesis trained
+    assert float(state["ranks"][0]["method"]["mean_path_length"]) > 0
+    assert_resumes_bit_exactly(config, straight.run_dir, crash_on_call=5, resumed_from=3)
+
+
+@pytest.mark.parametrize("case, words", [
+    ("stylegan2", "mapping_from is for --set generator=mobile_stylegan"),
+    ("student", "holds a MobileStyleGANGenerator, not a stylegan2 generator"),
+    ("side", "makes 16 px images but the training images are 32 px: pass --size 16"),
+])
+def test_a_mapping_from_that_does_not_fit_is_one_line(faces, tmp_path, case, words):
+    source = (save_tiny_student(tmp_path / "student.pt") if case == "student"
+              else save_tiny_stylegan2(tmp_path / "teacher.pt"))
+    overrides = {"generator": "stylegan2"} if case == "stylegan2" else {"size": 32} if case == "side" else {}
+    with pytest.raises(GanslimError, match="^[^\n]*$") as error:
+        config = {"generator": "mobile_stylegan", "mapping_from": str(source), **overrides}
+        fit(tiny_config(faces, tmp_path, **config), StyleGAN2, progress=False)
+    assert words in str(error.value)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

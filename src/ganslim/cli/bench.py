@@ -38,7 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="dataset root or image folder: quality metrics on --split, int8 calibration on train/")
     parser.add_argument("--split", default="test", help="split scored for quality (default test)")
     parser.add_argument("--num-images", type=int, default=8, help="images scored per row (default 8)")
-    parser.add_argument("--num-calibration", type=int, default=16, help="int8 calibration images (default 16)")
+    parser.add_argument("--num-calibration", type=int, default=16,
+                        help="int8 calibration images (latent generators: W+ of as many seeds; default 16)")
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
                         help="input side of the data, and which generator of a CycleGAN folder (default AtoB)")
     parser.add_argument("--sr-metric", default=None, choices=["y", "rgb"],

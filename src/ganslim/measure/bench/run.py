@@ -29,9 +29,12 @@ How the timing is kept fair:
 Backends: ``torch`` (eager fp32), ``onnxruntime`` and ``openvino`` (fp32 exports, checked for parity against
 PyTorch by ``ganslim.export.export_model``), ``onnxruntime-int8`` and ``openvino-int8`` (static int8 from
 ``ganslim.export.quantize.quantize_model``, calibrated on the train split of ``data``); ``int8`` names both
-int8 backends. A backend whose runtime is not installed, or an int8 backend without data to calibrate on (always,
-for latent generators: they take no image; ``ganslim quantize`` makes their synthesis int8), is reported as
-skipped with the reason; one whose export fails is reported as failed; neither stops the bench.
+int8 backends. A latent generator's int8 row runs z -> its fp32 mapping graph -> W broadcast to W+ -> its synthesis
+in static int8 (``ganslim.export.quantize.quantize_synthesis``: calibrated on W+ of the mapped z of seeds 0 ..
+``num_calibration - 1``, scored on the next :data:`LATENT_EVAL_SEEDS` seeds), both graphs on the row's runtime, its
+fidelity int8 vs the fp32 synthesis graph in ``int8``. A backend whose runtime is not installed, or an image
+model's int8 backend without data to calibrate on, is reported as skipped with the reason; one whose export fails
+is reported as failed; neither stops the bench.
 
 ``bench.json`` (:meth:`BenchResult.to_dict`)::
 
@@ -46,7 +49,10 @@ skipped with the reason; one whose export fails is reported as failed; neither s
     results[] one per model x backend, in run order: model, backend, status (ok | skipped | failed), reason,
               runtime, latency_ms {median, min, max}, repeats, throughput_img_s, gflops, peak_share (of
               peak.gflops; an int8 row's can pass 1), quality {psnr, ssim (vs targets), psnr_ref, ssim_ref (vs
-              the reference)}, parity_max_abs_diff (fp32 exports), int8 {int8_layers, float_layers, num_calibration} (int8 backends)
+              the reference)}, parity_max_abs_diff (fp32 exports), int8 {int8_layers, float_layers, num_calibration}
+              (int8 backends; a latent generator's also part "synthesis", mapping (its runtime, fp32), calibration,
+              num_eval, psnr_vs_fp32, ssim_vs_fp32, max_abs_diff_vs_fp32 (int8 vs fp32 synthesis graph),
+              psnr_vs_eager, ssim_vs_eager (int8 vs eager PyTorch))
     notes[]   caveats about the run (one explains an fp32 row's peak_share above 1)
 
 Non-finite numbers are written as the strings ``"inf"`` / ``"-inf"`` (the reference's ``psnr_ref`` is ``"inf"``).
@@ -110,6 +116,7 @@ _INSTALL = {"onnx": "pip install onnx", "onnxruntime": "pip install onnxruntime"
 FORMAT_NAME, FORMAT_VERSION = "ganslim-bench", 1
 _PEAK_KEY = "__peak_matmul__"
 PEAK_RUNS = 3  # peak matmuls a round: more chances of a run that no other process interrupted
+LATENT_EVAL_SEEDS = 4  # held-out latents a latent generator's int8 synthesis is scored on
 LATENT_KIND = "a latent generator"  # what the bench calls a model driven by latents alone (no image input)
 ABOVE_PEAK = "*"
 ABOVE_PEAK_NOTE = (f"{ABOVE_PEAK} an fp32 row above 100% of the fp32 peak: the peak matmul ran slower than the "
@@ -304,9 +311,6 @@ def run_bench(
         if quality is not None:
             settings["num_images"] = len(quality.inputs)
         calibration, no_calibration = None, "int8 calibrates on your images: pass --data DIR"
-        if latent:
-            no_calibration = ("the bench's int8 calibrates on images, and a latent generator takes none: ganslim "
-                              "quantize makes its synthesis int8, calibrated on W+ of mapped z")
         if data is not None and any(is_int8(b) for b in backends):
             from ganslim.export.calibration import split_data
 
@@ -320,16 +324,20 @@ def run_bench(
         for index, model in enumerate(models):
             for backend in backends:
                 reason = backend_unavailable(backend)
-                if reason is None and is_int8(backend) and calibration is None:
+                if reason is None and is_int8(backend) and calibration is None and not latent:
                     reason = no_calibration
                 if reason is not None:
                     rows.append(BenchRow(model.name, backend, "skipped", reason=reason))
                     continue
                 say(f"bench: preparing {model.name} on {backend}")
                 try:
-                    runner, runtime, details = _build(backend, model.module, Path(scratch) / str(index), side,
-                                                      scale is not None, threads, calibration, num_calibration,
-                                                      direction)
+                    folder = Path(scratch) / str(index)
+                    if latent and is_int8(backend):
+                        runner, runtime, details = _build_latent_int8(backend, model.module, folder, threads,
+                                                                      num_calibration)
+                    else:
+                        runner, runtime, details = _build(backend, model.module, folder, side, scale is not None,
+                                                          threads, calibration, num_calibration, direction)
                 except Exception as error:  # noqa: BLE001 - one backend failing must not stop the others
                     rows.append(BenchRow(model.name, backend, "failed", reason=first_line(error)))
                     continue
@@ -489,12 +497,50 @@ def _build(backend: str, module: nn.Module, folder: Path, size: int, whole_image
                             aligned=calibration.aligned, direction=direction, threads=threads, warmup=0,
                             repeats=1)
     exported = load_exported(result.files[0], threads=threads)
-    float_ops: dict[str, int] = {}
-    for layer in result.float_layers:
-        float_ops[layer.op_type] = float_ops.get(layer.op_type, 0) + 1
-    details = {"int8": {"int8_layers": dict(result.int8_layers), "float_layers": float_ops,
+    details = {"int8": {"int8_layers": dict(result.int8_layers), "float_layers": _count_ops(result.float_layers),
                         "num_calibration": result.num_calibration}}
     return exported, exported.runtime, details
+
+
+def _build_latent_int8(backend: str, generator: nn.Module, folder: Path, threads: int | None,
+                       num_calibration: int) -> tuple[Runner, str, dict[str, Any]]:
+    """(runner on z (1, z_dim), runtime name, the ``int8`` JSON field) for a latent generator's int8 backend: its
+    fp32 mapping graph, W broadcast to W+, its synthesis graph in static int8 (see the module docstring)."""
+    from ganslim.apps.generate import format_seeds
+    from ganslim.export import export_parts, load_exported
+    from ganslim.export.quantize import LATENT_SEED, quantize_synthesis
+
+    runtime, seeds = backend.removesuffix("-int8"), range(LATENT_SEED, LATENT_SEED + num_calibration)
+    folder.mkdir(parents=True, exist_ok=True)
+    result = quantize_synthesis(generator, folder / backend, backend=runtime, num_calibration=num_calibration,
+                                num_eval=LATENT_EVAL_SEEDS, threads=threads, warmup=0, repeats=1)
+    (mapping_export,) = export_parts(generator, folder / f"{backend}-mapping", "onnx" if runtime == "onnxruntime"
+                                     else "openvino", parts=["mapping"])
+    mapping, synthesis = (load_exported(path, threads=threads) for path in (mapping_export.files[0],
+                                                                            result.files[0]))
+    num_ws = generator.num_ws
+
+    def run_latent(z: np.ndarray) -> np.ndarray:
+        w = mapping(z)
+        return synthesis(np.ascontiguousarray(np.repeat(w[:, None], num_ws, axis=1)))
+
+    report = result.to_dict()
+    details = {"int8": {"part": "synthesis", "mapping": f"{mapping.runtime}, fp32",
+                        "int8_layers": dict(result.int8_layers), "float_layers": _count_ops(result.float_layers),
+                        "num_calibration": result.num_calibration, "calibration": f"W+ of seeds {format_seeds(seeds)}",
+                        "num_eval": result.num_eval, "psnr_vs_fp32": report["psnr_vs_fp32"],
+                        "ssim_vs_fp32": report["ssim_vs_fp32"],
+                        "max_abs_diff_vs_fp32": report["max_abs_diff_vs_fp32"],
+                        "psnr_vs_eager": report["task"]["psnr_int8"], "ssim_vs_eager": report["task"]["ssim_int8"]}}
+    return run_latent, synthesis.runtime, details
+
+
+def _count_ops(layers: Sequence[Any]) -> dict[str, int]:
+    """Layers by ``op_type``: ``{"Conv": 2, ...}``."""
+    counts: dict[str, int] = {}
+    for layer in layers:
+        counts[layer.op_type] = counts.get(layer.op_type, 0) + 1
+    return counts
 
 
 def _fixed_input(runner: Runner, image: np.ndarray) -> Runner:

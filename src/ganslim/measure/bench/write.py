@@ -43,6 +43,9 @@ def bench_table(bench: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         if result["status"] == "ok":
             note = result.get("runtime") or ""
             int8 = result.get("int8")
+            if int8 and "psnr_vs_fp32" in int8:  # a latent generator's int8 synthesis
+                note += (f"; int8 vs fp32 synthesis: PSNR {_number(int8['psnr_vs_fp32'], 2)} dB, SSIM "
+                         f"{_number(int8['ssim_vs_fp32'], 4)}")
             if int8 and int8.get("float_layers"):
                 floats = ", ".join(f"{op} x{n}" for op, n in int8["float_layers"].items())
                 note += f"; float: {floats}"

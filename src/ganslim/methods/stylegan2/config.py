@@ -12,6 +12,7 @@ from ganslim.nn.augment import DiffAugment
 
 METHOD = "stylegan2"
 ARCH = "stylegan2"
+GENERATOR_ARCHS = (ARCH, "mobile_stylegan")  # what train stylegan2 can train as a plain GAN
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,13 @@ class StyleGAN2Config(TrainConfig):
                                      min=1)
     channels: tuple[int, ...] = option((), "another channel table for G and D, one width per side 4, 8, ..., size "
                                            "(empty: channel_multiplier's)", min=1)
+    generator: str = option(ARCH, "the generator trained: stylegan2, or mobile_stylegan (the same recipe on "
+                                  "MobileStyleGAN's architecture, its table the channel table without its last entry)",
+                            choices=GENERATOR_ARCHS)
+    mapping_from: str = option("", "a StyleGAN2 generator file whose mapping, w_avg and constant noise a "
+                                   "mobile_stylegan copies, its mapping frozen, as its distillation does; its "
+                                   "widths are then the teacher's (style_dim, n_mlp, channels unread) and only the "
+                                   "synthesis trains ('': its own mapping trains)")
     lr_mlp: float = option(0.01, "the mapping's learning-rate multiplier (0.01)", above=0.0)
     stddev_group: int = option(4, "samples per minibatch-stddev group of the discriminator (4)", min=1)
     lr: float = option(0.002, "Adam learning rate of G and D (rosinality: 0.002)", above=0.0)
@@ -61,6 +69,9 @@ class StyleGAN2Config(TrainConfig):
     def check(self) -> None:
         super().check()
         DiffAugment.parse(self.augment)
+        if self.mapping_from and self.generator != "mobile_stylegan":
+            raise GanslimError(f"mapping_from is for --set generator=mobile_stylegan (it copies a teacher's mapping "
+                               f"into the student architecture), not {self.generator}: drop mapping_from")
         if self.size and (self.size < 4 or self.size & (self.size - 1)):
             below = 1 << (self.size.bit_length() - 1)
             raise GanslimError(f"size {self.size} is not a power of two: StyleGAN2 trains at 4, 8, ..., 1024 px; set "
@@ -68,9 +79,12 @@ class StyleGAN2Config(TrainConfig):
 
 
 def generator_kwargs(config: StyleGAN2Config, size: int) -> dict:
-    """The ``stylegan2`` generator kwargs of the config at image side ``size``."""
-    return {"size": size, "style_dim": config.style_dim, "n_mlp": config.n_mlp, "lr_mlp": config.lr_mlp,
-            **_table(config)}
+    """The ``stylegan2`` generator kwargs of the config at image side ``size`` (``mobile_stylegan``'s with
+    ``generator=mobile_stylegan``: the channel table without its last entry)."""
+    table = _table(config)
+    if config.generator != ARCH and config.channels:
+        table = {"channels": list(config.channels[:-1])}
+    return {"size": size, "style_dim": config.style_dim, "n_mlp": config.n_mlp, "lr_mlp": config.lr_mlp, **table}
 
 
 def discriminator_kwargs(config: StyleGAN2Config, size: int) -> dict:

@@ -28,7 +28,9 @@ step's EMA generator is exported (as rosinality keeps its last checkpoint). Samp
 **Exports** (run folder): ``generator.pt`` (ganslim format, the EMA generator with its ``w_avg`` estimated from
 10,000 z), ``discriminator.pt``, and ``reference/stylegan2.pt`` in rosinality's layout ``{"g_ema", "latent_avg",
 "g", "d"}`` (what its ``generate.py`` and ``convert_weight.py`` files hold; ``g`` is the trained, not averaged
-generator).
+generator). ``generator=mobile_stylegan`` trains MobileStyleGAN's architecture with this recipe
+(:mod:`.generators`; with ``mapping_from`` its copied mapping stays frozen and keeps its ``w_avg``) and exports no
+rosinality layout.
 """
 
 from __future__ import annotations
@@ -41,21 +43,16 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ganslim.archs import build_discriminator, build_generator
-from ganslim.archs.stylegan2 import StyleGAN2Generator, estimate_w_avg
+from ganslim.archs import build_discriminator
+from ganslim.archs.stylegan2 import LatentGenerator, estimate_w_avg
 from ganslim.atomic import atomic_torch_save
 from ganslim.checkpoints import save_model
 from ganslim.data import ImageFolderDataset
 from ganslim.engine import MethodBase, TrainContext, derive_seed, lazy_adam
 from ganslim.errors import GanslimError
 from ganslim.losses import GANLoss, path_length_penalty, path_lengths, r1_penalty
-from ganslim.methods.stylegan2.config import (
-    ARCH,
-    METHOD,
-    StyleGAN2Config,
-    discriminator_kwargs,
-    generator_kwargs,
-)
+from ganslim.methods.stylegan2.config import ARCH, METHOD, StyleGAN2Config, discriminator_kwargs
+from ganslim.methods.stylegan2.generators import trained_generator
 from ganslim.nn.augment import DiffAugment
 
 logger = logging.getLogger(__name__)
@@ -74,12 +71,14 @@ class MixingGenerator(nn.Module):
     layers from ``crossover`` on take (``crossover == num_ws``: no mixing) and one noise image per StyledConv ->
     (images (N, C, R, R), the W+ codes (N, num_ws, w_dim) the synthesis read)."""
 
-    def __init__(self, generator: StyleGAN2Generator) -> None:
+    def __init__(self, generator: LatentGenerator) -> None:
         super().__init__()
         self.generator = generator
 
     def forward(self, z: Tensor, z_mix: Tensor, crossover: int, noise: list[Tensor]) -> tuple[Tensor, Tensor]:
         w_plus = mixed_w_plus(self.generator, z, z_mix, crossover)
+        if torch.is_grad_enabled() and not w_plus.requires_grad:  # a frozen mapping: path lengths need dG/dW+
+            w_plus.requires_grad_(True)
         return self.generator.synthesis(w_plus, noise=noise), w_plus
 
 
@@ -110,7 +109,7 @@ def draw_latents(ctx: TrainContext, generator: StyleGAN2Generator, rng: torch.Ge
     mixes = float(torch.rand((), generator=rng)) < mixing
     crossover = int(torch.randint(1, max(generator.num_ws, 2), (), generator=rng))
     latents["crossover"] = crossover if mixes and generator.num_ws > 1 else generator.num_ws
-    for index, constant in enumerate(generator.noises.constants()):
+    for index, constant in enumerate(generator.synthesis.noises.constants()):
         latents[f"noise_{index}"] = rows(1, *constant.shape[2:])
     return latents
 
@@ -128,15 +127,15 @@ class StyleGAN2(MethodBase):
         self.config, self.ctx = config, ctx
         self.dataset = self._training_images()
         side = self.dataset.resolution
-        generator = build_generator(ARCH, **generator_kwargs(config, side))
-        generator.style.w_avg.zero_()  # estimated at export; NaN would fail the engine's finiteness checks
+        self.built = trained_generator(config, side)  # w_avg finite: NaN would fail the engine's finiteness checks
+        generator = self.built.module
         discriminator = build_discriminator(ARCH, **discriminator_kwargs(config, side))
         self.nets: dict[str, nn.Module] = {"G": generator.to(ctx.device), "D": discriminator.to(ctx.device)}
         self.mixing = MixingGenerator(self.nets["G"])
         self.trained = {"G": ctx.wrap(self.mixing), "D": ctx.wrap(self.nets["D"])}
         betas = (config.beta1, config.beta2)
         self._optimizers = {
-            "G": lazy_adam(generator.parameters(), config.lr, betas,
+            "G": lazy_adam([p for p in generator.parameters() if p.requires_grad], config.lr, betas,
                            config.path_length_every if config.path_length_weight > 0 else None),
             "D": lazy_adam(discriminator.parameters(), config.lr, betas,
                            config.r1_every if config.r1_gamma > 0 else None)}
@@ -148,7 +147,7 @@ class StyleGAN2(MethodBase):
         self._real_features = None
 
     @property
-    def generator(self) -> StyleGAN2Generator:
+    def generator(self) -> LatentGenerator:
         return self.nets["G"]
 
     # ------------------------------------------------------------------ data
@@ -326,18 +325,24 @@ class StyleGAN2(MethodBase):
     # ------------------------------------------------------------------ export
 
     def export(self, run_dir: Path) -> dict[str, Path]:
-        """``generator.pt``, ``discriminator.pt`` and ``reference/stylegan2.pt`` (see the module docstring)."""
-        config, generator, discriminator = self.config, self.generator, self.nets["D"]
+        """``generator.pt``, ``discriminator.pt`` and, for a stylegan2 generator, ``reference/stylegan2.pt`` (see
+        the module docstring)."""
+        config, generator, discriminator, built = self.config, self.generator, self.nets["D"], self.built
         side = self.dataset.resolution
-        w_avg = estimate_w_avg(generator, n=W_AVG_SAMPLES, seed=config.seed)
+        w_avg_source = built.w_avg_source or f"estimated from {W_AVG_SAMPLES} z (seed {config.seed})"
+        w_avg = generator.style.w_avg if built.w_avg_source else estimate_w_avg(generator, n=W_AVG_SAMPLES,
+                                                                                seed=config.seed)
         meta = {"method": METHOD, "size": side, "kimg": self.ctx.images_seen / 1000, "steps": self.ctx.steps_done,
                 "augment": config.augment, "weights": "ema" if self.ctx.ema is not None else "trained",
-                "w_avg": f"estimated from {W_AVG_SAMPLES} z (seed {config.seed})"}
+                "w_avg": w_avg_source}
+        if config.mapping_from:
+            meta["mapping"] = f"copied from {config.mapping_from}, frozen"
         exported = {
-            "generator": save_model(run_dir / GENERATOR_FILE, generator, ARCH, generator_kwargs(config, side),
-                                    meta=meta),
+            "generator": save_model(run_dir / GENERATOR_FILE, generator, built.arch, built.kwargs, meta=meta),
             "discriminator": save_model(run_dir / DISCRIMINATOR_FILE, discriminator, ARCH,
                                         discriminator_kwargs(config, side), kind="discriminator", meta=meta)}
+        if built.arch != ARCH:  # rosinality's layout holds its own Generator only
+            return exported
         trained = self.ctx.ema.trained_weights("G") if self.ctx.ema is not None else generator.state_dict()
         reference = {"g_ema": rosinality_state(generator.state_dict()), "latent_avg": w_avg.detach().cpu().clone(),
                      "g": rosinality_state(trained), "d": rosinality_state(discriminator.state_dict())}
