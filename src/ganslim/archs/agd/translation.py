@@ -1,4 +1,4 @@
-"""AutoGAN-Distiller's image-translation generators: a fixed stem and head around searched cells.
+"""AutoGAN-Distiller's image-translation generators: a stem and head of searched width around searched cells.
 
 Layout (c = ngf, (s1, s2) = :func:`frame_widths` (c, 2c) scaled by ``stem_ratio``; every conv bias-free and
 followed by a non-affine instance norm and a ReLU, except the last)::
@@ -10,7 +10,8 @@ followed by a non-affine instance norm and a ReLU, except the last)::
 
 With ngf 64 the cells' widths are searched among {4, 6, 8, 10, 12}/12 of 256 rounded to multiples of 8
 (88, 128, 168, 216, 256; :func:`ganslim.archs.agd.operators.width_choices`), and the stem's and head's width ratio
-among the same ratios (the reference's ``ratio_sh``: s1, s2 from 24, 40 to 64, 128). At 256x256 the stem and head
+among the same ratios (s1, s2 from 24, 40 to 64, 128; the reference's ``ratio_sh`` searches one ratio per stem and
+head layer, the stem's 4c output included, where one ratio scales these four here). At 256x256 the stem and head
 cost 6.06 G MACs at ratio 1 (13.31 G in the published convention, which counts the transposed convs at their
 output resolution).
 """
