@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ganslim.archs.agd import (
     OPERATORS,
+    WIDTH_RATIOS,
     AGDSRSupernet,
     AGDTranslationSupernet,
     MixedOperator,
@@ -37,13 +38,15 @@ from ganslim.nn.elastic import leading_slice
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TRANSLATION_CHOICE = (["residual", "dwsblock", "conv1x1"], [16, 24, 32])
+# Cell widths, then the stem's and head's width ratio: 4/12 of ngf 8 runs them at (3, 8) channels, 1 at (8, 16).
+TRANSLATION_CHOICE = (["residual", "dwsblock", "conv1x1"], [16, 24, 32, WIDTH_RATIOS[0]])
+TRANSLATION_FULL_FRAME = (["conv3x3", "residual", "dwsblock"], [24, 16, 32, 1.0])
 SR_CHOICE = (["residual", "dwsblock", "conv1x1", "conv3x3", "residual", "dwsblock"], [8, 16, 16, 8])
 
 
 def translation_supernet() -> AGDTranslationSupernet:
     torch.manual_seed(0)
-    return AGDTranslationSupernet(ngf=8, cells=3)  # base 32: widths [16, 16, 24, 24, 32]
+    return AGDTranslationSupernet(ngf=8, cells=3)  # base 32: widths [16, 16, 24, 24, 32], then WIDTH_RATIOS
 
 
 def sr_supernet() -> AGDSRSupernet:
@@ -52,6 +55,7 @@ def sr_supernet() -> AGDSRSupernet:
 
 
 SUPERNETS = [(translation_supernet, TRANSLATION_CHOICE, 16, (2, 3, 16, 16), -1.0),
+             (translation_supernet, TRANSLATION_FULL_FRAME, 16, (2, 3, 16, 16), -1.0),
              (sr_supernet, SR_CHOICE, 8, (2, 3, 8, 8), 0.0)]
 
 
@@ -98,11 +102,11 @@ def test_straight_through_gumbel_is_one_hot_forward_and_soft_backward():
 def test_search_sample_gates_are_one_and_carry_gradients_to_the_width_logits():
     supernet = translation_supernet()
     params = ArchParameters(supernet)
-    assert params.alpha.shape == (3, 4) and params.width_logits.shape == (3, 5)
+    assert params.alpha.shape == (3, 4) and params.width_logits.shape == (4, 5)
     assert torch.all(params.alpha == 1e-3) and torch.all(params.width_logits == 1e-3)
     sample = search_sample(supernet, params, torch.Generator().manual_seed(0))
     assert all(width in candidates for width, candidates in zip(sample.widths, supernet.width_candidates))
-    assert sample.gates.tolist() == [1.0, 1.0, 1.0]
+    assert sample.gates.tolist() == [1.0, 1.0, 1.0, 1.0] and sample.widths[3] in WIDTH_RATIOS
     supernet(random_image((1, 3, 16, 16), -1.0), sample).square().mean().backward()
     assert params.width_logits.grad.abs().sum(dim=-1).gt(0).all() and params.alpha.grad.abs().sum() > 0
 
@@ -129,6 +133,9 @@ def test_every_width_trains_the_leading_slices_of_the_shared_weights():
     expand = supernet.cells[0].choices["dwsblock"].expand.weight.grad  # 32 in -> 4 x 32
     assert expand.abs().sum(dim=(1, 2, 3)).gt(0).all()
     assert supernet.head[0].weight.grad[16:].abs().sum() == 0  # the head reads the last cell's 16 channels
+    stem = supernet.stem[0].weight.grad  # ratio 4/12: 3 of its 8 channels, then 8 of 16
+    assert stem[:3].abs().sum() > 0 and stem[3:].abs().sum() == 0
+    assert supernet.stem[3].weight.grad[8:].abs().sum() == 0 and supernet.head[3].weight.grad[:, 3:].abs().sum() == 0
 
 
 @pytest.mark.parametrize("build, choice, side, shape, low", SUPERNETS)
@@ -174,17 +181,17 @@ def test_cost_table_fill_measures_each_entry_once():
     table = CostTable(supernet, 16, measure)
     table.fill()
     # First cell from the stem's 32: 4 ops x 3 distinct widths; later cells 4 x 3 x 3 (the first's included);
-    # the frame (stem + head) at each of 3 last widths.
-    assert len(table.entries) == 4 * 3 * 3 + 3 and len(calls) == 4 * 3 * 3 + 2 * 3
+    # the frame (stem + head) at each of 3 last widths x 5 ratios.
+    assert len(table.entries) == 4 * 3 * 3 + 3 * 5 and len(calls) == 4 * 3 * 3 + 2 * 3 * 5
     table.fill()
-    assert len(calls) == 4 * 3 * 3 + 2 * 3
+    assert len(calls) == 4 * 3 * 3 + 2 * 3 * 5
 
 
 def test_latency_table_times_the_plain_operators():
     supernet = AGDTranslationSupernet(ngf=2, cells=2)
     table = CostTable(supernet, 8, latency_measure(threads=1, repeats=2))
-    assert table.operator("dwsblock", 8, 8) > 0 and table.frame(8) > 0
-    assert table.predict(["conv1x1", "dwsblock"], [8, 8]) > table.operator("dwsblock", 8, 8)
+    assert table.operator("dwsblock", 8, 8) > 0 and table.frame((8, 1.0)) > 0
+    assert table.predict(["conv1x1", "dwsblock"], [8, 8, 1.0]) > table.operator("dwsblock", 8, 8)
 
 
 def test_agd_cost_is_a_quarter_at_largest_widths_and_three_quarters_at_the_sample():
@@ -196,14 +203,14 @@ def test_agd_cost_is_a_quarter_at_largest_widths_and_three_quarters_at_the_sampl
     sample = search_sample(supernet, params, torch.Generator().manual_seed(4))
     cost = agd_cost(table, params, sample)
     probabilities = params.op_weights().detach()
-    largest = table.frame(32) + sum(float(probabilities[slot, k]) * table.operator(name, 32, 32)
+    largest = table.frame((32, 1.0)) + sum(float(probabilities[slot, k]) * table.operator(name, 32, 32)
                                     for slot in range(3) for k, name in enumerate(OPERATORS))
-    ins = [32, *sample.widths[:-1]]
-    sampled = table.frame(sample.widths[-1]) + sum(table.operator(name, ins[slot], sample.widths[slot]) / 4
+    ins = [32, *sample.widths[:2]]
+    sampled = table.frame(sample.widths[2:]) + sum(table.operator(name, ins[slot], sample.widths[slot]) / 4
                                                    for slot in range(3) for name in OPERATORS)
     assert cost.item() == pytest.approx(0.25 * largest + 0.75 * sampled, rel=1e-5)
     cost.backward()
-    assert params.alpha.grad.abs().sum() > 0 and params.width_logits.grad.abs().sum() > 0
+    assert params.alpha.grad.abs().sum() > 0 and params.width_logits.grad.abs().sum(dim=-1).gt(0).all()
 
 
 def test_penalty_weight_halves_below_the_budget_and_doubles_above():
@@ -222,7 +229,9 @@ def test_a_sample_that_does_not_fit_is_one_line():
     supernet = translation_supernet()
     rows = torch.full((3, 4), 0.25)
     image = torch.zeros(1, 3, 16, 16)
-    with pytest.raises(GanslimError, match=r"width slot 1 cannot run 20 channels; choose one of \[16, 16, 24, 24, 32\]"):
-        supernet(image, Sample(rows, (16, 20, 32)))
+    with pytest.raises(GanslimError, match=r"width slot 1 cannot take 20; choose one of \[16, 16, 24, 24, 32\]"):
+        supernet(image, Sample(rows, (16, 20, 32, 1.0)))
     with pytest.raises(GanslimError, match=r"op_weights must be \(3, 4\), got \(2, 4\)"):
-        supernet(image, Sample(rows[:2], (16, 16, 32)))
+        supernet(image, Sample(rows[:2], (16, 16, 32, 1.0)))
+    with pytest.raises(GanslimError, match=r"width slot 3 cannot take 0.4; choose one of \[0.333"):
+        supernet(image, Sample(rows, (16, 16, 32, 0.4)))

@@ -11,8 +11,9 @@ operators are elastic (:mod:`ganslim.nn.elastic`), so every width runs the leadi
 At a one-hot sample the supernet computes what the derived plain network computes with the leading slices of the
 chosen operators' weights (:func:`extract_derived`).
 
-* :class:`AGDTranslationSupernet` derives ``agd_translation``: 9 operator and width slots, each cell reading the
-  previous cell's width (the first the stem's 4 * ngf).
+* :class:`AGDTranslationSupernet` derives ``agd_translation``: 9 operator slots and 10 width slots, each cell
+  reading the previous cell's width (the first the stem's 4 * ngf); the last width slot holds the stem's and head's
+  width ratio (one of WIDTH_RATIOS, not channels), which sets the stem's and head's leading widths.
 * :class:`AGDSRSupernet` derives ``agd_sr``: 5 cells x 5 operator slots, 4 width slots per cell (the inner widths;
   each cell starts from and returns to num_feat).
 """
@@ -26,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ganslim.archs.agd import sr, translation
-from ganslim.archs.agd.operators import OPERATORS, Operator, make_operator, width_choices
+from ganslim.archs.agd.operators import OPERATORS, WIDTH_RATIOS, Operator, make_operator, width_choices
 from ganslim.archs.sr.rrdbnet import _conv, _scaled_residual
 from ganslim.archs.translation.super_mobile_resnet import ELASTIC_KIT
 from ganslim.errors import GanslimError
@@ -42,12 +43,13 @@ class Sample:
     """The choices of one supernet forward.
 
     ``op_weights``: (operator slots, len(OPERATORS)), each row the weights of that slot's operators. ``widths``: the
-    width (channels) of each width slot. ``gates``: None, or (width slots,) values multiplying each width slot's
-    output (the straight-through one-hot entries at the chosen widths: 1 forward, the soft sample's gradient back).
+    width of each width slot (channels, or a ratio for a slot whose candidates are ratios). ``gates``: None, or
+    (width slots,) values multiplying each width slot's output (the straight-through one-hot entries at the chosen
+    widths: 1 forward, the soft sample's gradient back).
     """
 
     op_weights: Tensor
-    widths: tuple[int, ...]
+    widths: tuple[float, ...]
     gates: Tensor | None = None
 
 
@@ -75,15 +77,15 @@ class AGDSupernet(nn.Module):
 
     Subclasses set ``derived_arch`` (the registered plain generator), ``norm``, ``base_width``, ``op_slots`` (for
     each operator slot its (input, output) width slot, None for the base width), ``width_candidates`` (per width
-    slot), ``frame_slot`` (the width slot the fixed frame's cost depends on, or None) and ``mixed_ops``.
+    slot), ``frame_slots`` (the width slots the frame's cost depends on) and ``mixed_ops``.
     """
 
     derived_arch: str
     norm: str
     base_width: int
     op_slots: list[tuple[int | None, int | None]]
-    width_candidates: list[list[int]]
-    frame_slot: int | None
+    width_candidates: list[list[float]]
+    frame_slots: tuple[int, ...]
     mixed_ops: list[MixedOperator]
 
     def check_sample(self, sample: Sample) -> None:
@@ -95,14 +97,14 @@ class AGDSupernet(nn.Module):
             raise GanslimError(f"a sample needs {len(self.width_candidates)} widths, got {len(sample.widths)}")
         for slot, (width, candidates) in enumerate(zip(sample.widths, self.width_candidates)):
             if width not in candidates:
-                raise GanslimError(f"width slot {slot} cannot run {width} channels; choose one of {candidates}")
+                raise GanslimError(f"width slot {slot} cannot take {width}; choose one of {candidates}")
         if sample.gates is not None and tuple(sample.gates.shape) != (len(self.width_candidates),):
             raise GanslimError(f"a sample's gates must be ({len(self.width_candidates)},), got "
                                f"{tuple(sample.gates.shape)}")
 
-    def slot_width(self, slot: int | None, widths: Sequence[int]) -> int:
-        """The channels of width slot ``slot`` in ``widths`` (the base width for None)."""
-        return self.base_width if slot is None else widths[slot]
+    def slot_width(self, slot: int | None, widths: Sequence[float]) -> int:
+        """The channels of width slot ``slot`` (an operator's) in ``widths`` (the base width for None)."""
+        return self.base_width if slot is None else int(widths[slot])
 
     def run_slot(self, x: Tensor, slot: int, sample: Sample) -> Tensor:
         """Operator slot ``slot`` of ``sample`` on x: (N, C, H, W) -> (N, its output width, H, W)."""
@@ -111,10 +113,10 @@ class AGDSupernet(nn.Module):
                                    None if out_slot is None else sample.widths[out_slot])
         return out if out_slot is None or sample.gates is None else out * sample.gates[out_slot]
 
-    def largest_widths(self) -> list[int]:
+    def largest_widths(self) -> list[float]:
         return [candidates[-1] for candidates in self.width_candidates]
 
-    def smallest_widths(self) -> list[int]:
+    def smallest_widths(self) -> list[float]:
         return [candidates[0] for candidates in self.width_candidates]
 
     def plain_operator(self, name: str, in_channels: int, out_channels: int) -> Operator:
@@ -125,12 +127,12 @@ class AGDSupernet(nn.Module):
         """The input shape of an operator of ``channels`` input channels for a (1, C, size, size) image."""
         raise NotImplementedError
 
-    def frame(self, size: int, frame_width: int | None) -> list[FramePart]:
-        """The fixed parts around the cells for a (1, C, size, size) image, with ``frame_width`` the width of
-        ``frame_slot`` (None when the frame depends on no width slot)."""
+    def frame(self, size: int, frame_widths: Sequence[float]) -> list[FramePart]:
+        """The parts around the cells for a (1, C, size, size) image, with ``frame_widths`` the widths of
+        ``frame_slots``."""
         raise NotImplementedError
 
-    def derived_kwargs(self, ops: Sequence[str], widths: Sequence[int]) -> dict:
+    def derived_kwargs(self, ops: Sequence[str], widths: Sequence[float]) -> dict:
         """``arch_kwargs`` of the ``derived_arch`` network with operator ``ops[s]`` in slot s and ``widths``."""
         raise NotImplementedError
 
@@ -152,11 +154,13 @@ class AGDTranslationSupernet(AGDSupernet):
         self.input_nc, self.output_nc, self.ngf = input_nc, output_nc, ngf
         self.base_width = 4 * ngf
         self.op_slots = [(None if i == 0 else i - 1, i) for i in range(cells)]
-        self.width_candidates = [width_choices(self.base_width) for _ in range(cells)]
-        self.frame_slot = cells - 1
-        self.stem = translation.stem(input_nc, ngf)
+        self.ratio_slot = cells
+        self.width_candidates = [*(width_choices(self.base_width) for _ in range(cells)), list(WIDTH_RATIOS)]
+        self.frame_slots = (cells - 1, self.ratio_slot)
+        largest = translation.frame_widths(ngf)
+        self.stem = translation.stem(input_nc, ngf, largest, ELASTIC_KIT)
         self.cells = nn.ModuleList(MixedOperator(self.base_width, self.base_width, self.norm) for _ in range(cells))
-        self.head = translation.head(self.base_width, output_nc, ngf, ELASTIC_KIT)
+        self.head = translation.head(self.base_width, output_nc, largest, ELASTIC_KIT)
 
     @property
     def mixed_ops(self) -> list[MixedOperator]:
@@ -165,22 +169,35 @@ class AGDTranslationSupernet(AGDSupernet):
     def forward(self, image: Tensor, sample: Sample) -> Tensor:
         """(N, input_nc, H, W) -> (N, output_nc, H, W), values in [-1, 1]."""
         self.check_sample(sample)
+        self._set_frame_widths(translation.frame_widths(self.ngf, sample.widths[self.ratio_slot]))
         features = self.stem(image)
+        if sample.gates is not None:
+            features = features * sample.gates[self.ratio_slot]
         for slot in range(len(self.cells)):
             features = self.run_slot(features, slot, sample)
         return self.head(features)
 
+    def _set_frame_widths(self, widths: tuple[int, int]) -> None:
+        """Run the stem's first two convs and the head's two transposed convs at (s1, s2) = ``widths``."""
+        first, second = widths
+        for conv, channels in ((self.stem[0], first), (self.stem[3], second), (self.head[0], second),
+                               (self.head[3], first)):
+            conv.set_out_channels(channels)
+
     def cell_input_shape(self, size: int, channels: int) -> tuple[int, int, int, int]:
         return 1, channels, size // 4, size // 4
 
-    def frame(self, size: int, frame_width: int | None) -> list[FramePart]:
-        return [(lambda: translation.stem(self.input_nc, self.ngf), (1, self.input_nc, size, size)),
-                (lambda: translation.head(frame_width, self.output_nc, self.ngf),
-                 self.cell_input_shape(size, frame_width))]
+    def frame(self, size: int, frame_widths: Sequence[float]) -> list[FramePart]:
+        last_width, ratio = int(frame_widths[0]), frame_widths[1]
+        widths = translation.frame_widths(self.ngf, ratio)
+        return [(lambda: translation.stem(self.input_nc, self.ngf, widths), (1, self.input_nc, size, size)),
+                (lambda: translation.head(last_width, self.output_nc, widths),
+                 self.cell_input_shape(size, last_width))]
 
-    def derived_kwargs(self, ops: Sequence[str], widths: Sequence[int]) -> dict:
+    def derived_kwargs(self, ops: Sequence[str], widths: Sequence[float]) -> dict:
         return {"input_nc": self.input_nc, "output_nc": self.output_nc, "ngf": self.ngf, "ops": list(ops),
-                "widths": list(widths)}
+                "widths": [int(width) for width in widths[:self.ratio_slot]],
+                "stem_ratio": float(widths[self.ratio_slot])}
 
 
 class _SupernetCell(nn.Module):
@@ -213,7 +230,7 @@ class AGDSRSupernet(AGDSupernet):
         self.op_slots = [(None if j == 0 else c * inner + j - 1, None if j == inner else c * inner + j)
                          for c in range(cells) for j in range(ops_per_cell)]
         self.width_candidates = [width_choices(num_feat) for _ in range(cells * inner)]
-        self.frame_slot = None
+        self.frame_slots = ()
         self.conv_first = _conv(input_nc, num_feat)
         self.body = nn.ModuleList(_SupernetCell(num_feat, ops_per_cell) for _ in range(cells))
         self.conv_body = _conv(num_feat, num_feat)
@@ -237,20 +254,20 @@ class AGDSRSupernet(AGDSupernet):
     def cell_input_shape(self, size: int, channels: int) -> tuple[int, int, int, int]:
         return 1, channels, size, size
 
-    def frame(self, size: int, frame_width: int | None) -> list[FramePart]:
+    def frame(self, size: int, frame_widths: Sequence[float]) -> list[FramePart]:
         trunk = self.cell_input_shape(size, self.num_feat)
         return [(lambda: _conv(self.input_nc, self.num_feat), (1, self.input_nc, size, size)),
                 (lambda: _conv(self.num_feat, self.num_feat), trunk),
                 (lambda: sr.Upsampler(self.num_feat, self.output_nc), trunk)]
 
-    def derived_kwargs(self, ops: Sequence[str], widths: Sequence[int]) -> dict:
+    def derived_kwargs(self, ops: Sequence[str], widths: Sequence[float]) -> dict:
         per, inner = self.ops_per_cell, self.ops_per_cell - 1
         return {"input_nc": self.input_nc, "output_nc": self.output_nc, "num_feat": self.num_feat,
                 "ops": [list(ops[c * per:(c + 1) * per]) for c in range(len(self.body))],
                 "widths": [list(widths[c * inner:(c + 1) * inner]) for c in range(len(self.body))]}
 
 
-def extract_derived(supernet: AGDSupernet, ops: Sequence[str], widths: Sequence[int]) -> nn.Module:
+def extract_derived(supernet: AGDSupernet, ops: Sequence[str], widths: Sequence[float]) -> nn.Module:
     """The derived plain network with operator ``ops[s]`` in slot s and ``widths``, its weights the leading slices
     of the supernet's (frame, and each slot's chosen operator): at the one-hot sample of these choices both compute
     the same."""
@@ -269,7 +286,7 @@ def extract_derived(supernet: AGDSupernet, ops: Sequence[str], widths: Sequence[
     return plain.eval()
 
 
-def one_hot_sample(supernet: AGDSupernet, ops: Sequence[str], widths: Sequence[int]) -> Sample:
+def one_hot_sample(supernet: AGDSupernet, ops: Sequence[str], widths: Sequence[float]) -> Sample:
     """The sample that runs operator ``ops[s]`` in slot s at ``widths``, without gates."""
     rows = torch.zeros(len(supernet.op_slots), len(OPERATORS))
     for slot, name in enumerate(ops):

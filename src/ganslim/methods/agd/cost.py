@@ -80,12 +80,13 @@ class CostTable:
             self.entries[key] = self.measure(lambda: self.supernet.plain_operator(*key), shape)
         return self.entries[key]
 
-    def frame(self, frame_width: int | None) -> float:
-        """Cost of the fixed parts around the cells (the translation head reads the last cell's width)."""
-        key = ("frame", frame_width)
+    def frame(self, frame_widths: Sequence[float]) -> float:
+        """Cost of the parts around the cells at the widths of the supernet's ``frame_slots`` (translation: the last
+        cell's width, read by the head, and the stem's and head's width ratio)."""
+        key = ("frame", *frame_widths)
         if key not in self.entries:
             self.entries[key] = sum(self.measure(build, shape)
-                                    for build, shape in self.supernet.frame(self.size, frame_width))
+                                    for build, shape in self.supernet.frame(self.size, frame_widths))
         return self.entries[key]
 
     def fill(self) -> None:
@@ -96,22 +97,20 @@ class CostTable:
             outs = [space.base_width] if out_slot is None else space.width_candidates[out_slot]
             for name, (in_width, out_width) in itertools.product(OPERATORS, itertools.product(ins, outs)):
                 self.operator(name, in_width, out_width)
-        frame_widths = [None] if space.frame_slot is None else space.width_candidates[space.frame_slot]
-        for width in frame_widths:
-            self.frame(width)
+        for frame_widths in itertools.product(*(space.width_candidates[slot] for slot in space.frame_slots)):
+            self.frame(frame_widths)
 
-    def _frame_width(self, widths: Sequence[int]) -> int | None:
-        slot = self.supernet.frame_slot
-        return None if slot is None else widths[slot]
+    def _frame_widths(self, widths: Sequence[float]) -> tuple[float, ...]:
+        return tuple(widths[slot] for slot in self.supernet.frame_slots)
 
-    def predict(self, ops: Sequence[str], widths: Sequence[int]) -> float:
+    def predict(self, ops: Sequence[str], widths: Sequence[float]) -> float:
         """Cost of the derived network with operator ``ops[s]`` in slot s and ``widths``."""
         space = self.supernet
         cells = sum(self.operator(name, space.slot_width(in_slot, widths), space.slot_width(out_slot, widths))
                     for name, (in_slot, out_slot) in zip(ops, space.op_slots))
-        return cells + self.frame(self._frame_width(widths))
+        return cells + self.frame(self._frame_widths(widths))
 
-    def expected(self, op_weights: Tensor, widths: Sequence[int], gates: Tensor | None = None) -> Tensor:
+    def expected(self, op_weights: Tensor, widths: Sequence[float], gates: Tensor | None = None) -> Tensor:
         """Differentiable cost at ``widths``: for each slot, its operators' costs weighted by ``op_weights`` (operator
         slots, len(OPERATORS)), times the ``gates`` (width slots,) of the widths the term depends on; plus the
         frame. A 0-dim tensor; at one-hot weights and unit gates it is :meth:`predict`."""
@@ -122,7 +121,7 @@ class CostTable:
                 term = term if slot is None or gates is None else term * gates[slot]
             return term
 
-        total = gated(op_weights.new_tensor(self.frame(self._frame_width(widths))), space.frame_slot)
+        total = gated(op_weights.new_tensor(self.frame(self._frame_widths(widths))), *space.frame_slots)
         for slot, (in_slot, out_slot) in enumerate(space.op_slots):
             in_width, out_width = space.slot_width(in_slot, widths), space.slot_width(out_slot, widths)
             costs = op_weights.new_tensor([self.operator(name, in_width, out_width) for name in OPERATORS])

@@ -64,19 +64,19 @@ def search_sample(supernet: AGDSupernet, params: ArchParameters, generator: torc
     return Sample(params.op_weights(), widths, gates)
 
 
-def fixed_sample(params: ArchParameters, widths: list[int]) -> Sample:
+def fixed_sample(params: ArchParameters, widths: list[float]) -> Sample:
     """softmax(alpha) at the given widths, without gates (the warm-up's and the sandwich's subnets)."""
     return Sample(params.op_weights(), tuple(widths))
 
 
-def random_widths(supernet: AGDSupernet, generator: torch.Generator | None = None) -> list[int]:
+def random_widths(supernet: AGDSupernet, generator: torch.Generator | None = None) -> list[float]:
     """One candidate per width slot, uniformly."""
     picks = [int(torch.randint(len(c), (1,), generator=generator)) for c in supernet.width_candidates]
     return [candidates[pick] for candidates, pick in zip(supernet.width_candidates, picks)]
 
 
 def sandwich_widths(supernet: AGDSupernet, generator: torch.Generator | None = None,
-                    random_count: int = RANDOM_SUBNETS) -> list[list[int]]:
+                    random_count: int = RANDOM_SUBNETS) -> list[list[float]]:
     """The widths of one sandwich-rule step: the largest, the smallest, then ``random_count`` random ones."""
     return [supernet.largest_widths(), supernet.smallest_widths(),
             *(random_widths(supernet, generator) for _ in range(random_count))]
@@ -88,7 +88,7 @@ def derive(supernet: AGDSupernet, params: ArchParameters) -> tuple[str, dict]:
     return supernet.derived_arch, supernet.derived_kwargs(*derived_choices(supernet, params))
 
 
-def derived_choices(supernet: AGDSupernet, params: ArchParameters) -> tuple[list[str], list[int]]:
+def derived_choices(supernet: AGDSupernet, params: ArchParameters) -> tuple[list[str], list[float]]:
     """The argmax operator of every slot and width of every width slot (what :func:`derive` builds from)."""
     ops = [OPERATORS[int(index)] for index in params.alpha.argmax(dim=-1)]
     widths = [candidates[int(index)]
