@@ -8,7 +8,7 @@ activations. Features come from :class:`ganslim.nn.vgg.VGG16Features` as ``{laye
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +54,7 @@ def style_loss(
     pred_features: Mapping[str, Tensor],
     target_features: Mapping[str, Tensor],
     layers: Sequence[str] = STYLE_LAYERS,
+    distance: Callable[[Tensor, Tensor], Tensor] = F.l1_loss,
 ) -> Tensor:
     """Sum over ``layers`` of the mean absolute difference between Gram matrices (OMGD's style term).
 
@@ -61,14 +62,16 @@ def style_loss(
         pred_features: ``{layer: (N, C, H, W)}`` of the image being trained (the student's output).
         target_features: the same layers of the target image (a teacher's output); treated as constant.
         layers: which layers to compare; default relu1_2, relu2_2, relu3_3, relu4_3.
+        distance: ``(pred gram, target gram) -> ()``; default L1 (OMGD), ``F.mse_loss`` for AutoGAN-Distiller.
 
     Returns:
-        () float32 tensor: ``sum_l mean |gram(pred_l) - gram(target_l)|``, the mean over N·C·C entries.
+        () float32 tensor: ``sum_l mean |gram(pred_l) - gram(target_l)|``, the mean over N·C·C entries (with
+        ``F.mse_loss``, the mean squared difference).
     """
     total = torch.zeros((), device=next(iter(pred_features.values())).device)
     for layer in layers:
         pred, target = _pair(pred_features, target_features, layer)
-        total = total + F.l1_loss(gram_matrix(pred), gram_matrix(target))
+        total = total + distance(gram_matrix(pred), gram_matrix(target))
     return total
 
 

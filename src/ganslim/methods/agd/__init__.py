@@ -1,8 +1,10 @@
 """AutoGAN-Distiller (Fu et al., ICML 2020): the search's building blocks over the supernets of
 :mod:`ganslim.archs.agd` — architecture parameters, samples, the sandwich rule and derivation (:mod:`.space`), and
-the cost table, AGD's expected-cost penalty and its weight's adaptation (:mod:`.cost`)."""
+the cost table, AGD's expected-cost penalty and its weight's adaptation (:mod:`.cost`), and the distillation
+objectives (:mod:`.objective`)."""
 
 from ganslim.methods.agd.cost import CostTable, PenaltyWeight, agd_cost, latency_measure, mac_measure
+from ganslim.methods.agd.objective import AGDSRObjective, AGDTranslationObjective
 from ganslim.methods.agd.space import (
     ArchParameters,
     derive,
@@ -15,6 +17,8 @@ from ganslim.methods.agd.space import (
 )
 
 __all__ = [
+    "AGDSRObjective",
+    "AGDTranslationObjective",
     "ArchParameters",
     "CostTable",
     "PenaltyWeight",
