@@ -247,6 +247,12 @@ class MobileStyleGANGenerator(LatentGenerator):
     def synthesize(self, w_plus: Tensor, noise: NoiseInput = "const", rng: torch.Generator | None = None) -> Tensor:
         return self.synthesis(w_plus, noise, rng)
 
+    def arch_kwargs(self) -> dict:
+        """The ``mobile_stylegan`` kwargs that rebuild this generator (what its ``generator.pt`` records)."""
+        return {"size": self.img_resolution, "style_dim": self.w_dim, "n_mlp": len(self.style) - 1,
+                "channels": list(self.channels.values()), "lr_mlp": self.style[1].lr_mul, "z_dim": self.z_dim,
+                "image_channels": self.img_channels}
+
     def fold_demodulation(self) -> MobileStyleGANGenerator:
         """A copy whose convs carry their demodulation in the weights (``demodulate`` off, no ``style_inv``): the
         same images to float rounding, for export."""

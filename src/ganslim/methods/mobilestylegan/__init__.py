@@ -9,7 +9,7 @@
 
 from ganslim.methods.mobilestylegan.config import MobileStyleGANConfig
 from ganslim.methods.mobilestylegan.loss import PerceptualL1, multiscale_terms, teacher_target
-from ganslim.methods.mobilestylegan.method import MobileStyleGAN, ValidationLatents, load_teacher, student_kwargs
+from ganslim.methods.mobilestylegan.method import MobileStyleGAN, ValidationLatents, load_teacher
 
 __all__ = ["MobileStyleGAN", "MobileStyleGANConfig", "PerceptualL1", "ValidationLatents", "load_teacher",
-           "multiscale_terms", "student_kwargs", "teacher_target"]
+           "multiscale_terms", "teacher_target"]

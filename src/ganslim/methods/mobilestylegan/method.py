@@ -101,13 +101,6 @@ def load_teacher(path: str) -> LoadedModel:
     return loaded
 
 
-def student_kwargs(student: MobileStyleGANGenerator) -> dict:
-    """The ``mobile_stylegan`` kwargs that rebuild ``student`` (what ``generator.pt`` records)."""
-    return {"size": student.img_resolution, "style_dim": student.w_dim, "n_mlp": len(student.style) - 1,
-            "channels": list(student.channels.values()), "lr_mlp": student.style[1].lr_mul, "z_dim": student.z_dim,
-            "image_channels": student.img_channels}
-
-
 class StudentHeads(nn.Module):
     """The trained view of the student (the module DDP wraps): W+ (N, num_ws, w_dim) and one noise image per conv
     -> every head's wavelets, (N, 4C, r, r) for r = 4, 8, ..., R/2."""
@@ -365,9 +358,9 @@ class MobileStyleGAN(MethodBase):
         return {"method": METHOD, "resolution": student.img_resolution,
                 "teacher": {"path": str(teacher.path), "arch": teacher.arch, "params": count_params(teacher.model),
                             "parts": _part_costs(teacher.arch, teacher.arch_kwargs)},
-                "student": {"arch": STUDENT_ARCH, "arch_kwargs": student_kwargs(student),
+                "student": {"arch": STUDENT_ARCH, "arch_kwargs": student.arch_kwargs(),
                             "params": count_params(student), "parts": _part_costs(STUDENT_ARCH,
-                                                                                   student_kwargs(student)),
+                                                                                   student.arch_kwargs()),
                             "file": GENERATOR_FILE},
                 "objective": self.objective()}
 
@@ -378,7 +371,7 @@ class MobileStyleGAN(MethodBase):
                 "kimg": ctx.images_seen / 1000, "steps": ctx.steps_done,
                 "weights": "ema" if ctx.ema is not None else "trained", "w_avg": self.w_avg_source}
         return {
-            "generator": save_model(run_dir / GENERATOR_FILE, self.student, STUDENT_ARCH, student_kwargs(self.student),
+            "generator": save_model(run_dir / GENERATOR_FILE, self.student, STUDENT_ARCH, self.student.arch_kwargs(),
                                     meta=meta),
             "discriminator": save_model(run_dir / DISCRIMINATOR_FILE, self.nets["D"], DISCRIMINATOR_ARCH,
                                         self._discriminator_kwargs(), kind="discriminator", meta=meta),

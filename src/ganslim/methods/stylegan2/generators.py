@@ -18,7 +18,6 @@ from ganslim.archs import build_generator
 from ganslim.archs.stylegan2 import LatentGenerator, MobileStyleGANGenerator, StyleGAN2Generator
 from ganslim.checkpoints import load_generator
 from ganslim.errors import GanslimError
-from ganslim.methods.mobilestylegan.method import student_kwargs
 from ganslim.methods.stylegan2.config import StyleGAN2Config, generator_kwargs
 
 
@@ -57,5 +56,5 @@ def trained_generator(config: StyleGAN2Config, side: int) -> TrainedGenerator:
     if not student.style.has_w_avg:
         student.style.w_avg.zero_()
         source = None
-    return TrainedGenerator(student, "mobile_stylegan", student_kwargs(student), source)
+    return TrainedGenerator(student, "mobile_stylegan", student.arch_kwargs(), source)
 
