@@ -42,6 +42,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads, as ga
 
 import argparse  # noqa: E402 - after the OpenMP setting
 import statistics  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
@@ -76,12 +77,7 @@ TARGETS = {"true MACs (synthesis)": 9.0, "eager": 6.0, "best backend": 3.0}
 
 
 def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="faces,speed", help="faces, speed or both (default)")
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/work"), help="training runs and data")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="where results are written")
-    parser.add_argument("--teacher", type=Path, help="a trained 32 px StyleGAN2 generator.pt (default: train one)")
-    parser.add_argument("--teacher-kimg", type=float, default=10.0, help="the teacher's length (default 10)")
+    parser = faces_parser(__doc__)
     parser.add_argument("--kimg", type=float, default=5.0, help="each student's length (default 5)")
     parser.add_argument("--batch-size", type=int, default=8, help="each student's batch (default 8)")
     parser.add_argument("--seeds", default="0,1,2", help="student seeds (default 0,1,2)")
@@ -91,6 +87,22 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=20, help="timed rounds (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up rounds (default 3)")
     parser.add_argument("--num-calibration", type=int, default=16, help="int8 calibration latents (default 16)")
+    return parse_faces_arguments(parser)
+
+
+def faces_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every faces + speed benchmark shares: parts, folders and the faces teacher."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--parts", default="faces,speed", help="faces, speed or both (default)")
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/work"), help="training runs and data")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="where results are written")
+    parser.add_argument("--teacher", type=Path, help="a trained 32 px StyleGAN2 generator.pt (default: train one)")
+    parser.add_argument("--teacher-kimg", type=float, default=10.0, help="the teacher's length (default 10)")
+    return parser
+
+
+def parse_faces_arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parsed arguments of :func:`faces_parser`'s parser, ``parts`` and ``seeds`` as lists."""
     args = parser.parse_args()
     args.parts = [part.strip() for part in args.parts.split(",")]
     args.seeds = [int(seed) for seed in args.seeds.split(",")]
@@ -284,14 +296,18 @@ def speed_markdown(results: dict, bench_md: Path) -> str:
             f"every model x backend interleaved in one process):\n\n" + table)
 
 
-def main() -> None:
-    args = arguments()
+def run_parts(args: argparse.Namespace, faces: Callable, speed: Callable) -> None:
+    """Run the parts asked for and print every target line."""
     targets = []
     if "faces" in args.parts:
         targets += faces(args)
     if "speed" in args.parts:
         targets += speed(args)
     print("\n".join(["", "Targets:", *targets]))
+
+
+def main() -> None:
+    run_parts(arguments(), faces, speed)
 
 
 if __name__ == "__main__":

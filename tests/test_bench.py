@@ -275,7 +275,6 @@ def test_bench_of_saved_mobile_stylegan_and_its_teacher_checkpoints_on_every_flo
 
 @pytest.mark.parametrize("case, message", [
     ("image", "but 'g' is a latent generator, 'r' is image-to-image: bench latent generators apart from image models"),
-    ("sizes", "latent generators of one image size, but 'g' makes 16x16, 'h' makes 8x8: bench them apart"),
     ("size", "--size 32 does not fit this generator, which makes 16x16 images from latents: drop --size"),
     ("data", "latent generators take no images to score: drop --data (ganslim eval scores them)"),
 ])
@@ -283,12 +282,22 @@ def test_latent_bench_errors_are_one_line(tmp_path, case, message):
     from ganslim.archs import build_generator
 
     models = [BenchModel("g", _stylegan2([16, 8, 8]))]
-    models += {"image": [BenchModel("r", build_generator("resnet_6blocks", ngf=4))],
-               "sizes": [BenchModel("h", _stylegan2([8, 8], size=8))]}.get(case, [])
+    models += {"image": [BenchModel("r", build_generator("resnet_6blocks", ngf=4))]}.get(case, [])
     options = {"size": 32 if case == "size" else None, "data": tmp_path if case == "data" else None}
     with pytest.raises(GanslimError, match="^[^\n]*$") as error:
         run_bench(models, "torch", threads=1, repeats=1, warmup=0, progress=False, **options)
     assert message in str(error.value)
+
+
+def test_latent_generators_of_different_sides_bench_together(tmp_path):
+    """Anycost's previews: a 16 px generator and an 8 px one in one interleaved bench, each side recorded."""
+    models = [BenchModel("g", _stylegan2([16, 8, 8])), BenchModel("h", _stylegan2([8, 8], size=8))]
+    bench = run_bench(models, "torch", size=None, threads=1, repeats=1, warmup=0, progress=False).to_dict()
+    assert bench["settings"]["size"] == 16
+    assert [model["output_side"] for model in bench["models"]] == [16, 8]
+    assert [row["status"] for row in bench["results"]] == ["ok", "ok"]
+    page = write_bench(bench, tmp_path / "bench").markdown.read_text()
+    assert "(latent generators: g 16x16, h 8x8 images out)" in page
 
 
 def test_the_bench_command_builds_a_named_latent_generator_at_size(tmp_path, capsys):

@@ -370,19 +370,15 @@ def default_side(models: Sequence[BenchModel]) -> int:
 
 
 def _latent_side(signatures: dict[str, Signature], size: int | None, data: str | os.PathLike | None) -> int:
-    """The image side latent generators all make (``size``, if given, must be it); generators of different sides,
-    and ``data`` (their quality is ``ganslim eval``'s), are a one-line GanslimError."""
+    """The largest image side the latent generators make (``size``, if given, must be each one's); they may make
+    different sides (Anycost's previews at lower resolutions are timed against the full generator). ``data`` (their
+    quality is ``ganslim eval``'s) is a one-line GanslimError."""
     if data is not None:
         raise GanslimError("latent generators take no images to score: drop --data (ganslim eval scores them)")
-    sides = {name: signature.output.resolution for name, signature in signatures.items()}
-    if len(set(sides.values())) > 1:
-        listing = ", ".join(f"'{name}' makes {side}x{side}" for name, side in sides.items())
-        raise GanslimError(f"the bench compares latent generators of one image size, but {listing}: bench them "
-                           f"apart")
     for signature in signatures.values():
         if size is not None:
             signature.check_resolution(size)
-    return next(iter(sides.values()))
+    return max(signature.output.resolution for signature in signatures.values())
 
 
 def _bench_signature(model: BenchModel) -> Signature:
@@ -428,7 +424,9 @@ def _model_info(model: BenchModel, signature: Signature, side: int) -> dict[str,
     except RuntimeError as error:
         raise GanslimError(f"model '{model.name}' cannot run on a {'x'.join(map(str, shape))} input "
                            f"({first_line(error)}): pick a --size its downsampling accepts") from None
-    return {"name": model.name, "path": model.path, "arch": model.arch, **cost.to_dict(), "input_shape": shape}
+    output = signature.output.resolution  # a latent generator's image side (None: it scales its input)
+    return {"name": model.name, "path": model.path, "arch": model.arch, **cost.to_dict(), "input_shape": shape,
+            **({"output_side": output} if output is not None else {})}
 
 
 def _quality_data(signatures: list[Signature], data: str | os.PathLike, split: str, side: int, direction: str,

@@ -32,6 +32,15 @@ def _number(value: Any, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
+def _latent_sides(bench: dict[str, Any]) -> str:
+    """The image side the latent generators make, or each one's when they differ."""
+    sides = {model["name"]: model.get("output_side", bench["settings"]["size"]) for model in bench["models"]}
+    if len(set(sides.values())) == 1:
+        side = next(iter(sides.values()))
+        return f"{side}x{side}"
+    return ", ".join(f"{name} {side}x{side}" for name, side in sides.items())
+
+
 def bench_table(bench: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """(header, rows of cells) of a ``bench.json`` dict: one row per model x backend, in the order run."""
     models = {m["name"]: m for m in bench["models"]}
@@ -83,8 +92,7 @@ def format_markdown(bench: dict[str, Any]) -> str:
         lines += [f"Command: `{bench['command']}`", ""]
     scale, shape = settings.get("sr_scale"), bench["models"][0]["input_shape"]
     if len(shape) == 2:  # a latent generator's z
-        side = settings["size"]
-        given = f"input z {'x'.join(map(str, shape))} (latent generators: {side}x{side} images out)"
+        given = f"input z {'x'.join(map(str, shape))} (latent generators: {_latent_sides(bench)} images out)"
     else:
         lr = f" LR (x{scale} super-resolution; exports dynamic in height and width, for whole images)" if scale else ""
         given = f"input 1x{shape[1]}x{settings['size']}x{settings['size']}{lr}"
