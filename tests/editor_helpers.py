@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ganslim.apps.generate import seed_w_plus
 from ganslim.editing.directions import sefa_directions, sefa_names
 from ganslim.editing.web import Editor, bind, uvicorn_server
 from ganslim.editing.web.editor import Invert
@@ -44,6 +45,28 @@ def running_server(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(20)
+
+
+def mean_inversion(image: torch.Tensor) -> torch.Tensor:
+    """A stand-in encoder: the W+ of seed 0 shifted by the image's mean."""
+    return seed_w_plus(tiny_stylegan2(), [0]) + image.mean()
+
+
+def edited(editor, w_plus: torch.Tensor, strengths: dict[str, float]) -> torch.Tensor:
+    """The W+ an edit should give, computed apart from the editor: each strength times its direction's spread along
+    it, on the first 4 of the 6 W+ entries."""
+    shift = sum(strengths.get(name, 0.0) * editor.spreads[k] * editor.directions[k]
+                for k, name in enumerate(editor.names))
+    out = w_plus.clone()
+    out[:, :4] += shift
+    return out
+
+
+def png_bytes(image: Image.Image, format: str = "PNG") -> bytes:
+    """``image`` encoded as a file of ``format``."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=format)
+    return buffer.getvalue()
 
 
 def png_pixels(data: bytes | str) -> torch.Tensor:

@@ -152,7 +152,7 @@ def test_cli_sefa_writes_named_directions(tmp_path, capsys):
     names, directions = load_directions(out, tiny_stylegan2())
     assert names == ["sefa_0", "sefa_1", "sefa_2"]
     assert torch.equal(directions, sefa_directions(tiny_stylegan2(), 3))
-    assert f"wrote 3 direction(s) of stylegan2" in capsys.readouterr().out
+    assert "wrote 3 direction(s) of stylegan2" in capsys.readouterr().out
 
 
 def test_cli_labels_fits_boundaries_to_the_seeds_w(tmp_path):

@@ -22,7 +22,7 @@ from ganslim.editing.directions import edited_layers, save_directions, sefa_dire
 from ganslim.editing.web import RenderConfig, create_app
 from ganslim.editing.web.editor import choose_preview
 from ganslim.editing.web.uploads import MAX_UPLOAD_BYTES
-from editor_helpers import png_pixels, running_server, tiny_editor, unit_pixels
+from editor_helpers import edited, mean_inversion, png_bytes, png_pixels, running_server, tiny_editor, unit_pixels
 from helpers import save_tiny_stylegan2, tiny_stylegan2
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -37,27 +37,6 @@ def editor():
 @pytest.fixture
 def client(editor):
     return TestClient(create_app(editor))
-
-
-def mean_inversion(image: torch.Tensor) -> torch.Tensor:
-    """A stand-in encoder: the W+ of seed 0 shifted by the image's mean."""
-    return seed_w_plus(tiny_stylegan2(), [0]) + image.mean()
-
-
-def edited(editor, w_plus: torch.Tensor, strengths: dict[str, float]) -> torch.Tensor:
-    """The W+ an edit should give, computed apart from the editor: each strength times its direction's spread along
-    it, on the first 4 of the 6 W+ entries."""
-    shift = sum(strengths.get(name, 0.0) * editor.spreads[k] * editor.directions[k]
-                for k, name in enumerate(editor.names))
-    out = w_plus.clone()
-    out[:, :4] += shift
-    return out
-
-
-def png_bytes(image: Image.Image, format: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=format)
-    return buffer.getvalue()
 
 
 def test_config_offers_four_resolutions_by_four_widths_and_a_default_within_the_target(client, editor):
