@@ -23,7 +23,7 @@ from ganslim.editing.web import RenderConfig, create_app
 from ganslim.editing.web.editor import choose_preview
 from ganslim.editing.web.uploads import MAX_UPLOAD_BYTES
 from editor_helpers import edited, mean_inversion, png_bytes, png_pixels, running_server, tiny_editor, unit_pixels
-from helpers import save_tiny_stylegan2, tiny_stylegan2
+from helpers import save_tiny_stylegan2, save_tiny_student, tiny_stylegan2
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 PIXEL = 1 / 255 + 1e-9
@@ -163,6 +163,17 @@ def test_an_inversion_of_the_wrong_shape_is_refused():
     assert "the inversion returned W+ of shape (1, 18, 512), not (1, 6, 16)" in response.json()["error"]
 
 
+def test_a_failing_inversion_answers_500_and_the_server_goes_on():
+    def broken(image):
+        raise RuntimeError("encoder exploded")
+
+    client = TestClient(create_app(tiny_editor(broken)), raise_server_exceptions=False)
+    response = client.post("/api/upload", content=png_bytes(Image.new("RGB", (16, 16))))
+    assert response.status_code == 500
+    assert response.json()["error"] == "the server failed on this request (RuntimeError); see its log"
+    assert client.post("/api/sample", json={"seed": 1}).status_code == 200
+
+
 def test_concurrent_previews_on_several_sub_generators_each_render_their_own_edit(editor):
     """Threads rendering at once, each at its own strength and sub-generator: every answer must be its own edit at
     its own sub-generator (the generator's active sub-generator is shared state)."""
@@ -265,7 +276,9 @@ def test_cli_edit_bad_options_are_one_line(tmp_path, capsys, fake_servers):
     try:
         cases = [(["--directions", str(other), "--count", "3"], "--count sets how many SeFa directions"),
                  (["--port", str(busy.getsockname()[1])], f"cannot listen on 127.0.0.1:{busy.getsockname()[1]}"),
-                 (["--preview-ms", "-1"], "--preview-ms -1.0 must be a positive number")]
+                 (["--preview-ms", "-1"], "--preview-ms -1.0 must be a positive number"),
+                 (["--generator", str(save_tiny_student(tmp_path / "s.pt"))],
+                  "this is a MobileStyleGANGenerator: pass a stylegan2 checkpoint")]
         for flags, words in cases:
             assert main(["edit", "--generator", str(ckpt), *flags]) == 2
             err = capsys.readouterr().err

@@ -42,12 +42,14 @@ def run(args: argparse.Namespace) -> None:
     from ganslim.checkpoints import load_generator
     from ganslim.editing.directions import load_directions, sefa_directions, sefa_names
     from ganslim.editing.web import Editor, bind, create_app, uvicorn_server
+    from ganslim.editing.web.editor import check_editable
     from ganslim.errors import GanslimError
 
     if args.directions is not None and args.count is not None:
         raise GanslimError("--count sets how many SeFa directions to compute without --directions: drop one of them")
     loaded = load_generator(args.generator)
     generator = latent_generator(loaded.model, f"checkpoint '{loaded.path}'")
+    check_editable(generator)
     if args.directions is not None:
         names, directions = load_directions(args.directions, generator)
     else:
@@ -55,19 +57,17 @@ def run(args: argparse.Namespace) -> None:
         directions = sefa_directions(generator, count)
         names = sefa_names(count)
     invert = encoder_inversion(args.encoder, generator) if args.encoder is not None else None
-    sock = bind(args.host, args.port)
-    print(f"timing {loaded.arch}'s sub-generators ({loaded.path}) ...", flush=True)
-    editor = Editor(generator, names, directions, invert, args.preview_ms)
-    preview = editor.default_preview
-    print(f"full generator {editor.latencies_ms[editor.full]:.1f} ms; default preview {preview.resolution} px at "
-          f"width {preview.ratio:g}, {editor.latencies_ms[preview]:.1f} ms (target {editor.target_ms:.1f} ms)")
-    host, port = sock.getsockname()[:2]
-    if args.host not in LOOPBACK:
-        print(f"warning: listening on {args.host}, reachable from other machines; the editor has no login")
-    print(f"serving the editor on http://{args.host if ':' not in args.host else f'[{host}]'}:{port} (Ctrl-C stops "
-          f"it)", flush=True)
-    uvicorn_server(create_app(editor, f"ganslim editor: {loaded.path.name}")).run(sockets=[sock])
-
+    with bind(args.host, args.port) as sock:
+        print(f"timing {loaded.arch}'s sub-generators ({loaded.path}) ...", flush=True)
+        editor = Editor(generator, names, directions, invert, args.preview_ms)
+        preview = editor.default_preview
+        print(f"full generator {editor.latencies_ms[editor.full]:.1f} ms; default preview {preview.resolution} px "
+              f"at width {preview.ratio:g}, {editor.latencies_ms[preview]:.1f} ms (target {editor.target_ms:.1f} ms)")
+        if args.host not in LOOPBACK:
+            print(f"warning: listening on {args.host}, reachable from other machines; the editor has no login")
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"serving the editor on http://{host}:{sock.getsockname()[1]} (Ctrl-C stops it)", flush=True)
+        uvicorn_server(create_app(editor, f"ganslim editor: {loaded.path.name}")).run(sockets=[sock])
 
 def encoder_inversion(path: str, generator: LatentGenerator) -> Invert:
     """Image (1, 3, R, R) -> W+ through the encoder at ``path`` (``ganslim.editing.encoder.load_encoder``)."""

@@ -10,7 +10,6 @@ preview; ``POST /api/sample`` ``{"seed": S}``; ``POST /api/upload`` the image fi
 
 from __future__ import annotations
 
-import logging
 import socket
 from pathlib import Path
 
@@ -22,13 +21,12 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from ganslim.apps.generate import MAX_SEED
 from ganslim.editing.web.editor import SLIDER_RANGE, Editor, RenderConfig, png_data_url, w_plus_npy
 from ganslim.editing.web.uploads import MAX_UPLOAD_BYTES
 from ganslim.errors import GanslimError
 
 STATIC = Path(__file__).parent / "static"
-MAX_SEED = 2**64 - 1
-logger = logging.getLogger(__name__)
 
 
 class SampleRequest(BaseModel):
@@ -59,8 +57,7 @@ def create_app(editor: Editor, title: str = "ganslim editor") -> FastAPI:
                             status_code=400)
 
     @app.exception_handler(Exception)
-    async def failed(request: Request, error: Exception) -> JSONResponse:
-        logger.exception("editor request %s failed", request.url.path)
+    async def failed(request: Request, error: Exception) -> JSONResponse:  # uvicorn logs the traceback
         return JSONResponse({"error": f"the server failed on this request ({type(error).__name__}); see its log"},
                             status_code=500)
 
@@ -133,15 +130,22 @@ async def _read_limited(request: Request) -> bytes | None:
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host``:``port`` (port 0: any free one); one line when it cannot be had."""
     try:
-        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        sock = socket.socket(info[0], socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(info[4])
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
     except OSError as error:
-        raise GanslimError(f"cannot listen on {host}:{port} ({error.strerror or error}): pass another --port or "
-                           f"--host") from None
+        raise _unavailable(host, port, error) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        raise _unavailable(host, port, error) from None
     sock.listen(64)
     return sock
+
+
+def _unavailable(host: str, port: int, error: OSError) -> GanslimError:
+    return GanslimError(f"cannot listen on {host}:{port} ({error.strerror or error}): pass another --port or --host")
 
 
 def uvicorn_server(app: FastAPI) -> uvicorn.Server:

@@ -101,9 +101,7 @@ class Editor:
 
     def __init__(self, generator: StyleGAN2Generator, names: Sequence[str], directions: Tensor,
                  invert: Invert | None = None, preview_target_ms: float | None = None, timing_repeats: int = 3) -> None:
-        if not isinstance(generator, StyleGAN2Generator):
-            raise GanslimError(f"the editor previews with Anycost sub-generators of a stylegan2 generator; this is a "
-                               f"{type(generator).__name__}")
+        check_editable(generator)
         if directions.dim() != 2 or directions.shape != (len(names), generator.w_dim):
             raise GanslimError(f"{len(names)} direction name(s) and directions {tuple(directions.shape)} do not match "
                                f"this generator's W ({generator.w_dim} dims)")
@@ -209,6 +207,13 @@ class Editor:
             runners = {config: (lambda w, c=config: self.synthesize(w, c)) for config in self.configs}
             times = interleaved_times(runners, w_plus, warmup=1, repeats=repeats)
         return {config: min(values) for config, values in times.items()}
+
+
+def check_editable(generator: object) -> None:
+    """One line unless ``generator`` is a stylegan2 generator, whose Anycost sub-generators render the previews."""
+    if not isinstance(generator, StyleGAN2Generator):
+        raise GanslimError(f"the editor previews with Anycost sub-generators, which stylegan2 generators have; this "
+                           f"is a {type(generator).__name__}: pass a stylegan2 checkpoint")
 
 
 def choose_preview(latencies_ms: Mapping[RenderConfig, float], full: RenderConfig, target_ms: float) -> RenderConfig:
