@@ -157,6 +157,21 @@ def test_bad_uploads_answer_one_line_and_keep_the_edit(make, status, words):
     assert (png_pixels(final["image"]) - expected).abs().max() <= PIXEL
 
 
+def test_an_inversion_may_optimise_with_autograd():
+    """A projection optimises W+ by gradient descent: the editor must not call it under inference mode."""
+    editor = tiny_editor()
+
+    def project(image):
+        w_plus = seed_w_plus(editor.generator, [0]).detach().requires_grad_()
+        loss = (editor.generator.synthesize(w_plus) - image).pow(2).mean()
+        loss.backward()
+        return w_plus - 0.1 * w_plus.grad
+
+    editor.invert = project
+    answer = TestClient(create_app(editor)).post("/api/upload", content=png_bytes(Image.new("RGB", (16, 16))))
+    assert answer.status_code == 200 and answer.json()["kind"] == "reconstruction"
+
+
 def test_an_inversion_of_the_wrong_shape_is_refused():
     client = TestClient(create_app(tiny_editor(lambda image: torch.zeros(1, 18, 512))))
     response = client.post("/api/upload", content=png_bytes(Image.new("RGB", (16, 16))))

@@ -40,7 +40,7 @@ SPREAD_SAMPLES = 1000
 PREVIEW_RESOLUTIONS = 4  # the full side and the three below it, as Anycost trains them
 TARGET_FRACTION = 1 / 5
 
-Invert = Callable[[Tensor], Tensor]  # image (1, 3, R, R) in [-1, 1] -> W+ (1, num_ws, w_dim)
+Invert = Callable[[Tensor], Tensor]  # image (1, 3, R, R) in [-1, 1] -> W+ (1, num_ws, w_dim); autograd on
 
 
 @dataclass(frozen=True)
@@ -136,13 +136,14 @@ class Editor:
             raise GanslimError("uploading needs an encoder: restart ganslim edit with --encoder CKPT (meanwhile, "
                                "pick a sample by seed)")
         image = decode_upload(data, self.generator.img_resolution)
-        with self._lock, torch.inference_mode():
-            w_plus = self.invert(image)
+        with self._lock:
+            w_plus = self.invert(image).detach()  # with autograd on: a projection optimises
             expected = (1, self.generator.num_ws, self.generator.w_dim)
             if tuple(w_plus.shape) != expected:
                 raise GanslimError(f"the inversion returned W+ of shape {tuple(w_plus.shape)}, not {expected}: the "
                                    f"encoder belongs to another generator")
-            return encode_png(image), self._start(w_plus.float())
+            with torch.inference_mode():
+                return encode_png(image), self._start(w_plus.float())
 
     def render(self, strengths: Mapping[str, float], config: RenderConfig | None) -> Render:
         """The current edit at ``strengths`` (name -> -3 .. 3; a direction left out: 0), as the sub-generator
