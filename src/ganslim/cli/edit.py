@@ -1,0 +1,81 @@
+"""`ganslim edit --generator CKPT [--encoder CKPT] [--directions FILE] [--port 7860] [--host 127.0.0.1]`: the
+interactive editor, a local web page (:mod:`ganslim.editing.web`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from ganslim.cli.directions import DEFAULT_COUNT
+
+if TYPE_CHECKING:
+    from ganslim.archs.stylegan2 import LatentGenerator
+    from ganslim.editing.web.editor import Invert
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "edit", help="edit a StyleGAN2 generator's images in a local web page, previewed by Anycost sub-generators",
+        description="Serve a local web page to edit images of a StyleGAN2 generator: pick a seed (or upload an image, "
+                    "with --encoder), move a slider per direction to preview the edit with a cheap sub-generator, "
+                    "finalize it with the full generator and download the PNG.")
+    parser.add_argument("--generator", required=True, help="StyleGAN2 generator checkpoint, or a folder holding one")
+    parser.add_argument("--encoder", default=None, help="encoder checkpoint (ganslim train encoder): enables uploads")
+    parser.add_argument("--directions", default=None, metavar="FILE",
+                        help="directions file from ganslim directions (default: SeFa directions computed at start)")
+    parser.add_argument("--count", type=int, default=None,
+                        help=f"SeFa directions computed at start when no --directions is given (default "
+                             f"{DEFAULT_COUNT})")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only; the page has no login)")
+    parser.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860; 0: any free one)")
+    parser.add_argument("--preview-ms", type=float, default=None, metavar="MS",
+                        help="latency target of the default preview (default: a fifth of the full generator's time, "
+                             "measured at start)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from ganslim.apps.generate import latent_generator
+    from ganslim.checkpoints import load_generator
+    from ganslim.editing.directions import load_directions, sefa_directions, sefa_names
+    from ganslim.editing.web import Editor, bind, create_app, uvicorn_server
+    from ganslim.editing.web.editor import check_editable
+    from ganslim.errors import GanslimError
+
+    if args.directions is not None and args.count is not None:
+        raise GanslimError("--count sets how many SeFa directions to compute without --directions: drop one of them")
+    loaded = load_generator(args.generator)
+    generator = latent_generator(loaded.model, f"checkpoint '{loaded.path}'")
+    check_editable(generator)
+    if args.directions is not None:
+        names, directions = load_directions(args.directions, generator)
+    else:
+        count = DEFAULT_COUNT if args.count is None else args.count
+        directions = sefa_directions(generator, count)
+        names = sefa_names(count)
+    invert = encoder_inversion(args.encoder, generator) if args.encoder is not None else None
+    with bind(args.host, args.port) as sock:
+        print(f"timing {loaded.arch}'s sub-generators ({loaded.path}) ...", flush=True)
+        editor = Editor(generator, names, directions, invert, args.preview_ms)
+        preview = editor.default_preview
+        print(f"full generator {editor.latencies_ms[editor.full]:.1f} ms; default preview {preview.resolution} px "
+              f"at width {preview.ratio:g}, {editor.latencies_ms[preview]:.1f} ms (target {editor.target_ms:.1f} ms)")
+        if args.host not in LOOPBACK:
+            print(f"warning: listening on {args.host}, reachable from other machines; the editor has no login")
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"serving the editor on http://{host}:{sock.getsockname()[1]} (Ctrl-C stops it)", flush=True)
+        uvicorn_server(create_app(editor, f"ganslim editor: {loaded.path.name}")).run(sockets=[sock])
+
+def encoder_inversion(path: str, generator: LatentGenerator) -> Invert:
+    """Image (1, 3, R, R) -> W+ through the encoder at ``path`` (``ganslim.editing.encoder.load_encoder``)."""
+    from ganslim.errors import GanslimError
+
+    try:
+        from ganslim.editing.encoder import load_encoder
+    except ImportError:
+        raise GanslimError("--encoder needs ganslim.editing.encoder, which this ganslim lacks: drop --encoder and "
+                           "pick samples by seed") from None
+    return load_encoder(path, generator)
