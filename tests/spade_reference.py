@@ -42,7 +42,8 @@ def nvlabs_shapes(ngf: int, semantic_nc: int, mode: str, hidden: int = 128, spec
         shapes.update({f"{name}.param_free_norm.running_mean": (channels,),
                        f"{name}.param_free_norm.running_var": (channels,),
                        f"{name}.param_free_norm.num_batches_tracked": (),
-                       f"{name}.mlp_shared.0.weight": (hidden, semantic_nc, 3, 3), f"{name}.mlp_shared.0.bias": (hidden,),
+                       f"{name}.mlp_shared.0.weight": (hidden, semantic_nc, 3, 3),
+                       f"{name}.mlp_shared.0.bias": (hidden,),
                        f"{name}.mlp_gamma.weight": (channels, hidden, 3, 3), f"{name}.mlp_gamma.bias": (channels,),
                        f"{name}.mlp_beta.weight": (channels, hidden, 3, 3), f"{name}.mlp_beta.bias": (channels,)})
 

@@ -17,7 +17,8 @@ from ganslim.checkpoints.spade import fold_spectral_norm, read_options_file, spa
 from ganslim.cli import main
 from ganslim.cli.profile import profile_size
 from ganslim.data.builtin import make_builtin
-from ganslim.data.label_datasets import LabelMapDataset, detect_label_layout, find_label_pairs
+from ganslim.data.label_datasets import (LabelMapDataset, detect_label_layout, find_label_pairs, instance_file,
+                                         label_files)
 from ganslim.data.labels import LabelEncoding, instance_edges
 from ganslim.errors import GanslimError
 from ganslim.measure.profile import count_macs, count_params
@@ -134,6 +135,7 @@ def test_nvlabs_checkpoint_folder_with_opt_txt_matches_the_reference_forward(tmp
 
 def test_gan_compression_plain_weights_load_with_a_preset_or_options(tmp_path):
     shapes = nvlabs_shapes(ngf=2, semantic_nc=36, mode="more", hidden=4, spectral=False)
+    shapes = {key: shape for key, shape in shapes.items() if not key.endswith("num_batches_tracked")}  # PyTorch < 0.4.1
     state = write_nvlabs_run(tmp_path, shapes, options=None)
     loaded = load_generator(tmp_path / "latest_net_G.pth", arch="spade_cityscapes")
     assert loaded.meta["spectral_norms_folded"] == 0
@@ -180,12 +182,15 @@ def test_mismatching_checkpoints_are_one_line(tmp_path):
     with pytest.raises(GanslimError, match=r"'up_1.conv_s.weight_orig' \(8, 16, 1, 1\) has no spectral-norm vectors"):
         load_generator(tmp_path / "damaged")
     write_nvlabs_run(tmp_path / "wide", shapes, options={**TINY_OPTIONS, "ngf": 4})
-    with pytest.raises(GanslimError, match=r"does not fit spade .*shape mismatches .*fix the options"):
-        load_generator(tmp_path / "wide", ngf=4)
+    with pytest.raises(GanslimError, match=r"does not fit spade \(label_nc 3, .*ngf 4, .*\): 143 shape mismatches "
+                                           r"\(first 'fc.weight': file \(32, 5, 3, 3\), expected \(64, 5, 3, 3\)\); "
+                                           r"fix the options \(opt.txt, --arch\) or check the file"):
+        load_generator(tmp_path / "wide")
     with pytest.raises(GanslimError, match="holds a SPADE generator, not a resnet_9blocks"):
         load_generator(tmp_path / "wide", arch="resnet_9blocks")
-    (tmp_path / "wide" / "opt.pkl").write_bytes(b"not a pickle anyone reads")
-    assert load_generator(tmp_path / "damaged" / ".." / "wrong_labels", label_nc=3).model.label_nc == 3
+    # Options given win over opt.txt; opt.pkl, a pickle, is never opened.
+    (tmp_path / "wrong_labels" / "opt.pkl").write_bytes(b"not a pickle anyone reads")
+    assert load_generator(tmp_path / "wrong_labels", label_nc=3).model.label_nc == 3
 
 
 # ---------------------------------------------------------------- label maps and layouts
@@ -258,6 +263,19 @@ def test_builtin_label_data_loads_as_a_dataset(tmp_path):
     assert make_builtin("labels2scene", tmp_path / "again", size=64, count=3) and all(
         (tmp_path / "again" / path.relative_to(root)).read_bytes() == path.read_bytes()
         for path in root.rglob("*.png"))
+
+
+def test_translate_finds_cityscapes_label_and_instance_maps_in_one_folder(tmp_path):
+    folder = tmp_path / "gtFine" / "val" / "ulm"
+    for kind in ("labelIds", "instanceIds", "color"):
+        _png(folder / f"ulm_000000_000019_gtFine_{kind}.png", np.zeros((4, 8), np.uint8))
+    (label,) = label_files(tmp_path / "gtFine" / "val")
+    assert label.name == "ulm_000000_000019_gtFine_labelIds.png"
+    root = tmp_path / "gtFine" / "val"
+    assert instance_file(label, root, root) == folder / "ulm_000000_000019_gtFine_instanceIds.png"
+    with pytest.raises(GanslimError, match=r"has no instance map '.*elsewhere/ulm/ulm_000000_000019_gtFine_instanceIds"
+                                           r".png' under --instance"):
+        instance_file(label, root, tmp_path / "elsewhere")
 
 
 # ---------------------------------------------------------------- translate

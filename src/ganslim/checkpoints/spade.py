@@ -188,7 +188,7 @@ def import_spade(state_dict: StateDict, path: Path, arch: str | None = None,
     model = build_generator(ARCH, **kwargs)
     problem = describe_mismatch(weights, model.state_dict())
     if problem:
-        described = ", ".join(f"{key} {value}" for key, value in kwargs.items())
+        described = ", ".join(f"{key} {value}" for key, value in model.arch_kwargs().items())
         raise GanslimError(f"{label} does not fit {ARCH} ({described}): {problem}; fix the options "
                            f"({OPTIONS_FILE}, --arch) or check the file")
     model.load_state_dict(weights, strict=True)

@@ -51,8 +51,8 @@ def detect_label_layout(root: str | os.PathLike) -> str:
         return "cityscapes"
     if any(root.glob("*_label")) and any(root.glob("*_img")):
         return "coco"
-    if any(root.rglob("annotations")) and any(root.rglob("images")):
-        return "ade20k"
+    if any((folder / "annotations").is_dir() and (folder / "images").is_dir() for folder in (root, *root.iterdir())):
+        return "ade20k"  # ADEChallengeData2016, or the folder holding it
     if (root / "labels").is_dir() or any((root / split / "labels").is_dir() for split in ("train", "val", "test")):
         return "folders"
     raise GanslimError(f"'{root}' is in no label-map layout: expected gtFine/ + leftImg8bit/ (Cityscapes), "

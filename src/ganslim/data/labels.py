@@ -111,9 +111,9 @@ def read_id_map(path: str | os.PathLike, size: tuple[int, int] | None, what: str
 
 
 def read_labels(path: str | os.PathLike, size: tuple[int, int] | None, shift_ade20k: bool = False) -> torch.Tensor:
-    """A label map file as (H, W) int64 label ids, dontcare (255) mapped to ``label_nc``'s place by the caller's
-    encoding: 255 stays 255 here unless ``shift_ade20k`` (ADE20K stores 0 for 'unknown' and labels 1..150: ids move
-    down by one and 0 becomes 255, as NVlabs' ADE20K loader does)."""
+    """A label map file as (H, W) int64 label ids, the dontcare id still 255 (:func:`dontcare_to_label` maps it).
+    ``shift_ade20k``: ADE20K stores 0 for 'unknown' and labels as 1..150, so ids move down by one and 0 becomes the
+    dontcare id, as NVlabs' ADE20K loader does."""
     ids = read_id_map(path, size, "label map")
     if shift_ade20k:
         ids = np.where(ids == 0, DONTCARE_ID, ids - 1)

@@ -115,11 +115,12 @@ class SPADEGenerator(nn.Module):
         super().__init__()
         _check_options(label_nc, ngf, num_upsampling_layers, crop_size, aspect_ratio, z_dim, spade_hidden,
                        spade_kernel, norm, output_nc)
-        self.label_nc, self.contain_dontcare_label, self.instance_edges = label_nc, contain_dontcare_label, \
-            instance_edges
-        self.ngf, self.num_upsampling_layers, self.use_vae, self.z_dim = ngf, num_upsampling_layers, use_vae, z_dim
-        self.crop_size, self.aspect_ratio, self.spade_hidden, self.spade_kernel, self.norm, self.output_nc = \
-            crop_size, aspect_ratio, spade_hidden, spade_kernel, norm, output_nc
+        self.label_nc, self.contain_dontcare_label = label_nc, contain_dontcare_label
+        self.instance_edges, self.output_nc = instance_edges, output_nc
+        self.ngf, self.num_upsampling_layers = ngf, num_upsampling_layers
+        self.crop_size, self.aspect_ratio = crop_size, aspect_ratio
+        self.use_vae, self.z_dim = use_vae, z_dim
+        self.spade_hidden, self.spade_kernel, self.norm = spade_hidden, spade_kernel, norm
         self.upsamplings = UPSAMPLINGS[num_upsampling_layers]
         self.sw = crop_size // 2**self.upsamplings
         self.sh = round(self.sw / aspect_ratio)
@@ -180,7 +181,9 @@ class SPADEGenerator(nn.Module):
         if self.num_upsampling_layers in ("more", "most"):
             x = F.interpolate(x, scale_factor=2, mode="nearest")
         x = self.G_middle_1(x, label_map)
-        blocks = [self.up_0, self.up_1, self.up_2, self.up_3] + ([self.up_4] if hasattr(self, "up_4") else [])
+        blocks = [self.up_0, self.up_1, self.up_2, self.up_3]
+        if self.num_upsampling_layers == "most":
+            blocks.append(self.up_4)
         for block in blocks:
             x = block(F.interpolate(x, scale_factor=2, mode="nearest"), label_map)
         return torch.tanh(self.conv_img(F.leaky_relu(x, LEAKY_SLOPE)))
