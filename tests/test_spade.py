@@ -15,7 +15,7 @@ from ganslim.archs import build_generator
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.checkpoints.spade import fold_spectral_norm, read_options_file, spade_kwargs_from_options
 from ganslim.cli import main
-from ganslim.cli.profile import profile_size
+from ganslim.cli.profile import build_named_generator, profile_size
 from ganslim.data.builtin import make_builtin
 from ganslim.data.label_datasets import (LabelMapDataset, detect_label_layout, find_label_pairs, instance_file,
                                          label_files)
@@ -67,6 +67,14 @@ def test_presets_have_the_published_params_and_macs_in_both_conventions(name, pa
     # No transposed convs: the conventions differ only by the modulation's multiplies and the leaky ReLUs (0.05 %).
     assert round(counted.macs / 1e9) == round(counted.macs_published / 1e9) == macs_g
     assert 0 < counted.macs_published - counted.macs < 0.001 * counted.macs
+
+
+def test_profile_builds_a_named_spade_with_its_own_batch_norm(capsys):
+    assert build_named_generator("spade", ngf=2, norm=None).norm == "batch"  # not the pix2pix families' instance
+    assert main(["profile", "spade", "--ngf", "2", "--size", "64", "--repeats", "1", "--warmup", "0", "--json"]) in (
+        0, None)
+    profiled = json.loads(capsys.readouterr().out)
+    assert profiled["input_shape"] == [1, 183, 64, 64] and 0 < profiled["macs"] < profiled["macs_published"]
 
 
 def test_signature_declares_label_maps_the_built_size_and_the_vae_code():
@@ -302,3 +310,9 @@ def test_translate_writes_one_image_per_label_map_at_the_model_size(tmp_path, ca
                  str(root / "train" / "instances"), "--output", str(tmp_path / "none"), "--device", "cpu"])
     assert code == 2 and not (tmp_path / "none").exists()
     assert "label map '" in (err := capsys.readouterr().err) and "is a RGB image: a label map holds one id" in err
+    instances = root / "train" / "instances"
+    before = {path: path.read_bytes() for path in instances.iterdir()}
+    code = main(["translate", "--ckpt", str(tmp_path / "model"), "--input", str(root / "train" / "labels"),
+                 "--instance", str(instances), "--output", str(instances), "--device", "cpu"])
+    assert code == 2 and {path: path.read_bytes() for path in instances.iterdir()} == before
+    assert f"--output '{instances}' is inside --instance '{instances}'" in capsys.readouterr().err

@@ -161,6 +161,8 @@ def translate_label_maps(generator: nn.Module, inputs: str | os.PathLike, output
     targets = [output_dir / source.relative_to(base).parent / f"{source.stem}.png" for source in files]
     _refuse_overwriting_inputs(root, files, output_dir, targets)
     masks = [instance_file(source, root, instance_root) if instance_root else None for source in files]
+    if instance_root is not None:
+        _refuse_overwriting_inputs(instance_root, masks, output_dir, targets, "--instance")
     for source, mask in zip(files, masks):  # every map decodes and fits the model before anything is written
         encode_files(encoding, source, mask, size)
     latent = next((spec for spec in signature.inputs if spec.kind == LATENT), None)
@@ -233,14 +235,16 @@ def _batches(shapes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
     return batches
 
 
-def _refuse_overwriting_inputs(inputs: Path, files: list[Path], output_dir: Path, targets: list[Path]) -> None:
+def _refuse_overwriting_inputs(inputs: Path, files: list[Path], output_dir: Path, targets: list[Path],
+                               flag: str = "--input") -> None:
     """Raise when the output folder is (inside) the input folder, or a target is an input file or another target.
 
-    Paths are compared resolved, so symlinks and relative spellings of the same place are caught.
+    Paths are compared resolved, so symlinks and relative spellings of the same place are caught; ``flag`` is the
+    option that named the input folder (``--instance`` for SPADE's instance maps).
     """
     folder = output_dir.resolve()
     if inputs.is_dir() and (folder == inputs.resolve() or inputs.resolve() in folder.parents):
-        raise GanslimError(f"--output '{output_dir}' is inside --input '{inputs}': the outputs would mix with "
+        raise GanslimError(f"--output '{output_dir}' is inside {flag} '{inputs}': the outputs would mix with "
                            "(and could overwrite) the input images: pass a folder outside it")
     sources = {source.resolve(): source for source in files}
     seen: dict[Path, Path] = {}

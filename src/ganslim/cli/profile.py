@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="width, when MODEL is an architecture name that takes one")
     parser.add_argument("--norm", default=None, choices=["instance", "batch", "none"],
                         help="norm, when MODEL is a name that takes one (default: instance for resnet, batch for "
-                             "unet, as the reference CycleGAN/pix2pix)")
+                             "unet, as the reference CycleGAN/pix2pix; SPADE's parameter-free batch for spade)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_subnet_arguments(parser)
     parser.set_defaults(func=run)
@@ -46,7 +46,7 @@ def build_named_generator(name: str, ngf: int | None, norm: str | None, size: in
 
     kwargs = {key: value for key, value in (("ngf", ngf), ("norm", norm)) if value is not None}
     accepted = builder_parameters(GENERATORS, name)
-    if norm is None and "norm" in accepted:
+    if norm is None and "norm" in accepted and not name.startswith("spade"):  # SPADE's builders default to NVlabs'
         kwargs["norm"] = "batch" if name.startswith("unet") else "instance"
     if size is not None and "size" in accepted:
         kwargs["size"] = size
