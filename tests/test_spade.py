@@ -84,6 +84,9 @@ def test_signature_declares_label_maps_the_built_size_and_the_vae_code():
                                     "128x256) -> image (3 ch, [-1, 1], x1)")
     assert Signature.from_dict(json.loads(json.dumps(signature.to_dict()))) == signature
     assert generator.eval()(*signature.example_inputs()).shape == (1, 3, 128, 256)
+    synced = nn.SyncBatchNorm.convert_sync_batchnorm(build_generator("spade", **TINY))  # for torchrun, as SyncBN
+    assert isinstance(synced.head_0.norm_0.param_free_norm, nn.SyncBatchNorm)
+    assert list(synced.state_dict()) == list(generator.state_dict())
     vae = build_generator("spade", **TINY, use_vae=True, z_dim=8).eval()
     assert [spec.kind for spec in vae.signature.inputs] == ["label_map", "latent"]
     assert tuple(vae.fc.weight.shape) == (32 * 4 * 2, 8)  # 16 ngf x sw 4 x sh 2
@@ -174,7 +177,7 @@ def test_opt_txt_is_parsed_as_nvlabs_and_gan_compression_write_it(tmp_path):
                                                                  "norm": "instance", "spade_kernel": 3}
     with pytest.raises(GanslimError, match="says netG pix2pixhd: only SPADE generators"):
         spade_kwargs_from_options({"netG": "pix2pixhd"}, "opt")
-    with pytest.raises(GanslimError, match="opt: crop_size 'big' is not a int value"):
+    with pytest.raises(GanslimError, match="opt: crop_size 'big' is not a whole number: fix the file or pass crop_size"):
         spade_kwargs_from_options({"crop_size": "big"}, "opt")
 
 

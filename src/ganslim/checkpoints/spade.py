@@ -40,6 +40,11 @@ NEEDED = ("label_nc", "contain_dontcare_label", "instance_edges", "num_upsamplin
 _SPADE_KEY = re.compile(r"^head_0\.norm_0\.mlp_shared\.0\.weight$")
 _OPTION_LINE = re.compile(r"^\s*(\w+): (.*?)\s*(?:\t\[default: .*\])?\s*$")
 _NORM_G = re.compile(r"^(spectral)?spade(syncbatch|batch|instance)(\d+)x\d+$")
+# The opt.txt options that are spade kwargs of the same name, and no_instance (instance_edges negated).
+_OPTION_TYPES = {"label_nc": int, "contain_dontcare_label": bool, "ngf": int, "num_upsampling_layers": str,
+                 "crop_size": int, "aspect_ratio": float, "use_vae": bool, "z_dim": int, "output_nc": int,
+                 "no_instance": bool}
+_TYPE_WORDS = {int: "a whole number", float: "a number", bool: "True or False", str: "text"}
 
 
 def is_spade(state_dict: StateDict) -> bool:
@@ -102,16 +107,13 @@ def spade_kwargs_from_options(options: dict[str, str], source: str) -> dict:
         raise GanslimError(f"{source} says netG {net}: only SPADE generators (netG spade) are imported; GAN "
                            f"Compression's mobile and sub-network SPADEs are not supported yet")
     kwargs: dict = {}
-    readers = {"label_nc": int, "ngf": int, "crop_size": int, "aspect_ratio": float, "z_dim": int, "output_nc": int,
-               "num_upsampling_layers": str, "use_vae": _flag, "contain_dontcare_label": _flag}
     # GAN Compression names the label count input_nc (SPADE's input_nc is an image's channels).
     if "label_nc" not in options and "input_nc" in options:
         options = {**options, "label_nc": options["input_nc"]}
-    for name, read in readers.items():
+    for name in _OPTION_TYPES:
         if name in options:
-            kwargs[name] = _read(options, name, read, source)
-    if "no_instance" in options:
-        kwargs["instance_edges"] = not _read(options, "no_instance", _flag, source)
+            value = _read(options, name, source)
+            kwargs.update({"instance_edges": not value} if name == "no_instance" else {name: value})
     if "norm_G" in options:
         match = _NORM_G.match(options["norm_G"])
         if match is None:
@@ -122,18 +124,18 @@ def spade_kwargs_from_options(options: dict[str, str], source: str) -> dict:
     return kwargs
 
 
-def _flag(text: str) -> bool:
-    if text not in ("True", "False"):
-        raise ValueError(f"{text!r} is not True or False")
-    return text == "True"
-
-
-def _read(options: dict[str, str], name: str, read, source: str):
+def _read(options: dict[str, str], name: str, source: str) -> int | float | bool | str:
+    """Option ``name`` as its type (:data:`_OPTION_TYPES`); a value of another type is one line."""
+    kind, text = _OPTION_TYPES[name], options[name]
     try:
-        return read(options[name])
+        if kind is bool:
+            if text not in ("True", "False"):
+                raise ValueError(text)
+            return text == "True"
+        return kind(text)
     except ValueError:
-        raise GanslimError(f"{source}: {name} {options[name]!r} is not a {read.__name__.strip('_')} value: fix the "
-                           f"file or pass {name}") from None
+        raise GanslimError(f"{source}: {name} {text!r} is not {_TYPE_WORDS[kind]}: fix the file or pass "
+                           f"{name}") from None
 
 
 def infer_from_tensors(weights: StateDict, label: str) -> dict:

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from ganslim.checkpoints import LoadedModel
 
 DEFAULT_TILE_PAD = 16  # ganslim.apps.tiling's, kept here so building the parser does not import torch
 
@@ -65,7 +71,7 @@ def run(args: argparse.Namespace) -> None:
           f"on {device} -> {args.output}")
 
 
-def translate_labels(args: argparse.Namespace, loaded, device) -> None:
+def translate_labels(args: argparse.Namespace, loaded: LoadedModel, device: torch.device) -> None:
     """The label-map branch of :func:`run`: SPADE models, at --size (square) or the size they are built for."""
     from ganslim.apps.translate import translate_label_maps
     from ganslim.errors import GanslimError
