@@ -27,8 +27,9 @@ from helpers import image_network_names
 # Exported outputs are images in [-1, 1]; f32 runtimes agree with eager PyTorch to ~3e-6 (measured on every
 # registered generator), so 1e-4 leaves room for kernel differences while catching any real export bug.
 PARITY = 1e-4
-# U-Nets at their fixed depth need their full size; everything else runs at 32 px.
-SIZES = {"unet_256": 256, "unet_128": 128}
+# U-Nets at their fixed depth need their full size, SPADE a latent of 2 pixels after 5 (6 for Cityscapes')
+# upsamplings; everything else runs at 32 px.
+SIZES = {"unet_256": 256, "unet_128": 128, "spade": 64, "spade_cityscapes": 128, "spade_coco": 64}
 IMAGE_GENERATORS = image_network_names(GENERATORS)  # the ones an example image drives
 
 

@@ -13,6 +13,7 @@ from ganslim.errors import GanslimError
 from ganslim.registry import GENERATORS
 from ganslim.signature import (
     IMAGE,
+    LABEL_MAP,
     LATENT,
     NOISE,
     UNIT,
@@ -48,8 +49,11 @@ def test_every_generator_does_what_its_signature_says(name):
     side = spec.sides.nearest(40)[-1]
     inputs = signature.example_inputs(side, batch=2, generator=torch.Generator().manual_seed(0))
     assert [tuple(x.shape) for x in inputs] == [(2, spec.channels, side, side)]
-    low, high = spec.value_range
-    assert low <= inputs[0].min() and inputs[0].max() <= high
+    if spec.kind == LABEL_MAP:  # one-hot: one 1 per pixel
+        assert torch.equal(inputs[0].sum(1), torch.ones(2, side, side))
+    else:
+        low, high = spec.value_range
+        assert low <= inputs[0].min() and inputs[0].max() <= high
     with torch.no_grad():
         output = generator(*inputs)
     out_side = signature.output_side(side)

@@ -7,8 +7,10 @@ and :func:`output_channels` probe only a plain module that declares none):
 * each **input** has a ``kind`` (``image``, ``label_map``, ``latent`` or ``noise``), ``channels`` (image channels,
   label count, latent dimensions or noise channels), the ``value_range`` its values live in (images: (-1, 1) or
   (0, 1); label maps, latents and noise: ``None``), and for images, label maps and noise the ``sides`` it accepts
-  (:class:`ImageSides`; a noise image has one fixed side, :func:`noise_input`). A latent of ``layers`` vectors is
-  (N, layers, channels), as StyleGAN2's W+ (N, num_ws, w_dim); other latents are (N, channels);
+  (:class:`ImageSides`; a noise image has one fixed side, :func:`noise_input`), and for an image or label map built
+  for one (height, width) its ``size`` (SPADE's crop size and aspect ratio: what translate resizes to and profile
+  measures at by default). A latent of ``layers`` vectors is (N, layers, channels), as StyleGAN2's W+
+  (N, num_ws, w_dim); other latents are (N, channels);
 * the **output** is an image with ``channels``, a ``value_range`` and either a ``scale`` relative to the first
   image input (1 for image-to-image, 4 for x4 super-resolution) or a fixed ``resolution`` (latent inputs); or, of
   ``kind`` ``latent``, a (N, channels) latent (StyleGAN2's mapping network: z -> W).
@@ -94,6 +96,7 @@ class InputSpec:
     value_range: tuple[float, float] | None = SIGNED
     sides: ImageSides | None = field(default_factory=ImageSides)
     layers: int | None = None
+    size: tuple[int, int] | None = None  # (height, width) the network is built for, if it has one
 
     def __post_init__(self) -> None:
         if self.kind not in INPUT_KINDS:
@@ -104,6 +107,8 @@ class InputSpec:
             raise ValueError("only latent inputs have layers")
         if self.kind == NOISE and self.sides.maximum != self.sides.minimum:
             raise ValueError("a noise input has one fixed side (see noise_input)")
+        if self.size is not None and (self.kind not in PICTURE_KINDS or not all(map(self.sides.accepts, self.size))):
+            raise ValueError("only image and label-map inputs have a size, and it must be of sides they accept")
 
     @property
     def spatial(self) -> bool:
@@ -183,15 +188,15 @@ class Signature:
                        device: torch.device | str = "cpu") -> tuple[Tensor, ...]:
         """One random tensor per input: images uniform in their value range at ``side`` x ``side`` (or ``side`` =
         (height, width)), label maps one-hot, latents (N, channels) or (N, layers, channels) and noise images
-        (N, channels, r, r) at their own side r standard normal. ``side`` defaults to the smallest accepted side of
-        at least 64."""
+        (N, channels, r, r) at their own side r standard normal. ``side`` defaults to the input's ``size``, else
+        the smallest accepted side of at least 64."""
         tensors = []
         for spec in self.inputs:
             if spec.kind in (LATENT, NOISE):
                 tensors.append(torch.randn(batch, *_normal_shape(spec), generator=generator).to(device))
                 continue
-            default = max(spec.sides.nearest(64))
-            height, width = (side, side) if isinstance(side, int) else side or (default, default)
+            default = spec.size or (max(spec.sides.nearest(64)),) * 2
+            height, width = (side, side) if isinstance(side, int) else side or default
             shape = (batch, spec.channels, height, width)
             if spec.kind == IMAGE:
                 low, high = spec.value_range
@@ -213,7 +218,8 @@ class Signature:
                      "sides": None if s.sides is None else {"multiple": s.sides.multiple, "minimum": s.sides.minimum}}
             if s.sides is not None and s.sides.maximum is not None:
                 entry["sides"]["maximum"] = s.sides.maximum
-            inputs.append(entry | ({"layers": s.layers} if s.layers is not None else {}))
+            inputs.append(entry | ({"layers": s.layers} if s.layers is not None else {})
+                          | ({"size": list(s.size)} if s.size is not None else {}))
         out = self.output
         output = {"channels": out.channels, "value_range": None if out.value_range is None else list(out.value_range),
                   "scale": out.scale, "resolution": out.resolution}
@@ -226,7 +232,8 @@ class Signature:
             inputs = tuple(InputSpec(name=str(s["name"]), kind=s["kind"], channels=int(s["channels"]),
                                      value_range=None if s["value_range"] is None else _range(s["value_range"]),
                                      sides=None if s["sides"] is None else _sides(s["sides"]),
-                                     layers=_optional_int(s.get("layers")))
+                                     layers=_optional_int(s.get("layers")),
+                                     size=None if s.get("size") is None else _pair(s["size"]))
                            for s in data["inputs"])
             out = data["output"]
             output = OutputSpec(channels=int(out["channels"]),
@@ -246,6 +253,7 @@ class Signature:
         parts = []
         for spec in self.inputs:
             where = f", {spec.sides.describe()}" if spec.sides is not None else ""
+            where += f", built for {spec.size[0]}x{spec.size[1]}" if spec.size is not None else ""
             unit = "dims" if spec.kind == LATENT else "labels" if spec.kind == LABEL_MAP else "ch"
             count = f"{spec.layers}x{spec.channels}" if spec.layers is not None else str(spec.channels)
             parts.append(f"{spec.name} ({count} {unit}{value_range(spec.value_range)}{where})")
@@ -259,6 +267,11 @@ class Signature:
 def _range(pair: object) -> tuple[float, float]:
     low, high = pair  # type: ignore[misc]
     return float(low), float(high)
+
+
+def _pair(pair: object) -> tuple[int, int]:
+    height, width = pair  # type: ignore[misc]
+    return int(height), int(width)
 
 
 def _normal_shape(spec: InputSpec) -> tuple[int, ...]:

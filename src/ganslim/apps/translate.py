@@ -8,6 +8,10 @@ overlapping tiles when ``tile`` is given (:mod:`ganslim.apps.tiling`). The outpu
 unclamped, until it is written as a PNG with the input's file stem (subfolders kept): [-1, 1] as the reference's
 ``tensor2im``, [0, 1] as BasicSR's ``tensor2img`` (see :func:`ganslim.data.images.tensor_to_image`).
 
+A label-map generator (SPADE) takes label maps instead (:func:`translate_label_maps`): each map, and its instance
+map where the model takes instance edges, resized with nearest-neighbour to the model's (height, width) and encoded
+as :mod:`ganslim.data.labels` says.
+
 Nothing is written until every input has decoded and fits the model, and an input file is never overwritten: an
 output folder inside the input folder, or an output that would land on an input file, is refused.
 """
@@ -24,10 +28,12 @@ from tqdm import tqdm
 
 from ganslim.apps.tiling import DEFAULT_TILE_PAD, Tiled, check_tileable, check_tiling
 from ganslim.data.images import check_pair_size, image_to_tensor, is_image_file, list_images, load_image, save_image
+from ganslim.data.label_datasets import instance_file, label_files
+from ganslim.data.labels import LabelEncoding, encode_files
 from ganslim.data.validate import image_sizes
 from ganslim.errors import GanslimError
 from ganslim.outputs import check_output_folder
-from ganslim.signature import SIGNED, Signature, signature_of
+from ganslim.signature import LATENT, SIGNED, Signature, signature_of
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +129,72 @@ def translate_files(generator: nn.Module, inputs: str | os.PathLike, output_dir:
     return written
 
 
+@torch.inference_mode()
+def translate_label_maps(generator: nn.Module, inputs: str | os.PathLike, output_dir: str | os.PathLike,
+                         instances: str | os.PathLike | None = None, size: tuple[int, int] | None = None,
+                         device: torch.device | str = "cpu", batch_size: int = 1, progress: bool = True) -> list[Path]:
+    """Run a label-map generator over every label map under ``inputs`` (a file or a folder; in a Cityscapes folder
+    the ``*_labelIds.png``) and write ``output_dir/<relative path>/<stem>.png``.
+
+    ``instances``: the folder of instance maps (same relative paths and stems; Cityscapes' ``_instanceIds`` for
+    ``_labelIds``), required by a model with instance edges and refused by one without. ``size``: (height, width)
+    the maps are resized to (nearest-neighbour), default the model's. A VAE model's code z for the i-th map is drawn
+    from a generator seeded with i.
+    """
+    if batch_size < 1:
+        raise GanslimError(f"--batch-size {batch_size} must be at least 1")
+    generator = generator.to(device).eval()
+    signature = signature_of(generator)
+    size = size or signature.image_input.size
+    for side in set(size):
+        signature.check_side(side, "--size")
+    encoding = LabelEncoding.of(generator)
+    instance_root = _instance_folder(instances, encoding)
+    root = Path(inputs)
+    if not root.exists():
+        raise GanslimError(f"input '{root}' not found: pass a label map or a folder of label maps")
+    files = label_files(root)
+    if not files:
+        raise GanslimError(f"input '{root}' holds no label maps (png files of label ids): check the path")
+    output_dir = check_output_folder(output_dir, "--output")
+    base = root if root.is_dir() else root.parent
+    targets = [output_dir / source.relative_to(base).parent / f"{source.stem}.png" for source in files]
+    _refuse_overwriting_inputs(root, files, output_dir, targets)
+    masks = [instance_file(source, root, instance_root) if instance_root else None for source in files]
+    if instance_root is not None:
+        _refuse_overwriting_inputs(instance_root, masks, output_dir, targets, "--instance")
+    for source, mask in zip(files, masks):  # every map decodes and fits the model before anything is written
+        encode_files(encoding, source, mask, size)
+    latent = next((spec for spec in signature.inputs if spec.kind == LATENT), None)
+    written: list[Path] = []
+    with tqdm(total=len(files), desc="translate", unit="map", disable=not progress or len(files) == 1) as bar:
+        for start in range(0, len(files), batch_size):
+            chunk = range(start, min(start + batch_size, len(files)))
+            batch = torch.stack([encode_files(encoding, files[i], masks[i], size) for i in chunk]).to(device)
+            codes = [] if latent is None else [torch.stack([
+                torch.randn(latent.channels, generator=torch.Generator().manual_seed(i)) for i in chunk]).to(device)]
+            outputs = generator(batch, *codes).float().cpu()
+            for output, i in zip(outputs, chunk):
+                written.append(save_image(output, targets[i], signature.output.value_range))
+            bar.update(len(chunk))
+    return written
+
+
+def _instance_folder(instances: str | os.PathLike | None, encoding: LabelEncoding) -> Path | None:
+    """The --instance folder, checked against whether the model takes instance edges."""
+    if instances is None:
+        if encoding.instance_edges:
+            raise GanslimError("the model takes instance edges: pass --instance FOLDER with the instance maps "
+                               "(named as the label maps)")
+        return None
+    if not encoding.instance_edges:
+        raise GanslimError("the model takes no instance edges: drop --instance")
+    folder = Path(instances)
+    if not folder.is_dir():
+        raise GanslimError(f"--instance '{folder}' is not a folder: pass the folder of instance maps")
+    return folder
+
+
 def _check_sizing(signature: Signature, size: int | None, tile: int, tile_pad: int) -> None:
     """One line unless ``size`` suits the model (a side for a translator, None for super-resolution) and so do
     the tiles, if ``tile`` is set."""
@@ -163,14 +235,16 @@ def _batches(shapes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
     return batches
 
 
-def _refuse_overwriting_inputs(inputs: Path, files: list[Path], output_dir: Path, targets: list[Path]) -> None:
+def _refuse_overwriting_inputs(inputs: Path, files: list[Path], output_dir: Path, targets: list[Path],
+                               flag: str = "--input") -> None:
     """Raise when the output folder is (inside) the input folder, or a target is an input file or another target.
 
-    Paths are compared resolved, so symlinks and relative spellings of the same place are caught.
+    Paths are compared resolved, so symlinks and relative spellings of the same place are caught; ``flag`` is the
+    option that named the input folder (``--instance`` for SPADE's instance maps).
     """
     folder = output_dir.resolve()
     if inputs.is_dir() and (folder == inputs.resolve() or inputs.resolve() in folder.parents):
-        raise GanslimError(f"--output '{output_dir}' is inside --input '{inputs}': the outputs would mix with "
+        raise GanslimError(f"--output '{output_dir}' is inside {flag} '{inputs}': the outputs would mix with "
                            "(and could overwrite) the input images: pass a folder outside it")
     sources = {source.resolve(): source for source in files}
     seen: dict[Path, Path] = {}

@@ -1,5 +1,5 @@
-"""Load and save models: ganslim checkpoints and the reference files (pix2pix/CycleGAN, ESRGAN, StyleGAN2's
-rosinality checkpoints and NVIDIA ``.pkl`` snapshots), behind one call."""
+"""Load and save models: ganslim checkpoints and the reference files (pix2pix/CycleGAN, ESRGAN, SPADE / GauGAN,
+StyleGAN2's rosinality checkpoints and NVIDIA ``.pkl`` snapshots), behind one call."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def load_discriminator(path: str | os.PathLike, arch: str | None = None, **arch_
 
 
 def _load(path: Path, kind: str, arch: str | None, overrides: dict) -> LoadedModel:
-    from ganslim.checkpoints import esrgan, reference, stylegan2
+    from ganslim.checkpoints import esrgan, reference, spade, stylegan2
 
     content = stylegan2.read_nvidia_pickle(path) if path.suffix == ".pkl" else read_checkpoint(path)
     if isinstance(content, ModelCheckpoint):
@@ -89,6 +89,9 @@ def _load(path: Path, kind: str, arch: str | None, overrides: dict) -> LoadedMod
     elif isinstance(content, stylegan2.StyleGAN2File) or stylegan2.network_kind(content) is not None:
         model, arch_name, kwargs, meta = stylegan2.import_stylegan2(content, kind, f"checkpoint '{path}'", arch,
                                                                     overrides)
+        loaded = LoadedModel(model, arch_name, kwargs, "reference", path, meta)
+    elif kind == "generator" and spade.is_spade(content):
+        model, arch_name, kwargs, meta = spade.import_spade(content, path, arch, overrides)
         loaded = LoadedModel(model, arch_name, kwargs, "reference", path, meta)
     elif kind == "generator" and esrgan.is_esrgan(content):
         model, arch_name, kwargs, layout = esrgan.import_rrdbnet(content, f"checkpoint '{path}'", arch, overrides)

@@ -18,7 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", metavar="MODEL_OR_CKPT",
                         help="a checkpoint file/folder, or a registered generator name (e.g. resnet_9blocks)")
     parser.add_argument("--size", type=int, default=None,
-                        help="input height and width, the low-resolution side for super-resolution (default 256); "
+                        help="input height and width, the low-resolution side for super-resolution (default: the size the "
+                             "model is built for, as SPADE's, else 256); "
                              "a latent generator's image side (a name: built at that size; a checkpoint: its own)")
     parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
@@ -29,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="width, when MODEL is an architecture name that takes one")
     parser.add_argument("--norm", default=None, choices=["instance", "batch", "none"],
                         help="norm, when MODEL is a name that takes one (default: instance for resnet, batch for "
-                             "unet, as the reference CycleGAN/pix2pix)")
+                             "unet, as the reference CycleGAN/pix2pix; SPADE's parameter-free batch for spade)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_subnet_arguments(parser)
     parser.set_defaults(func=run)
@@ -45,18 +46,19 @@ def build_named_generator(name: str, ngf: int | None, norm: str | None, size: in
 
     kwargs = {key: value for key, value in (("ngf", ngf), ("norm", norm)) if value is not None}
     accepted = builder_parameters(GENERATORS, name)
-    if norm is None and "norm" in accepted:
+    if norm is None and "norm" in accepted and not name.startswith("spade"):  # SPADE's builders default to NVlabs'
         kwargs["norm"] = "batch" if name.startswith("unet") else "instance"
     if size is not None and "size" in accepted:
         kwargs["size"] = size
     return build_generator(name, **kwargs)
 
 
-def profile_size(requested: int | None, signature: Signature) -> int:
-    """The side to profile at: ``requested`` (default 256) for a model that takes an image; a latent generator's
-    own image side, which a different ``requested`` is one line against."""
+def profile_size(requested: int | None, signature: Signature) -> int | tuple[int, int]:
+    """The side to profile at: ``requested`` for a model that takes an image (default: the (height, width) it is
+    built for, as SPADE's 256x512 for Cityscapes, else 256); a latent generator's own image side, which a different
+    ``requested`` is one line against."""
     if signature.takes_image:
-        return 256 if requested is None else requested
+        return requested if requested is not None else signature.image_input.size or 256
     if requested is not None:
         signature.check_resolution(requested)
     return signature.output.resolution

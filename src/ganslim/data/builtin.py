@@ -5,7 +5,9 @@ a smaller ``count`` is a prefix of a larger one. A dataset is built in a hidden 
 and renamed into place when complete, so an interrupted build never looks like a finished dataset.
 
 Layouts are the reference's: paired = ``train/ val/ test/`` of A|B images side by side; unpaired =
-``trainA/ trainB/ testA/ testB/``; super-resolution (``sr``) = ``train/ val/ test/`` of HR images.
+``trainA/ trainB/ testA/ testB/``; super-resolution (``sr``) = ``train/ val/ test/`` of HR images; label maps
+(``labels``, for SPADE) = ``train/ val/ test/`` each of ``labels/`` (8-bit ids), ``instances/`` (16-bit ids) and
+``images/`` (:mod:`ganslim.data.label_datasets`' ``folders`` layout).
 Each split other than train holds ``count // 8`` images (at least 1). Unconditional data (``images``, for
 latent-driven generators such as StyleGAN2) is one folder ``images/`` of ``count`` images, no splits.
 """
@@ -94,7 +96,7 @@ def make_builtin(
         build(partial, size, count)
         spec = _SPECS[name]
         info = {"format_version": FORMAT_VERSION, "name": name, "layout": spec.layout, "size": size,
-                "splits": {split.name: len(list(split.iterdir())) for split in sorted(partial.iterdir())}}
+                "splits": {split.name: _split_count(split, spec.layout) for split in sorted(partial.iterdir())}}
         (partial / INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if out.exists():
             out.rmdir()
@@ -108,6 +110,11 @@ def make_builtin(
 
 
 # ---------------------------------------------------------------- writing splits
+
+
+def _split_count(split: Path, layout: str) -> int:
+    """Items in a split folder: its files, or its label maps in the ``labels`` layout."""
+    return len(list((split / "labels" if layout == "labels" else split).iterdir()))
 
 
 def _eval_count(count: int) -> int:
@@ -406,3 +413,75 @@ def _blobs_image(rng: np.random.Generator, size: int) -> np.ndarray:
           "images/", "images", seed=1006, count=UNCONDITIONAL_COUNT, size=UNCONDITIONAL_SIZE)
 def _blobs(folder: Path, size: int, count: int) -> None:
     _write_images(folder, "blobs", count, lambda rng, index: _blobs_image(rng, size))
+
+
+# ---------------------------------------------------------------- label maps -> scenes (SPADE)
+
+SCENE_LABELS = ("sky", "grass", "water", "road", "tree", "building")  # ids 0..5
+SCENE_COLORS = {"sky": (120, 170, 235), "grass": (70, 150, 60), "water": (40, 90, 170), "road": (110, 110, 115),
+                "tree": (30, 90, 35), "building": (170, 120, 90)}
+INSTANCE_STEP = 1000  # instance id = label * 1000 + object index, as Cityscapes' instanceIds
+
+
+def _scene_labels(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, instances), (size, size) uint8 and uint16: sky above a wavy horizon of grass, a lake or a road
+    across the ground, then buildings (rectangles) and trees (discs), each object its own instance."""
+    rows, cols = np.mgrid[0:size, 0:size]
+    horizon = size * rng.uniform(0.35, 0.55) + size * 0.04 * np.sin(cols / size * rng.uniform(3, 9) + rng.uniform(0, 6))
+    labels = np.where(rows < horizon, 0, 1).astype(np.uint8)
+    ground = labels == 1
+    band = rng.uniform(0.6, 0.85) * size + size * 0.05 * np.sin(cols / size * 4 + rng.uniform(0, 6))
+    labels[ground & (np.abs(rows - band) < size * rng.uniform(0.05, 0.12))] = 2 if rng.random() < 0.5 else 3
+    instances = labels.astype(np.uint16) * INSTANCE_STEP
+    for index in range(int(rng.integers(0, 3))):
+        width, height = rng.uniform(0.1, 0.25, size=2) * size
+        left, base = rng.uniform(0, size - width), float(np.interp(rng.uniform(0, size), cols[0], horizon[0]))
+        box = (cols >= left) & (cols < left + width) & (rows >= base - height) & (rows < base + 2)
+        labels[box], instances[box] = 5, 5 * INSTANCE_STEP + index + 1
+    for index in range(int(rng.integers(1, 4))):
+        radius = rng.uniform(0.05, 0.1) * size
+        x = rng.uniform(radius, size - radius)
+        y = float(np.interp(x, cols[0], horizon[0])) - radius * rng.uniform(0.3, 1.0)
+        disc = (cols - x) ** 2 + (rows - y) ** 2 < radius**2
+        labels[disc], instances[disc] = 4, 4 * INSTANCE_STEP + index + 1
+    return labels, instances
+
+
+def _render_scene(rng: np.random.Generator, labels: np.ndarray, instances: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: each label's texture (a sky gradient, grass noise, water ripples, road grain, shaded trees,
+    buildings with windows), every instance darkened or lightened a little, so the edges matter."""
+    size = labels.shape[0]
+    rows, cols = np.mgrid[0:size, 0:size] / size
+    noise = rng.normal(0, 1, labels.shape)
+    shades = {
+        "sky": 1.15 - 0.4 * rows,
+        "grass": 0.9 + 0.12 * noise,
+        "water": 0.9 + 0.15 * np.sin(rows * 90 + 0.5 * np.sin(cols * 25)),
+        "road": 0.95 + 0.05 * noise,
+        "tree": 0.8 + 0.2 * np.cos(cols * 60) * np.cos(rows * 60),
+        "building": np.where((np.sin(cols * 80) > 0.3) & (np.sin(rows * 80) > 0.3), 0.55, 1.0),
+    }
+    image = np.zeros(labels.shape + (3,))
+    for label, name in enumerate(SCENE_LABELS):
+        mask = labels == label
+        image[mask] = shades[name][mask, None] * np.array(SCENE_COLORS[name], dtype=float)
+    for instance in np.unique(instances[instances % INSTANCE_STEP > 0]):
+        image[instances == instance] *= rng.uniform(0.8, 1.2)
+    return np.round(np.clip(image, 0, 255)).astype(np.uint8)
+
+
+@_builtin("labels2scene", f"label maps: procedural scenes of {len(SCENE_LABELS)} labels ({', '.join(SCENE_LABELS)}) "
+          "with 16-bit instance maps -> their textured renderings, in train/ val/ test/ of labels/ instances/ "
+          "images/ (SPADE)", "labels", seed=1007)
+def _labels2scene(folder: Path, size: int, count: int) -> None:
+    for split_id, (split, n) in enumerate((("train", count), ("val", _eval_count(count)),
+                                           ("test", _eval_count(count)))):
+        for kind in ("labels", "instances", "images"):
+            (folder / split / kind).mkdir(parents=True)
+        for index in range(n):
+            rng = _rng("labels2scene", split_id, index)
+            labels, instances = _scene_labels(rng, size)
+            name = _file_name(index, n)
+            _save_png(labels, folder / split / "labels" / name)
+            _save_png(instances, folder / split / "instances" / name)
+            _save_png(_render_scene(rng, labels, instances), folder / split / "images" / name)
