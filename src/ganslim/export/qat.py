@@ -45,8 +45,9 @@ SELF_TEACHER = "the fp32 model itself"
 
 @dataclass(frozen=True)
 class QatOptions:
-    """Fine-tuning settings: ``steps`` (one calibration input each), Adam ``lr``, the ``teacher`` whose outputs
-    are distilled (None: the fp32 model itself), named ``teacher_name`` in the report, and the shuffling ``seed``."""
+    """Fine-tuning settings: ``steps`` (one calibration input each), Adam ``lr``, the ``teacher`` (a CPU model in
+    eval mode) whose outputs are distilled (None: the fp32 model itself), named ``teacher_name`` in the report, and
+    the shuffling ``seed``."""
 
     steps: int
     lr: float = DEFAULT_LR
