@@ -185,6 +185,15 @@ def test_qat_lowers_the_int8_error_on_the_images_it_tunes_on(dataset):
     assert (log.steps, log.lr, log.teacher, log.fake_quantized_layers) == (60, 1e-5, "the fp32 model itself", 13)
 
 
+def test_batches_of_same_sized_inputs_only(dataset):
+    inputs = calibration_inputs(dataset, count=3)
+    generator = tiny("agd_translation")
+    assert finetune_qat(generator, inputs, QatOptions(steps=1, batch_size=2))[1].batch_size == 2
+    assert finetune_qat(generator, inputs, QatOptions(steps=1, batch_size=8))[1].batch_size == 3
+    mixed = [inputs[0], inputs[1][:, :, :8, :8]]
+    assert finetune_qat(generator, mixed, QatOptions(steps=2, batch_size=2))[1].batch_size == 1
+
+
 # ----------------------------------------------------------------------------------------------------------
 # quantize_model(qat=...) and the CLI
 
@@ -234,7 +243,7 @@ def translation_checkpoint(tmp_path):
 def test_cli_quantize_qat_steps(translation_checkpoint, dataset, tmp_path, capsys, teacher):
     before = translation_checkpoint.read_bytes()
     argv = ["quantize", "--ckpt", str(translation_checkpoint), "--data", str(dataset), "--num-calibration", "4",
-            "--num-eval", "2", "--repeats", "1", "--qat-steps", "3", "--qat-lr", "2e-5"]
+            "--num-eval", "2", "--repeats", "1", "--qat-steps", "3", "--qat-lr", "2e-5", "--qat-batch", "2"]
     if teacher:
         other = tiny("agd_translation", seed=1)
         path = save_model(tmp_path / "teacher.pt", other, "agd_translation", other.arch_kwargs())
@@ -242,7 +251,7 @@ def test_cli_quantize_qat_steps(translation_checkpoint, dataset, tmp_path, capsy
     assert main(argv) == 0
     out = capsys.readouterr().out
     source = str(tmp_path / "teacher.pt") if teacher else "the fp32 model itself"
-    assert f"QAT           : 3 steps, lr 2e-05, distilled from {source}, 13 layers fake-quantized" in out
+    assert f"QAT           : 3 steps of 2, lr 2e-05, distilled from {source}, 13 layers fake-quantized" in out
     for label in ("int8 layers   : QLinearConv x11", "PTQ, same data: int8 vs fp32 PSNR", "PTQ vs targets: PSNR",
                   "vs targets    : PSNR"):
         assert label in out
@@ -250,11 +259,12 @@ def test_cli_quantize_qat_steps(translation_checkpoint, dataset, tmp_path, capsy
     assert translation_checkpoint.read_bytes() == before
 
 
-@pytest.mark.parametrize("case", ["zero_steps", "bad_lr", "teacher_without_steps", "lr_without_steps",
+@pytest.mark.parametrize("case", ["zero_steps", "bad_lr", "bad_batch", "teacher_without_steps", "lr_without_steps",
                                   "missing_teacher", "sr_teacher", "latent"])
 def test_cli_quantize_qat_errors_are_one_line(translation_checkpoint, dataset, tmp_path, capsys, case):
     ckpt = translation_checkpoint
     extra = {"zero_steps": ["--qat-steps", "0"], "bad_lr": ["--qat-steps", "2", "--qat-lr", "-1"],
+             "bad_batch": ["--qat-steps", "2", "--qat-batch", "0"],
              "teacher_without_steps": ["--teacher", str(ckpt)], "lr_without_steps": ["--qat-lr", "1e-4"],
              "missing_teacher": ["--qat-steps", "2", "--teacher", str(tmp_path / "nope.pt")]}.get(case, [])
     if case == "sr_teacher":
@@ -268,6 +278,7 @@ def test_cli_quantize_qat_errors_are_one_line(translation_checkpoint, dataset, t
     lines = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("size ")]
     assert len(lines) == 1 and lines[0].startswith("ganslim quantize: error: ")
     expected = {"zero_steps": "qat_steps=0 must be a positive integer", "bad_lr": "qat_lr=-1.0 must be a positive",
+                "bad_batch": "qat_batch=0 must be a positive integer",
                 "teacher_without_steps": "--teacher sets quantization-aware fine-tuning: add --qat-steps N",
                 "lr_without_steps": "--qat-lr sets quantization-aware fine-tuning: add --qat-steps N",
                 "missing_teacher": "nope.pt' not found", "sr_teacher": "does not take and return what the model does",

@@ -56,6 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "ranges, reported beside plain PTQ on the same images (image models)")
     parser.add_argument("--qat-lr", type=float, default=None,
                         help="Adam learning rate of --qat-steps (default 1e-5)")
+    parser.add_argument("--qat-batch", type=int, default=None, metavar="B",
+                        help="calibration images per --qat-steps step (default 1; 1 where their sizes differ)")
     parser.add_argument("--teacher", default=None, metavar="CKPT",
                         help="the generator --qat-steps distills from (default: the fp32 model itself); it takes and "
                              "returns what the model does")
@@ -106,17 +108,20 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _qat_options(args: argparse.Namespace, arch: str, latent: bool) -> QatOptions | None:
-    """--qat-steps, --qat-lr and --teacher as QAT options (the teacher loaded), or None without --qat-steps."""
+    """--qat-steps, --qat-lr, --qat-batch and --teacher as QAT options (the teacher loaded); None without
+    --qat-steps."""
     from ganslim.checkpoints import load_generator, resolve_generator_file
     from ganslim.errors import GanslimError
-    from ganslim.export.qat import DEFAULT_LR, QatOptions, check_qat_options
+    from ganslim.export.qat import DEFAULT_BATCH_SIZE, DEFAULT_LR, QatOptions, check_qat_options
 
     if args.qat_steps is None:
-        given = [flag for flag, value in (("--qat-lr", args.qat_lr), ("--teacher", args.teacher)) if value is not None]
+        given = [flag for flag, value in (("--qat-lr", args.qat_lr), ("--qat-batch", args.qat_batch),
+                                          ("--teacher", args.teacher)) if value is not None]
         if given:
             raise GanslimError(f"{given[0]} sets quantization-aware fine-tuning: add --qat-steps N, or drop it")
         return None
-    options = QatOptions(steps=args.qat_steps, lr=DEFAULT_LR if args.qat_lr is None else args.qat_lr)
+    options = QatOptions(steps=args.qat_steps, lr=DEFAULT_LR if args.qat_lr is None else args.qat_lr,
+                         batch_size=DEFAULT_BATCH_SIZE if args.qat_batch is None else args.qat_batch)
     check_qat_options(options)
     if latent:
         raise GanslimError(f"--qat-steps fine-tunes image models, and {arch} is a latent generator: quantize its "
@@ -126,7 +131,8 @@ def _qat_options(args: argparse.Namespace, arch: str, latent: bool) -> QatOption
     else:
         teacher_file = resolve_generator_file(args.teacher, args.direction)
         teacher, name = load_generator(teacher_file, direction=args.direction).model.eval(), str(teacher_file)
-    return QatOptions(steps=options.steps, lr=options.lr, teacher=teacher, teacher_name=name)
+    return QatOptions(steps=options.steps, lr=options.lr, batch_size=options.batch_size, teacher=teacher,
+                      teacher_name=name)
 
 
 def _quantize_synthesis(args: argparse.Namespace, loaded: LoadedModel, output: Path) -> QuantizeResult:
@@ -187,7 +193,7 @@ def format_report(result: QuantizeResult, name: str) -> str:
 def _qat_lines(result: QuantizeResult) -> list[str]:
     """The fine-tuning run and plain PTQ on the same images, beside the QAT model's figures above."""
     qat, log = result.qat, result.qat.log
-    lines = [f"  QAT           : {log.steps} steps, lr {log.lr:g}, distilled from {log.teacher}, "
+    lines = [f"  QAT           : {log.steps} steps of {log.batch_size}, lr {log.lr:g}, distilled from {log.teacher}, "
              f"{log.fake_quantized_layers} layers fake-quantized, L1 {log.loss_first:.4g} -> {log.loss_last:.4g} "
              f"({log.seconds:.1f} s)",
              f"  PTQ, same data: int8 vs fp32 PSNR {qat.ptq_psnr_vs_fp32:.2f} dB, SSIM {qat.ptq_ssim_vs_fp32:.4f}, "
