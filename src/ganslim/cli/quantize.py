@@ -1,5 +1,6 @@
 """`ganslim quantize --ckpt FILE --data DIR --backend onnxruntime|openvino`: static int8 with a report; a latent
-generator's synthesis graph calibrates on W+ of mapped z by seed (no --data)."""
+generator's synthesis graph calibrates on W+ of mapped z by seed (no --data); --qat-steps N fine-tunes an image model
+quantization-aware first."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ganslim.checkpoints import LoadedModel
+    from ganslim.export.qat import QatOptions
     from ganslim.export.quantize import QuantizeResult
 
 DEFAULT_SUFFIXES = {"onnxruntime": ".int8.onnx", "openvino": ".int8.xml"}
@@ -48,6 +50,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="input side of A|B pairs and which generator of a CycleGAN folder (default AtoB)")
     parser.add_argument("--sr-metric", default=None, choices=["y", "rgb"],
                         help="super-resolution PSNR/SSIM on the Y channel (y, default) or on RGB")
+    parser.add_argument("--qat-steps", type=int, default=None, metavar="N",
+                        help="quantization-aware fine-tuning first: N steps distilling the fp32 model (or --teacher) "
+                             "into its fake-quantized copy on the calibration images, then int8 with the learned "
+                             "ranges, reported beside plain PTQ on the same images (image models)")
+    parser.add_argument("--qat-lr", type=float, default=None,
+                        help="Adam learning rate of --qat-steps (default 1e-5)")
+    parser.add_argument("--qat-batch", type=int, default=None, metavar="B",
+                        help="calibration images per --qat-steps step (default 1; 1 where their sizes differ)")
+    parser.add_argument("--teacher", default=None, metavar="CKPT",
+                        help="the generator --qat-steps distills from (default: the fp32 model itself); it takes and "
+                             "returns what the model does")
     parser.add_argument("--threads", type=int, default=None, help="runtime CPU threads (default: its own)")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs of each model (default 10)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -68,6 +81,7 @@ def run(args: argparse.Namespace) -> None:
     checkpoint = resolve_generator_file(args.ckpt, args.direction)
     loaded = load_generator(checkpoint, direction=args.direction)
     latent = not loaded.signature.takes_image
+    qat = _qat_options(args, loaded.arch, latent)
     suffix = (SYNTHESIS_SUFFIXES if latent else DEFAULT_SUFFIXES)[args.backend]
     output = output_file(args.output, checkpoint, suffix, SUFFIXES[args.backend], f"--backend {args.backend}")
     if latent:
@@ -85,11 +99,40 @@ def run(args: argparse.Namespace) -> None:
             loaded.model, split.calibration, output, backend=args.backend, size=size,
             num_calibration=args.num_calibration, eval_images=split.evaluation, num_eval=args.num_eval,
             aligned=split.aligned, direction=args.direction, arch=loaded.arch, arch_kwargs=loaded.arch_kwargs,
-            meta=checkpoint_meta(loaded), threads=args.threads, repeats=args.repeats, sr_metric=args.sr_metric)
+            meta=checkpoint_meta(loaded), threads=args.threads, repeats=args.repeats, sr_metric=args.sr_metric,
+            qat=qat)
     if args.json:
         print(json.dumps(result.to_dict()))
         return
     print(format_report(result, f"{loaded.arch} ({checkpoint})"))
+
+
+def _qat_options(args: argparse.Namespace, arch: str, latent: bool) -> QatOptions | None:
+    """--qat-steps, --qat-lr, --qat-batch and --teacher as QAT options (the teacher loaded); None without
+    --qat-steps."""
+    from ganslim.checkpoints import load_generator, resolve_generator_file
+    from ganslim.errors import GanslimError
+    from ganslim.export.qat import DEFAULT_BATCH_SIZE, DEFAULT_LR, QatOptions, check_qat_options
+
+    if args.qat_steps is None:
+        given = [flag for flag, value in (("--qat-lr", args.qat_lr), ("--qat-batch", args.qat_batch),
+                                          ("--teacher", args.teacher)) if value is not None]
+        if given:
+            raise GanslimError(f"{given[0]} sets quantization-aware fine-tuning: add --qat-steps N, or drop it")
+        return None
+    options = QatOptions(steps=args.qat_steps, lr=DEFAULT_LR if args.qat_lr is None else args.qat_lr,
+                         batch_size=DEFAULT_BATCH_SIZE if args.qat_batch is None else args.qat_batch)
+    check_qat_options(options)
+    if latent:
+        raise GanslimError(f"--qat-steps fine-tunes image models, and {arch} is a latent generator: quantize its "
+                           f"synthesis without --qat-steps")
+    if args.teacher is None:
+        teacher, name = None, "the fp32 model itself"
+    else:
+        teacher_file = resolve_generator_file(args.teacher, args.direction)
+        teacher, name = load_generator(teacher_file, direction=args.direction).model.eval(), str(teacher_file)
+    return QatOptions(steps=options.steps, lr=options.lr, batch_size=options.batch_size, teacher=teacher,
+                      teacher_name=name)
 
 
 def _quantize_synthesis(args: argparse.Namespace, loaded: LoadedModel, output: Path) -> QuantizeResult:
@@ -140,6 +183,22 @@ def format_report(result: QuantizeResult, name: str) -> str:
         label = "vs targets    " if result.part is None else "vs eager      "
         lines.append(f"  {label}: PSNR {task.psnr_fp32:.2f} -> {task.psnr_int8:.2f} dB, "
                      f"SSIM {task.ssim_fp32:.4f} -> {task.ssim_int8:.4f} (fp32 -> int8)")
+    if result.qat is not None:
+        lines.extend(_qat_lines(result))
     lines.append(f"  latency       : fp32 {fp32.median_ms:.1f} ms, int8 {int8.median_ms:.1f} ms (median of "
                  f"{int8.repeats}, interleaved) -> {result.speedup:.2f}x")
     return "\n".join(lines)
+
+
+def _qat_lines(result: QuantizeResult) -> list[str]:
+    """The fine-tuning run and plain PTQ on the same images, beside the QAT model's figures above."""
+    qat, log = result.qat, result.qat.log
+    lines = [f"  QAT           : {log.steps} steps of {log.batch_size}, lr {log.lr:g}, distilled from {log.teacher}, "
+             f"{log.fake_quantized_layers} layers fake-quantized, L1 {log.loss_first:.4g} -> {log.loss_last:.4g} "
+             f"({log.seconds:.1f} s)",
+             f"  PTQ, same data: int8 vs fp32 PSNR {qat.ptq_psnr_vs_fp32:.2f} dB, SSIM {qat.ptq_ssim_vs_fp32:.4f}, "
+             f"max abs diff {qat.ptq_max_abs_diff_vs_fp32:.3g} (QAT: {result.psnr_vs_fp32:.2f} dB)"]
+    if qat.ptq_psnr_task is not None:
+        lines.append(f"  PTQ vs targets: PSNR {qat.ptq_psnr_task:.2f} dB, SSIM {qat.ptq_ssim_task:.4f} "
+                     f"(QAT: {result.task.psnr_int8:.2f} dB, {result.task.ssim_int8:.4f})")
+    return lines

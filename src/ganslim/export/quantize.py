@@ -26,6 +26,12 @@ scores them (image-to-image: PSNR on [-1, 1], SSIM on intensities; super-resolut
 border = scale, uint8), int8 against fp32 and both against the targets (a latent generator's synthesis: against
 eager PyTorch's images of the same latents and noise, so fidelity before and after quantization).
 
+Quantization-aware fine-tuning (``qat``, :mod:`ganslim.export.qat`; image models): the generator is fake-quantized,
+its ranges set on the calibration images, fine-tuned by distillation on them for ``qat.steps`` steps, and exported
+as a QDQ model with the learned ranges instead of calibration; ONNX Runtime runs that file, OpenVINO reads it as
+FakeQuantize ops. The plain PTQ model of the same backend, calibrated on the same images, is scored on the same
+evaluation images beside it (:class:`QatComparison`) and discarded; the QAT model is the one written.
+
 Timing: fp32 and int8 models run in the same process, interleaved, ONNX Runtime with thread spinning off
 (see ``ganslim.export.runtime``), OpenVINO with ``INFERENCE_PRECISION_HINT=f32`` for its float parts, so the
 speed-up is int8 against honest fp32 of the same runtime.
@@ -63,6 +69,7 @@ from ganslim.export import (
 from ganslim.export.calibration import FileItems, hr_item, image_files, select_images
 from ganslim.export.onnx import export_onnx
 from ganslim.export.parts import deployable, part_graphs
+from ganslim.export.qat import QatLog, QatOptions, check_qat_options, export_qdq_onnx, finetune_qat
 from ganslim.export.runtime import (
     openvino_compiled,
     openvino_version,
@@ -84,7 +91,8 @@ from ganslim.measure.evaluate import (
 from ganslim.measure.profile import LatencyStats, eval_mode, time_interleaved
 from ganslim.signature import SIGNED, UNIT, Signature, parts_of, signature_of
 
-__all__ = ["BACKENDS", "FloatLayer", "QuantizeResult", "TaskMetrics", "quantize_model", "quantize_synthesis"]
+__all__ = ["BACKENDS", "FloatLayer", "QatComparison", "QuantizeResult", "TaskMetrics", "quantize_model",
+           "quantize_synthesis"]
 
 BACKENDS = ("onnxruntime", "openvino")
 DEFAULT_NAMES = {"onnxruntime": "generator.int8.onnx", "openvino": "generator.int8.xml"}
@@ -92,7 +100,7 @@ SUFFIXES = {"onnxruntime": (".onnx",), "openvino": (".xml",)}
 LATENT_NAMES = {"onnxruntime": "generator.synthesis.int8.onnx", "openvino": "generator.synthesis.int8.xml"}
 LATENT_SEED = 0  # the first calibration seed of a latent generator's synthesis
 DEFAULT_SIZE = 256  # an image-to-image model's input side when none is given
-FP32, INT8 = "the fp32 model", "the int8 model"  # the two models as the scoring names them
+FP32, INT8, PTQ = "the fp32 model", "the int8 model", "the PTQ int8 model"  # the models as the scoring names them
 
 # Compute ops in the graph ONNX Runtime runs, by precision (contrib ops included).
 ORT_INT8_OPS = frozenset({"QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger", "QGemm",
@@ -103,6 +111,8 @@ ORT_FLOAT_OPS = frozenset({"Conv", "ConvTranspose", "FusedConv", "MatMul", "Fuse
 OV_COMPUTE_LAYERS = frozenset({"Convolution", "GroupConvolution", "Deconvolution", "GroupDeconvolution",
                                "FullyConnected", "MatMul"})
 OV_INT8_PRECISIONS = frozenset({"u8", "i8"})
+QAT_METHOD = ("quantization-aware fine-tuning (fake-quantized per-channel int8 weights, uint8 activations, EMA ranges, "
+              "straight-through gradients), exported as QDQ with the learned ranges")
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,23 @@ class TaskMetrics:
 
 
 @dataclass(frozen=True)
+class QatComparison:
+    """A quantization-aware fine-tuned model's run (``log``) and plain post-training quantization (PTQ) of the same
+    backend, calibrated on the same images, scored on the same evaluation images: its PSNR (dB), SSIM and max abs
+    difference against fp32, its task PSNR/SSIM against the targets (None without targets), the layers it runs in
+    int8 and how it was made."""
+
+    log: QatLog
+    ptq_psnr_vs_fp32: float
+    ptq_ssim_vs_fp32: float
+    ptq_max_abs_diff_vs_fp32: float
+    ptq_psnr_task: float | None
+    ptq_ssim_task: float | None
+    ptq_int8_layers: dict[str, int]
+    ptq_method: str
+
+
+@dataclass(frozen=True)
 class QuantizeResult:
     """What :func:`quantize_model` (or :func:`quantize_synthesis`) wrote and measured.
 
@@ -137,7 +164,8 @@ class QuantizeResult:
     how PSNR/SSIM were computed. Latencies are for one image of ``input_shape`` (the first evaluation image);
     ``dynamic``: the files take any batch and height and width (super-resolution models, which take whole images).
     ``part``: ``synthesis`` for a latent generator's synthesis graph (inputs W+ (1, num_ws, w_dim) of the
-    evaluation latents, any batch; ``task`` against eager PyTorch), else None.
+    evaluation latents, any batch; ``task`` against eager PyTorch), else None. ``qat``: with quantization-aware
+    fine-tuning, its log and the plain PTQ model's scores beside it (everything else describes the QAT model).
     """
 
     backend: str
@@ -159,6 +187,7 @@ class QuantizeResult:
     latency_fp32: LatencyStats
     latency_int8: LatencyStats
     part: str | None = None
+    qat: QatComparison | None = None
 
     @property
     def speedup(self) -> float:
@@ -195,6 +224,7 @@ def quantize_model(
     warmup: int = 2,
     repeats: int = 10,
     sr_metric: str | None = None,
+    qat: QatOptions | None = None,
 ) -> QuantizeResult:
     """Quantize ``generator`` to static int8 for ``backend``, verify it runs in int8, and report.
 
@@ -221,6 +251,8 @@ def quantize_model(
         threads: CPU threads of both runtimes' sessions; None keeps their defaults.
         warmup: untimed interleaved rounds; repeats: timed rounds.
         sr_metric: super-resolution PSNR/SSIM on ``y`` (default) or ``rgb``.
+        qat: fine-tune the fake-quantized model on the calibration images first (see the module docstring) and
+            write the int8 model with its learned ranges; its teacher must take and return what ``generator`` does.
 
     Returns:
         A :class:`QuantizeResult`. Raises GanslimError (and writes nothing) on bad inputs or when no layer
@@ -240,6 +272,8 @@ def quantize_model(
     if scale is None and size is None:
         size = DEFAULT_SIZE
     _check_counts(num_calibration=num_calibration, num_eval=num_eval, **({"size": size} if scale is None else {}))
+    if qat is not None:
+        _check_qat(qat, generator, signature)
     scoring = scoring_for(signature, sr_metric)
     target = resolve_output(out, SUFFIXES[backend], DEFAULT_NAMES[backend], f"--backend {backend}")
     channels = input_channels_of(generator, in_channels)
@@ -257,7 +291,7 @@ def quantize_model(
         return _quantize_and_publish(
             generator, signature, target, backend, calibration_arrays, evaluation_data, scoring,
             _model_input(evaluation_data, 0, signature), dynamic=scale is not None, held_out=held_out,
-            threads=threads, warmup=warmup, repeats=repeats, arch=arch, arch_kwargs=arch_kwargs, meta=meta)
+            threads=threads, warmup=warmup, repeats=repeats, arch=arch, arch_kwargs=arch_kwargs, meta=meta, qat=qat)
 
 
 def quantize_synthesis(
@@ -338,6 +372,20 @@ def _check_backend(backend: str) -> None:
         _require_nncf()
 
 
+def _check_qat(qat: QatOptions, generator: nn.Module, signature: Signature) -> None:
+    """One line for bad fine-tuning settings, or a teacher whose inputs or outputs differ from the generator's."""
+    check_qat_options(qat)
+    if qat.teacher is None:
+        return
+    theirs = signature_of(qat.teacher)
+    mine, other = signature.image_input, theirs.image_input if theirs.takes_image else None
+    if (other is None or (other.channels, other.value_range) != (mine.channels, mine.value_range)
+            or (theirs.output.channels, theirs.output.value_range, theirs.output.scale)
+            != (signature.output.channels, signature.output.value_range, signature.output.scale)):
+        raise GanslimError(f"the QAT teacher {qat.teacher_name} ({theirs.describe()}) does not take and return what "
+                           f"the model does ({signature.describe()}): pass a teacher of the same task")
+
+
 def _check_counts(**counts: int) -> None:
     for name, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -348,19 +396,26 @@ def _quantize_and_publish(module: nn.Module, signature: Signature, target: Path,
                           calibration: list[np.ndarray], evaluation: EvalData, scoring: Scoring, first: np.ndarray, *,
                           dynamic: bool, held_out: bool, threads: int | None, warmup: int, repeats: int,
                           arch: str | None, arch_kwargs: dict | None, meta: dict | None,
-                          fields: dict[str, str] | None = None) -> QuantizeResult:
+                          fields: dict[str, str] | None = None, qat: QatOptions | None = None) -> QuantizeResult:
     """Quantize ``module`` (in eval mode, of ``signature``) calibrated on ``calibration`` (its inputs), score fp32
     and int8 on ``evaluation``, time both on ``first`` and publish the int8 files at ``target`` with a sidecar
-    (``fields`` added to it); ``dynamic``: the export's free axes (:func:`ganslim.export.onnx.input_axes`)."""
+    (``fields`` added to it); ``dynamic``: the export's free axes (:func:`ganslim.export.onnx.input_axes`).
+    With ``qat`` the int8 model is the fine-tuned one, and the plain one is scored beside it."""
     with staging_folder(target.parent) as stage:
         quantizer = _quantize_onnxruntime if backend == "onnxruntime" else _quantize_openvino
-        built = quantizer(module, signature, torch.from_numpy(first), dynamic, calibration, stage,
-                          stage / target.name, threads)
+        example = torch.from_numpy(first)
+        ptq_target = target if qat is None else stage / f"ptq{target.suffix}"
+        ptq = quantizer(module, signature, example, dynamic, calibration, stage, ptq_target, threads)
+        built, log = ptq, None
+        if qat is not None:
+            student, log = finetune_qat(module, [torch.from_numpy(array) for array in calibration], qat)
+            exporter = _qat_onnxruntime if backend == "onnxruntime" else _qat_openvino
+            built = exporter(student, signature, example, dynamic, stage, target, threads, ptq)
         if not built.int8_layers:
             raise GanslimError(f"no layer runs in int8 after {backend} quantization of {type(module).__name__}; "
                                f"nothing was written: keep the fp32 export")
-        runs = {name: array_run(runner, signature, evaluation.value_range)
-                for name, runner in ((FP32, built.fp32), (INT8, built.int8))}
+        models = [(FP32, built.fp32), (INT8, built.int8)] + ([] if qat is None else [(PTQ, ptq.int8)])
+        runs = {name: array_run(runner, signature, evaluation.value_range) for name, runner in models}
         scores = score_models(runs, evaluation, scoring, reference=FP32)
         latency = time_interleaved({"fp32": built.fp32, "int8": built.int8}, first, warmup, repeats)
         fp32, int8 = scores.metrics[FP32], scores.metrics[INT8]
@@ -377,13 +432,25 @@ def _quantize_and_publish(module: nn.Module, signature: Signature, target: Path,
             num_eval=len(evaluation.inputs), eval_held_out=held_out, int8_layers=dict(built.int8_layers),
             float_layers=built.float_layers, psnr_vs_fp32=int8["psnr_ref"], ssim_vs_fp32=int8["ssim_ref"],
             max_abs_diff_vs_fp32=scores.max_abs_diff[INT8], task=task, scoring=scoring.describe(),
-            latency_fp32=latency["fp32"], latency_int8=latency["int8"], part=(fields or {}).get("part"))
+            latency_fp32=latency["fp32"], latency_int8=latency["int8"], part=(fields or {}).get("part"),
+            qat=None if log is None else _comparison(log, ptq, scores.metrics[PTQ], scores.max_abs_diff[PTQ],
+                                                     evaluation.paired))
         sidecar["quantization"] = {key: value for key, value in result.to_dict().items()
                                    if key not in ("files", "sidecar")}
         sidecar["quantization"]["method"] = built.method
         built.release()
+        ptq.release()
         publish(stage, built.files, sidecar, target.parent)
     return result
+
+
+def _comparison(log: QatLog, ptq: _Built, metrics: dict[str, float], max_abs_diff: float,
+                paired: bool) -> QatComparison:
+    """The QAT run's log beside the PTQ model's scores (``metrics`` as :func:`score_models` gives them)."""
+    return QatComparison(log=log, ptq_psnr_vs_fp32=metrics["psnr_ref"], ptq_ssim_vs_fp32=metrics["ssim_ref"],
+                         ptq_max_abs_diff_vs_fp32=max_abs_diff, ptq_psnr_task=metrics["psnr"] if paired else None,
+                         ptq_ssim_task=metrics["ssim"] if paired else None, ptq_int8_layers=dict(ptq.int8_layers),
+                         ptq_method=ptq.method)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -519,6 +586,22 @@ def _quantize_onnxruntime(generator: nn.Module, signature: Signature, example: t
                   release=sessions.clear)
 
 
+def _qat_onnxruntime(student: nn.Module, signature: Signature, example: torch.Tensor, dynamic: bool, stage: Path,
+                     target: Path, threads: int | None, ptq: _Built) -> _Built:
+    """The fine-tuned fake-quantized ``student`` as the QDQ file ``target``, run by ONNX Runtime (fp32: ``ptq``'s)."""
+    import onnx
+    import onnxruntime as ort
+
+    export_qdq_onnx(student, target, example, signature, dynamic, stage)
+    optimized = stage / "qat.optimized.onnx"
+    sessions = [ort_session(target, threads, optimized_path=optimized)]
+    int8_layers, float_layers = _ort_precisions(onnx.load(str(target)), onnx.load(str(optimized)))
+    name = signature.inputs[0].name
+    return _Built(files=[target], runtime=f"onnxruntime {ort.__version__}", method=QAT_METHOD, fp32=ptq.fp32,
+                  int8=lambda inputs: sessions[0].run(None, {name: inputs})[0], int8_layers=int8_layers,
+                  float_layers=float_layers, release=sessions.clear)
+
+
 def _ort_precisions(quantized: Any, optimized: Any) -> tuple[Counter, list[FloatLayer]]:
     """Int8 compute ops by type, and the float ones with the reason, from the QDQ and the executed graph."""
     int8 = Counter(node.op_type for node in optimized.graph.node if node.op_type in ORT_INT8_OPS)
@@ -577,6 +660,23 @@ def _quantize_openvino(generator: nn.Module, signature: Signature, example: torc
                   release=compiled.clear)
 
 
+def _qat_openvino(student: nn.Module, signature: Signature, example: torch.Tensor, dynamic: bool, stage: Path,
+                  target: Path, threads: int | None, ptq: _Built) -> _Built:
+    """The fine-tuned fake-quantized ``student``'s QDQ graph read by OpenVINO (FakeQuantize ops) and saved as the IR
+    ``target`` (fp32: ``ptq``'s)."""
+    from ganslim.export.openvino import convert_onnx, save_ir
+
+    qdq = stage / "qat.qdq.onnx"
+    export_qdq_onnx(student, qdq, example, signature, dynamic, stage)
+    int8_model = convert_onnx(qdq)
+    files = save_ir(int8_model, target)
+    compiled = [openvino_compiled(target, "f32", threads)]
+    int8_layers, float_layers = _openvino_precisions(compiled[0].get_runtime_model(), int8_model)
+    return _Built(files=files, runtime=openvino_version(), method=QAT_METHOD, fp32=ptq.fp32,
+                  int8=lambda image: np.asarray(compiled[0](image)[compiled[0].output(0)]), int8_layers=int8_layers,
+                  float_layers=float_layers, release=compiled.clear)
+
+
 def _openvino_precisions(runtime_model: Any, quantized: Any) -> tuple[Counter, list[FloatLayer]]:
     """Int8 compute layers by type, and the float ones with the reason, from the compiled model."""
     ops = {op.get_friendly_name(): op for op in quantized.get_ops()}
@@ -603,8 +703,8 @@ def _openvino_reason(original: Any, precision: str) -> str:
         return f"created by the OpenVINO CPU plugin in {precision}"
     source = original.input_value(0).get_node()
     if source.get_type_name() != "FakeQuantize":
-        return f"NNCF left its input unquantized (no FakeQuantize), so it runs in {precision}"
+        return f"its input is not quantized (no FakeQuantize), so it runs in {precision}"
     low = float(np.min(source.input_value(3).get_node().get_data()))
     signed = "signed" if low < 0 else "unsigned"
-    return (f"NNCF quantized its input ({signed} range), but the OpenVINO CPU plugin compiled it in {precision} "
+    return (f"its input is quantized ({signed} range), but the OpenVINO CPU plugin compiled it in {precision} "
             f"(it has no int8 kernel it chose for this layer)")

@@ -72,7 +72,7 @@ def require_openvino() -> ModuleType:
 
 
 def ort_session(path: str | os.PathLike, threads: int | None = None,
-                optimized_path: str | os.PathLike | None = None) -> Any:
+                optimized_path: str | os.PathLike | None = None, basic_optimizations: bool = False) -> Any:
     """An ONNX Runtime CPU session on ``path`` with thread spinning disabled.
 
     Args:
@@ -80,6 +80,8 @@ def ort_session(path: str | os.PathLike, threads: int | None = None,
         threads: intra-op threads; None keeps ONNX Runtime's default (one per physical core).
         optimized_path: if given, ONNX Runtime writes the graph it actually runs (after its own fusions,
             e.g. QDQ -> QLinearConv) there, for inspection.
+        basic_optimizations: only ONNX Runtime's hardware-independent rewrites (constant folding and the like,
+            standard ONNX ops only), so that ``optimized_path`` holds a graph any runtime can load.
     """
     import onnxruntime as ort
 
@@ -91,6 +93,8 @@ def ort_session(path: str | os.PathLike, threads: int | None = None,
         options.intra_op_num_threads = threads
     if optimized_path is not None:
         options.optimized_model_filepath = str(optimized_path)
+    if basic_optimizations:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # noqa: BLE001 - ORT raises its own exception types for unreadable models
