@@ -15,7 +15,8 @@ from ganslim import __version__
 from ganslim.cli.common import is_main_process
 from ganslim.errors import GanslimError, RunInterrupted
 
-COMMAND_MODULES = ("translate", "generate", "profile", "data", "demo", "train", "compress", "search", "export", "quantize", "eval", "bench", "report")
+COMMAND_MODULES = ("translate", "generate", "profile", "data", "demo", "train", "compress", "search", "export", "quantize", "eval", "bench", "report",
+                   "project")
 
 
 def build_parser() -> argparse.ArgumentParser:
