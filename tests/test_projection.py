@@ -78,6 +78,9 @@ def test_the_encoder_start_noise_and_sub_generators():
         assert float(buffer.mean()) == pytest.approx(0, abs=1e-5) and float(buffer.std()) == pytest.approx(1, abs=1e-5)
     assert found.loss < found.loss_start
     assert generator.active_subnet.channels == tuple(generator.layer_channels)  # the full generator again
+    generator.set_subnet(8, 0.5)  # a preview is active: projection still fits the full generator, then restores it
+    assert run_projection(generator, image, steps=0).image.shape == (1, 3, 16, 16)
+    assert generator.active_subnet.resolution == 8
     with pytest.raises(GanslimError, match=r"one image of shape \(1, 3, H, W\)"):
         project(generator, torch.zeros(2, 3, 16, 16), 1)
 

@@ -115,14 +115,6 @@ class EncoderConfig(TrainConfig):
                                f"sample grid shows held-out samples, lower sample_images or raise val_samples")
 
 
-def image_terms(loss: ConsistencyLoss, image: Tensor, target: Tensor) -> dict[str, Tensor]:
-    """``{"mse": ..., "perceptual": ... (with VGG)}`` of ``image`` (N, C, r, r) against ``target`` (N, C, R, R),
-    downsampled to r when smaller (see :class:`~ganslim.methods.anycost.losses.ConsistencyLoss`)."""
-    terms = loss(image, target)
-    terms.pop("consistency")
-    return terms
-
-
 class EncoderTraining(MethodBase):
     """Trains an encoder for a frozen StyleGAN2 generator (see the module docstring)."""
 
@@ -202,21 +194,28 @@ class EncoderTraining(MethodBase):
             image = generator.synthesize(w_plus).float()
         predicted = self.trained(image)
         terms = {"latent": F.mse_loss(predicted, w_plus)}
-        terms.update(image_terms(self.image_loss, generator.synthesize(predicted), image))
+        loss = config.latent_weight * terms["latent"] + self._image_loss(generator.synthesize(predicted), image,
+                                                                         terms, "")
         if config.sub_generators:
             rng = self.ctx.shared_generator(SUB_PHASE)
             side = sample_sides(rng, self.sides, 1)[0]
             with generator.subnet(side, list(sample_channels(rng, generator.layer_channels, "sandwich"))):
                 preview = generator.synthesize(predicted)
-            terms.update({f"sub_{name}": value for name, value in
-                          image_terms(self.image_loss, preview, image).items()})
-        loss = config.latent_weight * terms["latent"]
-        for prefix in ("", "sub_") if config.sub_generators else ("",):
-            loss = loss + config.image_weight * terms[f"{prefix}mse"]
-            if f"{prefix}perceptual" in terms:
-                loss = loss + config.perceptual_weight * terms[f"{prefix}perceptual"]
+            loss = loss + self._image_loss(preview, image, terms, "sub_")
         terms["encoder"] = self.ctx.step("encoder", loss)
         return {key: value.detach() for key, value in terms.items()}
+
+    def _image_loss(self, rendered: Tensor, image: Tensor, terms: dict[str, Tensor], prefix: str) -> Tensor:
+        """The weighted image terms of ``rendered`` against ``image`` (downsampled to its side), each also put in
+        ``terms`` under ``prefix`` + its name (:class:`~ganslim.methods.anycost.losses.ConsistencyLoss` computes them,
+        at weight 1)."""
+        found = self.image_loss(rendered, image)
+        found.pop("consistency")
+        terms.update({prefix + name: value for name, value in found.items()})
+        loss = self.config.image_weight * found["mse"]
+        if "perceptual" in found:
+            loss = loss + self.config.perceptual_weight * found["perceptual"]
+        return loss
 
     # ------------------------------------------------------------------ evaluation
 

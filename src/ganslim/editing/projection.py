@@ -89,17 +89,25 @@ def _check_options(steps: int, lr: float) -> None:
 
 
 def _loss(loss: ConsistencyLoss, image: Tensor, target: Tensor) -> Tensor:
-    terms = loss(image, target)
-    return terms["consistency"]
+    return loss(image, target)["consistency"]
 
 
 def run_projection(generator: StyleGAN2Generator, image: Tensor, steps: int = DEFAULT_STEPS,
                    encoder: Encoder | None = None, *, lr: float = DEFAULT_LR, optimize_noise: bool = False,
                    sub_generators: bool = False, perceptual: VGG16Features | None = None, seed: int = 0,
                    progress: bool = False, label: str = "project") -> Projection:
-    """Optimise W+ (and with ``optimize_noise`` the noise) so that ``generator`` reconstructs ``image`` (see the
-    module docstring); the generator's weights get no gradient. ``progress`` shows a bar named ``label``."""
+    """Optimise W+ (and with ``optimize_noise`` the noise) so that ``generator``, as its full generator whatever
+    sub-generator it runs as, reconstructs ``image`` (see the module docstring); the generator's weights get no
+    gradient. ``progress`` shows a bar named ``label``."""
     _check_options(steps, lr)
+    with generator.subnet():
+        return _optimise(generator, image, steps, encoder, lr, optimize_noise, sub_generators, perceptual, seed,
+                         progress, label)
+
+
+def _optimise(generator: StyleGAN2Generator, image: Tensor, steps: int, encoder: Encoder | None, lr: float,
+              optimize_noise: bool, sub_generators: bool, perceptual: VGG16Features | None, seed: int,
+              progress: bool, label: str) -> Projection:
     target = _check_image(generator, image.to(generator.style.w_avg.device)).clamp(-1, 1)
     w_plus = start_w_plus(generator, target, encoder).clone().requires_grad_(True)
     noise = [buffer.clone().requires_grad_(True) for buffer in stored_noise(generator)] if optimize_noise else None
