@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import ganslim.measure.evaluate
+import ganslim.nn.vgg
 from ganslim.data import make_builtin
 from ganslim.metrics.inception import FIDInceptionV3
 from helpers import save_resnet
@@ -47,6 +48,13 @@ def inception_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("inception") / "pt_inception-2015-12-05-6726825d.pth"
     torch.save(inception.state_dict(), path)
     return path
+
+
+@pytest.fixture
+def no_user_vgg(monkeypatch, tmp_path):
+    """No VGG16 weights from this machine: no env var and an empty home (so an empty ~/.cache/ganslim)."""
+    monkeypatch.delenv(ganslim.nn.vgg.WEIGHTS_ENV_VAR, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ def test_train_command_fails_before_anything_is_written(tmp_path, monkeypatch):
     data = tmp_path / "data"
     (data / "train").mkdir(parents=True)
     cases = [
-        (["pix3pix", "--data", str(data)], "unknown training method 'pix3pix'; choose one of: cyclegan, esrgan, pix2pix"),
+        (["pix3pix", "--data", str(data)], "unknown training method 'pix3pix'; choose one of: cyclegan, encoder, esrgan, pix2pix"),
         (["pix2pix", "--data", str(data), "--set", "lambda_L1=3"], "did you mean 'lambda_l1'?"),
         (["pix2pix", "--data", str(data), "--epochs", "ten"], "bad value for 'epochs'"),
         (["pix2pix", "--data", str(tmp_path / "nowhere")], "not found"),

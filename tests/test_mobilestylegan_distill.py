@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import ganslim.methods.mobilestylegan.method as method_module
-import ganslim.nn.vgg as vgg_module
 from ganslim.archs import build_generator
 from ganslim.archs.stylegan2 import MobileStyleGANGenerator
 from ganslim.checkpoints import load_generator, save_model
@@ -40,7 +39,7 @@ from ganslim.nn.vgg import STYLE_LAYERS, VGG16Features
 from helpers import TINY_STYLEGAN2, assert_same_tensors, build_method, interrupted_run, snapshot
 from stylegan2_reference import random_rosinality_state
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_user_vgg")
 
 TINY = dict(batch_size=2, log_every=1, sample_every=0, val_every=0, ckpt_every=0, inception_weights="none",
             vgg_weights="none", val_images=4, sample_images=2, device="cpu")
@@ -64,13 +63,6 @@ def teacher(tmp_path_factory) -> Path:
 def teacher_32(tmp_path_factory) -> Path:
     """A random 32 px StyleGAN2 without a stored mean W (as rosinality's train.py files)."""
     return _save_teacher(tmp_path_factory.mktemp("teacher") / "teacher32.pt", TEACHER_32, seed=3, w_avg=False)
-
-
-@pytest.fixture(autouse=True)
-def no_user_vgg(monkeypatch, tmp_path):
-    """No VGG16 weights from this machine: no env var and an empty home (so an empty ~/.cache/ganslim)."""
-    monkeypatch.delenv(vgg_module.WEIGHTS_ENV_VAR, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
 def tiny_config(teacher: Path, tmp_path: Path, **overrides) -> MobileStyleGANConfig:

@@ -121,15 +121,19 @@ class Latents:
 
 def load_latents(path: str | os.PathLike, kind: str, generator: LatentGenerator) -> Latents:
     """The rows of a ``.npy`` file: ``kind`` ``z`` takes (N, z_dim); ``w`` takes W (N, w_dim) or W+ (N, num_ws,
-    w_dim). A file of another shape, not a float array, or with NaN / infinite values is one line that says the
-    expected shape."""
+    w_dim), or one W+ (num_ws, w_dim) as ``ganslim project`` writes it (so num_ws rows of W must be saved as W+,
+    each row repeated). A file of another shape, not a float array, or with NaN / infinite values is one line that
+    says the expected shape."""
     flag = "--latents" if kind == "z" else "--w"
     if kind == "z":
         shapes, expected = [(generator.z_dim,)], f"z of shape (N, {generator.z_dim})"
     else:
         shapes = [(generator.w_dim,), (generator.num_ws, generator.w_dim)]
-        expected = f"W of shape (N, {generator.w_dim}) or W+ of shape (N, {generator.num_ws}, {generator.w_dim})"
+        expected = (f"W of shape (N, {generator.w_dim}) or W+ of shape (N, {generator.num_ws}, {generator.w_dim}) "
+                    f"or ({generator.num_ws}, {generator.w_dim})")
     array = _read_array(path, flag, expected)
+    if kind == "w" and array.shape == (generator.num_ws, generator.w_dim):
+        array = array[None]  # one image's W+, as ganslim project writes it
     if array.ndim < 2 or array.shape[1:] not in shapes or array.shape[0] == 0:
         raise GanslimError(f"{flag} '{path}' holds an array of shape {array.shape}, but this generator takes "
                            f"{expected}, N at least 1")

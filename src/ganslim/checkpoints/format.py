@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 FORMAT_NAME = "ganslim"
 FORMAT_VERSION = 1
-KINDS = ("generator", "discriminator")
+KINDS = ("generator", "discriminator", "encoder")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from ganslim.cli.common import is_main_process
 from ganslim.errors import GanslimError, RunInterrupted
 
 COMMAND_MODULES = ("translate", "generate", "profile", "data", "demo", "train", "compress", "search", "export", "quantize", "eval", "bench", "report",
-                   "directions", "edit")
+                   "project", "directions", "edit")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,14 +13,16 @@ from ganslim.methods import TRAIN, methods_of
 # Typed flags for the common config keys (see ganslim.cli.common); every other key goes through --set.
 TYPED_FLAGS = {
     "--data": ("data", "DIR", "dataset folder (pix2pix: train/ val/ of A|B images; cyclegan: trainA/ trainB/; "
-                              "esrgan: train/ val/ of HR images; stylegan2: images of one size)"),
+                              "esrgan: train/ val/ of HR images; stylegan2: images of one size; encoder: "
+                              "optional real images to score)"),
     **RUN_FLAGS,
     "--epochs": ("epochs", "N", "epochs at the initial learning rate"),
     "--epochs-decay": ("epochs_decay", "N", "epochs of linear learning-rate decay to zero"),
     "--kimg": ("kimg", "K", "length in thousands of real images shown (replaces the default length)"),
     "--iterations": ("iterations", "N", "length in steps (replaces the default length)"),
     "--lr": ("lr", "LR", "initial learning rate"),
-    "--generator": ("generator", "ARCH", "generator architecture (unet_256, resnet_9blocks, ...)"),
+    "--generator": ("generator", "ARCH", "generator architecture (unet_256, resnet_9blocks, ...); encoder: the "
+                                         "StyleGAN2 checkpoint it inverts"),
     "--gan-mode": ("gan_mode", "MODE", "vanilla, lsgan or hinge"),
 }
 # Flags only one method takes, each group shown under its method's name.

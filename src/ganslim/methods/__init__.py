@@ -87,6 +87,12 @@ def _stylegan2() -> Runner:
     return trained(StyleGAN2)
 
 
+def _encoder() -> Runner:
+    from ganslim.editing.encoder_training import EncoderTraining
+
+    return trained(EncoderTraining)
+
+
 def _gan_compression() -> Runner:
     from ganslim.methods.gan_compression.pipeline import PipelineConfig, run_pipeline
 
@@ -138,6 +144,8 @@ for _entry in (
                 "--init PSNR_RUN", _esrgan),
     MethodEntry("stylegan2", TRAIN, "StyleGAN2 (rosinality's recipe): unconditional, from a folder of same-size "
                 "images; length in kimg", _stylegan2),
+    MethodEntry("encoder", TRAIN, "an image -> W+ encoder for a StyleGAN2 generator (--generator CKPT), trained on its "
+                "own samples; length in kimg", _encoder),
     MethodEntry("gan-compression", COMPRESS, "all stages in one resumable run folder: supernet -> search -> "
                 "fine-tune -> export", _gan_compression, stages=GAN_COMPRESSION_STAGES),
     MethodEntry("gan-compression-supernet", COMPRESS, "stage 1: distil a once-for-all supernet from the teacher",
