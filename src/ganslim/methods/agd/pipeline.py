@@ -149,8 +149,8 @@ class _Pipeline:
         if not fitting:
             cheapest = min(entry["cost"] for entry in candidates)
             raise GanslimError(f"no derived network of the search fits the budget of {budget['label']} (the final "
-                               f"one costs {format_cost(config, search['final']['cost'])}, the cheapest of its "
-                               f"{len(candidates)} evaluations {format_cost(config, cheapest)}): start again with a "
+                               f"one costs {format_cost(config, search['final']['cost'])}, the cheapest of the "
+                               f"{len(candidates)} it derived {format_cost(config, cheapest)}): start again with a "
                                f"higher penalty_weight or a longer search (search_epochs)")
         chosen = fitting[0]
         task = load_task(config, torch.device("cpu"))
