@@ -24,6 +24,7 @@ from ganslim.measure.profile import count_macs
 from ganslim.methods import COMPRESS, METHODS
 from ganslim.methods.agd.config import AGDConfig
 from ganslim.methods.agd.cost import CostTable
+from ganslim.methods.agd import pipeline
 from ganslim.methods.agd.pipeline import run_agd, stage_config
 from ganslim.methods.agd.task import load_task
 from ganslim.methods.agd.training import Search, save_supernet
@@ -305,3 +306,37 @@ def test_a_teacher_or_data_that_does_not_fit_is_one_line_leaving_nothing(shapes,
 
 def rrdbnet_in(folder: Path) -> Path:
     return save_rrdbnet(folder / "x4.pt")
+
+
+def test_unpaired_data_trains_on_the_a_images_split_in_halves_for_the_search(resnet, tmp_path):
+    unpaired = make_builtin("flat2striped", tmp_path / "flat2striped", size=32, count=6)
+    config = translation_config(unpaired, resnet, tmp_path / "runs")
+    task = load_task(config, torch.device("cpu"))
+    training, search = task.training_items(config), task.search_items(config)
+    count = len(list((unpaired / "trainA").iterdir()))
+    assert len(training) == count and len(search) == count // 2
+    first = search[0]
+    assert sorted(first) == ["arch_image", "image"] and first["image"].shape == first["arch_image"].shape == (3, 16, 16)
+    torch.testing.assert_close(first["arch_image"], training[count // 2]["image"])  # the second half's first image
+    stopped = run_agd(config, stop_after="warmup", progress=False)
+    assert list(stopped.stages) == ["warmup"] and (Path(stopped.stages["warmup"]["run_dir"]) / "supernet.pt").is_file()
+
+
+def test_a_torchrun_world_is_refused_before_a_run_folder(shapes, resnet, tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "launched_by_torchrun", lambda: True)
+    with pytest.raises(GanslimError, match="agd runs in one process"):
+        pipeline._Pipeline(translation_config(shapes, resnet, tmp_path)).check()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_runs_every_stage_and_prints_its_summary_line(shapes, resnet, tmp_path, capsys):
+    sets = [arg for key, value in TRANSLATION.items() if key not in ("device", "budget_macs", "size", "iterations")
+            for arg in ("--set", f"{key}={value}")]
+    assert cli_main(["compress", "agd", "--data", str(shapes), "--teacher", str(resnet), "--budget-macs", "1.5M",
+                     "--size", "16", "--iterations", "3", "--out-dir", str(tmp_path), "--device", "cpu",
+                     "--no-progress", *sets]) == 0
+    run_dir = tmp_path / "00000-agd-shapes"
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("ganslim compress agd: translation student agd_translation: ") and line.endswith(
+        f"within the budget of 1.5M MACs; model {run_dir / 'generator.pt'}"), line
+    assert read(run_dir / "pipeline.json")["stages"].keys() == {"warmup", "search", "derive", "retrain", "export"}

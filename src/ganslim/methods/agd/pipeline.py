@@ -34,7 +34,7 @@ from ganslim.archs import build_generator
 from ganslim.archs.agd import OPERATORS
 from ganslim.atomic import atomic_write, atomic_write_text
 from ganslim.compress.search import format_macs
-from ganslim.engine import check_image_sides, fit
+from ganslim.engine import check_image_sides, fit, launched_by_torchrun
 from ganslim.engine.runs import run_label
 from ganslim.engine.staged import Stage, StagedRun, run_stages, stopped_summary
 from ganslim.errors import GanslimError
@@ -107,6 +107,9 @@ class _Pipeline:
         """Refuse bad input in one line before anything is written: the teacher, the data (decoded), the image
         sides and the budget."""
         config = self.config
+        if launched_by_torchrun():
+            raise GanslimError("agd runs in one process (the search updates its architecture parameters outside "
+                               "DistributedDataParallel): run it without torchrun")
         task = load_task(config, torch.device("cpu"))
         task.search_items(config)  # builds the dataset (every file decoded) and needs 2 images
         with torch.device("meta"):

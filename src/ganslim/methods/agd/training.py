@@ -77,9 +77,6 @@ class _Stage(MethodBase):
     phase: ClassVar[str] = SEARCH
 
     def __init__(self, config: AGDStageConfig, ctx: TrainContext) -> None:
-        if ctx.dist.enabled:
-            raise GanslimError("agd runs in one process (the search updates its architecture parameters outside "
-                               "DistributedDataParallel): run it without torchrun")
         self.config, self.ctx = config, ctx
         self.task = load_task(config, ctx.device)
         self.objective = self.task.objective(config, self.phase).to(ctx.device)
