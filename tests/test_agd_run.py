@@ -18,7 +18,8 @@ from ganslim.archs import build_generator
 from ganslim.archs.agd import OPERATORS, AGDTranslationSupernet
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.cli import main as cli_main
-from ganslim.data import make_builtin
+from ganslim.data import load_image, make_builtin
+from ganslim.data.sr import bicubic_downsample
 from ganslim.errors import GanslimError
 from ganslim.measure.profile import count_macs
 from ganslim.methods import COMPRESS, METHODS
@@ -340,3 +341,18 @@ def test_the_command_runs_every_stage_and_prints_its_summary_line(shapes, resnet
     assert line.startswith("ganslim compress agd: translation student agd_translation: ") and line.endswith(
         f"within the budget of 1.5M MACs; model {run_dir / 'generator.pt'}"), line
     assert read(run_dir / "pipeline.json")["stages"].keys() == {"warmup", "search", "derive", "retrain", "export"}
+
+
+def test_basicsr_paired_folders_feed_the_super_resolution_search(photos, rrdbnet, tmp_path):
+    gt, lq = photos / "train", tmp_path / "lq"
+    lq.mkdir()
+    for path in sorted(gt.iterdir()):
+        bicubic_downsample(load_image(path), 4).save(lq / f"{path.stem}x4.png")
+    config = AGDConfig(teacher=str(rrdbnet), gt=str(gt), lq=str(lq), out_dir=str(tmp_path / "runs"), **SR)
+    assert config.data == str(gt)
+    search = load_task(config, torch.device("cpu")).search_items(config)
+    assert len(search) == 2 and search[0]["image"].shape == search[0]["arch_image"].shape == (3, 4, 4)
+    stopped = run_agd(config, stop_after="warmup", progress=False)
+    assert stopped.run_dir.name == "00000-agd-train" and list(stopped.stages) == ["warmup"]
+    with pytest.raises(GanslimError, match="gt is set but lq is not: paired super-resolution data needs both"):
+        AGDConfig(teacher=str(rrdbnet), gt=str(gt), **SR)

@@ -29,9 +29,9 @@ def budget_value(config: AGDConfig) -> float:
     return float(parse_macs(config.budget_macs)) if config.budget_macs else config.budget_latency
 
 
-def format_cost(config: AGDConfig, cost: float) -> str:
-    """``"6G MACs"`` or ``"12.5 ms"``: a cost in the budget's unit."""
-    return f"{format_macs(cost)} MACs" if budget_kind(config) == MACS else f"{cost:.3g} ms"
+def format_cost(kind: str, cost: float) -> str:
+    """``"6G MACs"`` or ``"12.5 ms"``: a cost in the unit of a budget of ``kind`` (``MACS`` or ``LATENCY``)."""
+    return f"{format_macs(cost)} MACs" if kind == MACS else f"{cost:.3g} ms"
 
 
 def mac_table(config: AGDConfig, supernet: AGDSupernet) -> CostTable:
@@ -64,20 +64,19 @@ def check_budget(config: AGDConfig, table: CostTable) -> dict:
     cheapest operator at the smallest widths) misses it, or when the largest one already fits it (the penalty
     would never act)."""
     space = table.supernet
-    budget = budget_value(config)
+    kind, budget = budget_kind(config), budget_value(config)
     _, smallest = table.extreme(space.smallest_widths(), min)
     _, largest = table.extreme(space.largest_widths(), max)
-    given = f"the budget of {format_cost(config, budget)}"
+    given, low, high = (format_cost(kind, cost) for cost in (budget, smallest, largest))
     at = f"at {config.size}x{config.size}"
     if budget < smallest:
-        raise GanslimError(f"{given} is below the smallest sub-network of the search space ({format_cost(config, smallest)}"
-                           f" {at}: each cell its cheapest operator at the smallest widths): pass a budget of at "
-                           f"least {format_cost(config, smallest)}")
+        raise GanslimError(f"the budget of {given} is below the smallest sub-network of the search space ({low} {at}: "
+                           f"each cell its cheapest operator at the smallest widths): pass a budget of at least {low}")
     if budget >= largest:
-        raise GanslimError(f"{given} is not below the largest sub-network of the search space ({format_cost(config, largest)}"
-                           f" {at}), so every architecture fits and the penalty never acts: pass a budget between "
-                           f"{format_cost(config, smallest)} and {format_cost(config, largest)}")
-    return {"kind": budget_kind(config), "value": budget, "label": format_cost(config, budget),
+        raise GanslimError(f"the budget of {given} is not below the largest sub-network of the search space ({high} "
+                           f"{at}), so every architecture fits and the penalty never acts: pass a budget between {low} "
+                           f"and {high}")
+    return {"kind": kind, "value": budget, "label": given,
             "low": config.budget_floor * budget, "high": budget, "size": config.size,
-            "convention": config.macs_convention if budget_kind(config) == MACS else None,
+            "convention": config.macs_convention if kind == MACS else None,
             "smallest": smallest, "largest": largest}

@@ -47,6 +47,9 @@ class AGDConfig(ImageTranslationConfig):
     ops_per_cell: int = option(5, "super-resolution: mixed operators per cell (AGD: 5)", min=2)
     gt_size: int = option(128, "super-resolution: HR crop side of a training item (its LR crop is gt_size / 4)",
                           min=4)
+    gt: str = option("", "super-resolution: BasicSR's paired training data, a folder of GT (HR) images, with lq "
+                         "(default: DATA/train's HR images, downsampled x4)")
+    lq: str = option("", "super-resolution: the LQ images paired with gt by name, each its GT's size / 4")
     warmup_epochs: int = option(25, "warm-up: epochs of supernet training (sandwich rule)", min=0)
     warmup_iterations: int = option(0, "warm-up: length in steps instead of warmup_epochs (0: off)", min=0)
     search_epochs: int = option(25, "search: epochs of alternating architecture and weight steps, over half the "
@@ -76,6 +79,11 @@ class AGDConfig(ImageTranslationConfig):
         if bool(self.budget_macs) == bool(self.budget_latency):
             raise GanslimError("give one budget: --budget-macs (e.g. 6G) or --budget-latency (ms on this CPU)"
                                + (", not both" if self.budget_macs else ""))
+        if bool(self.gt) != bool(self.lq):
+            given, missing = ("gt", "lq") if self.gt else ("lq", "gt")
+            raise GanslimError(f"{given} is set but {missing} is not: paired super-resolution data needs both folders")
+        if self.gt and not self.data:  # the paired folders are the data (and name the run folder)
+            object.__setattr__(self, "data", self.gt)
         for stage in ("warmup", "search"):
             if getattr(self, f"{stage}_epochs") == 0 and getattr(self, f"{stage}_iterations") == 0:
                 raise GanslimError(f"the {stage} stage has no length: set {stage}_epochs or {stage}_iterations")

@@ -43,7 +43,15 @@ from ganslim.methods import AGD_STAGES as STAGES
 from ganslim.methods.agd.budget import budget_table, check_budget, format_cost, mac_table
 from ganslim.methods.agd.config import METHOD, TRANSLATION, AGDConfig, AGDStageConfig
 from ganslim.methods.agd.task import Task, load_task
-from ganslim.methods.agd.training import GENERATOR_FILE, SEARCH_FILE, SUMMARY_FILE, SUPERNET_FILE, Retrain, Search, Warmup
+from ganslim.methods.agd.training import (
+    GENERATOR_FILE,
+    SEARCH_FILE,
+    SUMMARY_FILE,
+    SUPERNET_FILE,
+    Retrain,
+    Search,
+    Warmup,
+)
 
 COST_TABLE_FILE, DERIVED_FILE = "cost_table.json", "derived.json"
 
@@ -67,12 +75,8 @@ class AGDResult:
         return (f"{METHOD}: {s['task']} student {derived['arch']}: {format_macs(student_macs)} MACs ({convention}) "
                 f"at {budget['size']}x{budget['size']} (the teacher: {format_macs(teacher_macs)}, "
                 f"{teacher_macs / student_macs:.1f}x), {derived['params'] / 1e6:.3g}M params; predicted "
-                f"{format_cost_of(budget, derived['cost'])} within the budget of {budget['label']}; model "
+                f"{format_cost(budget['kind'], derived['cost'])} within the budget of {budget['label']}; model "
                 f"{self.run_dir / GENERATOR_FILE}")
-
-
-def format_cost_of(budget: dict, cost: float) -> str:
-    return f"{format_macs(cost)} MACs" if budget["kind"] == "macs" else f"{cost:.3g} ms"
 
 
 def run_agd(config: AGDConfig, *, resume: str | os.PathLike | None = None, stop_after: str | None = None,
@@ -151,9 +155,10 @@ class _Pipeline:
         fitting = [entry for entry in candidates if entry["cost"] <= budget["high"]]
         if not fitting:
             cheapest = min(entry["cost"] for entry in candidates)
+            kind = budget["kind"]
             raise GanslimError(f"no derived network of the search fits the budget of {budget['label']} (the final "
-                               f"one costs {format_cost(config, search['final']['cost'])}, the cheapest of the "
-                               f"{len(candidates)} it derived {format_cost(config, cheapest)}): start again with a "
+                               f"one costs {format_cost(kind, search['final']['cost'])}, the cheapest of the "
+                               f"{len(candidates)} it derived {format_cost(kind, cheapest)}): start again with a "
                                f"higher penalty_weight or a longer search (search_epochs)")
         chosen = fitting[0]
         task = load_task(config, torch.device("cpu"))

@@ -3,8 +3,8 @@
 :func:`load_task` loads the teacher (frozen, eval mode) and returns the :class:`Task`: the supernet of its space
 (the student's largest width the teacher's own unless ``student_width`` says), the training images as
 ``{"image": (C, H, W)}`` items (translation: the A images of paired or unpaired data, as the run's preprocessing
-makes them; super-resolution: the LR crops of ``DATA/train``'s HR images), the objectives of each phase and the
-teacher's output, the student's only target.
+makes them; super-resolution: the LR crops of ``DATA/train``'s HR images, or of BasicSR's paired ``gt`` / ``lq``
+folders), the objectives of each phase and the teacher's output, the student's only target.
 
 Objectives: translation warms up and searches with AGD's ``search`` preset (style + content) and retrains with
 ``retrain`` (L1 + style + content); super-resolution with ``pixel`` then ``pixel+content``. Without VGG16 weights
@@ -25,7 +25,7 @@ from ganslim.archs.agd import AGDSRSupernet, AGDSupernet, AGDTranslationSupernet
 from ganslim.archs.agd import sr as agd_sr
 from ganslim.archs.agd import translation as agd_translation
 from ganslim.checkpoints import LoadedModel, load_generator
-from ganslim.data import PAIRED, AlignedDataset, HRFolderDataset, UnalignedDataset, data_kind
+from ganslim.data import PAIRED, AlignedDataset, HRFolderDataset, PairedSRDataset, UnalignedDataset, data_kind
 from ganslim.errors import GanslimError
 from ganslim.methods.agd.config import PERCEPTUAL_OFF, SUPER_RESOLUTION, TITLE, TRANSLATION, AGDConfig
 from ganslim.methods.agd.objective import TRANSLATION_PRESETS, AGDSRObjective, AGDTranslationObjective
@@ -85,6 +85,10 @@ class Task:
 
     def train_images(self, config: AGDConfig) -> tuple[Dataset, str, int]:
         """``(dataset, input key, distinct input images)`` of the training split, with training augmentation."""
+        if self.kind == SUPER_RESOLUTION and config.gt:
+            dataset = PairedSRDataset(config.gt, config.lq, agd_sr.SCALE, config.gt_size, train=True,
+                                      max_items=config.max_train_images or None, seed=config.seed)
+            return dataset, "lq", len(dataset)
         if self.kind == SUPER_RESOLUTION:
             folder = Path(config.data) / "train"
             if not folder.is_dir():
@@ -93,6 +97,9 @@ class Task:
             dataset = HRFolderDataset(folder, agd_sr.SCALE, config.gt_size, train=True,
                                       max_items=config.max_train_images or None, seed=config.seed)
             return dataset, "lq", len(dataset)
+        if config.gt:
+            raise GanslimError("gt / lq are super-resolution folders, but the teacher translates images: pass --data "
+                               "DIR (train/, or trainA/ trainB/) instead")
         options = dict(direction=config.direction, preprocess=config.preprocess, load_size=config.load_size,
                        crop_size=config.crop_size, flip=config.flip, input_nc=config.input_nc,
                        output_nc=config.output_nc, max_items=config.max_train_images or None, seed=config.seed)
