@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -133,8 +135,10 @@ class Crash(Exception):
     """What a killed process would leave: raised in the middle of a step or a save."""
 
 
-def interrupted_run(method_cls, config, crash_on_call: int) -> Path:
-    """Run ``fit`` until its ``crash_on_call``-th train_step dies (as a killed process would); its run folder."""
+@contextmanager
+def dying_at(method_cls, crash_on_call: int) -> Iterator[None]:
+    """Within the block, ``method_cls.train_step`` raises :class:`Crash` at its ``crash_on_call``-th call (as a killed
+    process would), and the block must end with that Crash."""
     calls = {"n": 0}
     original = method_cls.train_step
 
@@ -147,7 +151,13 @@ def interrupted_run(method_cls, config, crash_on_call: int) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(method_cls, "train_step", dying)
         with pytest.raises(Crash):
-            fit(config, method_cls, progress=False)
+            yield
+
+
+def interrupted_run(method_cls, config, crash_on_call: int) -> Path:
+    """Run ``fit`` until its ``crash_on_call``-th train_step dies (as a killed process would); its run folder."""
+    with dying_at(method_cls, crash_on_call):
+        fit(config, method_cls, progress=False)
     return sorted(Path(config.out_dir).iterdir())[-1]
 
 

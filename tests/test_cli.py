@@ -129,7 +129,9 @@ def _help(capsys, *argv: str) -> str:
 
 
 def test_compress_help_names_every_method_and_each_method_its_own_set_example(tmp_path, capsys):
-    assert "compress compress a generator (GAN Compression, OMGD, MobileStyleGAN, Anycost GAN)" in _help(capsys)
+    assert ("compress compress a generator (GAN Compression, OMGD, MobileStyleGAN, Anycost GAN, AutoGAN-Distiller)"
+            in _help(capsys))
+    assert "e.g. --set search_iterations=500 (repeatable)" in _help(capsys, "compress", "agd")
     assert "e.g. --set perceptual_weight=0.5 (repeatable)" in _help(capsys, "compress", "mobilestylegan")
     omgd = _help(capsys, "compress", "omgd")
     assert "e.g. --set lambda_cd=50 (repeatable)" in omgd and "lambda_distill" not in omgd

@@ -391,6 +391,10 @@ def test_step_clips_gradients_and_frozen_blocks_them():
     ctx.bind_optimizers({"net": optimizer})
     ctx.step("net", net(torch.full((1, 4), 100.0)).sum())
     assert seen["norm"] == pytest.approx(0.5)
+    ctx.step("net", net(torch.full((1, 4), 100.0)).sum(), grad_clip=2.0)  # this update's own clip
+    assert seen["norm"] == pytest.approx(2.0)
+    ctx.step("net", net(torch.full((1, 4), 100.0)).sum(), grad_clip=0.0)  # none
+    assert seen["norm"] == pytest.approx(200.0)
     other = nn.Linear(1, 1)
     with ctx.frozen(other):
         assert not any(p.requires_grad for p in other.parameters())

@@ -3,14 +3,14 @@
 One subcommand per compression method registered in :data:`ganslim.methods.METHODS`, all run alike
 (:func:`run_method`); what each shows (its flags, notes, extra options and report lines) lives with its family's
 command-line module: :mod:`ganslim.cli.gan_compression`, :mod:`ganslim.cli.omgd`,
-:mod:`ganslim.cli.mobilestylegan`.
+:mod:`ganslim.cli.mobilestylegan`, :mod:`ganslim.cli.anycost`, :mod:`ganslim.cli.agd`.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ganslim.cli import anycost, gan_compression, mobilestylegan, omgd
+from ganslim.cli import agd, anycost, gan_compression, mobilestylegan, omgd
 from ganslim.cli.common import (
     COMPRESS_EPILOG,
     MethodCommand,
@@ -21,7 +21,7 @@ from ganslim.cli.common import (
 )
 from ganslim.methods import COMPRESS, MethodEntry, methods_of
 
-FAMILIES = (gan_compression, omgd, mobilestylegan, anycost)
+FAMILIES = (gan_compression, omgd, mobilestylegan, anycost, agd)
 DESCRIPTION = "Turn a trained teacher generator into a compact one.\n\n" + "\n\n".join(
     family.DESCRIPTION for family in FAMILIES)
 

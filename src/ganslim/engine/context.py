@@ -73,8 +73,12 @@ class TrainContext:
         self._optimizers = dict(optimizers)
         self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=self.amp) for name in optimizers}
 
-    def step(self, name: str, loss: torch.Tensor | LossOfPart, batch: dict | None = None) -> torch.Tensor:
+    def step(self, name: str, loss: torch.Tensor | LossOfPart, batch: dict | None = None,
+             grad_clip: float | None = None) -> torch.Tensor:
         """Update optimizer ``name``: zero grads, backward, clip, step. Returns the (detached) loss.
+
+        ``grad_clip`` is this optimizer's gradient-norm clip (0: none) when it differs from ``config.grad_clip``
+        (e.g. AGD clips its supernet's weights, not its architecture parameters).
 
         ``loss`` is a scalar tensor, or a function of a batch part returning one; then ``batch`` (a dict whose
         tensors hold the batch along dim 0) is split into ``config.accumulate`` parts, rows ``k, k + A, k + 2A, ...``
@@ -95,10 +99,11 @@ class TrainContext:
         else:
             total = loss.detach()
             scaler.scale(loss).backward()
-        if self.config.grad_clip > 0:
+        clip = self.config.grad_clip if grad_clip is None else grad_clip
+        if clip > 0:
             scaler.unscale_(optimizer)
             params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, clip)
         scaler.step(optimizer)
         scaler.update()
         return total

@@ -101,6 +101,11 @@ def run_stages(config: TrainConfig, method: str, stages: Sequence[Stage], *,
             lock.release()
 
 
+def stopped_summary(method: str, done: dict, run_dir: Path) -> str:
+    """The line a staged run ends with when it stopped before its last stage (``stop_after``)."""
+    return f"{method}: stopped; finished stages: {', '.join(done) or 'none'}; resume with --resume {run_dir}"
+
+
 def _start(staged: StagedRun, config: TrainConfig, method: str, resumed: bool) -> None:
     """Rank 0 records the run's config (a resumed run's may have changed) and the stages finished so far."""
     if resumed:

@@ -6,7 +6,7 @@ trained teacher), its one-line help and, for a staged run, its stages. Registeri
 ``entry.load()`` imports the method's package and returns its :class:`Runner` (config class and run function), so
 the command line builds every subcommand without loading torch (``ganslim bench`` must set ``OMP_WAIT_POLICY``
 before torch loads). One package per method: :mod:`.teachers`, :mod:`.esrgan`, :mod:`.stylegan2`,
-:mod:`.gan_compression`, :mod:`.omgd`, :mod:`.mobilestylegan`, :mod:`.anycost`.
+:mod:`.gan_compression`, :mod:`.omgd`, :mod:`.mobilestylegan`, :mod:`.anycost`, :mod:`.agd`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from ganslim.methods.gan_compression import STAGES as GAN_COMPRESSION_STAGES
 from ganslim.registry import Registry
 
 TRAIN, COMPRESS = "train", "compress"
+# AutoGAN-Distiller's stages, in order (here: importing ganslim.methods.agd loads torch)
+AGD_STAGES = ("warmup", "search", "derive", "retrain", "export")
 KINDS = {TRAIN: "training method", COMPRESS: "compression method"}
 
 
@@ -136,6 +138,13 @@ def _anycost() -> Runner:
     return Runner(AnycostConfig, run_anycost)
 
 
+def _agd() -> Runner:
+    from ganslim.methods.agd.config import AGDConfig
+    from ganslim.methods.agd.pipeline import run_agd
+
+    return Runner(AGDConfig, run_agd)
+
+
 METHODS: Registry[MethodEntry] = Registry("method")
 for _entry in (
     MethodEntry("pix2pix", TRAIN, "pix2pix teacher (paired data)", _pix2pix),
@@ -162,7 +171,10 @@ for _entry in (
     MethodEntry("anycost", COMPRESS, "Anycost GAN: fine-tune a StyleGAN2 teacher so that every sub-generator (lower "
                 "resolution, fewer channels) previews it: multi-resolution -> adaptive channels -> export",
                 _anycost, stages=ANYCOST_STAGES),
+    MethodEntry("agd", COMPRESS, "AutoGAN-Distiller: search a compact generator under a MACs or latency budget, guided "
+                "only by the teacher (translation or x4 super-resolution), and retrain it by distillation: warm-up -> "
+                "search -> derive -> retrain -> export", _agd, stages=AGD_STAGES),
 ):
     METHODS.register(_entry.name)(_entry)
 
-__all__ = ["COMPRESS", "METHODS", "TRAIN", "MethodEntry", "Runner", "methods_of", "trained"]
+__all__ = ["AGD_STAGES", "COMPRESS", "METHODS", "TRAIN", "MethodEntry", "Runner", "methods_of", "trained"]

@@ -100,6 +100,23 @@ class CostTable:
         for frame_widths in itertools.product(*(space.width_candidates[slot] for slot in space.frame_slots)):
             self.frame(frame_widths)
 
+    def records(self) -> list[list]:
+        """The measured entries as JSON-ready rows ``[*key, cost]`` (:meth:`add_records` reads them back)."""
+        return [[*key, cost] for key, cost in self.entries.items()]
+
+    def add_records(self, rows: Sequence[Sequence]) -> None:
+        """Take the entries of :meth:`records` rows (a table measured before) instead of measuring them."""
+        self.entries.update({tuple(row[:-1]): float(row[-1]) for row in rows})
+
+    def extreme(self, widths: Sequence[float], pick: Callable = min) -> tuple[list[str], float]:
+        """In each slot the operator that ``pick`` (``min`` or ``max``) chooses by cost at ``widths``, and the cost
+        of that network: at the smallest widths with ``min``, the cheapest network of the space."""
+        space = self.supernet
+        ops = [pick(OPERATORS, key=lambda name: self.operator(name, space.slot_width(in_slot, widths),
+                                                              space.slot_width(out_slot, widths)))
+               for in_slot, out_slot in space.op_slots]
+        return ops, self.predict(ops, widths)
+
     def _frame_widths(self, widths: Sequence[float]) -> tuple[float, ...]:
         return tuple(widths[slot] for slot in self.supernet.frame_slots)
 

@@ -47,7 +47,10 @@ def gumbel_hard(logits: Tensor, generator: torch.Generator | None = None, temper
     The forward value is the one-hot of argmax(logits + Gumbel noise); the gradient is that of the soft sample
     softmax((logits + noise) / temperature).
     """
-    uniform = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+    # Drawn where the generator lives (a CPU one, e.g. the engine's shared one), then moved: a CUDA tensor cannot be
+    # drawn from a CPU generator.
+    device = generator.device if generator is not None else torch.device("cpu")
+    uniform = torch.rand(logits.shape, generator=generator, device=device, dtype=logits.dtype).to(logits.device)
     noise = -torch.log(-torch.log(uniform + GUMBEL_EPS) + GUMBEL_EPS)
     soft = F.softmax((logits + noise) / temperature, dim=-1)
     hard = F.one_hot(soft.argmax(dim=-1), logits.shape[-1]).to(soft.dtype)
