@@ -47,6 +47,10 @@ def tiny_stylegan2(seed: int = 0, w_avg: bool = True) -> nn.Module:
     return generator
 
 
+# A small encoder for TINY_STYLEGAN2 (``ganslim.editing.encoder.encoder_for`` options).
+TINY_ENCODER = dict(channels=8, max_channels=16, head_channels=32)
+
+
 def save_tiny_stylegan2(path: Path, seed: int = 0, w_avg: bool = True) -> Path:
     """Save :func:`tiny_stylegan2` as a ganslim checkpoint at ``path``; the path."""
     return save_model(path, tiny_stylegan2(seed, w_avg), "stylegan2", TINY_STYLEGAN2)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from PIL import Image
+
 import pytest
 import torch
 
@@ -14,13 +16,16 @@ from ganslim.editing.directions import (
     apply_edit,
     edited_layers,
     fit_boundaries,
+    image_boundaries,
     load_directions,
+    read_attribute_folders,
     read_label_table,
     save_directions,
     sefa_directions,
 )
 from ganslim.errors import GanslimError
-from helpers import TINY_STYLEGAN2, save_tiny_stylegan2, tiny_stylegan2
+from ganslim.editing.encoder import encoder_for, save_encoder
+from helpers import TINY_ENCODER, TINY_STYLEGAN2, save_tiny_stylegan2, tiny_stylegan2
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -172,8 +177,60 @@ def test_cli_labels_fits_boundaries_to_the_seeds_w(tmp_path):
     assert names == ["bright"] and float(directions[0] @ planted) > 0.95
 
 
+def write_attribute_images(root, grey_levels: dict[str, list[int]]) -> None:
+    """``root/bright/VALUE/i.png``: 16 px images of one grey level each, per value folder."""
+    for value, levels in grey_levels.items():
+        folder = root / "bright" / value
+        folder.mkdir(parents=True)
+        for index, level in enumerate(levels):
+            Image.new("RGB", (16, 16), (level,) * 3).save(folder / f"{index}.png")
+
+
+def test_image_boundaries_separate_the_inverted_w_of_two_value_folders(tmp_path):
+    """A stand-in inversion puts each image's brightness along a planted direction (plus noise): the boundary fitted
+    between the folders 0 and 10 (numbers ordered by value, not as text) recovers it, pointing to 10."""
+    generator = tiny_stylegan2()
+    write_attribute_images(tmp_path / "images", {"10": [200, 210, 220, 230, 240], "0": [10, 20, 30, 40, 50]})
+    planted = sefa_directions(generator, 1)[0]
+    rng = torch.Generator().manual_seed(0)
+
+    def invert(image):
+        w = image.mean() * 4 * planted + 0.1 * torch.randn(generator.w_dim, generator=rng)
+        return w.expand(1, generator.num_ws, generator.w_dim)
+
+    attributes = read_attribute_folders(tmp_path / "images")
+    assert attributes.names == ("bright",) and [p.name for p in attributes.folders[0]] == ["0", "10"]
+    directions, count = image_boundaries(generator, attributes, invert, progress=False)
+    assert count == 10 and directions.shape == (1, generator.w_dim)
+    assert float(directions[0] @ planted) > 0.9
+
+
+def test_cli_images_inverts_each_image_with_the_encoder_and_projection(tmp_path, capsys):
+    ckpt = save_tiny_stylegan2(tmp_path / "g.pt")
+    generator = tiny_stylegan2()
+    encoder = save_encoder(tmp_path / "enc.pt", encoder_for(generator, **TINY_ENCODER), generator)
+    write_attribute_images(tmp_path / "images", {"0": [20, 40, 60], "1": [180, 200, 220]})
+    out = tmp_path / "d.safetensors"
+    assert main(["directions", "--generator", str(ckpt), "--output", str(out), "--method", "images", "--images",
+                 str(tmp_path / "images"), "--encoder", str(encoder), "--project-steps", "2"]) == 0
+    names, directions = load_directions(out, generator)
+    assert names == ["bright"] and abs(float(directions[0].norm()) - 1) < 1e-5
+    assert "boundaries fitted to 6 inverted images of" in capsys.readouterr().out
+
+
+def test_attribute_folders_that_do_not_fit_the_layout_are_one_line(tmp_path):
+    write_attribute_images(tmp_path / "images", {"0": [0], "1": [255], "2": [128]})
+    with pytest.raises(GanslimError, match=r"holds 3 value folder\(s\) \(0, 1, 2\): an attribute needs exactly two"):
+        read_attribute_folders(tmp_path / "images")
+    with pytest.raises(GanslimError, match="is not a folder"):
+        read_attribute_folders(tmp_path / "missing")
+
+
 @pytest.mark.parametrize("flags, words", [
     (["--output", "{tmp}/d.pt"], "must end in .safetensors"),
+    (["--output", "{tmp}/d.safetensors", "--method", "images", "--images", "{tmp}"],
+     "--method images inverts each image to W+: pass --encoder CKPT and/or --project-steps N"),
+    (["--output", "{tmp}/d.safetensors", "--encoder", "{tmp}/e.pt"], "--encoder and --project-steps are for --method images"),
     (["--output", "{tmp}/d.safetensors", "--method", "labels"], "--method labels fits one direction per attribute"),
     (["--output", "{tmp}/d.safetensors", "--samples", "{tmp}/x.csv"], "--samples is for --method labels"),
     (["--output", "{tmp}/d.safetensors", "--count", "0"], "--count 0 must be a number of directions"),

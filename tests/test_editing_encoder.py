@@ -22,6 +22,7 @@ from ganslim.engine import fit
 from ganslim.errors import GanslimError
 from ganslim.nn.vgg import VGG16Features
 from helpers import (
+    TINY_ENCODER,
     TINY_STYLEGAN2,
     assert_same_tensors,
     build_method,
@@ -35,7 +36,6 @@ from helpers import (
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_user_vgg")
 
 NUM_WS, W_DIM = 6, TINY_STYLEGAN2["style_dim"]
-TINY_ENCODER = dict(channels=8, max_channels=16, head_channels=32)
 TINY = dict(batch_size=4, log_every=1, sample_every=0, val_every=0, ckpt_every=0, vgg_weights="none", val_samples=4,
             sample_images=2, device="cpu", **TINY_ENCODER)
 
@@ -160,5 +160,5 @@ def test_bad_input_is_one_line_and_no_run_folder(generator_file, tmp_path, capsy
 def test_an_encoder_file_is_refused_where_a_generator_is_expected(tmp_path):
     generator = tiny_stylegan2()
     path = save_encoder(tmp_path / "encoder.pt", encoder_for(generator, **TINY_ENCODER), generator)
-    with pytest.raises(GanslimError, match="holds a encoder, not a generator"):
+    with pytest.raises(GanslimError, match="holds an encoder, not a generator"):
         load_generator(path)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import io
 import json
 import socket
-import sys
 import threading
-import types
 import urllib.request
 
 import numpy as np
@@ -19,11 +17,12 @@ from PIL import Image
 from ganslim.apps.generate import seed_w_plus
 from ganslim.cli import main
 from ganslim.editing.directions import edited_layers, save_directions, sefa_directions
+from ganslim.editing.encoder import encoder_for, save_encoder
 from ganslim.editing.web import RenderConfig, create_app
 from ganslim.editing.web.editor import choose_preview
 from ganslim.editing.web.uploads import MAX_UPLOAD_BYTES
 from editor_helpers import edited, mean_inversion, png_bytes, png_pixels, running_server, tiny_editor, unit_pixels
-from helpers import save_tiny_stylegan2, save_tiny_student, tiny_stylegan2
+from helpers import TINY_ENCODER, save_tiny_stylegan2, save_tiny_student, tiny_stylegan2
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 PIXEL = 1 / 255 + 1e-9
@@ -117,10 +116,11 @@ def test_the_page_and_its_script_are_served(client):
     assert "/api/render" in client.get("/static/editor.js").text
 
 
-def test_without_an_encoder_an_upload_says_to_pass_one(client):
+def test_without_an_inversion_an_upload_says_to_pass_one(client):
     response = client.post("/api/upload", content=png_bytes(Image.new("RGB", (20, 20))))
     assert response.status_code == 400
-    assert response.json()["error"].startswith("uploading needs an encoder: restart ganslim edit with --encoder CKPT")
+    assert response.json()["error"].startswith("uploading needs an inversion: restart ganslim edit with --encoder CKPT and/or "
+                                               "--project-steps N")
 
 
 def test_an_upload_is_cropped_resized_and_inverted():
@@ -255,19 +255,20 @@ def fake_servers(monkeypatch):
     return made
 
 
-def test_cli_edit_serves_the_directions_file_and_wires_the_encoder(tmp_path, capsys, monkeypatch, fake_servers):
+@pytest.mark.parametrize("encoder, steps", [(True, 0), (True, 2), (False, 2)])
+def test_cli_edit_serves_the_directions_file_and_inverts_uploads(tmp_path, capsys, fake_servers, encoder, steps):
+    """Uploads are inverted by the encoder, the encoder refined by projection, or projection from the mean W."""
     ckpt = save_tiny_stylegan2(tmp_path / "g.pt")
     generator = tiny_stylegan2()
     directions = save_directions(tmp_path / "d.safetensors", ["smile", "age"], sefa_directions(generator, 2), "sefa",
                                  generator)
-    loaded = []
-    encoder = types.ModuleType("ganslim.editing.encoder")
-    encoder.load_encoder = lambda path, generator: loaded.append(path) or mean_inversion
-    monkeypatch.setitem(sys.modules, "ganslim.editing.encoder", encoder)
-    assert main(["edit", "--generator", str(ckpt), "--directions", str(directions), "--encoder", "enc.pt",
-                 "--port", "0"]) == 0
+    options = ["--project-steps", str(steps)]
+    if encoder:
+        options += ["--encoder", str(save_encoder(tmp_path / "enc.pt", encoder_for(generator, **TINY_ENCODER),
+                                                  generator))]
+    assert main(["edit", "--generator", str(ckpt), "--directions", str(directions), "--port", "0", *options]) == 0
     out = capsys.readouterr().out
-    assert "serving the editor on http://127.0.0.1:" in out and "default preview" in out and loaded == ["enc.pt"]
+    assert "serving the editor on http://127.0.0.1:" in out and "default preview" in out
     client = TestClient(fake_servers[0].app)
     config = client.get("/api/config").json()
     assert [d["name"] for d in config["directions"]] == ["smile", "age"] and config["upload"] is True

@@ -18,12 +18,11 @@ from ganslim.editing import project
 from ganslim.editing.encoder import encoder_for, save_encoder
 from ganslim.editing.projection import run_projection, start_w_plus
 from ganslim.errors import GanslimError
-from helpers import TINY_STYLEGAN2, save_tiny_stylegan2, tiny_stylegan2
+from helpers import TINY_ENCODER, TINY_STYLEGAN2, save_tiny_stylegan2, tiny_stylegan2
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_user_vgg")
 
 NUM_WS, W_DIM = 6, TINY_STYLEGAN2["style_dim"]
-TINY_ENCODER = dict(channels=8, max_channels=16, head_channels=32)
 
 
 @pytest.fixture(scope="module")

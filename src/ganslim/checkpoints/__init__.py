@@ -81,7 +81,8 @@ def _load(path: Path, kind: str, arch: str | None, overrides: dict) -> LoadedMod
     content = stylegan2.read_nvidia_pickle(path) if path.suffix == ".pkl" else read_checkpoint(path)
     if isinstance(content, ModelCheckpoint):
         if content.kind != kind:
-            raise GanslimError(f"'{path}' holds a {content.kind}, not a {kind}: pass the {kind}'s checkpoint")
+            raise GanslimError(f"'{path}' holds {_article(content.kind)} {content.kind}, not {_article(kind)} {kind}: pass "
+                               f"the {kind}'s checkpoint")
         model = _build_ganslim(path, content, kind)
         if content.signature is not None and hasattr(model, "signature"):
             _check_signature(path, content, model.signature)
@@ -128,3 +129,8 @@ def _build_ganslim(path: Path, checkpoint: ModelCheckpoint, kind: str) -> nn.Mod
         raise GanslimError(f"checkpoint '{path}' does not match {checkpoint.arch} {checkpoint.arch_kwargs} "
                            f"({first_problem[:200]}): the file is damaged or from another ganslim version") from None
     return model
+
+
+def _article(noun: str) -> str:
+    """'an' before a vowel, else 'a'."""
+    return "an" if noun[:1].lower() in "aeiou" else "a"

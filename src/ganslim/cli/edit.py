@@ -1,5 +1,5 @@
-"""`ganslim edit --generator CKPT [--encoder CKPT] [--directions FILE] [--port 7860] [--host 127.0.0.1]`: the
-interactive editor, a local web page (:mod:`ganslim.editing.web`)."""
+"""`ganslim edit --generator CKPT [--encoder CKPT] [--project-steps N] [--directions FILE] [--port 7860]
+[--host 127.0.0.1]`: the interactive editor, a local web page (:mod:`ganslim.editing.web`)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "edit", help="edit a StyleGAN2 generator's images in a local web page, previewed by Anycost sub-generators",
         description="Serve a local web page to edit images of a StyleGAN2 generator: pick a seed (or upload an image, "
-                    "with --encoder), move a slider per direction to preview the edit with a cheap sub-generator, "
+                    "with --encoder and/or --project-steps), move a slider per direction to preview the edit with a cheap sub-generator, "
                     "finalize it with the full generator and download the PNG.")
     parser.add_argument("--generator", required=True, help="StyleGAN2 generator checkpoint, or a folder holding one")
     parser.add_argument("--encoder", default=None, help="encoder checkpoint (ganslim train encoder): enables uploads")
+    parser.add_argument("--project-steps", type=int, default=0, metavar="N",
+                        help="refine each upload's W+ by N steps of ganslim project (from the encoder's W+, or "
+                             "without --encoder from the mean W); default 0: the encoder's W+ as it is")
     parser.add_argument("--directions", default=None, metavar="FILE",
                         help="directions file from ganslim directions (default: SeFa directions computed at start)")
     parser.add_argument("--count", type=int, default=None,
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> None:
         count = DEFAULT_COUNT if args.count is None else args.count
         directions = sefa_directions(generator, count)
         names = sefa_names(count)
-    invert = encoder_inversion(args.encoder, generator) if args.encoder is not None else None
+    invert = upload_inversion(generator, args.encoder, args.project_steps)
     with bind(args.host, args.port) as sock:
         print(f"timing {loaded.arch}'s sub-generators ({loaded.path}) ...", flush=True)
         editor = Editor(generator, names, directions, invert, args.preview_ms)
@@ -69,13 +72,11 @@ def run(args: argparse.Namespace) -> None:
         print(f"serving the editor on http://{host}:{sock.getsockname()[1]} (Ctrl-C stops it)", flush=True)
         uvicorn_server(create_app(editor, f"ganslim editor: {loaded.path.name}")).run(sockets=[sock])
 
-def encoder_inversion(path: str, generator: LatentGenerator) -> Invert:
-    """Image (1, 3, R, R) -> W+ through the encoder at ``path`` (``ganslim.editing.encoder.load_encoder``)."""
-    from ganslim.errors import GanslimError
+def upload_inversion(generator: LatentGenerator, encoder_path: str | None, project_steps: int) -> Invert | None:
+    """Image (1, 3, R, R) -> W+ for uploads: the encoder at ``encoder_path`` and/or ``project_steps`` of projection;
+    None (uploads off) with neither."""
+    from ganslim.editing.encoder import load_encoder
+    from ganslim.editing.projection import inversion
 
-    try:
-        from ganslim.editing.encoder import load_encoder
-    except ImportError:
-        raise GanslimError("--encoder needs ganslim.editing.encoder, which this ganslim lacks: drop --encoder and "
-                           "pick samples by seed") from None
-    return load_encoder(path, generator)
+    encoder = load_encoder(encoder_path, generator) if encoder_path is not None else None
+    return inversion(generator, encoder, project_steps)

@@ -9,10 +9,11 @@ boundaries), saved as one small safetensors file, and applied to W+.
 * **Labels** (InterFaceGAN, the boundaries Anycost's demo ships): per attribute, a linear SVM separating the W of
   samples labelled with the larger of the attribute's two values from the others; the direction is the unit normal of
   its boundary, pointing to the larger value. :func:`fit_boundaries` takes the W's, so they may come from seeds
-  (:func:`read_label_table`, ``seed,attr1,...``) or from projected images.
+  (:func:`read_label_table`, ``seed,attr1,...``) or from real images inverted to W+ (:func:`image_boundaries`, a
+  folder per attribute value, ``smile/0``, ``smile/1``).
 
 The file (:func:`save_directions`) holds the tensor ``directions`` (K, w_dim) float32 and the metadata ``names`` (a
-JSON list of K names), ``method`` (``sefa`` or ``labels``) and ``generator`` (JSON: the generator's signature,
+JSON list of K names), ``method`` (``sefa``, ``labels`` or ``images``) and ``generator`` (JSON: the generator's signature,
 ``w_dim`` and ``num_ws``), which :func:`load_directions` checks against the generator it is used with.
 """
 
@@ -22,19 +23,20 @@ import csv
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from ganslim.archs.stylegan2 import LatentGenerator, StyleGAN2Generator
 from ganslim.atomic import atomic_write
 from ganslim.errors import GanslimError, first_line
 
-METHODS = ("sefa", "labels")
+METHODS = ("sefa", "labels", "images")
 DIRECTIONS_KEY = "directions"
 EDITED_FRACTION = 2 / 3  # Anycost's demo edits the first 12 of 18 W+ entries: coarse and middle styles, not colour
 SVM_C = 1.0
@@ -152,6 +154,68 @@ def read_label_table(path: str | os.PathLike) -> LabelTable:
     if not torch.isfinite(table).all():
         raise GanslimError(f"--samples '{path}' holds NaN or infinite labels: {fix}")
     return LabelTable(tuple(seeds), names, table)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Folders of real images per attribute value
+
+
+@dataclass(frozen=True)
+class AttributeFolders:
+    """``root/ATTRIBUTE/VALUE/`` folders of images: the attribute ``names`` and, per attribute, its two value
+    folders, the larger value second (numbers by value, other names alphabetically)."""
+
+    names: tuple[str, ...]
+    folders: tuple[tuple[Path, Path], ...]
+
+
+def read_attribute_folders(root: str | os.PathLike) -> AttributeFolders:
+    """The attribute folders under ``root``; one line naming the folder that does not fit the layout."""
+    root = Path(root)
+    layout = "one folder per attribute, each holding two folders of images, one per value (e.g. smile/0, smile/1)"
+    if not root.is_dir():
+        raise GanslimError(f"--images '{root}' is not a folder: pass a folder holding {layout}")
+    attributes = sorted(path for path in root.iterdir() if path.is_dir())
+    if not attributes:
+        raise GanslimError(f"--images '{root}' holds no folders: it should hold {layout}")
+    pairs = []
+    for attribute in attributes:
+        values = sorted((path for path in attribute.iterdir() if path.is_dir()), key=_value_order)
+        if len(values) != 2:
+            listing = ", ".join(path.name for path in values) or "none"
+            raise GanslimError(f"'{attribute}' holds {len(values)} value folder(s) ({listing}): an attribute needs "
+                               f"exactly two, one per value (e.g. 0 and 1)")
+        pairs.append((values[0], values[1]))
+    return AttributeFolders(tuple(path.name for path in attributes), tuple(pairs))
+
+
+def _value_order(path: Path) -> tuple[int, float, str]:
+    """Numbers first, by value; then other names alphabetically."""
+    try:
+        return 0, float(path.name), path.name
+    except ValueError:
+        return 1, 0.0, path.name
+
+
+def image_boundaries(generator: StyleGAN2Generator, attributes: AttributeFolders,
+                     invert: Callable[[Tensor], Tensor], progress: bool = True) -> tuple[Tensor, int]:
+    """(unit normals (A, w_dim), the number of images inverted): per attribute, the boundary (:func:`fit_boundaries`) between the W of its two value
+    folders' images, each image centre-cropped and resized to the generator's side, inverted to W+ by ``invert``
+    ((1, 3, R, R) -> (1, num_ws, w_dim)), and its W the mean of the W+ entries an edit moves."""
+    from ganslim.data import ImageFolderDataset
+
+    edited = edited_layers(generator.num_ws)
+    normals, count = [], 0
+    for name, folders in zip(attributes.names, attributes.folders):
+        ws, labels = [], []
+        for label, folder in enumerate(folders):
+            images = ImageFolderDataset(folder, generator.img_resolution, resize=True, flip=False)
+            for index in tqdm(range(len(images)), desc=f"{name}/{folder.name}", unit="img", disable=not progress):
+                ws.append(invert(images[index]["image"][None]).detach()[0, :edited].mean(dim=0))
+                labels.append(float(label))
+        normals.append(fit_boundaries(torch.stack(ws).cpu(), torch.tensor(labels)[:, None], [name])[0])
+        count += len(ws)
+    return torch.stack(normals), count
 
 
 # ----------------------------------------------------------------------------------------------------------

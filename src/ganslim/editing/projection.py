@@ -151,6 +151,18 @@ def project(generator: StyleGAN2Generator, image: Tensor, steps: int = DEFAULT_S
     return run_projection(generator, image, steps, encoder, **options).w_plus
 
 
+def inversion(generator: StyleGAN2Generator, encoder: Encoder | None, steps: int
+              ) -> Callable[[Tensor], Tensor] | None:
+    """image (1, 3, R, R) in [-1, 1] -> W+ (1, num_ws, w_dim): ``encoder``'s W+, refined by ``steps`` steps of
+    :func:`project` (from the mean W without an encoder); None with neither (nothing can invert an image)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise GanslimError(f"--project-steps {steps!r} must be 0 (the encoder's W+ as it is) or a number of projection "
+                           f"steps such as 100")
+    if steps == 0:
+        return encoder
+    return lambda image: project(generator, image, steps, encoder=encoder)
+
+
 @dataclass
 class FolderProjection:
     """What :func:`project_folder` wrote: ``results.json`` and its content."""

@@ -133,7 +133,8 @@ class Editor:
         """Start an edit from an uploaded image's inversion: the image as the generator sees it (PNG) and the full
         render of its W+. One line when no inversion is set or the upload is refused (:func:`decode_upload`)."""
         if self.invert is None:
-            raise GanslimError("uploading needs an encoder: restart ganslim edit with --encoder CKPT (meanwhile, "
+            raise GanslimError("uploading needs an inversion: restart ganslim edit with --encoder CKPT and/or "
+                               "--project-steps N (meanwhile, "
                                "pick a sample by seed)")
         image = decode_upload(data, self.generator.img_resolution)
         with self._lock:

@@ -170,8 +170,8 @@ function buildControls() {
   $("upload").disabled = !config.upload;
   $("upload-file").disabled = !config.upload;
   $("upload-note").textContent = config.upload
-    ? `PNG, JPEG, WebP or BMP up to ${config.max_upload_mb} MB; inverted by the encoder.`
-    : "Uploading needs an encoder: restart ganslim edit with --encoder CKPT.";
+    ? `PNG, JPEG, WebP or BMP up to ${config.max_upload_mb} MB; inverted by the encoder and/or projection.`
+    : "Uploading needs an inversion: restart ganslim edit with --encoder CKPT and/or --project-steps N.";
 }
 
 async function init() {
