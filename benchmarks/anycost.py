@@ -164,14 +164,14 @@ def faces(args: argparse.Namespace) -> list[str]:
     sorted_teacher = sort_stylegan2_channels(copy.deepcopy(teacher))
     baselines = {"teacher sliced": self_fidelity(teacher, latents, probes),
                  "teacher sorted + sliced": self_fidelity(sorted_teacher, latents, probes)}
-    per_seed = []
+    per_seed, models = [], []
     for seed in args.seeds:
         path = anycost_run(args, data, teacher_path, seed)
-        model = load_generator(path).model.eval()
-        to_teacher = fidelity(model, teacher, latents, [FidelityProbe(1.0, sides[0])])
-        per_seed.append({"seed": seed, "checkpoint": str(path), "fidelity": self_fidelity(model, latents, probes),
+        models.append(load_generator(path).model.eval())
+        to_teacher = fidelity(models[-1], teacher, latents, [FidelityProbe(1.0, sides[0])])
+        per_seed.append({"seed": seed, "checkpoint": str(path), "fidelity": self_fidelity(models[-1], latents, probes),
                          "full_to_teacher": to_teacher[probe_label(sides[0], 1.0)]})
-    first = load_generator(Path(per_seed[0]["checkpoint"])).model.eval()
+    first = models[0]
     pictures = {"anycost": grid(first, sides, args.out / "anycost_faces" / "grid_anycost.png"),
                 "teacher sliced": grid(teacher, sides, args.out / "anycost_faces" / "grid_teacher_sliced.png")}
     results = {"settings": {"teacher": str(teacher_path), "kimg": args.kimg, "channels_kimg": args.channels_kimg,

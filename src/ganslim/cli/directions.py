@@ -52,8 +52,7 @@ def run(args: argparse.Namespace) -> None:
         sefa_directions,
         sefa_names,
     )
-    from ganslim.editing.encoder import load_encoder
-    from ganslim.editing.projection import inversion
+    from ganslim.editing.projection import load_inversion
     from ganslim.errors import GanslimError
 
     output = Path(args.output)
@@ -83,8 +82,7 @@ def run(args: argparse.Namespace) -> None:
         names = sefa_names(count)
         source = f"the top {count} eigenvectors of its modulation weights"
     elif args.method == "images":
-        invert = inversion(generator, load_encoder(args.encoder, generator) if args.encoder else None,
-                           args.project_steps)
+        invert = load_inversion(generator, args.encoder, args.project_steps)
         if invert is None:
             raise GanslimError("--method images inverts each image to W+: pass --encoder CKPT and/or --project-steps N "
                                "(e.g. 200)")

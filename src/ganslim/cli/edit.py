@@ -4,13 +4,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from ganslim.cli.directions import DEFAULT_COUNT
-
-if TYPE_CHECKING:
-    from ganslim.archs.stylegan2 import LatentGenerator
-    from ganslim.editing.web.editor import Invert
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -44,6 +39,7 @@ def run(args: argparse.Namespace) -> None:
     from ganslim.apps.generate import latent_generator
     from ganslim.checkpoints import load_generator
     from ganslim.editing.directions import load_directions, sefa_directions, sefa_names
+    from ganslim.editing.projection import load_inversion
     from ganslim.editing.web import Editor, bind, create_app, uvicorn_server
     from ganslim.editing.web.editor import check_editable
     from ganslim.errors import GanslimError
@@ -59,7 +55,7 @@ def run(args: argparse.Namespace) -> None:
         count = DEFAULT_COUNT if args.count is None else args.count
         directions = sefa_directions(generator, count)
         names = sefa_names(count)
-    invert = upload_inversion(generator, args.encoder, args.project_steps)
+    invert = load_inversion(generator, args.encoder, args.project_steps)
     with bind(args.host, args.port) as sock:
         print(f"timing {loaded.arch}'s sub-generators ({loaded.path}) ...", flush=True)
         editor = Editor(generator, names, directions, invert, args.preview_ms)
@@ -71,12 +67,3 @@ def run(args: argparse.Namespace) -> None:
         host = f"[{args.host}]" if ":" in args.host else args.host
         print(f"serving the editor on http://{host}:{sock.getsockname()[1]} (Ctrl-C stops it)", flush=True)
         uvicorn_server(create_app(editor, f"ganslim editor: {loaded.path.name}")).run(sockets=[sock])
-
-def upload_inversion(generator: LatentGenerator, encoder_path: str | None, project_steps: int) -> Invert | None:
-    """Image (1, 3, R, R) -> W+ for uploads: the encoder at ``encoder_path`` and/or ``project_steps`` of projection;
-    None (uploads off) with neither."""
-    from ganslim.editing.encoder import load_encoder
-    from ganslim.editing.projection import inversion
-
-    encoder = load_encoder(encoder_path, generator) if encoder_path is not None else None
-    return inversion(generator, encoder, project_steps)

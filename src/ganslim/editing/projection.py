@@ -32,7 +32,7 @@ from ganslim.apps.generate import stored_noise
 from ganslim.archs.stylegan2 import StyleGAN2Generator
 from ganslim.atomic import atomic_write, atomic_write_text
 from ganslim.data import ImageFolderDataset, save_image
-from ganslim.editing.encoder import Encoder
+from ganslim.editing.encoder import Encoder, load_encoder
 from ganslim.errors import GanslimError
 from ganslim.methods.anycost.losses import ConsistencyLoss
 from ganslim.methods.anycost.sampling import sample_channels, sample_sides, top_sides
@@ -162,6 +162,13 @@ def inversion(generator: StyleGAN2Generator, encoder: Encoder | None, steps: int
         return encoder
     return lambda image: project(generator, image, steps, encoder=encoder)
 
+
+
+def load_inversion(generator: StyleGAN2Generator, encoder_path: str | os.PathLike | None, steps: int
+                   ) -> Callable[[Tensor], Tensor] | None:
+    """:func:`inversion` with the encoder saved at ``encoder_path`` (None: no encoder), as the CLIs take them."""
+    encoder = load_encoder(encoder_path, generator) if encoder_path is not None else None
+    return inversion(generator, encoder, steps)
 
 @dataclass
 class FolderProjection:
