@@ -135,6 +135,17 @@ def assert_same_tensors(a, b) -> None:
         assert a == b
 
 
+def assert_rebuilds_like_export(training_checkpoint: Path, exported: Path) -> None:
+    """The generator of a run's ``training_checkpoint`` (latest.pt / best.pt) is rebuilt as the architecture the run
+    exported to ``exported``, with the same weight names and shapes."""
+    from ganslim.checkpoints import load_generator
+
+    ours, theirs = load_generator(training_checkpoint), load_generator(exported)
+    assert (ours.arch, ours.arch_kwargs) == (theirs.arch, theirs.arch_kwargs)
+    shapes = [{key: value.shape for key, value in loaded.model.state_dict().items()} for loaded in (ours, theirs)]
+    assert shapes[0] == shapes[1]
+
+
 class Crash(Exception):
     """What a killed process would leave: raised in the middle of a step or a save."""
 

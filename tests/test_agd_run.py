@@ -29,7 +29,14 @@ from ganslim.methods.agd import pipeline
 from ganslim.methods.agd.pipeline import run_agd, stage_config
 from ganslim.methods.agd.task import load_task
 from ganslim.methods.agd.training import Search, save_supernet
-from helpers import assert_same_tensors, build_method, dying_at, save_resnet, save_tiny_stylegan2
+from helpers import (
+    assert_rebuilds_like_export,
+    assert_same_tensors,
+    build_method,
+    dying_at,
+    save_resnet,
+    save_tiny_stylegan2,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -141,6 +148,8 @@ def test_a_super_resolution_run_distils_an_x4_student_from_an_rrdbnet(photos, rr
     assert [len(cell) for cell in derived["arch_kwargs"]["ops"]] == [3, 3]
     student = load_generator(result.run_dir / "generator.pt")
     assert student.arch == "agd_sr" and student.signature.output.scale == 4
+    retrain = next(result.run_dir.glob("*-retrain-*"))
+    assert_rebuilds_like_export(retrain / "checkpoints" / "latest.pt", result.run_dir / "generator.pt")
     assert count_macs(student.model, torch.zeros(1, 3, 8, 8)).macs_published == derived["predicted_macs"]
     with torch.no_grad():
         output = student.model(torch.rand(1, 3, 8, 8))

@@ -38,7 +38,15 @@ from ganslim.methods.anycost.training import (
     teacher_discriminator_file,
 )
 from ganslim.methods.stylegan2 import rosinality_state
-from helpers import Crash, assert_same_tensors, build_method, first_batch, save_resnet, snapshot
+from helpers import (
+    Crash,
+    assert_rebuilds_like_export,
+    assert_same_tensors,
+    build_method,
+    first_batch,
+    save_resnet,
+    snapshot,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -292,6 +300,8 @@ def test_a_run_exports_a_plain_stylegan2_and_scores_each_sub_generator(faces, te
         "generator.pt", "pipeline.json", "summary.json"]
     loaded = load_generator(run_dir / "generator.pt")
     assert loaded.arch == "stylegan2" and isinstance(loaded.model, StyleGAN2Generator)
+    channels_stage = run_dir / "00001-anycost-adaptive-channels-faces"
+    assert_rebuilds_like_export(channels_stage / "checkpoints" / "latest.pt", run_dir / "generator.pt")
     assert loaded.model.layer_channels == FULL and loaded.model.output_resolution == 16
     assert loaded.model(torch.randn(2, 8)).shape == (2, 3, 16, 16)
     summary = json.loads((run_dir / "summary.json").read_text())

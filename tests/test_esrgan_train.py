@@ -29,7 +29,7 @@ from ganslim.methods.esrgan import ESRGAN, ESRGANConfig, ESRGANPSNR, load_init, 
 from ganslim.metrics import sr_psnr, sr_ssim
 from ganslim.nn.vgg import VGG19Features
 from ganslim.signature import UNIT
-from helpers import build_method, first_batch, interrupted_run, save_resnet, snapshot
+from helpers import assert_rebuilds_like_export, build_method, first_batch, interrupted_run, save_resnet, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -264,6 +264,7 @@ def test_psnr_run_exports_both_layouts_keeps_the_best_and_resumes_exactly(hr32, 
     assert (run / "samples" / "step_00000002.png").is_file() and list((run / "logs").glob("events.out.tfevents*"))
 
     generator = load_generator(run / "generator.pt")
+    assert_rebuilds_like_export(run / "checkpoints" / "latest.pt", run / "generator.pt")
     kwargs = dict(ARCH_SETS, input_nc=3, output_nc=3, scale=4)
     assert (generator.arch, generator.arch_kwargs, generator.meta["stage"], generator.meta["scale"]) == (
         "rrdbnet", kwargs, "psnr", 4)

@@ -39,6 +39,7 @@ from ganslim.methods.gan_compression.pipeline import PipelineResult
 from ganslim.methods.gan_compression.scoring import CandidateScorer
 from ganslim.methods.gan_compression.search import SearchConfig, run_search
 from ganslim.metrics import WEIGHTS_ENV_VAR
+from helpers import assert_rebuilds_like_export
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -271,6 +272,7 @@ def test_supernet_then_finetune_from_its_weights(paired, pix2pix_teacher, tmp_pa
     assert finetuned.best["metric"] == "psnr"
     loaded = load_generator(finetuned.run_dir / "generator.pt")
     assert loaded.arch == "mobile_resnet" and loaded.arch_kwargs["channels"] == channels
+    assert_rebuilds_like_export(finetuned.run_dir / "checkpoints" / "best.pt", finetuned.run_dir / "generator.pt")
     assert loaded.meta["channels"] == channels and loaded.meta["method"] == "gan-compression-finetune"
 
 

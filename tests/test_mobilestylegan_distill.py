@@ -36,7 +36,14 @@ from ganslim.methods.mobilestylegan import (
 from ganslim.methods.mobilestylegan.config import teacher_label
 from ganslim.metrics import psnr
 from ganslim.nn.vgg import STYLE_LAYERS, VGG16Features
-from helpers import TINY_STYLEGAN2, assert_same_tensors, build_method, interrupted_run, snapshot
+from helpers import (
+    TINY_STYLEGAN2,
+    assert_rebuilds_like_export,
+    assert_same_tensors,
+    build_method,
+    interrupted_run,
+    snapshot,
+)
 from stylegan2_reference import random_rosinality_state
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_user_vgg")
@@ -276,6 +283,7 @@ def test_a_run_exports_a_student_that_loads_and_a_summary(teacher_32, tmp_path):
     assert loaded.meta["w_avg"] == "estimated from 10000 z (seed 0)" and loaded.model.style.has_w_avg
     best = torch.load(result.run_dir / "checkpoints" / "best.pt", weights_only=True)["networks"]["student"]
     assert_same_tensors(loaded.model.state_dict(), best)
+    assert_rebuilds_like_export(result.run_dir / "checkpoints" / "best.pt", result.run_dir / "generator.pt")
     teacher = load_generator(teacher_32).model
     z = torch.randn(2, 8)
     with torch.no_grad():

@@ -33,7 +33,7 @@ from ganslim.methods.omgd import (
 from ganslim.methods.omgd.teachers import deep_teacher_spec, omgd_distill_layers, wide_teacher_spec
 from ganslim.nn.vgg import VGG16Features
 from ganslim.measure.profile import count_macs, count_params
-from helpers import build_method, first_batch, interrupted_run, snapshot
+from helpers import assert_rebuilds_like_export, build_method, first_batch, interrupted_run, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -487,6 +487,7 @@ def test_unet_student_runs(paired, tmp_path):
     result = fit(config(paired, tmp_path, student="unet", epochs_decay=0), OMGD, progress=False)
     student = load_generator(result.run_dir / "generator.pt")
     assert (student.arch, student.arch_kwargs["num_downs"], student.arch_kwargs["norm"]) == ("unet", 5, "batch")
+    assert_rebuilds_like_export(result.run_dir / "checkpoints" / "latest.pt", result.run_dir / "generator.pt")
     assert load_generator(result.run_dir / "teacher_deep.pt").arch == "unet_deep"
 
 

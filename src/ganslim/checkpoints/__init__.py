@@ -67,7 +67,7 @@ def load_generator(path: str | os.PathLike, arch: str | None = None, direction: 
 
     For reference files the architecture is inferred from the tensors unless ``arch`` / overrides say.
     """
-    return _load(resolve_generator_file(path, direction), "generator", arch, arch_overrides)
+    return _load(resolve_generator_file(path, direction), "generator", arch, arch_overrides, direction)
 
 
 def load_discriminator(path: str | os.PathLike, arch: str | None = None, **arch_overrides) -> LoadedModel:
@@ -75,10 +75,11 @@ def load_discriminator(path: str | os.PathLike, arch: str | None = None, **arch_
     return _load(Path(path), "discriminator", arch, arch_overrides)
 
 
-def _load(path: Path, kind: str, arch: str | None, overrides: dict) -> LoadedModel:
+def _load(path: Path, kind: str, arch: str | None, overrides: dict, direction: str = "AtoB") -> LoadedModel:
     from ganslim.checkpoints import esrgan, reference, spade, stylegan2
 
-    content = stylegan2.read_nvidia_pickle(path) if path.suffix == ".pkl" else read_checkpoint(path)
+    content = (stylegan2.read_nvidia_pickle(path) if path.suffix == ".pkl"
+               else read_checkpoint(path, kind, direction))
     if isinstance(content, ModelCheckpoint):
         if content.kind != kind:
             raise GanslimError(f"'{path}' holds {_article(content.kind)} {content.kind}, not {_article(kind)} {kind}: pass "

@@ -68,10 +68,11 @@ def save_model(
     return atomic_torch_save({**header, "state_dict": state_dict}, path)
 
 
-def read_checkpoint(path: str | os.PathLike) -> ModelCheckpoint | dict[str, torch.Tensor] | StyleGAN2File:
-    """Read a file: a ``ModelCheckpoint`` for ganslim files, a ``StyleGAN2File`` for rosinality's StyleGAN2
-    checkpoints (``g_ema``, ``d``, ...), else the raw state dict it holds (for a BasicSR ``{"params_ema": ...}``
-    file, the weights inside)."""
+def read_checkpoint(path: str | os.PathLike, kind: str = "generator",
+                    direction: str = "AtoB") -> ModelCheckpoint | dict[str, torch.Tensor] | StyleGAN2File:
+    """Read a file: a ``ModelCheckpoint`` for ganslim files (for a run's training checkpoint, its network of
+    ``kind`` and ``direction``), a ``StyleGAN2File`` for rosinality's StyleGAN2 checkpoints (``g_ema``, ``d``, ...),
+    else the raw state dict it holds (for a BasicSR ``{"params_ema": ...}`` file, the weights inside)."""
     path = Path(path)
     if not path.is_file():
         raise GanslimError(f"checkpoint '{path}' not found: check the path")
@@ -85,6 +86,10 @@ def read_checkpoint(path: str | os.PathLike) -> ModelCheckpoint | dict[str, torc
         return content
     from ganslim.checkpoints.esrgan import unwrap_basicsr  # here: they import the architectures
     from ganslim.checkpoints.stylegan2 import unwrap_rosinality
+    from ganslim.checkpoints.training import is_training_checkpoint, model_from_training
+
+    if is_training_checkpoint(content):
+        return model_from_training(path, content, kind, direction)
 
     if (weights := unwrap_basicsr(content, path)) is not None:
         return weights

@@ -400,7 +400,8 @@ class _Run:
             return
         self.best = {"metric": metric, "value": value, "step": step}
         self._write(f"'{self.checkpoint_dir / BEST}'", lambda: save_best(
-            self.checkpoint_dir, step, self._network_weights(), self._ema_weights(), metric, value))
+            self.checkpoint_dir, step, self._network_weights(), self._ema_weights(), metric, value,
+            self._model_specs()))
         self.log.message(f"step {step}: new best val {metric} {value:.4g} -> {self.checkpoint_dir / BEST}")
 
     # ------------------------------------------------------------------ failures
@@ -451,6 +452,12 @@ class _Run:
     def _ema_weights(self) -> dict | None:
         return self.ema.state_dict() if self.ema is not None else None
 
+    def _model_specs(self) -> dict[str, dict]:
+        """The method's loadable networks as plain dicts (methods outside MethodBase may lack the hook)."""
+        specs = getattr(self.method, "model_specs", dict)()
+        return {name: {"kind": kind, "arch": arch, "arch_kwargs": dict(kwargs)}
+                for name, (kind, arch, kwargs) in specs.items() if name in self.networks}
+
     def _checkpoint(self, step: int) -> None:
         ddp.broadcast_buffers(self.info, self.networks.values())
         self._check_finite(step, weights=True)
@@ -468,7 +475,7 @@ class _Run:
                 "ranks": ranks,
             }
             self._write(f"the checkpoint of step {step} to {self.checkpoint_dir}", lambda: save_latest(
-                self.checkpoint_dir, step, self._network_weights(), self._ema_weights(), state))
+                self.checkpoint_dir, step, self._network_weights(), self._ema_weights(), state, self._model_specs()))
 
         ddp.on_main(self.info, save)
         self.checkpoint_step = step

@@ -29,6 +29,9 @@ The engine never imports a method; it is handed a method class. The class provid
     extra_state() -> dict                 # anything else a resume needs (e.g. image pools, own generators)
     load_extra_state(state: dict) -> None
     export(run_dir: Path) -> dict[str, Path]  # final models (called once, with the best weights loaded)
+    model_specs() -> dict[str, tuple[str, str, dict]]  # optional (default {}): networks() a user may load from a
+                                          # training checkpoint, name -> (kind, arch, arch_kwargs); recorded in
+                                          # latest.pt / best.pt so `generate --ckpt RUN/checkpoints/latest.pt` works
 
 Batches arrive on ``ctx.device``. The engine owns everything else: data order and sharding, the run's length,
 learning-rate schedule, EMA, eval/train mode switching around validation and samples, logging, checkpoints and
@@ -107,3 +110,6 @@ class MethodBase:
 
     def load_extra_state(self, state: dict) -> None:
         pass
+
+    def model_specs(self) -> dict[str, tuple[str, str, dict]]:
+        return {}

@@ -3,7 +3,9 @@
 ``checkpoints/`` of a run folder holds
 
 * ``latest.pt``: ``{"format": "ganslim-train", "format_version", "step", "networks": {name: state_dict},
-  "ema": {name: state_dict} | None, "state_file"}`` - the weights, usable without the training state;
+  "ema": {name: state_dict} | None, "models": {name: {"kind", "arch", "arch_kwargs"}}, "state_file"}`` - the
+  weights, usable without the training state (``models`` describes the networks a user may load from it, so
+  ``load_generator`` rebuilds one, its EMA weights when averaged; see :mod:`ganslim.checkpoints.training`);
 * ``state_XXXXXXXX.pt`` (named by step): ``{"format": "ganslim-train-state", "format_version", "step",
   "optimizers", "scalers", "best", "world_size", "batch_size", "ranks": [{"rng", "method"} per rank]}``;
 * ``best.pt``: the same layout as ``latest.pt`` (no ``state_file``) plus ``"metric"`` and ``"value"``.
@@ -35,7 +37,8 @@ def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().to("cpu", copy=True) for key, value in module.state_dict().items()}
 
 
-def save_latest(checkpoint_dir: Path, step: int, networks: dict, ema: dict | None, state: dict) -> Path:
+def save_latest(checkpoint_dir: Path, step: int, networks: dict, ema: dict | None, state: dict,
+                models: dict | None = None) -> Path:
     """Write the training state of ``step``, then ``latest.pt`` naming it, then drop older state files.
 
     If writing ``latest.pt`` fails (e.g. a full disk), the new state file is removed again and the previous pair
@@ -45,7 +48,7 @@ def save_latest(checkpoint_dir: Path, step: int, networks: dict, ema: dict | Non
     state_path = _new_state_path(checkpoint_dir, step)
     atomic_torch_save({"format": STATE_FORMAT, "format_version": FORMAT_VERSION, "step": step, **state}, state_path)
     try:
-        latest = atomic_torch_save(_weights(step, networks, ema, state_file=state_path.name),
+        latest = atomic_torch_save(_weights(step, networks, ema, models, state_file=state_path.name),
                                    checkpoint_dir / "latest.pt")
     except BaseException:
         state_path.unlink(missing_ok=True)
@@ -59,9 +62,9 @@ def save_latest(checkpoint_dir: Path, step: int, networks: dict, ema: dict | Non
 
 
 def save_best(checkpoint_dir: Path, step: int, networks: dict, ema: dict | None, metric: str,
-              value: float) -> Path:
+              value: float, models: dict | None = None) -> Path:
     """Write ``best.pt``: the weights of ``step``, which scored ``value`` on validation ``metric``."""
-    return atomic_torch_save({**_weights(step, networks, ema), "metric": metric, "value": value},
+    return atomic_torch_save({**_weights(step, networks, ema, models), "metric": metric, "value": value},
                              checkpoint_dir / "best.pt")
 
 
@@ -100,9 +103,9 @@ def _new_state_path(checkpoint_dir: Path, step: int) -> Path:
     return path
 
 
-def _weights(step: int, networks: dict, ema: dict | None, **extra: Any) -> dict[str, Any]:
+def _weights(step: int, networks: dict, ema: dict | None, models: dict | None, **extra: Any) -> dict[str, Any]:
     return {"format": WEIGHTS_FORMAT, "format_version": FORMAT_VERSION, "step": step, "networks": networks,
-            "ema": ema, **extra}
+            "ema": ema, "models": models or {}, **extra}
 
 
 def _load(path: Path) -> Any:

@@ -238,6 +238,9 @@ class Retrain(_Stage):
     def student(self, image: Tensor) -> Tensor:
         return self.generator(image)
 
+    def model_specs(self) -> dict[str, tuple[str, str, dict]]:
+        return {"G": ("generator", self.arch_name, self.arch_kwargs)}
+
     def export(self, run_dir: Path) -> dict[str, Path]:
         meta = {"method": METHOD, "task": self.task.kind, "teacher": self.config.teacher}
         if self.task.kind != SUPER_RESOLUTION:

@@ -380,6 +380,9 @@ class _AnycostStage(MethodBase):
 
     # ------------------------------------------------------------------ export
 
+    def model_specs(self) -> dict[str, tuple[str, str, dict]]:
+        return {"G": ("generator", "stylegan2", self.generator.arch_kwargs())}
+
     def export(self, run_dir: Path) -> dict[str, Path]:
         """``generator.pt`` (the EMA generator, full config) and ``discriminator.pt`` (see the module docstring)."""
         generator, discriminator = self.generator, self.nets["D"]

@@ -152,6 +152,9 @@ class _ESRGANBase(MethodBase):
         return {"method": METHOD, "stage": self.stage, "scale": config.scale, "gt_size": config.gt_size,
                 "ema_decay": config.ema_decay, "init": config.init}
 
+    def model_specs(self) -> dict[str, tuple[str, str, dict]]:
+        return {"G": ("generator", ARCH, generator_kwargs(self.config))}
+
     def export(self, run_dir: Path) -> dict[str, Path]:
         """``generator.pt``, ``reference/net_g.pth`` and ``summary.json`` (see the module docstring)."""
         meta = self.export_meta()

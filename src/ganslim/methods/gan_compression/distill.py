@@ -226,6 +226,10 @@ class _Distillation(MethodBase):
                 "preprocess": config.preprocess, "data_kind": PAIRED if self.paired else UNPAIRED,
                 "distill_layers": list(self.layers)}
 
+    def model_specs(self) -> dict[str, tuple[str, str, dict]]:
+        return {"G": ("generator", self.student_arch, self.student.arch_kwargs()),
+                "D": ("discriminator", self.discriminator_arch, self.discriminator_kwargs)}
+
     def _export_common(self, run_dir: Path) -> dict[str, Path]:
         exported = {"discriminator": save_model(run_dir / DISCRIMINATOR_FILE, self.discriminator,
                                                 self.discriminator_arch, self.discriminator_kwargs,

@@ -364,6 +364,10 @@ class MobileStyleGAN(MethodBase):
                             "file": GENERATOR_FILE},
                 "objective": self.objective()}
 
+    def model_specs(self) -> dict[str, tuple[str, str, dict]]:
+        return {"student": ("generator", STUDENT_ARCH, self.student.arch_kwargs()),
+                "D": ("discriminator", DISCRIMINATOR_ARCH, self._discriminator_kwargs())}
+
     def export(self, run_dir: Path) -> dict[str, Path]:
         """``generator.pt`` (the student), ``discriminator.pt`` and ``summary.json`` (see the module docstring)."""
         ctx = self.ctx

@@ -165,6 +165,10 @@ class _OMGDBase(TeacherBase):
         self.ctx.step("student", sum(terms.values()))
         return {f"S_{key}": value for key, value in terms.items()}
 
+    def model_specs(self) -> dict[str, tuple[str, str, dict]]:
+        specs = super().model_specs()
+        return {"student": specs.pop("student"), **specs}  # the product first: what a training checkpoint loads
+
     def export_meta(self, method: str) -> dict:
         config = self.config
         return {**super().export_meta(method), "student": config.student, "width": config.width}

@@ -324,6 +324,10 @@ class StyleGAN2(MethodBase):
 
     # ------------------------------------------------------------------ export
 
+    def model_specs(self) -> dict[str, tuple[str, str, dict]]:
+        return {"G": ("generator", self.built.arch, self.built.kwargs),
+                "D": ("discriminator", ARCH, discriminator_kwargs(self.config, self.dataset.resolution))}
+
     def export(self, run_dir: Path) -> dict[str, Path]:
         """``generator.pt``, ``discriminator.pt`` and, for a stylegan2 generator, ``reference/stylegan2.pt`` (see
         the module docstring)."""

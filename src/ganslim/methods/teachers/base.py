@@ -134,6 +134,9 @@ class TeacherBase(MethodBase):
                     load_size=config.load_size if train else config.crop_size, crop_size=config.crop_size,
                     flip=config.flip and train, max_items=(config.max_train_images or None) if train else None)
 
+    def model_specs(self) -> dict[str, tuple[str, str, dict]]:
+        return {name: self.specs[name] for name in self.nets if name in self.specs}
+
     def export_networks(self, run_dir: Path, files: dict[str, tuple[str, str]], meta: dict) -> dict[str, Path]:
         """Save each network ``name -> (ganslim file, reference file)`` in both layouts."""
         exported = {}
