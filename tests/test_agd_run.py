@@ -18,22 +18,25 @@ from ganslim.archs import build_generator
 from ganslim.archs.agd import OPERATORS, AGDTranslationSupernet
 from ganslim.checkpoints import load_generator, save_model
 from ganslim.cli import main as cli_main
+from ganslim.config import load_config
 from ganslim.data import load_image, make_builtin
 from ganslim.data.sr import bicubic_downsample
+from ganslim.engine import fit
 from ganslim.errors import GanslimError
 from ganslim.measure.profile import count_macs
 from ganslim.methods import COMPRESS, METHODS
-from ganslim.methods.agd.config import AGDConfig
+from ganslim.methods.agd.config import AGDConfig, AGDStageConfig
 from ganslim.methods.agd.cost import CostTable
 from ganslim.methods.agd import pipeline
 from ganslim.methods.agd.pipeline import run_agd, stage_config
 from ganslim.methods.agd.task import load_task
-from ganslim.methods.agd.training import Search, save_supernet
+from ganslim.methods.agd.training import Retrain, Search, save_supernet
 from helpers import (
     assert_rebuilds_like_export,
     assert_same_tensors,
     build_method,
     dying_at,
+    first_batch,
     save_resnet,
     save_tiny_stylegan2,
 )
@@ -365,3 +368,30 @@ def test_basicsr_paired_folders_feed_the_super_resolution_search(photos, rrdbnet
     assert stopped.run_dir.name == "00000-agd-train" and list(stopped.stages) == ["warmup"]
     with pytest.raises(GanslimError, match="gt is set but lq is not: paired super-resolution data needs both"):
         AGDConfig(teacher=str(rrdbnet), gt=str(gt), **SR)
+
+
+def test_a_ground_truth_retrain_learns_the_b_images_with_the_same_objective(straight, shapes, tmp_path):
+    """The from-scratch control: the derived network, objective, data order and seed of the run's retrain, with
+    each step's target the B image (paired) instead of the teacher's output; unpaired data is one line."""
+    stage = Path(read(straight.run_dir / "pipeline.json")["stages"]["retrain"]["run_dir"])
+    config = load_config(AGDStageConfig, stage / "config.yaml", method=Retrain.name,
+                         overrides={"out_dir": str(tmp_path), "retrain_target": "ground_truth"})
+    method, _ = build_method(Retrain, config)
+    item = method.train_dataset()[0]
+    source = method.task.train_images(config)[0][0]  # the paired item (A, B) the retrain draws first
+    torch.testing.assert_close(item["image"], source["A"])
+    torch.testing.assert_close(item["target"], source["B"])
+    assert not torch.equal(source["A"], source["B"])
+    batch = first_batch(method)
+    with torch.no_grad():
+        expected = method.objective(method.generator(batch["image"]), batch["target"])["total"]
+        teacher_loss = method.distill(method.generator(batch["image"]), batch["image"])["total"]
+    assert not torch.allclose(expected, teacher_loss)  # the target really is another one
+    assert torch.allclose(method.train_step(batch)["total"], expected)
+    result = fit(config, Retrain, progress=False)
+    assert load_generator(result.exported["generator"]).meta["target"] == "ground_truth"
+
+    unpaired = make_builtin("flat2striped", tmp_path / "flat2striped", size=32, count=4)
+    refused = dataclasses.replace(config, data=str(unpaired))
+    with pytest.raises(GanslimError, match="retrain_target=ground_truth needs paired data"):
+        build_method(Retrain, refused)[0].train_dataset()

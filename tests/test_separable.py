@@ -3,10 +3,13 @@ hand computation, its fold into the weights, and ``style_inv`` kept through save
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+from ganslim.nn.kernels import standard_kernels
 from ganslim.nn.separable import ModulatedDenseConv2d, ModulatedSeparableConv2d
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -92,3 +95,29 @@ def test_style_inv_is_saved_and_loaded_never_drawn_again(tmp_path):
     fresh.train()
     fresh(x, style)
     assert torch.equal(fresh.style_inv, conv.style_inv), "a forward in training mode leaves it too"
+
+
+@pytest.mark.parametrize("kind", [ModulatedDenseConv2d, ModulatedSeparableConv2d])
+@pytest.mark.parametrize("demodulate", [True, False])
+def test_the_eager_form_folds_style_demodulation_and_bias_into_kernels_with_the_same_values_and_gradients(
+        kind, demodulate):
+    torch.manual_seed(1)
+    conv = kind(IN, OUT, K, STYLE_DIM, demodulate=demodulate)
+    x, style = _inputs(2)
+    bias = torch.randn(OUT)
+    results = []
+    for standard in (True, False):
+        conv.zero_grad()
+        with standard_kernels() if standard else contextlib.nullcontext():
+            out = conv(x, style, bias)
+        out.square().sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in conv.parameters()]))
+    (plain, plain_grads), (folded, folded_grads) = results
+    torch.testing.assert_close(folded, plain, atol=1e-5, rtol=1e-5)
+    expected = F.conv2d(x * (conv.modulation(style) * conv.scale).view(3, IN, 1, 1), conv.combined_weight(),
+                        padding=K // 2)
+    if demodulate:
+        expected = expected * conv.demodulation().view(1, -1, 1, 1)
+    torch.testing.assert_close(plain, expected + bias.view(1, -1, 1, 1), atol=1e-5, rtol=1e-5)
+    for a, b in zip(folded_grads, plain_grads):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

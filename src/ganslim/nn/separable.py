@@ -7,6 +7,11 @@ whole batch; and the demodulation, ``rsqrt(sum_{in,k} (scale * style_inv[in] * W
 reads a fixed vector ``style_inv`` (a buffer drawn once from N(0, 1) at construction, saved in the state dict and
 never drawn again on load) instead of the style. It is then a constant per output channel, which
 :meth:`InputModulatedConv.fold_demodulation` multiplies into the last convolution's weights for export.
+
+Eager runs (:func:`ganslim.nn.kernels.fast_kernels_allowed`) compute the same function with fewer passes over the
+activations, which at high resolution are memory-bound on a CPU: the style goes into a per-sample copy of the first
+kernel (a grouped convolution over the batch), the demodulation and a bias into the last one. Traces and exports
+keep the plain form (input scaling, one convolution shared by a dynamic batch), which MAC counting also sees.
 Parameter names are MobileStyleGAN's (``weight``; ``weight_dw`` / ``weight_permute``; ``modulation``; ``style_inv``).
 """
 
@@ -18,6 +23,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ganslim.nn.kernels import fast_kernels_allowed
 
 DEMODULATION_EPS = 1e-8
 
@@ -54,15 +61,25 @@ class InputModulatedConv(nn.Module):
         """Multiply output channel ``o`` of the convolution by ``factors[o]`` (out,), in the weights."""
         raise NotImplementedError
 
+    def convolve_folded(self, x: Tensor, modulation: Tensor, factors: Tensor | None, bias: Tensor | None) -> Tensor:
+        """The eager form: x (N, in, H, W), ``modulation`` (N, in) folded into per-sample kernels, output channel o
+        times ``factors[o]`` (None: 1) plus ``bias[o]`` (None: 0), in the weights -> (N, out, H, W)."""
+        raise NotImplementedError
+
     def demodulation(self) -> Tensor:
         """The per-output-channel factors (out,): rsqrt(sum over in, k, k of (scale * style_inv * W)^2 + 1e-8)."""
         weight = self.combined_weight() * self.style_inv.view(1, self.in_channels, 1, 1) * self.scale
         return torch.rsqrt(weight.pow(2).sum(dim=(1, 2, 3)) + DEMODULATION_EPS)
 
-    def forward(self, x: Tensor, style: Tensor) -> Tensor:
-        modulation = self.modulation(style).view(x.shape[0], self.in_channels, 1, 1) * self.scale
-        out = self.convolve(x * modulation)
-        return out * self.demodulation().view(1, -1, 1, 1) if self.demodulate else out
+    def forward(self, x: Tensor, style: Tensor, bias: Tensor | None = None) -> Tensor:
+        """x (N, in, H, W), style (N, style_dim), ``bias`` (out,) added last -> (N, out, H, W)."""
+        modulation = self.modulation(style).view(x.shape[0], self.in_channels) * self.scale
+        factors = self.demodulation() if self.demodulate else None
+        if fast_kernels_allowed():
+            return self.convolve_folded(x, modulation, factors, bias)
+        out = self.convolve(x * modulation.view(*modulation.shape, 1, 1))
+        out = out * factors.view(1, -1, 1, 1) if factors is not None else out
+        return out + bias.view(1, -1, 1, 1) if bias is not None else out
 
     @torch.no_grad()
     def fold_demodulation(self) -> InputModulatedConv:
@@ -93,6 +110,14 @@ class ModulatedDenseConv2d(InputModulatedConv):
     def scale_outputs_(self, factors: Tensor) -> None:
         self.weight.mul_(factors.view(-1, 1, 1, 1))
 
+    def convolve_folded(self, x: Tensor, modulation: Tensor, factors: Tensor | None, bias: Tensor | None) -> Tensor:
+        batch, _, height, width = x.shape
+        weight = self.weight if factors is None else self.weight * factors.view(-1, 1, 1, 1)
+        weight = (weight.unsqueeze(0) * modulation.view(batch, 1, -1, 1, 1)).flatten(0, 1)  # (N * out, in, k, k)
+        out = F.conv2d(x.reshape(1, -1, height, width), weight, None if bias is None else bias.repeat(batch),
+                       padding=self.padding, groups=batch)
+        return out.view(batch, self.out_channels, height, width)
+
 
 class ModulatedSeparableConv2d(InputModulatedConv):
     """A depthwise k x k (``weight_dw`` (in, 1, k, k)) then pointwise 1x1 (``weight_permute`` (out, in, 1, 1))
@@ -114,3 +139,10 @@ class ModulatedSeparableConv2d(InputModulatedConv):
 
     def scale_outputs_(self, factors: Tensor) -> None:
         self.weight_permute.mul_(factors.view(-1, 1, 1, 1))
+
+    def convolve_folded(self, x: Tensor, modulation: Tensor, factors: Tensor | None, bias: Tensor | None) -> Tensor:
+        batch, _, height, width = x.shape
+        depthwise = (self.weight_dw.unsqueeze(0) * modulation.view(batch, -1, 1, 1, 1)).flatten(0, 1)  # (N * in, ..)
+        hidden = F.conv2d(x.reshape(1, -1, height, width), depthwise, padding=self.padding, groups=depthwise.shape[0])
+        pointwise = self.weight_permute if factors is None else self.weight_permute * factors.view(-1, 1, 1, 1)
+        return F.conv2d(hidden.view(batch, self.in_channels, height, width), pointwise, bias)

@@ -50,6 +50,7 @@ from ganslim.archs.stylegan2.generator import (
 from ganslim.archs.stylegan2.latent import LatentGenerator, NoiseInput, check_w_plus
 from ganslim.errors import GanslimError
 from ganslim.nn.equalized import LEAKY_SLOPE
+from ganslim.nn.kernels import fast_kernels_allowed
 from ganslim.nn.separable import InputModulatedConv, ModulatedDenseConv2d, ModulatedSeparableConv2d
 from ganslim.nn.wavelets import BANDS, IDWTUpsample, wavelets_to_image
 from ganslim.registry import GENERATORS
@@ -107,7 +108,7 @@ class StyledConv(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, conv.out_channels, 1, 1))
 
     def forward(self, x: Tensor, style: Tensor, noise: Tensor | None) -> Tensor:
-        return F.leaky_relu(self.noise(self.conv(x, style), noise) + self.bias, LEAKY_SLOPE)
+        return F.leaky_relu(self.noise(self.conv(x, style, self.bias.view(-1)), noise), LEAKY_SLOPE)
 
 
 class WaveletHead(nn.Module):
@@ -120,7 +121,7 @@ class WaveletHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, BANDS * image_channels, 1, 1))
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
-        return self.conv(x, style) + self.bias
+        return self.conv(x, style, self.bias.view(-1))
 
 
 class MobileSynthesisBlock(nn.Module):
@@ -166,7 +167,10 @@ class MobileSynthesis(nn.Module):
         """Every head's wavelets, (N, 4C, r, r) for r = 4, 8, ..., R/2 (the last one's inverse DWT is the image)."""
         check_w_plus(w_plus, self.num_ws, self.w_dim)
         noises = noise_inputs(self.noises.constants(), noise, w_plus.shape[0], rng)
-        x = self.conv1(self.input(w_plus.shape[0]), w_plus[:, 0], noises[0])
+        x = self.input(w_plus.shape[0])
+        if fast_kernels_allowed():  # channels-last activations: faster CPU convolutions, the same values
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.conv1(x, w_plus[:, 0], noises[0])
         heads = [self.to_img1(x, w_plus[:, 1])]
         for k, block in enumerate(self.layers):  # block k reads w[2k+1 : 2k+4] (style_index_map)
             x, head = block(x, w_plus[:, 2 * k + 1:2 * k + 4], noises[2 * k + 1:2 * k + 3])

@@ -16,6 +16,8 @@ METHOD = "agd"
 TITLE = "AutoGAN-Distiller"  # the method, as messages name it
 TRANSLATION, SUPER_RESOLUTION = "translation", "super-resolution"
 PERCEPTUAL_OFF = "none"
+TEACHER_TARGET, GROUND_TRUTH = "teacher", "ground_truth"
+RETRAIN_TARGETS = (TEACHER_TARGET, GROUND_TRUTH)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,10 @@ class AGDConfig(ImageTranslationConfig):
     lr: float = option(2e-4, "retrain: Adam learning rate of the derived network", above=0.0)
     beta1: float = option(0.5, "retrain: Adam beta1", min=0.0, max=0.999999)
     beta2: float = option(0.999, "retrain: Adam beta2", min=0.0, max=0.999999)
+    retrain_target: str = option(TEACHER_TARGET, "retrain: what the derived network learns: 'teacher' (the "
+                                                 "teacher's output, AGD) or 'ground_truth' (paired or super-resolution "
+                                                 "data: the same network, objective, data and steps without the "
+                                                 "teacher, the from-scratch control)", choices=RETRAIN_TARGETS)
     vgg16_weights: str = option("", "translation: torchvision's vgg16-397923af.pth for the style and content terms "
                                     "('none': off; default: $GANSLIM_VGG16_WEIGHTS, then ~/.cache/ganslim)")
     vgg19_weights: str = option("", "super-resolution: torchvision's vgg19-dcbb9e9d.pth for the content term "

@@ -36,12 +36,15 @@ SEARCH, RETRAIN = "search", "retrain"  # the objective's phases: warm-up and sea
 
 class InputImages(Dataset):
     """The input images of ``dataset``'s items (their ``key``) at ``indices``: ``{"image": (C, H, W)}``; with
-    ``arch_indices`` (as many), item i also holds ``"arch_image"``, the input of item ``arch_indices[i]``."""
+    ``arch_indices`` (as many), item i also holds ``"arch_image"``, the input of item ``arch_indices[i]``; with
+    ``target_key``, ``"target"``: the item's ground truth (C, H', W') under that key."""
 
-    def __init__(self, dataset: Dataset, key: str, indices: list[int], arch_indices: list[int] | None = None) -> None:
+    def __init__(self, dataset: Dataset, key: str, indices: list[int], arch_indices: list[int] | None = None,
+                 target_key: str | None = None) -> None:
         if arch_indices is not None and len(arch_indices) != len(indices):
             raise ValueError("the architecture half needs as many images as the weight half")
         self.dataset, self.key, self.indices, self.arch_indices = dataset, key, indices, arch_indices
+        self.target_key = target_key
 
     def set_epoch(self, epoch: int) -> None:
         self.dataset.set_epoch(epoch)
@@ -50,7 +53,10 @@ class InputImages(Dataset):
         return len(self.indices)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        item = {"image": self.dataset[self.indices[index]][self.key]}
+        source = self.dataset[self.indices[index]]
+        item = {"image": source[self.key]}
+        if self.target_key is not None:
+            item["target"] = source[self.target_key]
         if self.arch_indices is not None:
             item["arch_image"] = self.dataset[self.arch_indices[index]][self.key]
         return item
@@ -109,10 +115,18 @@ class Task:
         dataset = UnalignedDataset(config.data, "train", **options)
         return dataset, "A", len(dataset.A_paths)
 
-    def training_items(self, config: AGDConfig) -> InputImages:
-        """Every training image (warm-up and retrain)."""
+    def training_items(self, config: AGDConfig, with_ground_truth: bool = False) -> InputImages:
+        """Every training image (warm-up and retrain); ``with_ground_truth``: each with its ``"target"`` (the SR
+        data's GT crop, the paired data's B image; unpaired data has none: one line)."""
         dataset, key, count = self.train_images(config)
-        return InputImages(dataset, key, list(range(count)))
+        if not with_ground_truth:
+            return InputImages(dataset, key, list(range(count)))
+        if self.kind == SUPER_RESOLUTION:
+            return InputImages(dataset, key, list(range(count)), target_key="gt")
+        if data_kind(config.data, TITLE) != PAIRED:
+            raise GanslimError(f"retrain_target=ground_truth needs paired data, and '{config.data}' is unpaired: "
+                               f"train the architecture as a CycleGAN instead (ganslim train cyclegan)")
+        return InputImages(dataset, key, list(range(count)), target_key="B")
 
     def search_items(self, config: AGDConfig) -> InputImages:
         """The 50/50 split of the search: item i is image i of the first half (the weight step's) and image

@@ -40,7 +40,7 @@ from ganslim.engine import MethodBase, TrainContext
 from ganslim.engine.state import cpu_state_dict
 from ganslim.errors import GanslimError
 from ganslim.methods.agd.budget import budget_value, filled_table
-from ganslim.methods.agd.config import METHOD, SUPER_RESOLUTION, AGDStageConfig
+from ganslim.methods.agd.config import GROUND_TRUTH, METHOD, SUPER_RESOLUTION, AGDStageConfig
 from ganslim.methods.agd.cost import PenaltyWeight, agd_cost
 from ganslim.methods.agd.space import ArchParameters, derived_choices, sandwich_widths, search_sample
 from ganslim.methods.agd.task import RETRAIN, SEARCH, load_task
@@ -230,8 +230,18 @@ class Retrain(_Stage):
         self._optimizers = {"G": torch.optim.Adam(self.generator.parameters(), lr=config.lr,
                                                   betas=(config.beta1, config.beta2))}
 
+    def train_dataset(self) -> Dataset:
+        return self.task.training_items(self.config, with_ground_truth=self.on_ground_truth)
+
+    @property
+    def on_ground_truth(self) -> bool:
+        """The from-scratch control: the ground truth replaces the teacher's output as the target."""
+        return self.config.retrain_target == GROUND_TRUTH
+
     def train_step(self, batch: dict) -> dict[str, Tensor]:
-        terms = self.distill(self.generator(batch["image"]), batch["image"])
+        output = self.generator(batch["image"])
+        terms = (self.objective(output, batch["target"]) if self.on_ground_truth
+                 else self.distill(output, batch["image"]))
         self.ctx.step("G", terms["total"])
         return {key: value.detach() for key, value in terms.items()}
 
@@ -242,7 +252,8 @@ class Retrain(_Stage):
         return {"G": ("generator", self.arch_name, self.arch_kwargs)}
 
     def export(self, run_dir: Path) -> dict[str, Path]:
-        meta = {"method": METHOD, "task": self.task.kind, "teacher": self.config.teacher}
+        meta = {"method": METHOD, "task": self.task.kind, "teacher": self.config.teacher,
+                "target": self.config.retrain_target}
         if self.task.kind != SUPER_RESOLUTION:
             meta["crop_size"] = self.config.crop_size
         return {"generator": save_model(run_dir / GENERATOR_FILE, self.generator, self.arch_name, self.arch_kwargs,
