@@ -93,11 +93,10 @@ def read_options_file(path: Path) -> dict[str, str]:
 def options_text(kwargs: dict, extra: dict) -> str:
     """An ``opt.txt`` as SPADE writes it (``key: value`` lines between its banners, sorted) for a ``spade`` of
     ``kwargs``, with the training options ``extra``: what :func:`read_options_file` reads back."""
-    values = {"netG": "spade", "label_nc": kwargs["label_nc"],
-              "contain_dontcare_label": kwargs["contain_dontcare_label"], "no_instance": not kwargs["instance_edges"], "ngf": kwargs["ngf"],
-              "num_upsampling_layers": kwargs["num_upsampling_layers"], "crop_size": kwargs["crop_size"],
-              "aspect_ratio": float(kwargs["aspect_ratio"]), "use_vae": kwargs["use_vae"], "z_dim": kwargs["z_dim"],
-              "output_nc": kwargs["output_nc"], **extra}
+    same = ("label_nc", "contain_dontcare_label", "ngf", "num_upsampling_layers", "crop_size", "use_vae", "z_dim",
+            "output_nc")
+    values = {"netG": "spade", **{key: kwargs[key] for key in same}, "no_instance": not kwargs["instance_edges"],
+              "aspect_ratio": float(kwargs["aspect_ratio"]), **extra}
     lines = [f"{key:>25}: {value!s:<30}".rstrip() for key, value in sorted(values.items())]
     return "\n".join(["----------------- Options ---------------", *lines, "----------------- End -------------------",
                       ""])

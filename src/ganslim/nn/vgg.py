@@ -330,6 +330,11 @@ def vgg19_absent_notice() -> str:
     return f"perceptual term off (no VGG19 weights): {vgg19_weights_hint()}, or pass --vgg19-weights FILE"
 
 
+def vgg19_record(status: str) -> dict[str, str]:
+    """How a run's summary records its VGG19 term: ``{"vgg19": status}``, with the notice when it was ``absent``."""
+    return {"vgg19": status, **({"notice": vgg19_absent_notice()} if status == "absent" else {})}
+
+
 def load_vgg19(weights: str | os.PathLike | None = None) -> VGG19Features:
     """:class:`VGG19Features` with the ImageNet weights, frozen, in eval mode, on the CPU.
 

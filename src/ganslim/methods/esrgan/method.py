@@ -50,7 +50,14 @@ from ganslim.methods.esrgan.config import (
     resolve_defaults,
 )
 from ganslim.metrics import sr_psnr, sr_ssim
-from ganslim.nn.vgg import PERCEPTUAL_LAYER, VGG19Features, load_vgg19, perceptual_vgg19_file, vgg19_absent_notice
+from ganslim.nn.vgg import (
+    PERCEPTUAL_LAYER,
+    VGG19Features,
+    load_vgg19,
+    perceptual_vgg19_file,
+    vgg19_absent_notice,
+    vgg19_record,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -244,11 +251,8 @@ class ESRGAN(_ESRGANBase):
         terms = {"l1": config.l1_weight, "gan": config.gan_weight}
         if self.vgg is not None:
             terms["perceptual"] = config.perceptual_weight
-        objective: dict[str, Any] = {"terms": terms, "perceptual_layer": f"vgg19 {PERCEPTUAL_LAYER} (before ReLU)",
-                                     "vgg19": self.vgg_status}
-        if self.vgg_status == "absent":
-            objective["notice"] = self.notice
-        return objective
+        return {"terms": terms, "perceptual_layer": f"vgg19 {PERCEPTUAL_LAYER} (before ReLU)",
+                **vgg19_record(self.vgg_status)}
 
     def export_meta(self) -> dict[str, Any]:
         return {**super().export_meta(), "vgg19": self.vgg_status}

@@ -53,8 +53,8 @@ from ganslim.methods.spade.config import (
     generator_kwargs,
     resolve_defaults,
 )
-from ganslim.metrics import psnr, ssim
-from ganslim.nn.vgg import load_vgg19_relus, perceptual_vgg19_file, vgg19_absent_notice
+from ganslim.metrics import mean_psnr_ssim
+from ganslim.nn.vgg import load_vgg19_relus, perceptual_vgg19_file, vgg19_absent_notice, vgg19_record
 
 logger = logging.getLogger(__name__)
 
@@ -171,12 +171,7 @@ class SPADETeacher(MethodBase):
 
     def validate(self, batches: Iterable[dict]) -> dict[str, float]:
         """Mean per-image PSNR (dB) and SSIM of G(label map) against the photo over the val split."""
-        psnrs, ssims = [], []
-        for batch in batches:
-            fake = self.nets["G"](batch["label_map"]).float()
-            psnrs.append(psnr(fake, batch["image"]))
-            ssims.append(ssim(fake, batch["image"]))
-        return {"psnr": float(torch.cat(psnrs).mean()), "ssim": float(torch.cat(ssims).mean())}
+        return mean_psnr_ssim((self.nets["G"](batch["label_map"]).float(), batch["image"]) for batch in batches)
 
     def visuals(self, batch: dict) -> list[Tensor]:
         """Label map (a colour per label, edges white) | generated | photo."""
@@ -198,12 +193,8 @@ class SPADETeacher(MethodBase):
         terms = {"gan": 1.0, "feature_matching": config.lambda_feat}
         if self.vgg is not None:
             terms["vgg"] = config.lambda_vgg
-        objective: dict[str, Any] = {"gan_mode": config.gan_mode, "terms": terms,
-                                     "vgg_layers": "vgg19 relu1_1..relu5_1, weights 1/32..1", "vgg19": self.vgg_status,
-                                     "lr": {"G": config.lr / 2, "D": config.lr * 2}}
-        if self.vgg_status == "absent":
-            objective["notice"] = vgg19_absent_notice()
-        return objective
+        return {"gan_mode": config.gan_mode, "terms": terms, "vgg_layers": "vgg19 relu1_1..relu5_1, weights 1/32..1",
+                "lr": {"G": config.lr / 2, "D": config.lr * 2}, **vgg19_record(self.vgg_status)}
 
     def export_meta(self) -> dict[str, Any]:
         return {"method": METHOD, "preset": self.config.arch, "size": list(self.size), "vgg19": self.vgg_status,
