@@ -1,4 +1,5 @@
-"""Two CPU processes under torchrun (gloo): ranks stay in sync, gradients are averaged, the result loads."""
+"""Two CPU processes under torchrun (gloo): ranks stay in sync, gradients are averaged, the result loads (CycleGAN,
+and SPADE with its spectral norms)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,10 @@ SETTINGS = dict(generator="resnet", n_blocks=1, norm="none", ngf=4, ndf=4, load_
                 max_train_images=8)
 
 
-def torchrun_train(*args: str) -> subprocess.CompletedProcess:
-    """``ganslim train cyclegan ARGS`` as two CPU processes under torchrun."""
+def torchrun_train(*args: str, method: str = "cyclegan") -> subprocess.CompletedProcess:
+    """``ganslim train METHOD ARGS`` as two CPU processes under torchrun."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "ganslim.cli", "train", "cyclegan", *args]
+               "-m", "ganslim.cli", "train", method, *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
 
@@ -96,3 +97,24 @@ def test_out_of_sync_ranks_are_detected(monkeypatch):
         distributed.assert_in_sync(info, {"net": net})
     monkeypatch.setattr(distributed, "gather_objects", lambda info, value: [value, value])
     distributed.assert_in_sync(info, {"net": net})
+
+
+def test_spade_trains_as_two_processes_with_spectral_norms_in_sync(tmp_path):
+    # Spectral norm updates its vectors in every training forward (the frozen D's in G's step too): the ranks must
+    # still agree at every checkpoint. SyncBatchNorm needs CUDA, so CPU processes keep their own statistics.
+    data = make_builtin("labels2scene", tmp_path / "scenes", size=64, count=4)
+    done = torchrun_train("--data", str(data), "--out-dir", str(tmp_path / "ddp"), "--batch-size", "1",
+                          "--no-progress", "--vgg19-weights", "none",
+                          *[arg for key, value in dict(label_nc=6, crop_size=64, ngf=4, ndf=4, epochs=2,
+                                                       ckpt_every=1).items() for arg in ("--set", f"{key}={value}")],
+                          method="spade")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("ganslim train spade: 4 steps") == 1
+    assert done.stderr.count("SyncBatchNorm runs on CUDA only: each of the 2 CPU processes") == 1
+    run_dir = tmp_path / "ddp" / "00000-spade-scenes"
+    state = torch.load(run_dir / "checkpoints" / "state_00000004.pt", weights_only=True)
+    assert state["world_size"] == 2 and len(state["ranks"]) == 2
+    generator = load_generator(run_dir)
+    with torch.no_grad():
+        out = generator.model(torch.zeros(1, 7, 64, 64))
+    assert out.shape == (1, 3, 64, 64) and torch.isfinite(out).all()

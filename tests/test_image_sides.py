@@ -33,7 +33,8 @@ def _takes(net: torch.nn.Module, side: int, generator: bool) -> bool:
     if generator:
         out_side = net.signature.output_side(side)
         return out.shape[-2:] == (out_side, out_side)
-    return min(out.shape[-2:]) >= 1
+    scores = out[-1][-1] if isinstance(out, list) else out  # a multi-scale discriminator's coarsest scores
+    return min(scores.shape[-2:]) >= 1
 
 
 @pytest.mark.parametrize("registry, name", [(GENERATORS, name) for name in image_network_names(GENERATORS)]

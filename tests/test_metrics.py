@@ -19,6 +19,7 @@ from ganslim.metrics import (
     frechet_distance,
     kernel_inception_distance,
     load_statistics,
+    mean_psnr_ssim,
     psnr,
     quantize_uint8,
     save_statistics,
@@ -369,3 +370,12 @@ def test_metrics_package_imports_only_allowed_modules():
                 imported.add(node.module)
     outside = {m for m in imported if not any(m == a or m.startswith(a + ".") for a in allowed)}
     assert outside == set()
+
+
+def test_mean_psnr_ssim_averages_over_images_not_batches():
+    torch.manual_seed(0)
+    targets = [torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1]
+    outputs = [(target + 0.1 * torch.randn_like(target)).clamp(-1, 1) for target in targets]
+    means = mean_psnr_ssim(zip(outputs, targets))
+    assert means["psnr"] == pytest.approx(float(torch.cat([psnr(o, t) for o, t in zip(outputs, targets)]).mean()))
+    assert means["ssim"] == pytest.approx(float(torch.cat([ssim(o, t) for o, t in zip(outputs, targets)]).mean()))

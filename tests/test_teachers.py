@@ -96,7 +96,7 @@ def test_pix2pix_defaults_are_the_reference_ones():
     assert (config.lambda_l1, config.lr, config.beta1, config.ngf, config.ndf) == (100.0, 2e-4, 0.5, 64, 64)
     assert (config.load_size, config.crop_size, config.batch_size, config.epochs, config.epochs_decay) == (
         286, 256, 1, 100, 100)
-    assert methods_of(TRAIN).names() == ["cyclegan", "encoder", "esrgan", "pix2pix", "stylegan2"]
+    assert methods_of(TRAIN).names() == ["cyclegan", "encoder", "esrgan", "pix2pix", "spade", "stylegan2"]
     assert METHODS.get("pix2pix").load().Config is Pix2PixConfig
     assert METHODS.get("cyclegan").load().Config is CycleGANConfig
 

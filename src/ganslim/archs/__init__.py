@@ -7,7 +7,7 @@ generators ``resnet_9blocks``, ``resnet_6blocks``, ``resnet`` (``n_blocks``), ``
 :mod:`.stylegan2` (the latent-driven ``stylegan2`` generator, its ``stylegan2`` discriminator, Anycost GAN's
 ``anycost`` discriminator and the ``mobile_stylegan`` student), :mod:`.spade` (the label-map ``spade`` generator
 and its presets ``spade_cityscapes`` and ``spade_coco``) and :mod:`.discriminators` (``basic``, ``n_layers``
-(``n_layers``), ``pixel``). Each
+(``n_layers``), ``pixel``, ``vgg_style``, SPADE's ``multiscale``). Each
 image-to-image network class declares the image sides it takes as ``image_sides``, and each generator what it takes
 and returns as ``signature`` (:mod:`ganslim.signature`).
 Architectures import only ``ganslim.nn``, ``ganslim.registry``, ``ganslim.signature``, ``ganslim.errors`` and torch.

@@ -90,6 +90,18 @@ def read_options_file(path: Path) -> dict[str, str]:
     return {match.group(1): match.group(2) for match in map(_OPTION_LINE.match, text.splitlines()) if match}
 
 
+def options_text(kwargs: dict, extra: dict) -> str:
+    """An ``opt.txt`` as SPADE writes it (``key: value`` lines between its banners, sorted) for a ``spade`` of
+    ``kwargs``, with the training options ``extra``: what :func:`read_options_file` reads back."""
+    same = ("label_nc", "contain_dontcare_label", "ngf", "num_upsampling_layers", "crop_size", "use_vae", "z_dim",
+            "output_nc")
+    values = {"netG": "spade", **{key: kwargs[key] for key in same}, "no_instance": not kwargs["instance_edges"],
+              "aspect_ratio": float(kwargs["aspect_ratio"]), **extra}
+    lines = [f"{key:>25}: {value!s:<30}".rstrip() for key, value in sorted(values.items())]
+    return "\n".join(["----------------- Options ---------------", *lines, "----------------- End -------------------",
+                      ""])
+
+
 def options_beside(checkpoint: Path) -> Path | None:
     """The ``opt.txt`` beside ``checkpoint`` (or above its ``checkpoints/`` folder, as GAN Compression lays out
     runs), or None."""

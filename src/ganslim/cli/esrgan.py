@@ -17,7 +17,10 @@ FLAGS = {
     "--lq": ("lq", "DIR", "paired training LQ images, each its GT's size / scale, paired by name"),
     "--val-gt": ("val_gt", "DIR", "paired validation GT images, with --val-lq (default: DATA/val HR images)"),
     "--val-lq": ("val_lq", "DIR", "paired validation LQ images"),
-    "--vgg19-weights": ("vgg19_weights", "FILE", "torchvision's vgg19-dcbb9e9d.pth for the gan stage's perceptual "
-                                                 "term ('none': off; default: $GANSLIM_VGG19_WEIGHTS, then "
+}
+# A flag of more than one method (esrgan's gan stage and spade), shown in a group of its own.
+VGG19_FLAGS = {
+    "--vgg19-weights": ("vgg19_weights", "FILE", "torchvision's vgg19-dcbb9e9d.pth for the perceptual term (esrgan: "
+                                                 "its gan stage; 'none': off; default: $GANSLIM_VGG19_WEIGHTS, then "
                                                  "~/.cache/ganslim)"),
 }

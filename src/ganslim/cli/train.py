@@ -1,11 +1,11 @@
 """`ganslim train METHOD`: train a model from scratch in a numbered run folder, METHOD one of the training methods
-registered in :data:`ganslim.methods.METHODS` (the pix2pix and CycleGAN teachers, ESRGAN, StyleGAN2)."""
+registered in :data:`ganslim.methods.METHODS` (the pix2pix and CycleGAN teachers, ESRGAN, SPADE, StyleGAN2)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ganslim.cli import esrgan, stylegan2
+from ganslim.cli import esrgan, spade, stylegan2
 from ganslim.cli.common import RUN_FLAGS, add_config_arguments, config_from_args, print_main, show_config
 from ganslim.errors import GanslimError
 from ganslim.methods import TRAIN, methods_of
@@ -13,8 +13,8 @@ from ganslim.methods import TRAIN, methods_of
 # Typed flags for the common config keys (see ganslim.cli.common); every other key goes through --set.
 TYPED_FLAGS = {
     "--data": ("data", "DIR", "dataset folder (pix2pix: train/ val/ of A|B images; cyclegan: trainA/ trainB/; "
-                              "esrgan: train/ val/ of HR images; stylegan2: images of one size; encoder: "
-                              "optional real images to score)"),
+                              "esrgan: train/ val/ of HR images; spade: label maps and photos; stylegan2: images "
+                              "of one size; encoder: optional real images to score)"),
     **RUN_FLAGS,
     "--epochs": ("epochs", "N", "epochs at the initial learning rate"),
     "--epochs-decay": ("epochs_decay", "N", "epochs of linear learning-rate decay to zero"),
@@ -25,8 +25,9 @@ TYPED_FLAGS = {
                                          "StyleGAN2 checkpoint it inverts"),
     "--gan-mode": ("gan_mode", "MODE", "vanilla, lsgan or hinge"),
 }
-# Flags only one method takes, each group shown under its method's name.
-METHOD_FLAGS = {esrgan.METHOD: esrgan.FLAGS, stylegan2.METHOD: stylegan2.FLAGS}
+# Flags only some methods take, each group shown under its methods' names.
+METHOD_FLAGS = {(esrgan.METHOD,): esrgan.FLAGS, (spade.METHOD,): spade.FLAGS, (stylegan2.METHOD,): stylegan2.FLAGS,
+                (esrgan.METHOD, spade.METHOD): esrgan.VGG19_FLAGS}
 
 EPILOG = """\
 Config precedence: method defaults < --config FILE < typed flags < --set KEY=VALUE.
@@ -44,8 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("method", metavar="METHOD", help="; ".join(
         f"{name}: {registered.get(name).help}" for name in registered.names()))
     add_config_arguments(parser, [TYPED_FLAGS], set_example="lambda_l1=50")
-    for method, flags in METHOD_FLAGS.items():
-        group = parser.add_argument_group(f"{method} options")
+    for methods, flags in METHOD_FLAGS.items():
+        group = parser.add_argument_group(f"{' and '.join(methods)} options")
         for flag, (key, metavar, help_text) in flags.items():
             group.add_argument(flag, dest=key, metavar=metavar, default=None, help=help_text)
     parser.set_defaults(flag_keys=[key for group in (TYPED_FLAGS, *METHOD_FLAGS.values()) for key, _, _ in
@@ -61,10 +62,11 @@ def run(args: argparse.Namespace) -> int:
     from ganslim.engine import read_run_config, resolve_resume
 
     entry = methods_of(TRAIN).get(args.method)
-    for method, flags in METHOD_FLAGS.items():
+    for methods, flags in METHOD_FLAGS.items():
         given = [flag for flag, (key, _, _) in flags.items() if getattr(args, key) is not None]
-        if given and method != entry.name:
-            raise GanslimError(f"{given[0]} is an option of 'ganslim train {method}', not of {entry.name}: drop it")
+        if given and entry.name not in methods:
+            owners = " and ".join(f"'ganslim train {method}'" for method in methods)
+            raise GanslimError(f"{given[0]} is an option of {owners}, not of {entry.name}: drop it")
     runner = entry.load()
     extra = {"amp": args.amp} if args.amp is not None else {}
     config = config_from_args(args, runner.Config, entry.name,

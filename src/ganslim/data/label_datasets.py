@@ -27,6 +27,7 @@ from PIL import Image
 from ganslim.data.datasets import _SeededDataset
 from ganslim.data.images import image_to_tensor, is_image_file, list_images, load_image
 from ganslim.data.labels import LabelEncoding, encode_files
+from ganslim.data.validate import image_sizes
 from ganslim.errors import GanslimError
 
 LABEL_LAYOUTS = ("cityscapes", "ade20k", "coco", "folders")
@@ -86,6 +87,19 @@ def find_label_pairs(root: str | os.PathLike, split: str, layout: str, instances
     return _match(labels, photos, masks, key, root)
 
 
+def has_split(root: str | os.PathLike, split: str, layout: str) -> bool:
+    """Whether ``root`` (a dataset of ``layout``) holds a ``split`` of its own; a ``folders`` dataset without split
+    folders is one training split."""
+    root = Path(root)
+    if layout == "cityscapes":
+        return (root / "gtFine" / split).is_dir()
+    if layout == "coco":
+        return (root / f"{split}_label").is_dir()
+    if layout == "ade20k":
+        return any(ADE20K_SPLITS[split] in path.name for path in list_images(root))
+    return (root / split / "labels").is_dir()
+
+
 def _files(folder: Path, suffix: str) -> list[Path]:
     return [path for path in list_images(folder) if path.name.endswith(suffix)]
 
@@ -127,6 +141,8 @@ class LabelMapDataset(_SeededDataset):
             raise GanslimError("ADE20K's label 0 is 'unknown': use a model with a dontcare label "
                                "(contain_dontcare_label)")
         self.pairs = find_label_pairs(root, split, self.layout, encoding.instance_edges)
+        # Every file decoded now (and remembered), so a corrupt one is one line before any work starts.
+        image_sizes([path for pair in self.pairs for path in (pair.label, pair.image, pair.instance) if path])
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -80,6 +80,17 @@ class LabelEncoding:
         return torch.cat([one_hot, instance_edges(instances)], dim=1)
 
 
+def label_colors(label_map: torch.Tensor, encoding: LabelEncoding) -> torch.Tensor:
+    """A model input (N, channels, H, W) -> (N, 3, H, W) in [-1, 1] for sample grids: one fixed colour per label (the
+    argmax of the one-hot channels), white on the instance edges."""
+    palette = torch.rand(encoding.label_channels, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    labels = label_map[:, :encoding.label_channels].argmax(1)
+    colors = palette.to(label_map.device)[labels].permute(0, 3, 1, 2)
+    if encoding.instance_edges:
+        colors = torch.where(label_map[:, -1:] > 0, torch.ones_like(colors), colors)
+    return colors
+
+
 def instance_edges(instances: torch.Tensor) -> torch.Tensor:
     """(N, H, W) instance ids -> (N, 1, H, W) float32: 1 on both pixels of every horizontally or vertically
     adjacent pair with different ids, else 0 (SPADE's ``get_edges``)."""

@@ -1,10 +1,13 @@
 """Training losses: adversarial (vanilla = StyleGAN2's non-saturating logistic / LSGAN / hinge, relativistic
-average), StyleGAN2's R1 and path-length regularisers; reconstruction and distillation losses join here."""
+average), on a multi-scale discriminator (SPADE's, with feature matching), StyleGAN2's R1 and path-length
+regularisers; reconstruction and distillation losses join here."""
 
 from ganslim.losses.gan import GAN_MODES, GANLoss, relativistic_average_loss
+from ganslim.losses.multiscale import feature_matching_loss, multiscale_gan_loss
 from ganslim.losses.regularizers import path_length_penalty, path_lengths, r1_penalty
 
-__all__ = ["GAN_MODES", "GANLoss", "path_length_penalty", "path_lengths", "r1_penalty", "relativistic_average_loss"]
+__all__ = ["GAN_MODES", "GANLoss", "feature_matching_loss", "multiscale_gan_loss", "path_length_penalty",
+           "path_lengths", "r1_penalty", "relativistic_average_loss"]
 
 from ganslim.losses.distill import (  # noqa: E402
     ChannelDistillation,
@@ -15,9 +18,16 @@ from ganslim.losses.distill import (  # noqa: E402
     ssim_loss,
     total_variation,
 )
-from ganslim.losses.perceptual import feature_loss, gram_matrix, load_perceptual_vgg, style_loss  # noqa: E402
+from ganslim.losses.perceptual import (  # noqa: E402
+    feature_loss,
+    gram_matrix,
+    load_perceptual_vgg,
+    pyramid_vgg_loss,
+    style_loss,
+)
 
 __all__ += [
     "ChannelDistillation", "FeatureDistillation", "FeatureTap", "PerceptualDistillLoss", "channel_distillation_loss",
-    "feature_loss", "gram_matrix", "load_perceptual_vgg", "ssim_loss", "style_loss", "total_variation",
+    "feature_loss", "gram_matrix", "load_perceptual_vgg", "pyramid_vgg_loss", "ssim_loss", "style_loss",
+    "total_variation",
 ]

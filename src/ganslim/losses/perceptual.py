@@ -3,6 +3,7 @@
 As in OMGD and AutoGAN-Distiller: the style loss is the L1 distance between Gram matrices normalised by
 C·H·W, summed over relu1_2, relu2_2, relu3_3 and relu4_3; the feature loss is the L1 distance between relu2_2
 activations. Features come from :class:`ganslim.nn.vgg.VGG16Features` as ``{layer name: (N, C, H, W)}``.
+SPADE's perceptual loss (:func:`pyramid_vgg_loss`) is the weighted L1 over VGG19's relu1_1 ... relu5_1.
 """
 
 from __future__ import annotations
@@ -14,9 +15,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganslim.nn.vgg import STYLE_LAYERS, VGG16Features, find_vgg16_weights, load_vgg16
+from ganslim.nn.vgg import (
+    PYRAMID_LAYERS,
+    STYLE_LAYERS,
+    VGG16Features,
+    VGG19ReLUFeatures,
+    find_vgg16_weights,
+    load_vgg16,
+)
 
 FEATURE_LAYER = "relu2_2"
+PYRAMID_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)  # SPADE / pix2pixHD: relu1_1 ... relu5_1
 
 
 def gram_matrix(features: Tensor) -> Tensor:
@@ -92,6 +101,28 @@ def feature_loss(
     pred, target = _pair(pred_features, target_features, layer)
     dtype = torch.promote_types(pred.dtype, torch.float32)
     return F.l1_loss(pred.to(dtype), target.to(dtype))
+
+
+def pyramid_vgg_loss(vgg: VGG19ReLUFeatures, image: Tensor, target: Tensor) -> Tensor:
+    """SPADE's (pix2pixHD's) perceptual loss: ``sum_l w_l mean|vgg_l(image) - vgg_l(target)|`` over relu1_1 ...
+    relu5_1 with weights 1/32, 1/16, 1/8, 1/4, 1 (NVlabs' ``VGGLoss``, before ``lambda_vgg``).
+
+    Args:
+        vgg: a :class:`~ganslim.nn.vgg.VGG19ReLUFeatures` returning :data:`~ganslim.nn.vgg.PYRAMID_LAYERS`.
+        image: (N, 3, H, W) in [-1, 1], the image being trained; target: the same shape, treated as constant.
+
+    Returns:
+        () float32 tensor.
+    """
+    if tuple(vgg.layers) != PYRAMID_LAYERS:
+        raise ValueError(f"pyramid_vgg_loss needs the layers {PYRAMID_LAYERS}, the extractor returns {vgg.layers}")
+    ours = vgg(image.float())
+    with torch.no_grad():
+        theirs = vgg(target.float())
+    total = torch.zeros((), device=image.device)
+    for weight, layer in zip(PYRAMID_WEIGHTS, PYRAMID_LAYERS):
+        total = total + weight * F.l1_loss(ours[layer], theirs[layer])
+    return total
 
 
 def load_perceptual_vgg(weights: str | os.PathLike | None = None) -> VGG16Features | None:

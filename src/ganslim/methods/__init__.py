@@ -5,7 +5,7 @@ A :class:`MethodEntry` names its command (``train``: a model from scratch; ``com
 trained teacher), its one-line help and, for a staged run, its stages. Registering imports nothing heavy:
 ``entry.load()`` imports the method's package and returns its :class:`Runner` (config class and run function), so
 the command line builds every subcommand without loading torch (``ganslim bench`` must set ``OMP_WAIT_POLICY``
-before torch loads). One package per method: :mod:`.teachers`, :mod:`.esrgan`, :mod:`.stylegan2`,
+before torch loads). One package per method: :mod:`.teachers`, :mod:`.esrgan`, :mod:`.spade`, :mod:`.stylegan2`,
 :mod:`.gan_compression`, :mod:`.omgd`, :mod:`.mobilestylegan`, :mod:`.anycost`, :mod:`.agd`.
 """
 
@@ -83,6 +83,12 @@ def _esrgan() -> Runner:
     return Runner(ESRGANConfig, run_esrgan)
 
 
+def _spade() -> Runner:
+    from ganslim.methods.spade import SPADEConfig, run_spade
+
+    return Runner(SPADEConfig, run_spade)
+
+
 def _stylegan2() -> Runner:
     from ganslim.methods.stylegan2 import StyleGAN2
 
@@ -151,6 +157,8 @@ for _entry in (
     MethodEntry("cyclegan", TRAIN, "CycleGAN teacher (unpaired data)", _cyclegan),
     MethodEntry("esrgan", TRAIN, "ESRGAN super-resolution teacher (RRDBNet): --stage psnr (L1), then --stage gan "
                 "--init PSNR_RUN", _esrgan),
+    MethodEntry("spade", TRAIN, "SPADE / GauGAN teacher (label maps -> images; NVlabs' recipe): hinge GAN with the "
+                "multi-scale discriminator, feature matching, VGG19, TTUR", _spade),
     MethodEntry("stylegan2", TRAIN, "StyleGAN2 (rosinality's recipe): unconditional, from a folder of same-size "
                 "images; length in kimg", _stylegan2),
     MethodEntry("encoder", TRAIN, "an image -> W+ encoder for a StyleGAN2 generator (--generator CKPT), trained on its "

@@ -15,7 +15,7 @@ from ganslim.metrics.fid import (
     quantize_uint8,
     save_statistics,
 )
-from ganslim.metrics.image import RunningMean, psnr, ssim
+from ganslim.metrics.image import RunningMean, mean_psnr_ssim, psnr, ssim
 from ganslim.metrics.sr import rgb_to_y, sr_psnr, sr_ssim
 from ganslim.metrics.inception import (
     WEIGHTS_ENV_VAR,
@@ -41,6 +41,7 @@ __all__ = [
     "kernel_inception_distance",
     "load_inception",
     "load_statistics",
+    "mean_psnr_ssim",
     "psnr",
     "quantize_uint8",
     "rgb_to_y",

@@ -1,8 +1,10 @@
-"""Paired-image metrics: PSNR and SSIM on images in [-1, 1], plus a running mean for batched evaluation."""
+"""Paired-image metrics: PSNR and SSIM on images in [-1, 1], a running mean for batched evaluation, and both means
+over a validation's batches."""
 
 from __future__ import annotations
 
 import math
+from typing import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -140,3 +142,13 @@ class RunningMean:
         """Forget everything seen."""
         self.total = 0.0
         self.count = 0
+
+
+def mean_psnr_ssim(pairs: Iterable[tuple[Tensor, Tensor]]) -> dict[str, float]:
+    """``{"psnr", "ssim"}``: the means over every image of :func:`psnr` (dB) and :func:`ssim` of ``(output,
+    target)`` pairs of (N, C, H, W) batches in [-1, 1] (a method's validation over its val batches)."""
+    psnrs, ssims = RunningMean(), RunningMean()
+    for output, target in pairs:
+        psnrs.update(psnr(output, target))
+        ssims.update(ssim(output, target))
+    return {"psnr": psnrs.compute(), "ssim": ssims.compute()}

@@ -66,11 +66,18 @@ def _layer_indices(config: tuple[int | str, ...]) -> dict[str, int]:
 #: Every ReLU of ``features`` by name: relu1_1 -> 1, relu1_2 -> 3, relu2_2 -> 8, relu3_3 -> 15, relu4_3 -> 22, ...
 VGG16_LAYERS: dict[str, int] = {name: index for name, index in _layer_indices(VGG16_CONFIG).items()
                                 if name.startswith("relu")}
+#: Every ReLU of VGG19's ``features``: relu1_1 -> 1, relu2_1 -> 6, relu3_1 -> 11, relu4_1 -> 20, relu5_1 -> 29, ...
+VGG19_LAYERS: dict[str, int] = {name: index for name, index in _layer_indices(VGG19_CONFIG).items()
+                                if name.startswith("relu")}
+#: SPADE's (pix2pixHD's) perceptual layers: the first ReLU of every block.
+PYRAMID_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 #: ESRGAN's perceptual layer: VGG19's last conv, before its ReLU (index 34 of ``features``).
 PERCEPTUAL_LAYER = "conv5_4"
 VGG19_PERCEPTUAL_INDEX = _layer_indices(VGG19_CONFIG)[PERCEPTUAL_LAYER]
 #: The layers the OMGD / AutoGAN-Distiller style loss reads; relu2_2 is also the feature-loss layer.
 STYLE_LAYERS: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+VGG19_OFF = "none"  # a --vgg19-weights value that turns the perceptual term off
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -115,31 +122,24 @@ class _FrozenVGG(nn.Module):
         return super().train(False)
 
 
-class VGG16Features(_FrozenVGG):
-    """Frozen VGG16 returning the activations of named ReLU layers for images in [-1, 1] (see :class:`_FrozenVGG`).
+class _ReLUFeatures(_FrozenVGG):
+    """A frozen VGG of ``config`` returning the activations of named ReLU layers (``table``: name -> index in
+    ``features``) for images in [-1, 1]; ``label`` ("VGG16", "VGG19") names it in messages. See
+    :class:`VGG16Features` for ``imagenet_norm`` and ``signed_input``."""
 
-    Args:
-        layers: names from :data:`VGG16_LAYERS` (default :data:`STYLE_LAYERS`).
-        imagenet_norm: after mapping [-1, 1] to [0, 1], normalise with the ImageNet mean / std as
-            torchvision's weights expect (default). ``False`` feeds the [0, 1] image as it is, as OMGD and
-            AutoGAN-Distiller do: their loss weights (style 1e4, feature 10) were tuned on that input, whose
-            scale is about 4x below the normalised one (1 / std is 4.4), and Gram matrices grow quadratically.
-        signed_input: feed the [-1, 1] image as it is, neither mapped to [0, 1] nor normalised, as MobileStyleGAN's
-            perceptual loss does (its weight 1 was tuned on that input); needs ``imagenet_norm`` False.
-    """
-
-    def __init__(self, layers: Sequence[str] = STYLE_LAYERS, imagenet_norm: bool = True,
-                 signed_input: bool = False) -> None:
-        super().__init__(VGG16_CONFIG)
+    def __init__(self, config: tuple[int | str, ...], table: dict[str, int], label: str, layers: Sequence[str],
+                 imagenet_norm: bool, signed_input: bool) -> None:
+        super().__init__(config)
         if signed_input and imagenet_norm:
-            raise ValueError("VGG16Features: signed_input feeds the image unnormalised; pass imagenet_norm=False")
-        unknown = [name for name in layers if name not in VGG16_LAYERS]
+            raise ValueError(f"{label}Features: signed_input feeds the image unnormalised; pass imagenet_norm=False")
+        unknown = [name for name in layers if name not in table]
         if unknown or not layers:
             raise GanslimError(
-                f"unknown VGG16 layer(s) {unknown or '(none given)'}; choose from: {', '.join(VGG16_LAYERS)}"
+                f"unknown {label} layer(s) {unknown or '(none given)'}; choose from: {', '.join(table)}"
             )
+        self.table, self.label = table, label
         # Shallow to deep, so the forward pass can hand out each one as it passes and stop at the last.
-        self.layers: tuple[str, ...] = tuple(sorted(dict.fromkeys(layers), key=VGG16_LAYERS.__getitem__))
+        self.layers: tuple[str, ...] = tuple(sorted(dict.fromkeys(layers), key=table.__getitem__))
         self.imagenet_norm, self.signed_input = imagenet_norm, signed_input
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
@@ -157,15 +157,15 @@ class VGG16Features(_FrozenVGG):
         """
         if image.dim() != 4 or image.shape[1] not in (1, 3):
             raise GanslimError(
-                f"VGG16 features take (N,3,H,W) or (N,1,H,W) images in [-1, 1], got {tuple(image.shape)}"
+                f"{self.label} features take (N,3,H,W) or (N,1,H,W) images in [-1, 1], got {tuple(image.shape)}"
             )
         if image.shape[1] == 1:
             image = image.expand(-1, 3, -1, -1)
         x = image if self.signed_input else (image + 1) / 2
         if self.imagenet_norm:
             x = (x - self.mean) / self.std
-        wanted = {VGG16_LAYERS[name]: name for name in self.layers}
-        last = VGG16_LAYERS[self.layers[-1]]
+        wanted = {self.table[name]: name for name in self.layers}
+        last = self.table[self.layers[-1]]
         out: dict[str, Tensor] = {}
         for index, layer in enumerate(self.features):
             x = layer(x)
@@ -174,6 +174,34 @@ class VGG16Features(_FrozenVGG):
             if index == last:
                 break
         return out
+
+
+class VGG16Features(_ReLUFeatures):
+    """Frozen VGG16 returning the activations of named ReLU layers for images in [-1, 1] (see :class:`_FrozenVGG`).
+
+    Args:
+        layers: names from :data:`VGG16_LAYERS` (default :data:`STYLE_LAYERS`).
+        imagenet_norm: after mapping [-1, 1] to [0, 1], normalise with the ImageNet mean / std as
+            torchvision's weights expect (default). ``False`` feeds the [0, 1] image as it is, as OMGD and
+            AutoGAN-Distiller do: their loss weights (style 1e4, feature 10) were tuned on that input, whose
+            scale is about 4x below the normalised one (1 / std is 4.4), and Gram matrices grow quadratically.
+        signed_input: feed the [-1, 1] image as it is, neither mapped to [0, 1] nor normalised, as MobileStyleGAN's
+            perceptual loss does (its weight 1 was tuned on that input); needs ``imagenet_norm`` False.
+    """
+
+    def __init__(self, layers: Sequence[str] = STYLE_LAYERS, imagenet_norm: bool = True,
+                 signed_input: bool = False) -> None:
+        super().__init__(VGG16_CONFIG, VGG16_LAYERS, "VGG16", layers, imagenet_norm, signed_input)
+
+
+class VGG19ReLUFeatures(_ReLUFeatures):
+    """Frozen VGG19 returning the activations of named ReLU layers (:data:`VGG19_LAYERS`), as
+    :class:`VGG16Features` does for VGG16. Default: SPADE's (pix2pixHD's) perceptual layers relu1_1 ... relu5_1 of
+    the [-1, 1] image fed as it is (NVlabs' ``VGG19`` runs on the generator's output, unnormalised)."""
+
+    def __init__(self, layers: Sequence[str] = PYRAMID_LAYERS, imagenet_norm: bool = False,
+                 signed_input: bool = True) -> None:
+        super().__init__(VGG19_CONFIG, VGG19_LAYERS, "VGG19", layers, imagenet_norm, signed_input)
 
 
 def default_vgg16_weights_path() -> Path:
@@ -274,6 +302,37 @@ class VGG19Features(_FrozenVGG):
         for layer in self.features[:VGG19_PERCEPTUAL_INDEX + 1]:
             x = layer(x)
         return x
+
+
+def load_vgg19_relus(weights: str | os.PathLike | None = None, layers: Sequence[str] = PYRAMID_LAYERS,
+                     imagenet_norm: bool = False, signed_input: bool = True) -> VGG19ReLUFeatures:
+    """:class:`VGG19ReLUFeatures` with the ImageNet weights (found and loaded as :func:`load_vgg19`), frozen, in eval
+    mode, on the CPU.
+
+    Raises:
+        GanslimError: no file found, the file is unreadable, or its keys or shapes differ.
+    """
+    return _load_weights(VGG19ReLUFeatures(layers, imagenet_norm, signed_input), weights, VGG19_WEIGHTS)
+
+
+def perceptual_vgg19_file(weights: str, weight: float) -> tuple[str, Path | None]:
+    """How a perceptual term on VGG19 runs: ``("off", None)`` when asked (``weights`` is ``"none"`` or the term's
+    ``weight`` 0), ``("absent", None)`` when no file is found (:func:`find_vgg19_weights`, ``""`` meaning look it
+    up), else ``("loaded", path)``."""
+    if weights == VGG19_OFF or weight == 0:
+        return "off", None
+    path = find_vgg19_weights(weights or None)
+    return ("absent", None) if path is None else ("loaded", path)
+
+
+def vgg19_absent_notice() -> str:
+    """The line a run without VGG19 weights says once (and records) about its perceptual term."""
+    return f"perceptual term off (no VGG19 weights): {vgg19_weights_hint()}, or pass --vgg19-weights FILE"
+
+
+def vgg19_record(status: str) -> dict[str, str]:
+    """How a run's summary records its VGG19 term: ``{"vgg19": status}``, with the notice when it was ``absent``."""
+    return {"vgg19": status, **({"notice": vgg19_absent_notice()} if status == "absent" else {})}
 
 
 def load_vgg19(weights: str | os.PathLike | None = None) -> VGG19Features:

@@ -16,7 +16,6 @@ STAGES = (PSNR, GAN)
 # BasicSR's train_RRDBNet_PSNR_x4.yml and train_ESRGAN_x4.yml: Adam 2e-4 without EMA, then 1e-4 with EMA 0.999.
 STAGE_DEFAULTS = {PSNR: {"lr": 2e-4, "ema_decay": 0.0}, GAN: {"lr": 1e-4, "ema_decay": 0.999}}
 GT_SIDE_MULTIPLE = 4  # an LR crop (gt_size / scale) the x4 / x2 / x1 RRDBNet takes: gt_size divisible by 4
-VGG_OFF = "none"
 
 
 @dataclass(frozen=True)

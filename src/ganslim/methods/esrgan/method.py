@@ -44,14 +44,20 @@ from ganslim.methods.esrgan.config import (
     GAN,
     METHOD,
     PSNR,
-    VGG_OFF,
     ESRGANConfig,
     generator_kwargs,
     is_resolved,
     resolve_defaults,
 )
 from ganslim.metrics import sr_psnr, sr_ssim
-from ganslim.nn.vgg import PERCEPTUAL_LAYER, VGG19Features, find_vgg19_weights, load_vgg19, vgg19_weights_hint
+from ganslim.nn.vgg import (
+    PERCEPTUAL_LAYER,
+    VGG19Features,
+    load_vgg19,
+    perceptual_vgg19_file,
+    vgg19_absent_notice,
+    vgg19_record,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -207,18 +213,13 @@ class ESRGAN(_ESRGANBase):
 
     @property
     def notice(self) -> str:
-        return f"perceptual term off (no VGG19 weights): {vgg19_weights_hint()}, or pass --vgg19-weights FILE"
+        return vgg19_absent_notice()
 
     def _perceptual_network(self) -> tuple[str, VGG19Features | None]:
         """``("loaded", vgg)``, or ``("off", None)`` when asked (``vgg19_weights: none`` or weight 0), or
         ``("absent", None)`` when no weights file is found."""
-        config = self.config
-        if config.vgg19_weights == VGG_OFF or config.perceptual_weight == 0:
-            return "off", None
-        path = find_vgg19_weights(config.vgg19_weights or None)
-        if path is None:
-            return "absent", None
-        return "loaded", load_vgg19(path).to(self.ctx.device)
+        status, path = perceptual_vgg19_file(self.config.vgg19_weights, self.config.perceptual_weight)
+        return status, None if path is None else load_vgg19(path).to(self.ctx.device)
 
     def train_step(self, batch: dict) -> dict[str, Tensor]:
         """G on L1 + perceptual + RaGAN with D frozen, then D on RaGAN (BasicSR's ESRGANModel order)."""
@@ -253,11 +254,8 @@ class ESRGAN(_ESRGANBase):
         terms = {"l1": config.l1_weight, "gan": config.gan_weight}
         if self.vgg is not None:
             terms["perceptual"] = config.perceptual_weight
-        objective: dict[str, Any] = {"terms": terms, "perceptual_layer": f"vgg19 {PERCEPTUAL_LAYER} (before ReLU)",
-                                     "vgg19": self.vgg_status}
-        if self.vgg_status == "absent":
-            objective["notice"] = self.notice
-        return objective
+        return {"terms": terms, "perceptual_layer": f"vgg19 {PERCEPTUAL_LAYER} (before ReLU)",
+                **vgg19_record(self.vgg_status)}
 
     def export_meta(self) -> dict[str, Any]:
         return {**super().export_meta(), "vgg19": self.vgg_status}

@@ -19,7 +19,7 @@ from ganslim.config import option
 from ganslim.data import AlignedDataset
 from ganslim.engine import TrainContext
 from ganslim.methods.teachers.base import TeacherBase, TeacherConfig, discriminator_spec, generator_spec
-from ganslim.metrics import psnr, ssim
+from ganslim.metrics import mean_psnr_ssim
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,7 @@ class Pix2Pix(TeacherBase):
 
     def validate(self, batches: Iterable[dict]) -> dict[str, float]:
         """Mean per-image PSNR (dB) and SSIM of G(A) against B over the val split."""
-        psnrs, ssims = [], []
-        for batch in batches:
-            fake_b = self.nets["G"](batch["A"]).float()
-            psnrs.append(psnr(fake_b, batch["B"]))
-            ssims.append(ssim(fake_b, batch["B"]))
-        return {"psnr": float(torch.cat(psnrs).mean()), "ssim": float(torch.cat(ssims).mean())}
+        return mean_psnr_ssim((self.nets["G"](batch["A"]).float(), batch["B"]) for batch in batches)
 
     def visuals(self, batch: dict) -> list[Tensor]:
         return [batch["A"], self.nets["G"](batch["A"]).float(), batch["B"]]
