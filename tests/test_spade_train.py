@@ -223,6 +223,8 @@ def test_short_run_exports_what_translate_and_the_importer_load_and_resumes_exac
         ours = exported.model(label_map)
         torch.testing.assert_close(ours, trained.eval()(label_map), rtol=0, atol=1e-5)
         torch.testing.assert_close(imported.model(label_map), ours, rtol=0, atol=1e-5)
+        from_training = load_generator(run / "checkpoints" / "latest.pt")  # spectral norm folded on load
+        torch.testing.assert_close(from_training.model(label_map), ours, rtol=0, atol=1e-5)
     assert load_discriminator(run / "discriminator.pt").model.state_dict().keys() == latest["D"].keys()
 
     out = tmp_path / "translated"

@@ -1,6 +1,7 @@
 """A model out of a training checkpoint (a run's ``checkpoints/latest.pt`` or ``best.pt``, see
 :mod:`ganslim.engine.state`): its ``models`` entry names each loadable network's kind, arch and arch_kwargs; the
-weights are the network's average (EMA) when the run keeps one, else the trained ones."""
+weights are the network's average (EMA) when the run keeps one, else the trained ones; a generator trained with
+spectral norm (SPADE's) gets it folded into plain weights, as its export does."""
 
 from __future__ import annotations
 
@@ -34,5 +35,9 @@ def model_from_training(path: Path, content: dict, kind: str, direction: str = "
                            f"checkpoint of '{run}'")
     meta = {"weights": "ema" if averaged is not None else "trained", "step": content.get("step"),
             "network": name}
+    if kind == "generator" and any(key.endswith("weight_orig") for key in weights):
+        from ganslim.checkpoints.spade import fold_spectral_norm  # here: it imports the architectures
+
+        weights, _ = fold_spectral_norm(weights, f"the generator of '{path}'")
     return ModelCheckpoint(kind=kind, arch=spec["arch"], arch_kwargs=dict(spec["arch_kwargs"]), state_dict=weights,
                            meta=meta)

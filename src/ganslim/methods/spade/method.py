@@ -196,6 +196,10 @@ class SPADETeacher(MethodBase):
         return {"gan_mode": config.gan_mode, "terms": terms, "vgg_layers": "vgg19 relu1_1..relu5_1, weights 1/32..1",
                 "lr": {"G": config.lr / 2, "D": config.lr * 2}, **vgg19_record(self.vgg_status)}
 
+    def model_specs(self) -> dict[str, tuple[str, str, dict]]:
+        return {"G": ("generator", ARCH, self.generator_kwargs),  # its spectral norms folded on load
+                "D": ("discriminator", DISCRIMINATOR_ARCH, self.discriminator_kwargs)}
+
     def export_meta(self) -> dict[str, Any]:
         return {"method": METHOD, "preset": self.config.arch, "size": list(self.size), "vgg19": self.vgg_status,
                 "sync_batchnorm": self.sync_batchnorm, "spectral_g": self.config.spectral_g}
