@@ -201,7 +201,8 @@ def faces(args: argparse.Namespace) -> list[str]:
     wins = [d["psnr_teacher"] > t["psnr_teacher"] for d, t in zip(per_seed["distilled"], per_seed["twin"])]
     target = (f"distilled beats its twin on PSNR to the teacher on {sum(wins)} of {len(wins)} seeds (target: every "
               f"seed): {verdict(all(wins))}")
-    results = {"settings": {"teacher": TEACHER, "teacher_kimg": args.teacher_kimg, "kimg": args.kimg,
+    teacher_kimg = load_generator(teacher_path).meta.get("kimg") if args.teacher else args.teacher_kimg
+    results = {"settings": {"teacher": TEACHER, "teacher_kimg": teacher_kimg, "kimg": args.kimg,
                             "batch_size": args.batch_size, "seeds": args.seeds, "average": AVERAGE,
                             "eval_seeds": f"{EVAL_SEED}-{EVAL_SEED + args.eval_images - 1}",
                             "fidelity_noise": FIDELITY.noise_mode},

@@ -19,8 +19,7 @@ N times the batch, and a resumed run the uninterrupted one; the sides and config
 1. D: non-saturating logistic loss on the reals and the (no-grad) fakes at each drawn side;
 2. every ``r1_every`` steps: ``r1_gamma / 2 * |dD(x)/dx|^2 * r1_every`` on the reals at each side;
 3. G: ``softplus(-D(G(z)))`` + the consistency loss (:mod:`.losses`, weight 2) of each output against the target's
-   full image: the teacher's in stage 1, the stage's own full generator's (full widths and side, detached) in
-   stage 2, as Anycost's.
+   full image: the frozen teacher's, in both stages, as Anycost's train.py (its ``--teacher_ckpt``).
 
 Style mixing 0.9; Adam (0, 0.99) without the lazy-regularisation adjustment (as Anycost's); the engine averages G
 (EMA half-life ``ema_kimg``). **Validation**: fidelity (PSNR / SSIM) of a fixed set of sub-generators (every uniform
@@ -288,8 +287,13 @@ class _AnycostStage(MethodBase):
 
     @torch.no_grad()
     def _target(self, part: Phase) -> Tensor:
-        """The full image the sub-generators are made consistent with, for the latents of ``part``."""
-        raise NotImplementedError
+        """The full image the sub-generators are made consistent with, for the latents of ``part``: the frozen
+        teacher's, in both stages (Anycost's train.py distils from a fixed teacher; a target taken from the
+        generator being trained chases itself: its sub-generators pull the shared weights after its full output,
+        which then moves further, and the run diverged within 150 steps on the built-in faces)."""
+        noise = [part[f"noise_{index}"] for index in range(self.teacher.num_noises)]
+        w_plus = mixed_w_plus(self.teacher, part["z"], part["z_mix"], part["crossover"])
+        return self.teacher.synthesize(w_plus, noise=noise)
 
     # ------------------------------------------------------------------ training
 
@@ -412,12 +416,6 @@ class MultiResolution(_AnycostStage):
         full = tuple(self.generator.layer_channels)
         return StepPlan(sample_sides(rng, self.sides, self.config.sampled_resolutions), full, full)
 
-    @torch.no_grad()
-    def _target(self, part: Phase) -> Tensor:
-        noise = [part[f"noise_{index}"] for index in range(self.teacher.num_noises)]
-        w_plus = mixed_w_plus(self.teacher, part["z"], part["z_mix"], part["crossover"])
-        return self.teacher.synthesize(w_plus, noise=noise)
-
 
 class AdaptiveChannels(_AnycostStage):
     """Stage 2: one side and one configuration a step (``channel_sampling``), sorted channels, a conditioned D."""
@@ -439,11 +437,4 @@ class AdaptiveChannels(_AnycostStage):
         sides = sample_sides(rng, self.sides, 1)
         channels = sample_channels(rng, full, self.config.channel_sampling)
         return StepPlan(sides, channels, sample_channels(rng, full, "flexible"))
-
-    @torch.no_grad()
-    def _target(self, part: Phase) -> Tensor:
-        # Anycost's target in this stage: the generator's own full output (full widths and side), detached.
-        generator = self.generator
-        images, _ = self._generate(self.sub_generators, part, [generator.img_resolution], generator.layer_channels)
-        return images[0]
 
