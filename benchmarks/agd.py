@@ -129,8 +129,8 @@ def students_and_twins(work: Path, run: Path, label: str, seeds: list[int]) -> d
 
 def bench(models: dict[str, Path], args: argparse.Namespace, folder: str, **options) -> dict:
     """``ganslim bench`` of ``models`` (the first the reference) on every backend; written under ``args.out``."""
-    loaded = [BenchModel(name, load_generator(path).model, load_generator(path).arch, str(path))
-              for name, path in models.items()]
+    loaded = [BenchModel(name, generator.model, generator.arch, str(path))
+              for (name, path), generator in zip(models.items(), map(load_generator, models.values()))]
     result = run_bench(loaded, ("torch", "onnxruntime", "openvino", "int8"), threads=args.threads,
                        repeats=args.repeats, warmup=args.warmup, **options).to_dict()
     files = write_bench(result, args.out / folder)
