@@ -18,6 +18,13 @@ same ``--eval-latents`` fixed z (seed 100000; the stored noise), for
 * **teacher sorted + sliced**: the teacher after Anycost's channel sorting alone (its full images unchanged), so the
   gain of sorting and the gain of training show apart.
 
+Besides the uniform widths, the **searched** flexible configs: at each side above 4 px, ``ganslim search anycost``'s
+search on the first seed's anycost generator (scored on its own seeds 0..15, not on the eval z) under a true-MACs
+budget equal to the uniform 0.5x and 0.75x configs' at that side; each is scored like the uniform ones, and the same
+widths are cut from the teacher for its baselines. Every sub-generator (uniform and searched) is also timed on the CPU
+(z -> image, extracted as its own compact model from the first anycost generator, ``--threads`` threads, eager and
+each of ``--backends``, every model x backend interleaved in one process).
+
 Also the full anycost generator's fidelity to the original teacher, the MACs and parameters of each sub-generator
 (z -> image, both conventions) and a grid of one latent through every sub-generator (rows: sides; columns: widths;
 each upscaled to the full side) for anycost and for the sliced teacher.
@@ -40,6 +47,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads, as ga
 import argparse  # noqa: E402 - after the OpenMP setting
 import copy  # noqa: E402
 import statistics  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
@@ -51,6 +59,8 @@ from mobilestylegan import (faces_parser, parse_faces_arguments, prepare_faces, 
 from ganslim.archs import build_generator  # noqa: E402
 from ganslim.archs.stylegan2 import StyleGAN2Generator, estimate_w_avg  # noqa: E402
 from ganslim.checkpoints import load_generator  # noqa: E402
+from ganslim.compress.anycost_search import Fidelity, search_anycost  # noqa: E402
+from ganslim.compress.search import Budget  # noqa: E402
 from ganslim.compress.stylegan2 import extract_stylegan2_subnet, sort_stylegan2_channels  # noqa: E402
 from ganslim.config import load_config  # noqa: E402
 from ganslim.data.images import save_image  # noqa: E402
@@ -64,6 +74,8 @@ from ganslim.methods.anycost.sampling import top_sides  # noqa: E402
 from ganslim.methods.anycost.training import FidelityProbe, fidelity  # noqa: E402
 
 RATIOS = (0.25, 0.5, 0.75, 1.0)
+SEARCH_RATIOS = (0.5, 0.75)  # a searched config's budget: the true MACs of this uniform width at its side
+SEARCH_LATENTS = 16
 SIDES = 4  # the top sides Anycost trains (its default ``resolutions``)
 EVAL_SEED, EVAL_BATCH = 100_000, 32
 GENERATORS = ("anycost", "teacher sliced", "teacher sorted + sliced")
@@ -95,6 +107,16 @@ def probe_label(side: int, ratio: float) -> str:
     return FidelityProbe(ratio, side).label
 
 
+@dataclass(frozen=True)
+class SearchedProbe:
+    """A searched flexible config at ``side`` (``ratio`` holds its per-layer widths, as ``subnet`` takes them),
+    scored like a :class:`FidelityProbe` by :func:`fidelity`."""
+
+    label: str
+    side: int
+    ratio: tuple[int, ...]
+
+
 # ---------------------------------------------------------------------------------------------- faces
 
 
@@ -118,16 +140,55 @@ def eval_latents(z_dim: int, count: int) -> list[torch.Tensor]:
     return list(torch.randn(count, z_dim, generator=rng).split(EVAL_BATCH))
 
 
-def sub_generator_costs(generator: StyleGAN2Generator, sides: tuple[int, ...]) -> dict[str, dict]:
-    """Parameters and MACs (z -> image, both conventions) of each sub-generator, extracted as its own model."""
+def compact_of(generator: StyleGAN2Generator, probe: FidelityProbe | SearchedProbe) -> StyleGAN2Generator:
+    """The probe's sub-generator extracted as its own compact model."""
+    ratio = list(probe.ratio) if isinstance(probe, SearchedProbe) else probe.ratio
+    return extract_stylegan2_subnet(generator, probe.side, ratio).eval()
+
+
+def sub_generator_costs(generator: StyleGAN2Generator, probes: list) -> dict[str, dict]:
+    """Parameters and MACs (z -> image, both conventions) of each probe's sub-generator, extracted as its own
+    model."""
     costs = {}
-    for side in sides:
-        for ratio in RATIOS:
-            compact = extract_stylegan2_subnet(generator, side, ratio)
-            macs = count_macs(compact, (torch.zeros(1, compact.z_dim),))
-            costs[probe_label(side, ratio)] = {"side": side, "ratio": ratio, "params": count_params(compact),
-                                               "macs": macs.macs, "macs_published": macs.macs_published}
+    for probe in probes:
+        compact = compact_of(generator, probe)
+        macs = count_macs(compact, (torch.zeros(1, compact.z_dim),))
+        costs[probe.label] = {"side": probe.side, "params": count_params(compact), "macs": macs.macs,
+                              "macs_published": macs.macs_published}
+        if isinstance(probe, SearchedProbe):
+            costs[probe.label]["channels"] = list(probe.ratio)
     return costs
+
+
+def searched_probes(generator: StyleGAN2Generator, sides: tuple[int, ...], costs: dict[str, dict]
+                    ) -> list[SearchedProbe]:
+    """The best flexible config of ``generator`` at each side above 4 px within each SEARCH_RATIOS uniform
+    config's true MACs (``costs``), found by ``ganslim search anycost``'s search on seeds 0..SEARCH_LATENTS-1."""
+    probes = []
+    for side in sides:
+        if side <= 4:
+            continue
+        fidelity_of = Fidelity(generator, side, SEARCH_LATENTS)
+        for ratio in SEARCH_RATIOS:
+            budget = Budget(macs=costs[probe_label(side, ratio)]["macs"], convention="true", size=side)
+            best = search_anycost(generator, budget, fidelity=fidelity_of, progress=False).best
+            probes.append(SearchedProbe(f"searched<={ratio:g}x_{side}px", side, tuple(best["channels"])))
+    return probes
+
+
+def latencies(generator: StyleGAN2Generator, probes: list, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """``{probe label: {backend: median ms}}`` of each probe's compact sub-generator, z -> image, every model x
+    backend interleaved (``ganslim bench``); the bench's own files go under ``args.out/anycost_faces/bench``."""
+    models = [BenchModel(probe.label, compact_of(generator, probe), "stylegan2") for probe in probes]
+    backends = [name.strip() for name in args.backends.split(",")]
+    bench = run_bench(models, backends, size=None, threads=args.threads, repeats=args.repeats,
+                      warmup=args.warmup, progress=False).to_dict()
+    write_bench(bench, args.out / "anycost_faces" / "bench")
+    timed: dict[str, dict[str, float]] = {probe.label: {} for probe in probes}
+    for row in bench["results"]:
+        if row["status"] == "ok":
+            timed[row["model"]][row["backend"]] = row["latency_ms"]["median"]
+    return timed
 
 
 def self_fidelity(generator: StyleGAN2Generator, latents: list[torch.Tensor], probes: list[FidelityProbe]
@@ -159,25 +220,28 @@ def faces(args: argparse.Namespace) -> list[str]:
     teacher_path = teacher_run(args, data)
     teacher = load_generator(teacher_path).model.eval()
     sides = top_sides(teacher.img_resolution, SIDES)
-    probes = [FidelityProbe(ratio, side) for side in sides for ratio in RATIOS]
+    uniform = [FidelityProbe(ratio, side) for side in sides for ratio in RATIOS]
     latents = eval_latents(teacher.z_dim, args.eval_latents)
+    models = [(seed, anycost_run(args, data, teacher_path, seed)) for seed in args.seeds]
+    models = [(seed, path, load_generator(path).model.eval()) for seed, path in models]
+    first = models[0][2]
+    probes = uniform + searched_probes(first, sides, sub_generator_costs(teacher, uniform))
     sorted_teacher = sort_stylegan2_channels(copy.deepcopy(teacher))
     baselines = {"teacher sliced": self_fidelity(teacher, latents, probes),
                  "teacher sorted + sliced": self_fidelity(sorted_teacher, latents, probes)}
-    per_seed, models = [], []
-    for seed in args.seeds:
-        path = anycost_run(args, data, teacher_path, seed)
-        models.append(load_generator(path).model.eval())
-        to_teacher = fidelity(models[-1], teacher, latents, [FidelityProbe(1.0, sides[0])])
-        per_seed.append({"seed": seed, "checkpoint": str(path), "fidelity": self_fidelity(models[-1], latents, probes),
+    per_seed = []
+    for seed, path, model in models:
+        to_teacher = fidelity(model, teacher, latents, [FidelityProbe(1.0, sides[0])])
+        per_seed.append({"seed": seed, "checkpoint": str(path), "fidelity": self_fidelity(model, latents, probes),
                          "full_to_teacher": to_teacher[probe_label(sides[0], 1.0)]})
-    first = models[0]
     pictures = {"anycost": grid(first, sides, args.out / "anycost_faces" / "grid_anycost.png"),
                 "teacher sliced": grid(teacher, sides, args.out / "anycost_faces" / "grid_teacher_sliced.png")}
     results = {"settings": {"teacher": str(teacher_path), "kimg": args.kimg, "channels_kimg": args.channels_kimg,
                             "batch_size": args.batch_size, "seeds": args.seeds, "eval_latents": args.eval_latents,
-                            "eval_seed": EVAL_SEED, "noise": "const (stored)"},
-               "costs": sub_generator_costs(teacher, sides), "baselines": baselines, "anycost": per_seed,
+                            "eval_seed": EVAL_SEED, "noise": "const (stored)", "threads": args.threads,
+                            "repeats": args.repeats, "warmup": args.warmup},
+               "costs": sub_generator_costs(teacher, probes), "baselines": baselines, "anycost": per_seed,
+               "latency_ms": latencies(first, probes, args),
                "grids": {name: str(path) for name, path in pictures.items()}}
     results["targets"] = faces_targets(results, sides)
     markdown = faces_markdown(results, sides, pictures) + "\n\nTargets:\n\n" + "\n".join(
@@ -187,9 +251,10 @@ def faces(args: argparse.Namespace) -> list[str]:
 
 
 def faces_targets(results: dict, sides: tuple[int, ...]) -> list[str]:
-    """The gain over naive slicing at every sub-generator but the full one, and the full one's fidelity."""
+    """The gain over naive slicing at every sub-generator but the full one (uniform and searched), and the full
+    one's fidelity."""
     naive = results["baselines"]["teacher sliced"]
-    partial = [probe_label(side, ratio) for side in sides for ratio in RATIOS if (side, ratio) != (sides[0], 1.0)]
+    partial = [label for label in results["costs"] if label != probe_label(sides[0], 1.0)]
     lines = []
     for run in results["anycost"]:
         gains = {label: run["fidelity"][label]["psnr"] - naive[label]["psnr"] for label in partial}
@@ -203,36 +268,53 @@ def faces_targets(results: dict, sides: tuple[int, ...]) -> list[str]:
     return lines
 
 
+def latency_cells(timed: dict[str, float], full: dict[str, float]) -> list[str]:
+    """Eager ms (speed-up over the full generator on the same backend) and the fastest other backend's, named."""
+    def cell(backend: str) -> str:
+        ms, base = timed[backend], full.get(backend)
+        return f"{ms:.2f}" + ("" if base is None else f" ({base / ms:.1f}x)")
+
+    others = [backend for backend in timed if backend != "torch"]
+    best = min(others, key=timed.get) if others else None
+    return [cell("torch") if "torch" in timed else "-", f"{cell(best)} {best}" if best else "-"]
+
+
 def faces_markdown(results: dict, sides: tuple[int, ...], pictures: dict[str, Path]) -> str:
     columns = ["teacher sliced", "teacher sorted + sliced"] + [f"anycost seed {run['seed']}"
                                                               for run in results["anycost"]]
-    lines = ["| sub-generator | params (M) | MACs true (M) | MACs published (M) | "
+    lines = ["| sub-generator | params (M) | MACs true (M) | MACs published (M) | eager ms | best backend ms | "
              + " | ".join(f"{name} PSNR / SSIM" for name in columns) + " |",
-             "|---|---|---|---|" + "---|" * len(columns)]
+             "|---|---|---|---|---|---|" + "---|" * len(columns)]
     scored = [results["baselines"]["teacher sliced"], results["baselines"]["teacher sorted + sliced"],
               *(run["fidelity"] for run in results["anycost"])]
-    for side in sides:
-        for ratio in RATIOS:
-            label = probe_label(side, ratio)
-            cost = results["costs"][label]
-            cells = []
-            for table in scored:
-                row = table[label]
-                ssim = f"{row['ssim']:.3f}" if "ssim" in row else "-"
-                cells.append("full (reference)" if (side, ratio) == (sides[0], 1.0) else f"{row['psnr']:.2f} / {ssim}")
-            lines.append(f"| {label} | {cost['params'] / 1e6:.3f} | {cost['macs'] / 1e6:.1f} | "
-                         f"{cost['macs_published'] / 1e6:.1f} | " + " | ".join(cells) + " |")
+    reference = probe_label(sides[0], 1.0)
+    for label, cost in results["costs"].items():
+        cells = []
+        for table in scored:
+            row = table[label]
+            ssim = f"{row['ssim']:.3f}" if "ssim" in row else "-"
+            cells.append("full (reference)" if label == reference else f"{row['psnr']:.2f} / {ssim}")
+        timing = latency_cells(results["latency_ms"][label], results["latency_ms"][reference])
+        lines.append(f"| {label} | {cost['params'] / 1e6:.3f} | {cost['macs'] / 1e6:.1f} | "
+                     f"{cost['macs_published'] / 1e6:.1f} | " + " | ".join(timing + cells) + " |")
     if len(results["anycost"]) > 1:
         means = {label: statistics.mean(run["fidelity"][label]["psnr"] for run in results["anycost"])
                  for label in results["costs"]}
-        lines.append("| anycost mean PSNR | | | | " + " | ".join(
+        lines.append("| anycost mean PSNR | | | | | | " + " | ".join(
             f"{label}: {value:.2f}" for label, value in means.items()) + " |")
     settings = results["settings"]
     full = ", ".join(f"seed {run['seed']}: {run['full_to_teacher']['psnr']:.2f} dB" for run in results["anycost"])
+    searched = "; ".join(f"{label}: {','.join(map(str, cost['channels']))}" for label, cost in results["costs"].items()
+                         if "channels" in cost)
     notes = (f"Fidelity of each sub-generator to its own full generator (downsampled), {settings['eval_latents']} "
              f"fixed z from seed {settings['eval_seed']}, stored noise. Anycost: multi-resolution {settings['kimg']} "
              f"kimg + adaptive channels {settings['channels_kimg']} kimg at batch {settings['batch_size']}. Full "
-             f"anycost generator vs the original teacher: {full}. SSIM only at sides >= 11 px.")
+             f"anycost generator vs the original teacher: {full}. SSIM only at sides >= 11 px. Searched configs "
+             f"(per-layer widths, found on the first seed's generator within the true MACs of the uniform width "
+             f"named): {searched}. Latency: median ms of z -> image (batch 1) of each compact sub-generator of the "
+             f"first seed's generator, {settings['threads']} threads, {settings['repeats']} rounds after "
+             f"{settings['warmup']} warm-up, every model x backend interleaved; speed-ups over the full generator on "
+             f"the same backend.")
     images = " ".join(f"![{name}: rows {', '.join(map(str, sides))} px, columns widths {', '.join(map(str, RATIOS))}]"
                       f"({path.parent.name}/{path.name})" for name, path in pictures.items())
     return "\n".join(lines) + "\n\n" + notes + "\n\n" + images

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -15,7 +11,7 @@ from PIL import Image
 
 from ganslim.apps.generate import seed_w_plus
 from ganslim.editing.directions import sefa_directions, sefa_names
-from ganslim.editing.web import Editor, bind, uvicorn_server
+from ganslim.editing.web import Editor, serving_in_thread
 from ganslim.editing.web.editor import Invert
 from helpers import tiny_stylegan2
 
@@ -29,22 +25,9 @@ def tiny_editor(invert: Invert | None = None) -> Editor:
                   timing_repeats=1)
 
 
-@contextmanager
-def running_server(app) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free localhost port on a thread; yields its base URL."""
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn_server(app)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the editor server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
+def running_server(app):
+    """``app`` served on a free localhost port on a thread (the library's own helper); yields its base URL."""
+    return serving_in_thread(app)
 
 
 def mean_inversion(image: torch.Tensor) -> torch.Tensor:

@@ -342,6 +342,15 @@ def test_a_torchrun_world_is_refused_before_a_run_folder(shapes, resnet, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_ground_truth_retrain_on_unpaired_data_is_refused_before_a_run_folder(resnet, tmp_path):
+    unpaired = make_builtin("flat2striped", tmp_path / "flat2striped", size=32, count=4)
+    config = dataclasses.replace(translation_config(unpaired, resnet, tmp_path / "runs"),
+                                 retrain_target="ground_truth")
+    with pytest.raises(GanslimError, match="retrain_target=ground_truth needs paired data"):
+        run_agd(config, progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_the_command_runs_every_stage_and_prints_its_summary_line(shapes, resnet, tmp_path, capsys):
     sets = [arg for key, value in TRANSLATION.items() if key not in ("device", "budget_macs", "size", "iterations")
             for arg in ("--set", f"{key}={value}")]

@@ -19,7 +19,7 @@ from ganslim.cli import main
 from ganslim.editing.directions import edited_layers, save_directions, sefa_directions
 from ganslim.editing.encoder import encoder_for, save_encoder
 from ganslim.editing.web import RenderConfig, create_app
-from ganslim.editing.web.editor import choose_preview
+from ganslim.editing.web.editor import INTERACTIVE_MS, choose_preview, default_target_ms
 from ganslim.editing.web.uploads import MAX_UPLOAD_BYTES
 from editor_helpers import edited, mean_inversion, png_bytes, png_pixels, running_server, tiny_editor, unit_pixels
 from helpers import TINY_ENCODER, save_tiny_stylegan2, save_tiny_student, tiny_stylegan2
@@ -46,7 +46,7 @@ def test_config_offers_four_resolutions_by_four_widths_and_a_default_within_the_
         (side, ratio) for side in (4, 8, 16) for ratio in (0.25, 0.5, 0.75, 1.0)}
     assert config["full"] == {"resolution": 16, "ratio": 1.0} and config["upload"] is False
     full_ms = next(c["ms"] for c in config["configs"] if c["resolution"] == 16 and c["ratio"] == 1.0)
-    assert config["target_ms"] == pytest.approx(full_ms / 5, abs=0.02)
+    assert config["target_ms"] == pytest.approx(max(full_ms / 5, INTERACTIVE_MS), abs=0.02)
     assert config["default_preview"] == {"resolution": editor.default_preview.resolution,
                                          "ratio": editor.default_preview.ratio}
     assert editor.default_preview != editor.full
@@ -60,6 +60,11 @@ def test_the_default_preview_is_the_richest_within_the_target_else_the_fastest()
     assert choose_preview(times, full, 4.0) == RenderConfig(32, 0.5)
     assert choose_preview(times, full, 0.5) == RenderConfig(16, 0.25)
     assert choose_preview(times, full, 100.0) == RenderConfig(32, 1.0)
+
+
+def test_the_default_target_is_a_fifth_of_the_full_time_but_at_least_interactive():
+    assert default_target_ms(10_000.0) == 2_000.0  # a 1024 px generator: its preview must be 5x faster
+    assert default_target_ms(6.0) == INTERACTIVE_MS  # a 32 px one: every preview is fast enough, none is 4 px
 
 
 def test_sample_preview_and_finalize_render_the_edited_w_plus(client, editor):

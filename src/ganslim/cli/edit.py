@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860; 0: any free one)")
     parser.add_argument("--preview-ms", type=float, default=None, metavar="MS",
                         help="latency target of the default preview (default: a fifth of the full generator's time, "
-                             "measured at start)")
+                             "measured at start, and at least 50 ms)")
     parser.set_defaults(func=run)
 
 

@@ -11,6 +11,10 @@ preview; ``POST /api/sample`` ``{"seed": S}``; ``POST /api/upload`` the image fi
 from __future__ import annotations
 
 import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
@@ -152,3 +156,23 @@ def uvicorn_server(app: FastAPI) -> uvicorn.Server:
     """A uvicorn server for ``app``, logging warnings only: ``.run(sockets=[bind(host, port)])`` serves until
     Ctrl-C (or until ``should_exit`` is set)."""
     return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+
+
+@contextmanager
+def serving_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0, timeout_s: float = 30.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a daemon thread (port 0: any free one) while the block runs; yields its base
+    URL. For scripts and tests that drive the page themselves."""
+    sock = bind(host, port)
+    server = uvicorn_server(app)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise GanslimError(f"the editor server did not start on {host}:{sock.getsockname()[1]}")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout_s)

@@ -8,7 +8,9 @@ generator and direction. A preview renders with an Anycost sub-generator (a reso
 "finalize" with the full generator, both with the stored noise, so the same W+ gives the same image every time.
 
 At start every offered sub-generator is timed on this machine; the default preview is the richest one (the slowest)
-within the latency target, by default a fifth of the full generator's time (the issue's target), else the fastest.
+within the latency target, else the fastest. The default target is a fifth of the full generator's time, but never
+below :data:`INTERACTIVE_MS`: a generator that renders in a few ms needs no coarse preview to feel interactive, and a
+4 px one would be all the fifth of its time allows.
 One lock guards the generator (sub-generators are set on its shared weights) and the state: concurrent requests
 wait their turn instead of racing.
 """
@@ -39,6 +41,7 @@ SLIDER_RANGE = 3.0
 SPREAD_SAMPLES = 1000
 PREVIEW_RESOLUTIONS = 4  # the full side and the three below it, as Anycost trains them
 TARGET_FRACTION = 1 / 5
+INTERACTIVE_MS = 50.0  # a render this fast keeps up with a dragged slider
 
 Invert = Callable[[Tensor], Tensor]  # image (1, 3, R, R) in [-1, 1] -> W+ (1, num_ws, w_dim); autograd on
 
@@ -114,7 +117,7 @@ class Editor:
         self.full = self.configs[-1]
         self.latencies_ms = self._time_configs(timing_repeats)
         full_ms = self.latencies_ms[self.full]
-        self.target_ms = full_ms * TARGET_FRACTION if preview_target_ms is None else float(preview_target_ms)
+        self.target_ms = default_target_ms(full_ms) if preview_target_ms is None else float(preview_target_ms)
         self.default_preview = choose_preview(self.latencies_ms, self.full, self.target_ms)
         self._lock = threading.Lock()
         self._base: Tensor | None = None
@@ -216,6 +219,11 @@ def check_editable(generator: object) -> None:
     if not isinstance(generator, StyleGAN2Generator):
         raise GanslimError(f"the editor previews with Anycost sub-generators, which stylegan2 generators have; this "
                            f"is a {type(generator).__name__}: pass a stylegan2 checkpoint")
+
+
+def default_target_ms(full_ms: float) -> float:
+    """The default preview latency target: a fifth of the full generator's ``full_ms``, at least INTERACTIVE_MS."""
+    return max(full_ms * TARGET_FRACTION, INTERACTIVE_MS)
 
 
 def choose_preview(latencies_ms: Mapping[RenderConfig, float], full: RenderConfig, target_ms: float) -> RenderConfig:

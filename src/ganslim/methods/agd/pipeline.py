@@ -41,7 +41,7 @@ from ganslim.errors import GanslimError
 from ganslim.measure.profile import count_macs, count_params
 from ganslim.methods import AGD_STAGES as STAGES
 from ganslim.methods.agd.budget import budget_table, check_budget, format_cost, mac_table
-from ganslim.methods.agd.config import METHOD, TRANSLATION, AGDConfig, AGDStageConfig
+from ganslim.methods.agd.config import GROUND_TRUTH, METHOD, TRANSLATION, AGDConfig, AGDStageConfig
 from ganslim.methods.agd.task import Task, load_task
 from ganslim.methods.agd.training import (
     GENERATOR_FILE,
@@ -116,6 +116,8 @@ class _Pipeline:
                                "DistributedDataParallel): run it without torchrun")
         task = load_task(config, torch.device("cpu"))
         task.search_items(config)  # builds the dataset (every file decoded) and needs 2 images
+        if config.retrain_target == GROUND_TRUTH:
+            task.training_items(config, with_ground_truth=True)  # unpaired data has none: one line, nothing written
         with torch.device("meta"):
             supernet = task.supernet(config)
             largest = build_generator(supernet.derived_arch,
