@@ -215,7 +215,7 @@ def screenshot_part(args: argparse.Namespace, generator, encoder_path: Path, dat
             driver.find_element(By.ID, "upload-file").send_keys(str(face.absolute()))
             driver.find_element(By.ID, "upload").click()
             number = rendered("reconstruction", 0)
-            for name, offset in (("sefa_0", 60), ("sefa_2", -45)):
+            for name, offset in (("sefa_0", -30), ("sefa_3", 30)):
                 slider = driver.find_element(By.ID, f"slider-{name}")
                 ActionChains(driver).click_and_hold(slider).move_by_offset(offset, 0).release().perform()
                 number = rendered("preview", number)
