@@ -117,9 +117,11 @@ def test_pipeline_compresses_a_spade_teacher_resumes_and_exports_what_translate_
     common = ["--data", str(scenes), "--teacher", str(spade_teacher), "--out-dir", str(out), "--batch-size", "2",
               "--epochs", "1", "--epochs-decay", "0", "--finetune-epochs", "1", "--finetune-epochs-decay", "0",
               "--size", "64", "--no-progress", "--set", "sample_every=0",
-              "--set", "candidates=4,2;4,2;4;4,2;4,2;4,2;4;4,2"]
-    with pytest.raises(GanslimError, match=r"budget 1M MACs is below the smallest sub-network \(11.8M published\)"):
+              "--set", "candidates=4,2;4;4;4,2;4;4,2;4;4,2"]
+    with pytest.raises(GanslimError, match=r"budget 1M MACs is below the smallest sub-network \(13.2M published\)"):
         cli("gan-compression", *common, "--budget-macs", "1M")
+    with pytest.raises(GanslimError, match=r"size 48 does not fit this SuperMobileSPADEGenerator .*: use size 64"):
+        cli("gan-compression", *common, "--budget-macs", "20M", "--size", "48")  # --size is the label map's width
     assert not out.exists() or not any(out.iterdir())  # refused before anything was created
 
     assert cli("gan-compression", *common, "--budget-macs", "20M", "--stop-after", "search") == 0
@@ -158,7 +160,7 @@ def test_each_stage_command_takes_the_spade_family_from_the_teacher(scenes, spad
     monkeypatch.chdir(tmp_path)
     assert cli("gan-compression-supernet", "--data", str(scenes), "--teacher", str(spade_teacher), "--batch-size", "2",
                "--epochs", "1", "--epochs-decay", "0", "--no-progress", "--set", "sample_every=0",
-               "--set", "candidates=4,2;4,2;4;4,2;4,2;4,2;4;4,2") == 0
+               "--set", "candidates=4,2;4;4;4,2;4;4,2;4;4,2") == 0
     supernet_run = tmp_path / "runs" / "00000-gan-compression-supernet-scenes"
     assert load_generator(supernet_run / "supernet.pt").arch == "super_mobile_spade"
     assert cli("gan-compression-search", "--supernet", str(supernet_run), "--budget-macs", "15M", "--size", "64",
@@ -166,6 +168,18 @@ def test_each_stage_command_takes_the_spade_family_from_the_teacher(scenes, spad
     search_run = tmp_path / "runs" / "00001-gan-compression-search-scenes"
     chosen = search_module.read_result(search_run)
     assert chosen["macs_published"] <= 15e6
+
+    # A latency budget times each candidate whole (the span predictor is the mobile ResNet's); a stand-in timer.
+    def kilo_params(model):
+        return sum(p.numel() for p in model.parameters()) / 1e3
+
+    timed = search_module.run_search(search_module.SearchConfig(
+        data=str(scenes), teacher=str(spade_teacher), supernet=str(supernet_run), out_dir=str(tmp_path / "timed"),
+        batch_size=2, budget_ms=200.0, size=64, candidates=((4, 2), (4,), (4,), (4, 2), (4,), (4, 2), (4,), (4, 2))),
+        progress=False, latency=kilo_params)
+    assert 1 <= timed.fitting < len(timed.rows) and all(row["latency_ms"] is not None for row in timed.rows)
+    assert all("latency_predicted_ms" not in row for row in timed.rows)
+    assert all(row["fits"] == (row["latency_ms"] <= 200.0) for row in timed.rows) and timed.best["latency_ms"] <= 200
     assert cli("gan-compression-finetune", "--search", str(search_run), "--epochs", "1", "--epochs-decay", "0",
                "--no-progress") == 0
     finetune_run = tmp_path / "runs" / "00002-gan-compression-finetune-scenes"

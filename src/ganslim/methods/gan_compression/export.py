@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from ganslim.archs import build_generator
 from ganslim.checkpoints import load_generator, save_model
+from ganslim.compress.extract import COMPACT_OF
 from ganslim.compress.search import format_macs
 from ganslim.errors import GanslimError
 from ganslim.measure.compare import Cost
@@ -23,7 +24,7 @@ from ganslim.methods.gan_compression.config import DistillConfig
 from ganslim.methods.gan_compression.data import image_metrics
 from ganslim.methods.gan_compression.family import family_of_model
 
-COMPACT_ARCHS = ("mobile_resnet", "mobile_spade")
+COMPACT_ARCHS = tuple(arch for _, arch in COMPACT_OF.values())  # mobile_resnet, mobile_spade
 
 
 def summary_table(summary: dict) -> list[str]:

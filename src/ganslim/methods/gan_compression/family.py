@@ -40,8 +40,6 @@ class StudentFamily:
     """What GAN Compression's stages need of one student family (see the module docstring)."""
 
     name: str
-    supernet_arch: str
-    compact_arch: str
     supernet_method: type[SupernetDistillation]
     finetune_method: type[FinetuneDistillation]
     resolve_defaults: Callable[[DistillConfig], DistillConfig]
@@ -69,14 +67,14 @@ class StudentFamily:
 
 
 RESNET = StudentFamily(
-    "resnet", "super_mobile_resnet", "mobile_resnet", SupernetDistillation, FinetuneDistillation, resolve_defaults,
+    "resnet", SupernetDistillation, FinetuneDistillation, resolve_defaults,
     networks.load_teacher, networks.student_kwargs, lambda config: data_kind(config.data, TITLE) == PAIRED,
     lambda config, teacher: image_data.training_items(config),
     lambda config, teacher: image_data.holdout_items(config),
     lambda config, teacher: image_data.validation_items(config),
     lambda config, path, teacher: networks.load_teacher_discriminator(config, path))
 SPADE = StudentFamily(
-    "spade", "super_mobile_spade", "mobile_spade", SpadeSupernetDistillation, SpadeFinetuneDistillation,
+    "spade", SpadeSupernetDistillation, SpadeFinetuneDistillation,
     spade_networks.resolve_spade_defaults, spade_networks.load_label_teacher, spade_networks.student_kwargs,
     lambda config: True,
     lambda config, teacher: label_data.training_items(config, *spade_networks.encoding_and_size(teacher)),

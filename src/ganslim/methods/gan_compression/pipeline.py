@@ -140,7 +140,7 @@ class _Pipeline:
             discriminator = find_teacher_discriminator(config)
             if discriminator is not None:
                 family.load_discriminator(config, discriminator, teacher.model)
-        check_budget(config, build_generator(family.supernet_arch, **family.student_kwargs(config, teacher)))
+        check_budget(config, build_generator(family.supernet_method.supernet_arch, **family.student_kwargs(config, teacher)))
 
     def _train(self, staged: StagedRun, method_cls: type, config: DistillConfig) -> str:
         """Fit a training stage, continuing its folder under the run if it has a checkpoint."""
