@@ -21,6 +21,7 @@ from ganslim.measure.profile import count_macs
 from ganslim.methods.gan_compression import search as search_module
 from ganslim.methods.gan_compression.config import DistillConfig
 from ganslim.methods.gan_compression.family import RESNET, SPADE, family_of_run
+from ganslim.methods.gan_compression.networks import find_teacher_discriminator
 from ganslim.methods.gan_compression.scoring import CandidateScorer
 from ganslim.methods.gan_compression.spade.distill import SpadeSupernetDistillation
 from ganslim.methods.spade.method import discriminate_pairs
@@ -188,3 +189,24 @@ def test_each_stage_command_takes_the_spade_family_from_the_teacher(scenes, spad
     assert cli("gan-compression-export", "--finetune", str(finetune_run), "--out", "student.pt", "--search",
                str(search_run), "--json") == 0
     assert load_generator(tmp_path / "student.pt").model.channels == chosen["channels"]
+
+
+def test_an_nvlabs_discriminator_beside_the_teacher_is_inherited_and_a_mismatch_is_one_line(scenes, tmp_path):
+    torch.manual_seed(0)
+    teacher = build_generator("spade", **TEACHER).eval()
+    generator = save_model(tmp_path / "teacher" / "generator.pt", teacher, "spade", teacher.arch_kwargs())
+    nvlabs = build_discriminator("multiscale", input_nc=10, ndf=4, n_layers=3, num_d=1, spectral=True)
+    torch.save(nvlabs.state_dict(), tmp_path / "teacher" / "latest_net_D.pth")  # NVlabs' layout: a bare state dict
+    config = distill_config(scenes, generator, tmp_path)
+    path = find_teacher_discriminator(config)
+    assert path == tmp_path / "teacher" / "latest_net_D.pth"
+    loaded = SPADE.load_discriminator(config, path, teacher)
+    assert (loaded.arch, loaded.arch_kwargs) == ("multiscale", {"input_nc": 10, "ndf": 4, "n_layers": 3, "num_d": 1,
+                                                                "spectral": True})
+    state = loaded.model.state_dict()
+    assert all(torch.equal(state[key], value) for key, value in nvlabs.state_dict().items())
+    other = build_discriminator("multiscale", input_nc=6, ndf=4)
+    torch.save(other.state_dict(), tmp_path / "other_D.pth")
+    with pytest.raises(GanslimError, match=r"discriminator '.*other_D.pth' is a multiscale taking 6 channels; a SPADE "
+                                           r"teacher's is a multiscale taking 10 \(label map \+ image\)"):
+        SPADE.load_discriminator(config, tmp_path / "other_D.pth", teacher)

@@ -4,7 +4,8 @@ student sized from it, the blocks distilled and the multi-scale discriminator to
 GAN Compression distils ``head_0``, ``G_middle_1`` and ``up_1`` through 1x1 adapters. The student keeps the teacher's
 label encoding, upsampling and size; its width is ``student_ngf`` (0: the teacher's ngf; the paper's student is 48).
 The discriminator starts from the teacher's (``teacher_discriminator``, or ``discriminator.pt`` next to the teacher,
-as ``ganslim train spade`` leaves it), else a fresh ``multiscale`` one of width ``ndf``.
+as ``ganslim train spade`` leaves it, or NVlabs' ``latest_net_D.pth``), else a fresh ``multiscale`` one of width
+``ndf``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import nn
 from ganslim.archs import build_discriminator, init_weights
 from ganslim.archs.spade import SPADELayout
 from ganslim.checkpoints import LoadedModel, load_discriminator, load_generator
+from ganslim.checkpoints.format import read_checkpoint
 from ganslim.config import fill_auto
 from ganslim.data.labels import LabelEncoding
 from ganslim.errors import GanslimError
@@ -77,9 +79,25 @@ def discriminator_channels(teacher: SPADELayout) -> int:
     return teacher.input_nc + teacher.output_nc
 
 
+def reference_multiscale_kwargs(state: dict) -> dict:
+    """The ``multiscale`` arch and kwargs of an NVlabs ``latest_net_D.pth`` state dict (``discriminator_{i}.model{k}``
+    keys: k = 0 .. n_layers per scale, ``weight_orig`` with spectral norm); {} for another layout."""
+    first = state.get("discriminator_0.model0.0.weight")
+    if first is None:
+        return {}
+    scales = {key.split(".")[0] for key in state if key.startswith("discriminator_")}
+    stages = {key.split(".")[1] for key in state if key.startswith("discriminator_0.")}
+    return {"arch": DISCRIMINATOR_ARCH, "input_nc": first.shape[1], "ndf": first.shape[0],
+            "n_layers": len(stages) - 1, "num_d": len(scales), "spectral": any(key.endswith(".weight_orig")
+                                                                              for key in state)}
+
+
 def load_spade_discriminator(path: Path, teacher: SPADELayout) -> LoadedModel:
-    """The discriminator at ``path``, checked to be a multi-scale one taking this teacher's pairs."""
-    loaded, expected = load_discriminator(path), discriminator_channels(teacher)
+    """The discriminator at ``path`` (a ganslim file or NVlabs' ``latest_net_D.pth``), checked to be a multi-scale one
+    taking this teacher's pairs."""
+    content = read_checkpoint(path, "discriminator")
+    overrides = reference_multiscale_kwargs(content) if isinstance(content, dict) else {}
+    loaded, expected = load_discriminator(path, **overrides), discriminator_channels(teacher)
     if loaded.arch != DISCRIMINATOR_ARCH or loaded.arch_kwargs.get("input_nc") != expected:
         raise GanslimError(f"discriminator '{path}' is a {loaded.arch} taking {loaded.arch_kwargs.get('input_nc')} "
                            f"channels; a SPADE teacher's is a {DISCRIMINATOR_ARCH} taking {expected} (label map + "
