@@ -1,6 +1,7 @@
 """GAN Compression for a SPADE teacher: the pipeline picks the mobile SPADE family from the teacher's signature,
-distils head_0 / G_middle_1 / up_1 through 1x1 adapters with GauGAN's objective from the inherited discriminator,
-and searches, fine-tunes, exports and resumes through ``ganslim compress gan-compression``."""
+distils head_0 / G_middle_1 / up_1 through 1x1 adapters with GauGAN's objective from the inherited discriminator
+(ganslim's or NVlabs'), resumes an interrupted stage exactly, and searches (MACs or latency), fine-tunes, exports and
+resumes through ``ganslim compress gan-compression`` and its stage commands."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ganslim.checkpoints import load_generator, save_model
 from ganslim.cli import main
 from ganslim.compress.spade_space import label_map_size
 from ganslim.data import make_builtin
+from ganslim.engine import fit
 from ganslim.errors import GanslimError
 from ganslim.losses import feature_matching_loss, multiscale_gan_loss, pyramid_vgg_loss
 from ganslim.measure.profile import count_macs
@@ -26,7 +28,7 @@ from ganslim.methods.gan_compression.scoring import CandidateScorer
 from ganslim.methods.gan_compression.spade.distill import SpadeSupernetDistillation
 from ganslim.methods.spade.method import discriminate_pairs
 from ganslim.nn.vgg import VGG19ReLUFeatures
-from helpers import build_method, compress_cli, first_batch, save_resnet
+from helpers import build_method, compress_cli, first_batch, interrupted_run, save_resnet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_user_vgg")
 
@@ -210,3 +212,18 @@ def test_an_nvlabs_discriminator_beside_the_teacher_is_inherited_and_a_mismatch_
     with pytest.raises(GanslimError, match=r"discriminator '.*other_D.pth' is a multiscale taking 6 channels; a SPADE "
                                            r"teacher's is a multiscale taking 10 \(label map \+ image\)"):
         SPADE.load_discriminator(config, tmp_path / "other_D.pth", teacher)
+
+
+def test_an_interrupted_supernet_stage_resumes_exactly(scenes, spade_teacher, tmp_path):
+    # 5 training images, batch 2: 3 steps per epoch, 6 steps; a checkpoint every 2 steps.
+    config = distill_config(scenes, spade_teacher, tmp_path, epochs=2, ckpt_every=2, val_every=0, log_every=1)
+    straight = fit(config, SpadeSupernetDistillation, progress=False)
+    latest = torch.load(straight.run_dir / "checkpoints" / "latest.pt", weights_only=True)
+    interrupted = interrupted_run(SpadeSupernetDistillation, config, crash_on_call=6)  # last checkpoint: step 4
+    fit(config, SpadeSupernetDistillation, resume=interrupted, progress=False)
+    resumed = torch.load(interrupted / "checkpoints" / "latest.pt", weights_only=True)
+    assert latest["step"] == resumed["step"] == 6
+    for name in ("G", "A", "D"):  # supernet, adapters, discriminator (its spectral-norm vectors included)
+        assert latest["networks"][name].keys() == resumed["networks"][name].keys()
+        assert all(torch.equal(value, resumed["networks"][name][key])
+                   for key, value in latest["networks"][name].items()), name
