@@ -158,13 +158,14 @@ class SPADELayout(nn.Module):
                          ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The output and the outputs of blocks ``layers`` (indices into ``block_names``), each (N, C_l, h_l, w_l)."""
         x = self._latent(label_map, z)
-        features = {}
+        features, wanted = {}, set(layers)  # only the asked-for activations are kept (peak memory)
         for index, name in enumerate(self.block_names):
             # nearest x2 before every block but head_0, and before G_middle_1 only with 'more' / 'most'
             if index > 0 and (name != "G_middle_1" or self.num_upsampling_layers in ("more", "most")):
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
             x = self.get_submodule(name)(x, label_map)
-            features[index] = x
+            if index in wanted:
+                features[index] = x
         image = torch.tanh(self.conv_img(F.leaky_relu(x, LEAKY_SLOPE)))
         return image, [features[index] for index in layers]
 
@@ -184,7 +185,6 @@ class SPADELayout(nn.Module):
             raise GanslimError(f"this spade generator (use_vae) takes {self.size[0]}x{self.size[1]} label maps, got "
                                f"{height}x{width}: resize them to its size")
         return self.fc(z).view(-1, 16 * self.ngf, self.sh, self.sw)
-
 
 
 class SPADEGenerator(SPADELayout):
