@@ -52,8 +52,9 @@ def inception_file(tmp_path_factory):
 
 @pytest.fixture
 def no_user_vgg(monkeypatch, tmp_path):
-    """No VGG16 weights from this machine: no env var and an empty home (so an empty ~/.cache/ganslim)."""
+    """No VGG16 (nor VGG19) weights from this machine: no env var and an empty home (so an empty ~/.cache/ganslim)."""
     monkeypatch.delenv(ganslim.nn.vgg.WEIGHTS_ENV_VAR, raising=False)
+    monkeypatch.delenv("GANSLIM_VGG19_WEIGHTS", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 

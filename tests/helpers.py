@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,6 +98,16 @@ def reference_seed_images(generator: nn.Module, seeds, noise: str = "const", psi
     noises = {"const": stored_noises(state, len(zs)), "none": [None] * len(drawn[0]),
               "random": [torch.cat(layer) for layer in zip(*drawn)]}[noise]
     return synthesize_rosinality(state, w[:, None].expand(-1, num_ws, -1), noises)
+
+
+def compress_cli(*argv: str) -> int:
+    """``ganslim compress ARGV`` with its errors raised (``ganslim.cli.main`` prints them as one line)."""
+    from ganslim.cli import compress
+
+    parser = argparse.ArgumentParser()
+    compress.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["compress", *argv])
+    return args.func(args)
 
 
 def build_method(method_cls, config):

@@ -29,7 +29,8 @@ from helpers import image_network_names
 PARITY = 1e-4
 # U-Nets at their fixed depth need their full size, SPADE a latent of 2 pixels after 5 (6 for Cityscapes')
 # upsamplings; everything else runs at 32 px.
-SIZES = {"unet_256": 256, "unet_128": 128, "spade": 64, "spade_cityscapes": 128, "spade_coco": 64}
+SIZES = {"unet_256": 256, "unet_128": 128, "spade": 64, "spade_cityscapes": 128, "spade_coco": 64, "mobile_spade": 64,
+         "super_mobile_spade": 64}
 IMAGE_GENERATORS = image_network_names(GENERATORS)  # the ones an example image drives
 
 

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from ganslim.apps.translate import translate_files
 from ganslim.archs import ResnetGenerator, build_discriminator, build_generator, init_weights
 from ganslim.checkpoints import load_generator, save_model
-from ganslim.cli import compress
 from ganslim.compress.search import format_macs
 from ganslim.config import read_config_file
 from ganslim.data import holdout_indices, make_builtin
@@ -39,7 +38,7 @@ from ganslim.methods.gan_compression.pipeline import PipelineResult
 from ganslim.methods.gan_compression.scoring import CandidateScorer
 from ganslim.methods.gan_compression.search import SearchConfig, run_search
 from ganslim.metrics import WEIGHTS_ENV_VAR
-from helpers import assert_rebuilds_like_export
+from helpers import assert_rebuilds_like_export, compress_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -287,11 +286,7 @@ def test_unpaired_search_falls_back_to_fidelity_to_the_teacher(unpaired, cyclega
     assert set(result.best["metrics"]) == {"psnr_teacher"} and result.best["score"] > 0
 
 
-def cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    compress.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["compress", *argv])
-    return args.func(args)
+cli = compress_cli
 
 
 def test_pipeline_stops_after_search_resumes_to_export_and_refuses_impossible_budgets(

@@ -5,8 +5,8 @@ generators ``resnet_9blocks``, ``resnet_6blocks``, ``resnet`` (``n_blocks``), ``
 (``num_downs``), ``mobile_resnet``, ``super_mobile_resnet`` and OMGD's deep teachers), :mod:`.sr` (``rrdbnet``),
 :mod:`.agd` (AutoGAN-Distiller's derived ``agd_translation`` and ``agd_sr``, and their supernets),
 :mod:`.stylegan2` (the latent-driven ``stylegan2`` generator, its ``stylegan2`` discriminator, Anycost GAN's
-``anycost`` discriminator and the ``mobile_stylegan`` student), :mod:`.spade` (the label-map ``spade`` generator
-and its presets ``spade_cityscapes`` and ``spade_coco``) and :mod:`.discriminators` (``basic``, ``n_layers``
+``anycost`` discriminator and the ``mobile_stylegan`` student), :mod:`.spade` (the label-map ``spade`` generator,
+its presets ``spade_cityscapes`` and ``spade_coco``, GAN Compression's ``mobile_spade`` and ``super_mobile_spade``) and :mod:`.discriminators` (``basic``, ``n_layers``
 (``n_layers``), ``pixel``, ``vgg_style``, SPADE's ``multiscale``). Each
 image-to-image network class declares the image sides it takes as ``image_sides``, and each generator what it takes
 and returns as ``signature`` (:mod:`ganslim.signature`).

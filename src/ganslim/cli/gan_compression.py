@@ -56,7 +56,9 @@ REUSE_SUPERNET_FLAG = {"--supernet": ("supernet", "RUN", "skip stage 1: search t
 
 NOTES = """\
 Paired data defaults to the paper's pix2pix settings (lambda_recon 100, lambda_distill 1, hinge), unpaired to
-its CycleGAN ones (10, 0.01, lsgan).
+its CycleGAN ones (10, 0.01, lsgan). A SPADE (label-map) teacher gets the mobile SPADE student and GauGAN's
+settings (no L1, lambda_distill 10, lambda_feat 10, lambda_vgg 10 with vgg19_weights, hinge, TTUR); its --size
+is the label map's width.
 A stage starts from the run folder of the stage before (--supernet RUN; the fine-tune: --search RUN) and keeps
 its data, direction, preprocess, load_size, crop_size, input_nc, output_nc, max_train_images, holdout_images,
 teacher, student_ngf, student_norm, student_blocks, channel_ratios, channel_multiple and candidates (and a

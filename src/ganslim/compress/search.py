@@ -74,6 +74,12 @@ class Budget:
     speedup: float | None = None
     teacher_ms: float | None = None
     ms_given: float | None = None  # --budget-ms when a speed-up was given too (``ms`` is then the stricter)
+    input_label: str = ""  # the input the budget is counted on when not size x size (a label map: e.g. 256x512)
+
+    @property
+    def input(self) -> str:
+        """The input the budget is counted on, e.g. ``256x256``."""
+        return self.input_label or f"{self.size}x{self.size}"
 
     @property
     def macs_label(self) -> str:
@@ -106,7 +112,7 @@ class Budget:
             parts.append(f"{self.macs_label} MACs ({self.convention})")
         if self.ms is not None:
             parts.append(f"{self.ms_label} on {self.threads or torch.get_num_threads()} CPU thread(s)")
-        return " and ".join(parts) + f" at {self.size}x{self.size}"
+        return " and ".join(parts) + f" at {self.input}"
 
 
 def config_key(channels: Sequence[int]) -> str:
@@ -215,7 +221,7 @@ class Search:
             if ms > self.budget.ms:
                 raise GanslimError(
                     f"budget {self.budget.ms_label} is below the smallest sub-network's latency ({ms:.3g} ms at "
-                    f"{self.budget.size}x{self.budget.size} on {self.budget.threads or torch.get_num_threads()} "
+                    f"{self.budget.input} on {self.budget.threads or torch.get_num_threads()} "
                     f"CPU thread(s) of this machine): raise the budget")
 
     # -------------------------------------------------------------- evaluation

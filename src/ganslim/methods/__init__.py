@@ -108,9 +108,10 @@ def _gan_compression() -> Runner:
 
 
 def _gan_compression_supernet() -> Runner:
-    from ganslim.methods.gan_compression.distill import SupernetDistillation
+    from ganslim.methods.gan_compression.config import DistillConfig
+    from ganslim.methods.gan_compression.family import family_of_run
 
-    return trained(SupernetDistillation)
+    return trained(lambda config: family_of_run(config).supernet_method, DistillConfig)
 
 
 def _gan_compression_search() -> Runner:
@@ -120,9 +121,10 @@ def _gan_compression_search() -> Runner:
 
 
 def _gan_compression_finetune() -> Runner:
-    from ganslim.methods.gan_compression.distill import FinetuneDistillation
+    from ganslim.methods.gan_compression.config import DistillConfig
+    from ganslim.methods.gan_compression.family import family_of_run
 
-    return trained(FinetuneDistillation)
+    return trained(lambda config: family_of_run(config).finetune_method, DistillConfig)
 
 
 def _omgd() -> Runner:

@@ -25,6 +25,7 @@ variant's fc fixes the latent, so it takes label maps of its size only.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +72,7 @@ class SPADEResnetBlock(nn.Module):
     def __init__(self, fin: int, fout: int, label_channels: int, hidden: int, kernel_size: int, norm: str) -> None:
         super().__init__()
         middle = min(fin, fout)
-        self.learned_shortcut = fin != fout
+        self.learned_shortcut, self.out_channels = fin != fout, fout
         self.conv_0 = nn.Conv2d(fin, middle, kernel_size=3, padding=1)
         self.conv_1 = nn.Conv2d(middle, fout, kernel_size=3, padding=1)
         if self.learned_shortcut:
@@ -88,7 +89,105 @@ class SPADEResnetBlock(nn.Module):
         return shortcut + dx
 
 
-class SPADEGenerator(nn.Module):
+class SPADELayout(nn.Module):
+    """What GauGAN's generator and its mobile students share: the label-map input, the order of the blocks and the
+    upsamplings between them, the signature. A subclass builds ``fc``, the blocks named in ``block_names`` and
+    ``conv_img`` and sets the attributes read here (label encoding, ``upsamplings``, ``sw`` / ``sh``, ``use_vae``).
+    """
+
+    label_nc: int
+    contain_dontcare_label: bool
+    instance_edges: bool
+    output_nc: int
+    num_upsampling_layers: str
+    upsamplings: int
+    sw: int
+    sh: int
+    use_vae: bool = False
+    z_dim: int = 0
+
+    def _set_latent_size(self, num_upsampling_layers: str, crop_size: int, aspect_ratio: float) -> None:
+        """``upsamplings``, ``sw`` and ``sh`` as NVlabs computes them, refusing a latent under 2x2."""
+        self.upsamplings = UPSAMPLINGS[num_upsampling_layers]
+        self.sw = crop_size // 2**self.upsamplings
+        self.sh = round(self.sw / aspect_ratio)
+        if self.sw < 2 or self.sh < 2:  # a norm of one value per channel fails in training
+            smallest = 2**self.upsamplings * max(2, math.ceil(1.5 * aspect_ratio))
+            raise GanslimError(f"{type(self).__name__} crop_size {crop_size} with aspect_ratio {aspect_ratio:g} "
+                               f"leaves a {self.sh}x{self.sw} latent after {self.upsamplings} upsamplings, and "
+                               f"SPADE's norms need at least 2x2: use a crop_size of at least {smallest}")
+
+    @property
+    def block_names(self) -> list[str]:
+        """The SPADE residual blocks in forward order (``forward_features`` numbers them from 0)."""
+        names = [name for name, _, _ in BLOCK_WIDTHS]
+        return names + ["up_4"] if self.num_upsampling_layers == "most" else names
+
+    def feature_channels(self, index: int) -> int:
+        """Width of the output of block ``index`` of ``block_names``."""
+        return self.get_submodule(self.block_names[index]).out_channels
+
+    @property
+    def input_nc(self) -> int:
+        """The label map's channels (NVlabs' ``semantic_nc``)."""
+        return semantic_channels(self.label_nc, self.contain_dontcare_label, self.instance_edges)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) the network is built for: NVlabs' output size."""
+        return self.sh * 2**self.upsamplings, self.sw * 2**self.upsamplings
+
+    @property
+    def image_sides(self) -> ImageSides:
+        """Multiples of 2^u, and a latent of at least 2 pixels (a norm of one value per channel fails in training)."""
+        return ImageSides(multiple=2**self.upsamplings, minimum=2 * 2**self.upsamplings)
+
+    @property
+    def signature(self) -> Signature:
+        inputs = (InputSpec("label_map", LABEL_MAP, self.input_nc, None, self.image_sides, size=self.size),)
+        if self.use_vae:
+            inputs += (InputSpec("z", LATENT, self.z_dim, None, None),)
+        return Signature(inputs, OutputSpec(self.output_nc, SIGNED, scale=1.0))
+
+    def forward(self, label_map: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """``label_map`` (N, semantic_nc, H, W), H and W multiples of 2^u; ``z`` (N, z_dim) for the VAE variant (which
+        takes label maps of its ``size`` only) -> (N, output_nc, H, W)."""
+        return self.forward_features(label_map, (), z)[0]
+
+    def forward_features(self, label_map: torch.Tensor, layers: Sequence[int], z: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The output and the outputs of blocks ``layers`` (indices into ``block_names``), each (N, C_l, h_l, w_l)."""
+        x = self._latent(label_map, z)
+        features, wanted = {}, set(layers)  # only the asked-for activations are kept (peak memory)
+        for index, name in enumerate(self.block_names):
+            # nearest x2 before every block but head_0, and before G_middle_1 only with 'more' / 'most'
+            if index > 0 and (name != "G_middle_1" or self.num_upsampling_layers in ("more", "most")):
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = self.get_submodule(name)(x, label_map)
+            if index in wanted:
+                features[index] = x
+        image = torch.tanh(self.conv_img(F.leaky_relu(x, LEAKY_SLOPE)))
+        return image, [features[index] for index in layers]
+
+    def _latent(self, label_map: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+        """fc's output, (N, 16 ngf, H/2^u, W/2^u)."""
+        if label_map.dim() != 4 or label_map.shape[1] != self.input_nc:
+            raise GanslimError(f"{type(self).__name__} takes (N, {self.input_nc}, H, W) label maps, got shape "
+                               f"{tuple(label_map.shape)}")
+        height, width = label_map.shape[2:]
+        if not self.use_vae:
+            step = 2**self.upsamplings
+            return self.fc(F.interpolate(label_map, size=(height // step, width // step), mode="nearest"))
+        if z is None or tuple(z.shape) != (label_map.shape[0], self.z_dim):
+            raise GanslimError(f"this spade generator (use_vae) takes a code z of shape (N, {self.z_dim}) beside the "
+                               f"label map, got {None if z is None else tuple(z.shape)}")
+        if (height, width) != self.size:
+            raise GanslimError(f"this spade generator (use_vae) takes {self.size[0]}x{self.size[1]} label maps, got "
+                               f"{height}x{width}: resize them to its size")
+        return self.fc(z).view(-1, 16 * self.ngf, self.sh, self.sw)
+
+
+class SPADEGenerator(SPADELayout):
     """GauGAN's generator: (N, semantic_nc, H, W) label map [, z (N, z_dim)] -> (N, output_nc, H, W) in [-1, 1].
 
     Args:
@@ -121,14 +220,7 @@ class SPADEGenerator(nn.Module):
         self.crop_size, self.aspect_ratio = crop_size, aspect_ratio
         self.use_vae, self.z_dim = use_vae, z_dim
         self.spade_hidden, self.spade_kernel, self.norm = spade_hidden, spade_kernel, norm
-        self.upsamplings = UPSAMPLINGS[num_upsampling_layers]
-        self.sw = crop_size // 2**self.upsamplings
-        self.sh = round(self.sw / aspect_ratio)
-        if self.sw < 2 or self.sh < 2:  # a norm of one value per channel fails in training
-            smallest = 2**self.upsamplings * max(2, math.ceil(1.5 * aspect_ratio))
-            raise GanslimError(f"spade crop_size {crop_size} with aspect_ratio {aspect_ratio:g} leaves a "
-                               f"{self.sh}x{self.sw} latent after {self.upsamplings} upsamplings, and SPADE's norms "
-                               f"need at least 2x2: use a crop_size of at least {smallest}")
+        self._set_latent_size(num_upsampling_layers, crop_size, aspect_ratio)
         label_channels = self.input_nc
         hidden = 2 * ngf if spade_hidden is None else spade_hidden
         self.fc = (nn.Linear(z_dim, 16 * ngf * self.sw * self.sh) if use_vae
@@ -149,61 +241,6 @@ class SPADEGenerator(nn.Module):
                 "aspect_ratio": self.aspect_ratio, "use_vae": self.use_vae, "z_dim": self.z_dim,
                 "spade_hidden": self.spade_hidden, "spade_kernel": self.spade_kernel, "norm": self.norm,
                 "output_nc": self.output_nc}
-
-    @property
-    def input_nc(self) -> int:
-        """The label map's channels (NVlabs' ``semantic_nc``)."""
-        return semantic_channels(self.label_nc, self.contain_dontcare_label, self.instance_edges)
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(height, width) the network is built for: NVlabs' output size."""
-        return self.sh * 2**self.upsamplings, self.sw * 2**self.upsamplings
-
-    @property
-    def image_sides(self) -> ImageSides:
-        """Multiples of 2^u, and a latent of at least 2 pixels (a norm of one value per channel fails in training)."""
-        return ImageSides(multiple=2**self.upsamplings, minimum=2 * 2**self.upsamplings)
-
-    @property
-    def signature(self) -> Signature:
-        inputs = (InputSpec("label_map", LABEL_MAP, self.input_nc, None, self.image_sides, size=self.size),)
-        if self.use_vae:
-            inputs += (InputSpec("z", LATENT, self.z_dim, None, None),)
-        return Signature(inputs, OutputSpec(self.output_nc, SIGNED, scale=1.0))
-
-    def forward(self, label_map: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        """``label_map`` (N, semantic_nc, H, W), H and W multiples of 2^u; ``z`` (N, z_dim) for the VAE variant (which
-        takes label maps of its ``size`` only) -> (N, output_nc, H, W)."""
-        x = self._latent(label_map, z)
-        x = self.head_0(x, label_map)
-        x = self.G_middle_0(F.interpolate(x, scale_factor=2, mode="nearest"), label_map)
-        if self.num_upsampling_layers in ("more", "most"):
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
-        x = self.G_middle_1(x, label_map)
-        blocks = [self.up_0, self.up_1, self.up_2, self.up_3]
-        if self.num_upsampling_layers == "most":
-            blocks.append(self.up_4)
-        for block in blocks:
-            x = block(F.interpolate(x, scale_factor=2, mode="nearest"), label_map)
-        return torch.tanh(self.conv_img(F.leaky_relu(x, LEAKY_SLOPE)))
-
-    def _latent(self, label_map: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
-        """fc's output, (N, 16 ngf, H/2^u, W/2^u)."""
-        if label_map.dim() != 4 or label_map.shape[1] != self.input_nc:
-            raise GanslimError(f"spade takes (N, {self.input_nc}, H, W) label maps, got shape "
-                               f"{tuple(label_map.shape)}")
-        height, width = label_map.shape[2:]
-        if not self.use_vae:
-            step = 2**self.upsamplings
-            return self.fc(F.interpolate(label_map, size=(height // step, width // step), mode="nearest"))
-        if z is None or tuple(z.shape) != (label_map.shape[0], self.z_dim):
-            raise GanslimError(f"this spade generator (use_vae) takes a code z of shape (N, {self.z_dim}) beside the "
-                               f"label map, got {None if z is None else tuple(z.shape)}")
-        if (height, width) != self.size:
-            raise GanslimError(f"this spade generator (use_vae) takes {self.size[0]}x{self.size[1]} label maps, got "
-                               f"{height}x{width}: resize them to its size")
-        return self.fc(z).view(-1, 16 * self.ngf, self.sh, self.sw)
 
 
 def _check_options(label_nc: int, ngf: int, num_upsampling_layers: str, crop_size: int, aspect_ratio: float,

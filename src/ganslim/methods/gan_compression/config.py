@@ -1,15 +1,19 @@
 """GAN Compression's options (:class:`DistillConfig`, shared by its training stages) and the paper's defaults.
 
 The paper's defaults are taken from the data (:func:`resolve_defaults`): paired lambda_recon 100, lambda_distill 1,
-hinge; unpaired (CycleGAN data; G_A is compressed) lambda_recon 10, lambda_distill 0.01, LSGAN.
+hinge; unpaired (CycleGAN data; G_A is compressed) lambda_recon 10, lambda_distill 0.01, LSGAN. A SPADE teacher's
+(``ganslim.methods.gan_compression.spade``) are GAN Compression's GauGAN ones: no L1, distillation 10, hinge, with
+feature matching ``lambda_feat`` 10 and VGG19 ``lambda_vgg`` 10.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ganslim.archs.spade import SuperMobileSPADEGenerator
 from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.compress import DEFAULT_RATIOS, SearchSpace
+from ganslim.compress.spade_space import SpadeSearchSpace
 from ganslim.config import AUTO, ImageTranslationConfig, fill_auto, option
 from ganslim.data import PAIRED, UNPAIRED, data_kind
 from ganslim.errors import GanslimError
@@ -38,11 +42,17 @@ class DistillConfig(ImageTranslationConfig):
     gan_mode: str = option("auto", "adversarial loss (auto: hinge for paired data, lsgan for unpaired)",
                            choices=("auto", *GAN_MODES))
     lambda_gan: float = option(1.0, "weight of the GAN loss", min=0.0)
-    lambda_recon: float = option(AUTO, "weight of the L1 reconstruction loss (-1: 100 paired, 10 unpaired)",
-                                 min=0.0, auto=AUTO)
-    lambda_distill: float = option(AUTO, "weight of the feature distillation loss (-1: 1 paired, 0.01 unpaired)",
-                                   min=0.0, auto=AUTO)
-    lr: float = option(0.0002, "initial learning rate of both Adam optimizers", above=0.0)
+    lambda_recon: float = option(AUTO, "weight of the L1 reconstruction loss (-1: 100 paired, 10 unpaired, 0 "
+                                       "with a SPADE teacher)", min=0.0, auto=AUTO)
+    lambda_distill: float = option(AUTO, "weight of the feature distillation loss (-1: 1 paired, 0.01 unpaired, "
+                                         "10 with a SPADE teacher)", min=0.0, auto=AUTO)
+    lambda_feat: float = option(10.0, "SPADE teachers: weight of the discriminator feature-matching loss", min=0.0)
+    lambda_vgg: float = option(10.0, "SPADE teachers: weight of the VGG19 perceptual loss (needs VGG19 weights)",
+                               min=0.0)
+    vgg19_weights: str = option("", "SPADE teachers: torchvision's vgg19-dcbb9e9d.pth for the perceptual term ('': "
+                                    "$GANSLIM_VGG19_WEIGHTS, then ~/.cache/ganslim; 'none': off)")
+    lr: float = option(0.0002, "initial learning rate of both Adam optimizers (SPADE teachers: TTUR, G at lr / 2 "
+                               "and D at lr * 2, betas 0 and 0.9)", above=0.0)
     beta1: float = option(0.5, "Adam beta1", min=0.0, max=0.999999)
     beta2: float = option(0.999, "Adam beta2", min=0.0, max=0.999999)
     holdout_images: int = option(
@@ -80,8 +90,10 @@ def resolve_defaults(config: DistillConfig) -> DistillConfig:
     return fill_auto(config, PAPER_DEFAULTS[data_kind(config.data, TITLE)])
 
 
-def search_space(config: DistillConfig, supernet: SuperMobileResnetGenerator) -> SearchSpace:
+def search_space(config: DistillConfig, supernet: SuperMobileResnetGenerator | SuperMobileSPADEGenerator
+                 ) -> SearchSpace | SpadeSearchSpace:
     """The channel search space of ``supernet`` that ``config`` describes (explicit candidates or ratios)."""
+    space = SpadeSearchSpace if isinstance(supernet, SuperMobileSPADEGenerator) else SearchSpace
     if config.candidates:
-        return SearchSpace.for_supernet(supernet, config.candidates)
-    return SearchSpace.for_supernet(supernet, ratios=config.channel_ratios, multiple=config.channel_multiple)
+        return space.for_supernet(supernet, config.candidates)
+    return space.for_supernet(supernet, ratios=config.channel_ratios, multiple=config.channel_multiple)

@@ -24,6 +24,9 @@ unpaired (CycleGAN data; G_A is compressed) lambda_recon 10, lambda_distill 0.01
   adapters and discriminator. Exports the compact ``generator.pt`` (plus ``discriminator.pt``,
   ``adapters.pt``), which ``ganslim translate`` and ``ganslim profile`` take.
 
+A student family plugs in through the ``_resolve`` ... ``_channel_names`` hooks of ``_Distillation`` (the SPADE
+family's: :mod:`ganslim.methods.gan_compression.spade.distill`).
+
 The discriminator starts from the teacher's (``teacher_discriminator``, or ``discriminator.pt`` /
 ``latest_net_D.pth`` / ``latest_net_D_A.pth`` next to the teacher file), else it is fresh. A part of the
 *training* images (``holdout_images``) is held out: never trained on, it scores validation (``psnr``: vs
@@ -48,7 +51,9 @@ from ganslim.archs.translation.mobile_resnet import MobileResnetGenerator, chann
 from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.atomic import atomic_torch_save
 from ganslim.checkpoints import load_generator, save_model
+from ganslim.checkpoints import LoadedModel
 from ganslim.compress import extract_subnet
+from ganslim.compress.extract import compact_arch
 from ganslim.data import PAIRED, UNPAIRED, data_kind
 from ganslim.engine import MethodBase, TrainContext, check_image_sides, derive_seed
 from ganslim.errors import GanslimError
@@ -103,16 +108,15 @@ class _Distillation(MethodBase):
     monitor: ClassVar[tuple[str, str] | None] = None
 
     def __init__(self, config: DistillConfig, ctx: TrainContext) -> None:
-        config = resolve_defaults(config)
+        config = self._resolve(config)
         self.config, self.ctx = config, ctx
-        self.paired = data_kind(config.data, TITLE) == PAIRED
+        self.paired = self._is_paired()
         self.gan_loss = GANLoss(config.gan_mode)
-        self.teacher_info = load_teacher(config, ctx.device)
+        self.teacher_info = self._load_teacher()
         self.teacher = self.teacher_info.model
-        check_image_sides({"teacher": self.teacher}, config.fixed_image_sides())  # frozen: not in networks()
-        self.student_arch, self.student = self._build_student(student_kwargs(config, self.teacher_info))
+        self.student_arch, self.student = self._build_student(self._student_kwargs())
         self.student.to(ctx.device)
-        self.layers = distill_layers(self.teacher, self.student) if config.lambda_distill > 0 else []
+        self.layers = self._distill_layers() if config.lambda_distill > 0 else []
         if config.lambda_distill > 0 and not self.layers:
             logger.warning("teacher %s has no activations aligned with the mobile ResNet student: distilling at "
                            "the output only (reconstruction and GAN losses, no feature distillation)",
@@ -133,11 +137,43 @@ class _Distillation(MethodBase):
         self.teacher_tap = FeatureTap(self.teacher, self.layers)
         self.trained_adapters = ctx.wrap(self.adapters) if self.adapters is not None else None
         self.trained_discriminator = ctx.wrap(self.discriminator)
-        betas = (config.beta1, config.beta2)
-        self._optimizers = {"G": torch.optim.Adam(params, lr=config.lr, betas=betas),
-                            "D": torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)}
+        (lr_g, lr_d), betas = self._learning_rates(), self._betas()
+        self._optimizers = {"G": torch.optim.Adam(params, lr=lr_g, betas=betas),
+                            "D": torch.optim.Adam(self.discriminator.parameters(), lr=lr_d, betas=betas)}
 
-    # -------------------------------------------------------------- building
+    # -------------------------------------------------------------- building (hooks of a student family)
+
+    def _resolve(self, config: DistillConfig) -> DistillConfig:
+        """``config`` with its ``auto`` values filled in (the paper's defaults for the data)."""
+        return resolve_defaults(config)
+
+    def _is_paired(self) -> bool:
+        return data_kind(self.config.data, TITLE) == PAIRED
+
+    def _load_teacher(self) -> LoadedModel:
+        loaded = load_teacher(self.config, self.ctx.device)
+        check_image_sides({"teacher": loaded.model}, self.config.fixed_image_sides())  # frozen: not in networks()
+        return loaded
+
+    def _student_kwargs(self) -> dict:
+        return student_kwargs(self.config, self.teacher_info)
+
+    def _distill_layers(self) -> list[int]:
+        return distill_layers(self.teacher, self.student)
+
+    def _learning_rates(self) -> tuple[float, float]:
+        """(G, D) initial learning rates."""
+        return self.config.lr, self.config.lr
+
+    def _betas(self) -> tuple[float, float]:
+        return self.config.beta1, self.config.beta2
+
+    def _check_fixed_channels(self, channels: list[int], kwargs: dict) -> None:
+        """Refuse (GanslimError) a fine-tune configuration the compact student cannot take."""
+        check_channels(channels, kwargs["n_blocks"])
+
+    def _channel_names(self) -> list[str]:
+        return channel_names(self.student.n_blocks)
 
     def _build_student(self, kwargs: dict) -> tuple[str, MobileResnetGenerator]:
         raise NotImplementedError
@@ -247,6 +283,7 @@ class SupernetDistillation(_Distillation):
 
     name = "gan-compression-supernet"
     Config = DistillConfig
+    supernet_arch = "super_mobile_resnet"
 
     def __init__(self, config: DistillConfig, ctx: TrainContext) -> None:
         if config.fixed_channels:
@@ -258,7 +295,7 @@ class SupernetDistillation(_Distillation):
         self.rng = random.Random(derive_seed(self.config.seed, _SEED_STREAM))
 
     def _build_student(self, kwargs: dict) -> tuple[str, SuperMobileResnetGenerator]:
-        return "super_mobile_resnet", init_weights(build_generator("super_mobile_resnet", **kwargs))
+        return self.supernet_arch, init_weights(build_generator(self.supernet_arch, **kwargs))
 
     def _step_configs(self) -> list[list[int]]:
         if self.config.sampling == "sandwich":
@@ -312,6 +349,7 @@ class FinetuneDistillation(_Distillation):
     Config = DistillConfig
     monitor = ("psnr", "max")
     ema_networks = ("G",)
+    compact_arch = "mobile_resnet"
 
     def __init__(self, config: DistillConfig, ctx: TrainContext) -> None:
         if not config.fixed_channels:
@@ -323,10 +361,10 @@ class FinetuneDistillation(_Distillation):
     def _build_student(self, kwargs: dict) -> tuple[str, MobileResnetGenerator]:
         channels = list(self.config.fixed_channels)
         if self.supernet_file is None:
-            check_channels(channels, kwargs["n_blocks"])
-            return "mobile_resnet", init_weights(build_generator("mobile_resnet", **kwargs, channels=channels))
+            self._check_fixed_channels(channels, kwargs)
+            return self.compact_arch, init_weights(build_generator(self.compact_arch, **kwargs, channels=channels))
         supernet = load_generator(self.supernet_file).model
-        if not isinstance(supernet, SuperMobileResnetGenerator):
+        if compact_arch(supernet) != self.compact_arch:
             raise GanslimError(f"'{self.supernet_file}' is not a supernet (it holds a {type(supernet).__name__}): "
                                f"pass the supernet.pt of a gan-compression-supernet run")
         wanted = {key: value for key, value in kwargs.items() if key not in ("ngf", "use_dropout")}
@@ -334,7 +372,7 @@ class FinetuneDistillation(_Distillation):
         if found != wanted:
             raise GanslimError(f"supernet '{self.supernet_file}' was built as {found}, this teacher and config give "
                                f"{wanted}: fine-tune with the teacher and options the supernet was trained with")
-        return "mobile_resnet", extract_subnet(supernet, channels).train()
+        return self.compact_arch, extract_subnet(supernet, channels).train()
 
     def _init_adapters(self, adapters: ElasticFeatureDistillation) -> None:
         path = None if self.supernet_file is None else self.supernet_file.parent / ADAPTERS_FILE
@@ -357,8 +395,8 @@ class FinetuneDistillation(_Distillation):
         return super()._discriminator_source()
 
     def export(self, run_dir: Path) -> dict[str, Path]:
-        meta = {**self._meta(), "channels": list(self.student.channels), "channel_names":
-                channel_names(self.student.n_blocks), "supernet": str(self.supernet_file or "")}
+        meta = {**self._meta(), "channels": list(self.student.channels), "channel_names": self._channel_names(),
+                "supernet": str(self.supernet_file or "")}
         exported = {"generator": save_model(run_dir / GENERATOR_FILE, self.student, self.student_arch,
                                             self.student.arch_kwargs(), meta=meta)}
         return {**exported, **self._export_common(run_dir)}

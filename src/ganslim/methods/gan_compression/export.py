@@ -11,20 +11,25 @@ from collections.abc import Callable
 
 import torch
 
+from torch.utils.data import Dataset
+
 from ganslim.archs import build_generator
 from ganslim.checkpoints import load_generator, save_model
+from ganslim.compress.extract import COMPACT_OF
 from ganslim.compress.search import format_macs
-from ganslim.data import PAIRED, data_kind
 from ganslim.errors import GanslimError
-from ganslim.measure.compare import model_cost
-from ganslim.methods.gan_compression.config import TITLE, DistillConfig, resolve_defaults
-from ganslim.methods.gan_compression.data import image_metrics, validation_items
-from ganslim.methods.gan_compression.networks import load_teacher
+from ganslim.measure.compare import Cost
+from ganslim.measure.profile import count_macs, count_params
+from ganslim.methods.gan_compression.config import DistillConfig
+from ganslim.methods.gan_compression.data import image_metrics
+from ganslim.methods.gan_compression.family import family_of_model
+
+COMPACT_ARCHS = tuple(arch for _, arch in COMPACT_OF.values())  # mobile_resnet, mobile_spade
 
 
 def summary_table(summary: dict) -> list[str]:
     """:func:`export_student`'s ``summary`` as lines of a teacher vs student table: params, MACs, quality."""
-    s, t, size = summary["student"], summary.get("teacher", {}), summary["size"]
+    s, t, size = summary["student"], summary.get("teacher", {}), summary.get("input", summary["size"])
     Row = tuple[str, str, str, str]  # label, teacher, student, comparison
 
     def count(key: str, label: str, show: Callable[[float], str]) -> Row:
@@ -57,26 +62,30 @@ def summary_table(summary: dict) -> list[str]:
 
 
 def _cost_on_meta(arch: str, kwargs: dict, size: int) -> dict[str, int]:
-    """Parameters and MACs (both conventions) of ``arch(**kwargs)`` on one size x size image, without arithmetic."""
+    """Parameters and MACs (both conventions) of ``arch(**kwargs)`` on one input of a ``size`` budget (its family's
+    :meth:`~ganslim.methods.gan_compression.family.StudentFamily.example_input`), without arithmetic."""
     with torch.device("meta"):
-        return model_cost(build_generator(arch, **kwargs).eval(), size).to_dict()
+        model = build_generator(arch, **kwargs).eval()
+        example = family_of_model(model).example_input(model, size)
+    return Cost(count_params(model), count_macs(model, example)).to_dict()
 
 
 def export_student(generator_file: str | os.PathLike, out: str | os.PathLike, config: DistillConfig | None = None,
                    search_result: dict | None = None, size: int | None = None) -> dict:
-    """Write the compact student to ``out`` (ganslim format, ``mobile_resnet`` + channels); return a summary.
+    """Write the compact student to ``out`` (ganslim format, ``mobile_resnet`` / ``mobile_spade`` + channels); return
+    a summary (with ``input``, e.g. ``256x512``, for a label-map student).
 
     Its MACs are counted at ``size`` (default: the search's size, else 256) and must equal the search's
     prediction. With ``config`` (data and teacher), the summary also holds the teacher's figures and the
     held-out / val metrics of both (see ``image_metrics``).
     """
     loaded = load_generator(generator_file)
-    if loaded.arch != "mobile_resnet":
-        raise GanslimError(f"'{generator_file}' holds a {loaded.arch}, not a compact mobile_resnet student: pass the "
-                           f"generator.pt of a gan-compression-finetune run")
-    student = loaded.model
+    if loaded.arch not in COMPACT_ARCHS:
+        raise GanslimError(f"'{generator_file}' holds a {loaded.arch}, not a compact {' or '.join(COMPACT_ARCHS)} "
+                           f"student: pass the generator.pt of a gan-compression-finetune run")
+    student, family = loaded.model, family_of_model(loaded.model)
     size = size or (search_result or {}).get("size") or 256
-    counted = _cost_on_meta("mobile_resnet", loaded.arch_kwargs, size)
+    counted = _cost_on_meta(loaded.arch, loaded.arch_kwargs, size)
     if search_result is not None and search_result.get("size") == size:
         predicted = {key: search_result[key] for key in ("macs", "macs_published")}
         if predicted != {key: counted[key] for key in predicted}:
@@ -87,17 +96,19 @@ def export_student(generator_file: str | os.PathLike, out: str | os.PathLike, co
                                                                   "strategy", "budget")}
     save_model(out, student, loaded.arch, loaded.arch_kwargs, meta=meta)
     summary = {"size": size, "student": {**counted, "channels": list(student.channels), "file": str(out)}}
+    if family.name == "spade":  # a label map size wide at the model's aspect ratio
+        summary["input"] = family.size_label(student, size)
     if config is not None and config.teacher:
-        config = resolve_defaults(config)
+        config = family.resolve_defaults(config)
         device = torch.device("cpu")
-        teacher = load_teacher(config, device)
+        teacher = family.load_teacher(config, device)
         summary["teacher"] = {"file": str(config.teacher), "arch": teacher.arch}
         try:
             summary["teacher"].update(_cost_on_meta(teacher.arch, teacher.arch_kwargs, size))
         except GanslimError:  # e.g. a U-Net that takes no size x size image: no cost figures for it
             pass
-        paired = data_kind(config.data, TITLE) == PAIRED
-        batches = _validation_batches(config)
+        paired = family.paired(config)
+        batches = _validation_batches(family.validation_items(config, teacher.model))
         # Unpaired data has no ground truth: only the student is scored (against the teacher).
         for name, model in (("student", student), ("teacher", teacher.model))[:2 if paired else 1]:
             metrics = image_metrics(model.eval(), teacher.model, batches, paired)
@@ -108,7 +119,6 @@ def export_student(generator_file: str | os.PathLike, out: str | os.PathLike, co
     return summary
 
 
-def _validation_batches(config: DistillConfig, batch_size: int = 8) -> list[dict]:
-    dataset = validation_items(config)
+def _validation_batches(dataset: Dataset, batch_size: int = 8) -> list[dict]:
     return [torch.utils.data.default_collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
             for start in range(0, len(dataset), batch_size)]

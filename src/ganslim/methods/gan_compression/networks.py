@@ -26,6 +26,7 @@ from ganslim.methods.gan_compression.config import TITLE, DistillConfig
 from ganslim.nn.elastic import ElasticConv2d, leading_slice
 
 SUPERNET_FILE = "supernet.pt"
+SUPERNET_ARCHS = ("super_mobile_resnet", "super_mobile_spade")  # the image-to-image and the SPADE student family
 GENERATOR_FILE = "generator.pt"
 DISCRIMINATOR_FILE = "discriminator.pt"
 ADAPTERS_FILE = "adapters.pt"
@@ -141,6 +142,6 @@ def find_supernet(path: str | Path) -> Path:
         raise GanslimError(f"supernet '{path}' not found: pass the supernet.pt of a gan-compression-supernet run "
                            f"(or its run folder)")
     content = read_checkpoint(path)
-    if getattr(content, "arch", None) != "super_mobile_resnet":
-        raise GanslimError(f"'{path}' is not a super_mobile_resnet checkpoint: pass a supernet.pt")
+    if getattr(content, "arch", None) not in SUPERNET_ARCHS:
+        raise GanslimError(f"'{path}' is not a {' or '.join(SUPERNET_ARCHS)} checkpoint: pass a supernet.pt")
     return path

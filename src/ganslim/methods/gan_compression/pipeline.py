@@ -11,6 +11,9 @@ The pipeline is a staged run (:mod:`ganslim.engine.staged`) of four stages. ``ru
     generator.pt                              stage 4: the compact student (what translate / profile take)
     summary.json                              teacher vs student: parameters, MACs, held-out / val metrics
 
+The student family follows the teacher's signature (:mod:`.family`): mobile ResNet students for image-to-image
+teachers, mobile SPADE students for label-map (SPADE) teachers; the stages and files are the same.
+
 With ``supernet`` set (a supernet run folder or its ``supernet.pt``), stage 1 is skipped and that supernet is
 searched under this run's budget: train once, search as many budgets as needed without retraining.
 
@@ -37,25 +40,16 @@ from ganslim.archs import build_generator
 from ganslim.atomic import atomic_write_text
 from ganslim.compress.search import format_macs
 from ganslim.config import TrainConfig, option
-from ganslim.data import data_kind
 from ganslim.engine import distributed as ddp
 from ganslim.engine import fit
 from ganslim.engine.runs import run_label
 from ganslim.engine.staged import Stage, StagedRun, run_stages
 from ganslim.errors import GanslimError
 from ganslim.methods.gan_compression import STAGES
-from ganslim.methods.gan_compression.config import TITLE, DistillConfig, resolve_defaults
-from ganslim.methods.gan_compression.data import training_items, validation_items
-from ganslim.methods.gan_compression.distill import FinetuneDistillation, SupernetDistillation
+from ganslim.methods.gan_compression.config import DistillConfig
 from ganslim.methods.gan_compression.export import export_student
-from ganslim.methods.gan_compression.networks import (
-    GENERATOR_FILE,
-    find_supernet,
-    find_teacher_discriminator,
-    load_teacher,
-    load_teacher_discriminator,
-    student_kwargs,
-)
+from ganslim.methods.gan_compression.family import StudentFamily, family_of_run
+from ganslim.methods.gan_compression.networks import GENERATOR_FILE, find_supernet, find_teacher_discriminator
 from ganslim.methods.gan_compression.search import METHOD as SEARCH_METHOD
 from ganslim.methods.gan_compression.search import SearchConfig, check_budget, read_result, run_search
 
@@ -101,7 +95,7 @@ class PipelineResult:
             return f"{METHOD}: stopped; finished stages: {done}; resume with --resume {self.run_dir}"
         s, t, size = self.comparison["student"], self.comparison.get("teacher", {}), self.comparison["size"]
         line = (f"{METHOD}: student {'_'.join(map(str, s['channels']))}: {s['params'] / 1e6:.3g}M params, "
-                f"{format_macs(s['macs_published'])} MACs published at {size}x{size}")
+                f"{format_macs(s['macs_published'])} MACs published at {self.comparison.get('input', f'{size}x{size}')}")
         if "macs_published" in t:
             line += f" ({t['macs_published'] / s['macs_published']:.1f}x fewer than the teacher)"
         holdout, teacher_psnr = s.get("holdout", {}), t.get("holdout", {}).get("psnr")
@@ -116,7 +110,8 @@ class PipelineResult:
 def run_pipeline(config: PipelineConfig, *, resume: str | os.PathLike | None = None, stop_after: str | None = None,
                  progress: bool = True) -> PipelineResult:
     """Run (or continue) every stage of GAN Compression in one run folder; see the module docstring."""
-    pipeline = _Pipeline(resolve_defaults(config))
+    family = family_of_run(config)
+    pipeline = _Pipeline(family.resolve_defaults(config), family)
     staged = run_stages(pipeline.config, METHOD, [Stage(name, run) for name, run in zip(STAGES, pipeline.stages())],
                         resume=resume, stop_after=stop_after, progress=progress, check=pipeline.check)
     return PipelineResult(staged.run_dir, staged.done, staged.done.get("export", {}).get("summary"))
@@ -125,8 +120,8 @@ def run_pipeline(config: PipelineConfig, *, resume: str | os.PathLike | None = N
 class _Pipeline:
     """The stages of one pipeline run, over its resolved config."""
 
-    def __init__(self, config: PipelineConfig) -> None:
-        self.config = config
+    def __init__(self, config: PipelineConfig, family: StudentFamily) -> None:
+        self.config, self.family = config, family
 
     def stages(self) -> list[Callable[[StagedRun], dict]]:
         """What each of ``STAGES`` runs, in order."""
@@ -135,18 +130,17 @@ class _Pipeline:
     def check(self) -> None:
         """Refuse bad input before the run folder exists: data, images, supernet, discriminator and a budget even
         the smallest sub-network misses (on an untrained supernet of the same widths)."""
-        config = self.config
-        data_kind(config.data, TITLE)
-        training_items(config)  # building a dataset decodes every file
-        validation_items(config)
+        config, family = self.config, self.family
+        teacher = family.load_teacher(config, torch.device("cpu"))
+        family.training_items(config, teacher.model)  # building a dataset decodes every file
+        family.validation_items(config, teacher.model)
         if config.supernet:
             find_supernet(config.supernet)
         if not config.supernet or config.teacher_discriminator:  # a discriminator a stage would load
             discriminator = find_teacher_discriminator(config)
             if discriminator is not None:
-                load_teacher_discriminator(config, discriminator)
-        teacher = load_teacher(config, torch.device("cpu"))
-        check_budget(config, build_generator("super_mobile_resnet", **student_kwargs(config, teacher)))
+                family.load_discriminator(config, discriminator, teacher.model)
+        check_budget(config, build_generator(family.supernet_method.supernet_arch, **family.student_kwargs(config, teacher)))
 
     def _train(self, staged: StagedRun, method_cls: type, config: DistillConfig) -> str:
         """Fit a training stage, continuing its folder under the run if it has a checkpoint."""
@@ -157,7 +151,7 @@ class _Pipeline:
         if self.config.supernet:
             return {"run_dir": str(find_supernet(self.config.supernet).parent), "reused": True}
         config = stage_config(self.config, DistillConfig, staged.run_dir)
-        return {"run_dir": self._train(staged, SupernetDistillation, config)}
+        return {"run_dir": self._train(staged, self.family.supernet_method, config)}
 
     def _search(self, staged: StagedRun) -> dict:
         config = stage_config(self.config, SearchConfig, staged.run_dir, supernet=staged.done["supernet"]["run_dir"])
@@ -170,7 +164,7 @@ class _Pipeline:
         config = stage_config(self.config, DistillConfig, staged.run_dir, supernet=done["supernet"]["run_dir"],
                               fixed_channels=tuple(done["search"]["channels"]),
                               epochs=self.config.finetune_epochs, epochs_decay=self.config.finetune_epochs_decay)
-        return {"run_dir": self._train(staged, FinetuneDistillation, config)}
+        return {"run_dir": self._train(staged, self.family.finetune_method, config)}
 
     def _export(self, staged: StagedRun) -> dict:
         run_dir, done = staged.run_dir, staged.done

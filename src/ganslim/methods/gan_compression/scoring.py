@@ -1,9 +1,10 @@
 """GAN Compression's scoring of candidates: each configuration is extracted from the supernet as a compact
-``mobile_resnet``, its BatchNorm statistics are recalibrated on a few training batches (when the norm is batch: the
-supernet's running statistics belong to no sub-network in particular), and it is scored on the held-out *training*
-images (never the test split) with the task's metric:
+``mobile_resnet`` (``mobile_spade``), its BatchNorm statistics are recalibrated on a few training batches (when the
+norm is batch: the supernet's running statistics belong to no sub-network in particular), and it is scored on the
+held-out *training* images (never the test split) with the task's metric:
 
-* paired data: ``psnr`` (default) or ``ssim`` vs the ground truth;
+* paired data (and a SPADE teacher's label maps with their photos): ``psnr`` (default) or ``ssim`` vs the ground
+  truth;
 * unpaired data: ``fid`` against the training B images when the Inception weights are available
   (``ganslim.metrics.load_inception``), otherwise ``psnr_teacher``, the fidelity to the teacher's output.
 """
@@ -20,14 +21,13 @@ from torch import nn
 from torch.utils.data import default_collate
 
 from ganslim.archs.translation.mobile_resnet import MobileResnetGenerator
+from ganslim.archs.spade import SuperMobileSPADEGenerator
 from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.compress import extract_subnet
-from ganslim.data import PAIRED, data_kind
 from ganslim.errors import GanslimError
 from ganslim.measure.evaluate import find_inception_weights
-from ganslim.methods.gan_compression.config import TITLE
-from ganslim.methods.gan_compression.data import holdout_items, image_metrics, train_split, training_items
-from ganslim.methods.gan_compression.networks import load_teacher
+from ganslim.methods.gan_compression.data import image_metrics, train_split
+from ganslim.methods.gan_compression.family import family_of_model
 from ganslim.metrics import compute_fid_kid, extract_features, load_inception
 
 if TYPE_CHECKING:
@@ -131,16 +131,19 @@ def _resolve_metric(config: SearchConfig, paired: bool) -> tuple[str, nn.Module 
     return "psnr_teacher", None
 
 
-def build_scorer(config: SearchConfig, supernet: SuperMobileResnetGenerator, device: torch.device
-                 ) -> tuple[CandidateScorer, str]:
+def build_scorer(config: SearchConfig, supernet: SuperMobileResnetGenerator | SuperMobileSPADEGenerator,
+                 device: torch.device) -> tuple[CandidateScorer, str]:
     """The scorer over the held-out training images and the metric it optimises."""
-    paired = data_kind(config.data, TITLE) == PAIRED
+    family = family_of_model(supernet)
+    paired = family.paired(config)
     metric, inception = _resolve_metric(config, paired)
-    holdout = holdout_items(config)
+    teacher = family.load_teacher(config, device).model if config.teacher else None
+    if family.name == "spade" and teacher is None:
+        raise GanslimError("a mobile SPADE supernet's label maps are read as its teacher encodes them: pass --teacher")
+    holdout = family.holdout_items(config, teacher)
     count = len(holdout) if not config.eval_images else min(len(holdout), config.eval_images)
     eval_batches = _batches(holdout, range(count), config.batch_size, device)
-    if config.teacher:
-        teacher = load_teacher(config, device).model
+    if teacher is not None:
         with torch.no_grad():
             for batch in eval_batches:
                 batch["teacher"] = teacher(batch["A"]).float()
@@ -148,7 +151,7 @@ def build_scorer(config: SearchConfig, supernet: SuperMobileResnetGenerator, dev
         raise GanslimError("unpaired data is scored against the teacher's outputs: pass --teacher")
     calibration: list[torch.Tensor] = []
     if supernet.norm == "batch":
-        train = training_items(config)
+        train = family.training_items(config, teacher)
         train.set_epoch(0)
         needed = min(len(train), config.recalibration_batches * config.batch_size)
         calibration = [batch["A"] for batch in _batches(train, range(needed), config.batch_size, device)]

@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ganslim.archs.spade import SuperMobileSPADEGenerator
 from ganslim.archs.translation.super_mobile_resnet import SuperMobileResnetGenerator
 from ganslim.atomic import atomic_write_text
 from ganslim.checkpoints import load_generator
@@ -50,14 +51,16 @@ from ganslim.compress.search import (
     parse_macs,
     restart_bar,
 )
+from ganslim.compress.spade_space import SpadeSearchSpace
 from ganslim.config import option
 from ganslim.engine import distributed as ddp
 from ganslim.engine.logging import RunLogger
 from ganslim.engine.runs import open_run_dir, write_config
 from ganslim.errors import GanslimError
 from ganslim.measure.profile import measure_peak_gflops
-from ganslim.methods.gan_compression.config import DistillConfig, resolve_defaults, search_space
-from ganslim.methods.gan_compression.networks import find_supernet, load_teacher
+from ganslim.methods.gan_compression.config import DistillConfig, search_space
+from ganslim.methods.gan_compression.family import StudentFamily, family_of_model
+from ganslim.methods.gan_compression.networks import find_supernet
 from ganslim.methods.gan_compression.scoring import METRICS, build_scorer
 
 METHOD = "gan-compression-search"
@@ -66,6 +69,7 @@ TABLE_JSON = "candidates.json"
 TABLE_CSV = "candidates.csv"
 RESULT_FILE = "result.json"
 _RETIME_REPEATS = 3  # a timing done again takes this many times the repeats
+Supernet = SuperMobileResnetGenerator | SuperMobileSPADEGenerator
 
 
 @dataclass(frozen=True)
@@ -196,35 +200,38 @@ def read_result(path: str | os.PathLike) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def check_budget(config: SearchConfig, supernet: SuperMobileResnetGenerator,
-                 latency: Callable[[nn.Module], float] | None = None) -> None:
+def check_budget(config: SearchConfig, supernet: Supernet, latency: Callable[[nn.Module], float] | None = None
+                 ) -> None:
     """Refuse (GanslimError) a budget that the smallest sub-network of ``supernet``'s space misses.
 
     Only widths matter, so an untrained supernet built from the teacher checks a budget before training.
     """
-    budget = search_budget(config)
+    family = family_of_model(supernet)
+    budget = dataclasses.replace(search_budget(config), input_label=family.size_label(supernet, config.size))
     measure = latency or _timer(config, budget, supernet)
-    budget = _speedup_as_latency(config, budget, measure)
+    budget = _speedup_as_latency(config, budget, measure, family)
     Search(search_space(config, supernet), budget, lambda channels: {}, _compact_latency(supernet, measure),
            "psnr").check_feasible()
 
 
-def _speedup_as_latency(config: SearchConfig, budget: Budget, measure: Callable[[nn.Module], float]) -> Budget:
+def _speedup_as_latency(config: SearchConfig, budget: Budget, measure: Callable[[nn.Module], float],
+                        family: StudentFamily) -> Budget:
     """``budget`` with a speed-up over the teacher turned into ms, the teacher timed by ``measure``."""
     if budget.speedup is None:
         return budget
     if not config.teacher:
         raise GanslimError("--budget-speedup is relative to the teacher: pass --teacher (or use --budget-ms)")
-    return budget.with_teacher(measure(load_teacher(config, torch.device("cpu")).model))
+    return budget.with_teacher(measure(family.load_teacher(config, torch.device("cpu")).model))
 
 
-def _timer(config: SearchConfig, budget: Budget, supernet: SuperMobileResnetGenerator) -> LatencyTimer:
-    """The CPU timer of a search, referenced to the smallest sub-network of its space."""
+def _timer(config: SearchConfig, budget: Budget, supernet: Supernet) -> LatencyTimer:
+    """The CPU timer of a search, referenced to the smallest sub-network of its space, on the family's input."""
     smallest = extract_subnet(supernet, search_space(config, supernet).smallest()).cpu()
-    return LatencyTimer(smallest, config.size, budget.threads, config.latency_repeats)
+    example = family_of_model(supernet).example_input(smallest, config.size)
+    return LatencyTimer(smallest, config.size, budget.threads, config.latency_repeats, example=example)
 
 
-def _compact_latency(supernet: SuperMobileResnetGenerator, measure: Callable[[nn.Module], float]
+def _compact_latency(supernet: Supernet, measure: Callable[[nn.Module], float]
                      ) -> Callable[[list[int]], float]:
     """``channels -> ms`` of the compact model extracted at ``channels``, on the CPU."""
     return lambda channels: measure(extract_subnet(supernet, channels).cpu().eval())
@@ -241,7 +248,7 @@ class _Timing:
     peak_gflops: float | None = None
 
 
-def _timing(config: SearchConfig, budget: Budget, supernet: SuperMobileResnetGenerator, space: SearchSpace,
+def _timing(config: SearchConfig, budget: Budget, supernet: Supernet, space: SearchSpace | SpadeSearchSpace,
             latency: Callable[[nn.Module], float] | None, log: RunLogger) -> tuple[Budget, _Timing]:
     """The budget with its speed-up turned into ms, and the timing of the search; shows what it times.
 
@@ -253,7 +260,7 @@ def _timing(config: SearchConfig, budget: Budget, supernet: SuperMobileResnetGen
     peak = None
     if timer is not None and (budget.ms is not None or budget.speedup is not None):
         threads = budget.threads or torch.get_num_threads()
-        log.message(f"{METHOD}: timing on {threads} CPU thread(s) at {config.size}x{config.size}, after a "
+        log.message(f"{METHOD}: timing on {threads} CPU thread(s) at {budget.input}, after a "
                     f"{PROCESS_WARMUP_S:g} s warm-up of the process")
         restart_bar(log.bar, "latency: warm-up", "timing", None)
         timer.settle()
@@ -263,9 +270,9 @@ def _timing(config: SearchConfig, budget: Budget, supernet: SuperMobileResnetGen
                     f"again with {_RETIME_REPEATS}x the repeats")
     if budget.speedup is not None:
         restart_bar(log.bar, "latency: teacher", "timing", None)
-    budget = _speedup_as_latency(config, budget, measure)
+    budget = _speedup_as_latency(config, budget, measure, family_of_model(supernet))
     predictor = None
-    if budget.ms is not None:
+    if budget.ms is not None and isinstance(space, SearchSpace):  # spans of a mobile ResNet; SPADE: timed whole
         time_span = (lambda span, image: latency(span)) if latency else span_timer(budget.threads,
                                                                                      config.latency_repeats)
         predictor = LatencyTable(space, config.size, time_span)
@@ -292,10 +299,11 @@ def run_search(config: SearchConfig, *, resume: str | os.PathLike | None = None,
 
 def _run(config: SearchConfig, resume, progress: bool, latency, info: ddp.DistInfo, device: torch.device,
          started: float) -> SearchResult:
-    config = resolve_defaults(config)
-    budget = search_budget(config)
     supernet_file = find_supernet(config.supernet)
     supernet = load_generator(supernet_file).model.to(device).eval()
+    family = family_of_model(supernet)
+    config = family.resolve_defaults(config)
+    budget = dataclasses.replace(search_budget(config), input_label=family.size_label(supernet, config.size))
     space = search_space(config, supernet)
     run_dir = open_run_dir(info, config, METHOD, resume, f"'ganslim compress {METHOD}'")
     if info.is_main and resume is not None:

@@ -86,6 +86,13 @@ def split_outputs(outputs: list[list[Tensor]], count: int) -> tuple[list[list[Te
             [[tensor[count:] for tensor in scale] for scale in outputs])
 
 
+def discriminate_pairs(discriminator: nn.Module, label_map: Tensor, fake: Tensor, real: Tensor
+                       ) -> tuple[list[list[Tensor]], list[list[Tensor]]]:
+    """D's (fake, real) outputs for (label map, image) pairs, fakes and reals judged in one batch as NVlabs does."""
+    pairs = torch.cat([torch.cat([label_map, fake], 1), torch.cat([label_map, real], 1)], 0)
+    return split_outputs(discriminator(pairs), fake.shape[0])
+
+
 class SPADETeacher(MethodBase):
     """SPADE teacher: G maps label maps to images; D judges (label map, image) pairs at several scales. See the
     module docstring."""
@@ -138,12 +145,6 @@ class SPADETeacher(MethodBase):
     def val_dataset(self) -> LabelMapDataset | None:
         return self._dataset("val", train=False) if has_split(self.config.data, "val", self.layout) else None
 
-    def _discriminate(self, discriminator: nn.Module, label_map: Tensor, fake: Tensor, real: Tensor
-                      ) -> tuple[list[list[Tensor]], list[list[Tensor]]]:
-        """D's (fake, real) outputs, fakes and reals judged in one batch as NVlabs does."""
-        pairs = torch.cat([torch.cat([label_map, fake], 1), torch.cat([label_map, real], 1)], 0)
-        return split_outputs(discriminator(pairs), fake.shape[0])
-
     def train_step(self, batch: dict) -> dict[str, Tensor]:
         """G with D frozen, then D on the updated G's fakes (see the module docstring)."""
         ctx, config, label_map, real = self.ctx, self.config, batch["label_map"], batch["image"]
@@ -152,7 +153,7 @@ class SPADETeacher(MethodBase):
         with ctx.frozen(discriminator):
             with ctx.autocast():
                 fake = self.trained["G"](label_map)
-                pred_fake, pred_real = self._discriminate(discriminator, label_map, fake, real)
+                pred_fake, pred_real = discriminate_pairs(discriminator, label_map, fake, real)
             terms = {"G_GAN": multiscale_gan_loss(self.gan_loss, pred_fake, True, for_discriminator=False)}
             if config.lambda_feat > 0:
                 terms["G_feat"] = config.lambda_feat * feature_matching_loss(pred_fake, pred_real)
@@ -162,7 +163,7 @@ class SPADETeacher(MethodBase):
         with torch.no_grad():
             fake = self.nets["G"](label_map)
         with ctx.autocast():
-            pred_fake, pred_real = self._discriminate(self.trained["D"], label_map, fake, real)
+            pred_fake, pred_real = discriminate_pairs(self.trained["D"], label_map, fake, real)
             d_fake = multiscale_gan_loss(self.gan_loss, pred_fake, False)
             d_real = multiscale_gan_loss(self.gan_loss, pred_real, True)
         ctx.step("D", d_fake + d_real)
