@@ -225,7 +225,10 @@ def faces(args: argparse.Namespace) -> list[str]:
     models = [(seed, anycost_run(args, data, teacher_path, seed)) for seed in args.seeds]
     models = [(seed, path, load_generator(path).model.eval()) for seed, path in models]
     first = models[0][2]
-    probes = uniform + searched_probes(first, sides, sub_generator_costs(teacher, uniform))
+    costs = sub_generator_costs(teacher, uniform)
+    searched = searched_probes(first, sides, costs)
+    costs.update(sub_generator_costs(teacher, searched))
+    probes = uniform + searched
     sorted_teacher = sort_stylegan2_channels(copy.deepcopy(teacher))
     baselines = {"teacher sliced": self_fidelity(teacher, latents, probes),
                  "teacher sorted + sliced": self_fidelity(sorted_teacher, latents, probes)}
@@ -240,7 +243,7 @@ def faces(args: argparse.Namespace) -> list[str]:
                             "batch_size": args.batch_size, "seeds": args.seeds, "eval_latents": args.eval_latents,
                             "eval_seed": EVAL_SEED, "noise": "const (stored)", "threads": args.threads,
                             "repeats": args.repeats, "warmup": args.warmup},
-               "costs": sub_generator_costs(teacher, probes), "baselines": baselines, "anycost": per_seed,
+               "costs": costs, "baselines": baselines, "anycost": per_seed,
                "latency_ms": latencies(first, probes, args),
                "grids": {name: str(path) for name, path in pictures.items()}}
     results["targets"] = faces_targets(results, sides)

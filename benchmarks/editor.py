@@ -40,19 +40,21 @@ import statistics  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
-from compression_task import write_results  # noqa: E402
-from mobilestylegan import prepare_faces, train, verdict  # noqa: E402
+from compression_task import finished_run, write_results  # noqa: E402
+from mobilestylegan import prepare_faces, verdict  # noqa: E402
 
 from ganslim.apps.generate import seed_w_plus  # noqa: E402
 from ganslim.archs import build_generator  # noqa: E402
 from ganslim.archs.stylegan2 import estimate_w_avg  # noqa: E402
 from ganslim.checkpoints import load_generator  # noqa: E402
+from ganslim.config import load_config  # noqa: E402
 from ganslim.data.images import save_image  # noqa: E402
 from ganslim.editing.directions import apply_edit, sefa_directions, sefa_names  # noqa: E402
 from ganslim.editing.encoder import load_encoder  # noqa: E402
 from ganslim.editing.encoder_training import EncoderConfig, EncoderTraining  # noqa: E402
 from ganslim.editing.projection import inversion, project_folder  # noqa: E402
 from ganslim.editing.web import Editor, serving_in_thread  # noqa: E402
+from ganslim.engine import fit  # noqa: E402
 from ganslim.methods.anycost.losses import downsample  # noqa: E402
 from ganslim.metrics import psnr  # noqa: E402
 
@@ -83,10 +85,6 @@ def arguments() -> argparse.Namespace:
 
 def encoder_run(args: argparse.Namespace, data: Path) -> Path:
     """The encoder trained on ``--generator``'s samples (a finished run is reused); its ``encoder.pt``."""
-    from compression_task import finished_run
-    from ganslim.config import load_config
-    from ganslim.engine import fit
-
     expected = {"kimg": args.encoder_kimg, "sub_generators": True, "seed": 0}
     if (path := finished_run(args.work, EncoderTraining.name, "faces", "encoder.pt", expected)) is not None:
         return path

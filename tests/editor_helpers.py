@@ -1,4 +1,4 @@
-"""Helpers of the editor's server and browser tests: a tiny editor, a server on a thread, PNG pixels."""
+"""Helpers of the editor's server and browser tests: a tiny editor, PNG pixels."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from PIL import Image
 
 from ganslim.apps.generate import seed_w_plus
 from ganslim.editing.directions import sefa_directions, sefa_names
-from ganslim.editing.web import Editor, serving_in_thread
+from ganslim.editing.web import Editor
 from ganslim.editing.web.editor import Invert
 from helpers import tiny_stylegan2
 
@@ -23,11 +23,6 @@ def tiny_editor(invert: Invert | None = None) -> Editor:
     generator = tiny_stylegan2()
     return Editor(generator, sefa_names(DIRECTIONS), sefa_directions(generator, DIRECTIONS), invert,
                   timing_repeats=1)
-
-
-def running_server(app):
-    """``app`` served on a free localhost port on a thread (the library's own helper); yields its base URL."""
-    return serving_in_thread(app)
 
 
 def mean_inversion(image: torch.Tensor) -> torch.Tensor:

@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 from ganslim.apps.generate import seed_w_plus
-from ganslim.editing.web import RenderConfig, create_app
-from editor_helpers import edited, mean_inversion, png_pixels, running_server, tiny_editor, unit_pixels
+from ganslim.editing.web import RenderConfig, create_app, serving_in_thread
+from editor_helpers import edited, mean_inversion, png_pixels, tiny_editor, unit_pixels
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -84,7 +84,7 @@ def downloaded(folder: Path, name: str) -> bytes:
 
 def test_load_upload_slide_preview_finalize_download(browser, tmp_path):
     editor = tiny_editor(mean_inversion)
-    with running_server(create_app(editor)) as url:
+    with serving_in_thread(create_app(editor)) as url:
         browser.get(url)
         wait_for(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1", "page")
         assert len(browser.find_elements(By.CSS_SELECTOR, "#sliders input[type=range]")) == 3

@@ -18,10 +18,10 @@ from ganslim.apps.generate import seed_w_plus
 from ganslim.cli import main
 from ganslim.editing.directions import edited_layers, save_directions, sefa_directions
 from ganslim.editing.encoder import encoder_for, save_encoder
-from ganslim.editing.web import RenderConfig, create_app
+from ganslim.editing.web import RenderConfig, create_app, serving_in_thread
 from ganslim.editing.web.editor import INTERACTIVE_MS, choose_preview, default_target_ms
 from ganslim.editing.web.uploads import MAX_UPLOAD_BYTES
-from editor_helpers import edited, mean_inversion, png_bytes, png_pixels, running_server, tiny_editor, unit_pixels
+from editor_helpers import edited, mean_inversion, png_bytes, png_pixels, tiny_editor, unit_pixels
 from helpers import TINY_ENCODER, save_tiny_stylegan2, save_tiny_student, tiny_stylegan2
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -199,7 +199,7 @@ def test_concurrent_previews_on_several_sub_generators_each_render_their_own_edi
     its own sub-generator (the generator's active sub-generator is shared state)."""
     configs = [RenderConfig(4, 0.25), RenderConfig(8, 0.5), RenderConfig(16, 0.75), RenderConfig(16, 1.0)]
     answers, failures = {}, []
-    with running_server(create_app(editor)) as url:
+    with serving_in_thread(create_app(editor)) as url:
         post(url, "/api/sample", {"seed": 9})
 
         def worker(index: int) -> None:

@@ -117,7 +117,7 @@ class _Pipeline:
         task = load_task(config, torch.device("cpu"))
         task.search_items(config)  # builds the dataset (every file decoded) and needs 2 images
         if config.retrain_target == GROUND_TRUTH:
-            task.training_items(config, with_ground_truth=True)  # unpaired data has none: one line, nothing written
+            task.check_ground_truth(config)  # unpaired data has none: one line, nothing written
         with torch.device("meta"):
             supernet = task.supernet(config)
             largest = build_generator(supernet.derived_arch,

@@ -118,15 +118,20 @@ class Task:
     def training_items(self, config: AGDConfig, with_ground_truth: bool = False) -> InputImages:
         """Every training image (warm-up and retrain); ``with_ground_truth``: each with its ``"target"`` (the SR
         data's GT crop, the paired data's B image; unpaired data has none: one line)."""
+        if with_ground_truth:
+            self.check_ground_truth(config)
         dataset, key, count = self.train_images(config)
         if not with_ground_truth:
             return InputImages(dataset, key, list(range(count)))
-        if self.kind == SUPER_RESOLUTION:
-            return InputImages(dataset, key, list(range(count)), target_key="gt")
-        if data_kind(config.data, TITLE) != PAIRED:
+        return InputImages(dataset, key, list(range(count)),
+                           target_key="gt" if self.kind == SUPER_RESOLUTION else "B")
+
+    def check_ground_truth(self, config: AGDConfig) -> None:
+        """One line unless the training data has a ground truth (SR data always does; translation data when
+        paired), without building the dataset."""
+        if self.kind != SUPER_RESOLUTION and data_kind(config.data, TITLE) != PAIRED:
             raise GanslimError(f"retrain_target=ground_truth needs paired data, and '{config.data}' is unpaired: "
                                f"train the architecture as a CycleGAN instead (ganslim train cyclegan)")
-        return InputImages(dataset, key, list(range(count)), target_key="B")
 
     def search_items(self, config: AGDConfig) -> InputImages:
         """The 50/50 split of the search: item i is image i of the first half (the weight step's) and image
