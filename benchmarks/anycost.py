@@ -307,8 +307,8 @@ def faces_markdown(results: dict, sides: tuple[int, ...], pictures: dict[str, Pa
             f"{label}: {value:.2f}" for label, value in means.items()) + " |")
     settings = results["settings"]
     full = ", ".join(f"seed {run['seed']}: {run['full_to_teacher']['psnr']:.2f} dB" for run in results["anycost"])
-    searched = "; ".join(f"{label}: {','.join(map(str, cost['channels']))}" for label, cost in results["costs"].items()
-                         if "channels" in cost)
+    searched = "; ".join(f"{label}: {','.join(map(str, cost['channels']))}"
+                         for label, cost in results["costs"].items() if "channels" in cost)
     notes = (f"Fidelity of each sub-generator to its own full generator (downsampled), {settings['eval_latents']} "
              f"fixed z from seed {settings['eval_seed']}, stored noise. Anycost: multi-resolution {settings['kimg']} "
              f"kimg + adaptive channels {settings['channels_kimg']} kimg at batch {settings['batch_size']}. Full "

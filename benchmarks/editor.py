@@ -37,6 +37,7 @@ import random  # noqa: E402
 import shutil  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
@@ -232,31 +233,35 @@ def target_lines(results: dict) -> list[str]:
 
 
 def markdown(results: dict) -> str:
-    parts = [f"Generator: `{results['generator']}`."]
+    parts = [f"Generator: `{results['generator']}`. Each part was made by the command it names (a rerun of some "
+             "parts keeps the others)."]
     if "inversion" in results:
         inv = results["inversion"]
         rows = [f"| {name} | {row['images']} | {row['start']:.2f} | {row['end']:.2f} |"
                 for name, row in inv["table"].items()]
-        parts.append("| images | count | PSNR at the start (dB) | after "
+        parts.append(f"Inversion (`{inv.get('command', '')}`):\n\n| images | count | PSNR at the start (dB) | after "
                      f"{inv['steps']} projection steps (dB) |\n|---|---|---|---|\n" + "\n".join(rows)
                      + f"\n\nEncoder: `{inv['encoder']}`.")
     if "agreement" in results:
         agr = results["agreement"]
         rows = [f"| {name}{' (default)' if name == agr['default'] else ''} | {row['ms']:.2f} | {row['mean']:.2f} | "
                 f"{row['min']:.2f} |" for name, row in agr["table"].items()]
-        parts.append(f"Preview vs the downsampled final image over {agr['edits']} edits (full generator "
+        parts.append(f"Agreement (`{agr.get('command', '')}`): preview vs the downsampled final image over "
+                     f"{agr['edits']} edits (full generator "
                      f"{agr['full_ms']:.2f} ms on this machine):\n\n| preview | ms | mean PSNR (dB) | min PSNR (dB) |\n"
                      "|---|---|---|---|\n" + "\n".join(rows))
     if "latency" in results:
         lat = results["latency"]
         rows = [f"| {name}{' (default)' if name == lat['default'] else ''} | {ms:.0f} |"
                 for name, ms in lat["ms"].items()]
-        parts.append(f"The editor's start-up timing at the {lat['size']} px config-f architecture (random weights, "
+        parts.append(f"Latency (`{lat.get('command', '')}`): the editor's start-up timing at the {lat['size']} px "
+                     f"config-f architecture (random weights, "
                      f"{lat['threads']} threads, fastest of {lat['repeats']} interleaved):\n\n| sub-generator | "
                      "synthesis ms |\n|---|---|\n" + "\n".join(rows))
     if "screenshot" in results:
         shot = results["screenshot"]
-        parts.append(f"Screenshot: `{shot['screenshot']}` (uploaded `{shot['uploaded']}`, default preview "
+        parts.append(f"Screenshot (`{shot.get('command', '')}`): `{shot['screenshot']}` (uploaded "
+                     f"`{shot['uploaded']}`, default preview "
                      f"{shot['default_preview']}).")
     return "\n\n".join(parts) + "\n\nTargets:\n\n" + "\n".join(f"- {line}" for line in target_lines(results))
 
@@ -273,14 +278,13 @@ def main() -> None:
     generator = load_generator(args.generator).model.eval() if needs_faces else None
     data = prepare_faces(args.work) if needs_faces else None
     encoder_path = encoder_run(args, data) if {"inversion", "screenshot"} & set(args.parts) else None
-    if "latency" in args.parts:  # first: nothing else of this script runs meanwhile
-        results["latency"] = latency_part(args)
-    if "inversion" in args.parts:
-        results["inversion"] = inversion_part(args, generator, data, encoder_path)
-    if "agreement" in args.parts:
-        results["agreement"] = agreement_part(args, generator)
-    if "screenshot" in args.parts:
-        results["screenshot"] = screenshot_part(args, generator, encoder_path, data)
+    parts = {"latency": lambda: latency_part(args),  # first: nothing else of this script runs meanwhile
+             "inversion": lambda: inversion_part(args, generator, data, encoder_path),
+             "agreement": lambda: agreement_part(args, generator),
+             "screenshot": lambda: screenshot_part(args, generator, encoder_path, data)}
+    for name, run in parts.items():
+        if name in args.parts:
+            results[name] = {**run(), "command": "python " + " ".join(sys.argv)}
     write_results(args.out, "editor", results, markdown(results))
     print("\n".join(["", "Targets:", *target_lines(results)]))
 
