@@ -106,7 +106,7 @@ def test_a_translation_run_searches_within_the_budget_and_exports_a_plain_studen
     summary = read(run_dir / "summary.json")
     assert summary["task"] == "translation" and summary["teacher"]["arch"] == "resnet_6blocks"
     budget = summary["budget"]
-    assert (budget["kind"], budget["value"], budget["low"], budget["label"]) == ("macs", 1.5e6, 0.75e6, "1.5M MACs")
+    assert (budget["kind"], budget["value"], budget["low"], budget["label"]) == ("macs", 1.5e6, 960944, "1.5M MACs")
     assert (budget["smallest"], budget["largest"]) == (421888, 2224128)
     history = summary["penalty_weight"]["history"]
     assert [entry["step"] for entry in history] == [2, 4] and summary["penalty_weight"]["start"] == 0.01
@@ -236,17 +236,29 @@ def test_the_penalty_weight_rises_over_the_budget_and_falls_under_its_floor(shap
     search.evaluate(10)
     choose(search, "residual", -1)
     search.evaluate(20)
-    choose(search, "conv1x1", 0)  # the smallest: 422K, under 0.5 x 1.5M
+    choose(search, "conv1x1", 0)  # the smallest: 422K, under the floor
     search.evaluate(30)
-    choose(search, "conv3x3", 1)  # inside [0.75M, 1.5M]: kept
+    choose(search, "conv3x3", 1)  # inside [422K + 0.5 x (1.5M - 422K), 1.5M] = [961K, 1.5M]: kept
     search.evaluate(40)
     assert [(entry["step"], entry["cost"], entry["penalty_weight"]) for entry in search.history] == [
         (10, 2224128, 0.02), (20, 2224128, 0.04), (30, 421888, 0.02), (40, 1044480, 0.02)]
+    assert search.penalty_weight.low == 421888 + 0.5 * (1.5e6 - 421888)
     assert search.history[2]["ops"] == ["conv1x1"] * 3 and search.history[2]["widths"] == [16, 16, 16, 1 / 3]
     # The penalty of an architecture step grows with the weight, and its gradient lowers the expensive choices.
     batch = torch.utils.data.default_collate([search.train_dataset()[0]])
     losses = search.train_step(batch)
     assert losses["penalty_weight"] == 0.02 and losses["penalty"] > 0
+
+
+def test_the_floor_is_measured_from_the_smallest_network_so_the_weight_falls_in_a_tight_budget(shapes, resnet,
+                                                                                                tmp_path):
+    # The smallest network (422K) costs 70% of a 0.6M budget: a floor of 0.5 x budget (300K) could never be reached
+    # and the search would stay at the smallest network; measured from it, the floor is 422K + 0.5 x 178K = 511K.
+    search = search_method(shapes, resnet, tmp_path, "0.6M")
+    assert search.penalty_weight.low == 421888 + 0.5 * (0.6e6 - 421888)
+    choose(search, "conv1x1", 0)
+    search.evaluate(10)
+    assert search.history[-1]["cost"] == 421888 and search.history[-1]["penalty_weight"] == 0.005
 
 
 def test_a_latency_budget_searches_with_a_table_measured_here(shapes, resnet, tmp_path):

@@ -59,13 +59,26 @@ def filled_table(config: AGDConfig, supernet: AGDSupernet, path: Path) -> CostTa
     return table
 
 
+def penalty_floor(config: AGDConfig, smallest: float) -> float:
+    """The cost under which the penalty weight halves: ``budget_floor`` of the way from the space's smallest
+    sub-network to the budget. A fraction of the budget alone would never act in a space whose smallest network
+    already costs more than that fraction (the SR benchmark's did: 66% of its budget)."""
+    budget = budget_value(config)
+    return smallest + config.budget_floor * (budget - smallest)
+
+
+def smallest_cost(table: CostTable) -> float:
+    """The cost of every slot's cheapest operator at the smallest widths."""
+    return table.extreme(table.supernet.smallest_widths(), min)[1]
+
+
 def check_budget(config: AGDConfig, table: CostTable) -> dict:
     """The budget's bounds in the table's unit, refused in one line when the smallest sub-network (every slot's
     cheapest operator at the smallest widths) misses it, or when the largest one already fits it (the penalty
     would never act)."""
     space = table.supernet
     kind, budget = budget_kind(config), budget_value(config)
-    _, smallest = table.extreme(space.smallest_widths(), min)
+    smallest = smallest_cost(table)
     _, largest = table.extreme(space.largest_widths(), max)
     given, low, high = (format_cost(kind, cost) for cost in (budget, smallest, largest))
     at = f"at {config.size}x{config.size}"
@@ -77,6 +90,6 @@ def check_budget(config: AGDConfig, table: CostTable) -> dict:
                            f"{at}), so every architecture fits and the penalty never acts: pass a budget between {low} "
                            f"and {high}")
     return {"kind": kind, "value": budget, "label": given,
-            "low": config.budget_floor * budget, "high": budget, "size": config.size,
+            "low": penalty_floor(config, smallest), "high": budget, "size": config.size,
             "convention": config.macs_convention if kind == MACS else None,
             "smallest": smallest, "largest": largest}

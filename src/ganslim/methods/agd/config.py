@@ -37,7 +37,8 @@ class AGDConfig(ImageTranslationConfig):
                             "low-resolution image)", min=8)
     threads: int = option(0, "CPU threads when measuring the latency table (0: torch's)", min=0)
     budget_floor: float = option(0.5, "the penalty weight halves after an evaluation whose derived network costs "
-                                      "less than this fraction of the budget (it doubles above the budget)",
+                                      "less than this fraction of the way from the search space's smallest network "
+                                      "to the budget (it doubles above the budget)",
                                  above=0.0, max=1.0)
     penalty_weight: float = option(0.01, "starting weight of the compute penalty: penalty = weight x expected cost "
                                          "/ budget", above=0.0)

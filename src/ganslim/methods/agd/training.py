@@ -10,8 +10,8 @@
   the penalty weight x AGD's expected cost / budget; softmax over operators, straight-through Gumbel widths), then
   the weight step on the first (Adam ``weight_lr``, gradient norm clipped to ``weight_grad_clip``; a new Gumbel
   draw). Every ``eval_every`` steps it derives by argmax, predicts the derived cost from the table and adapts the
-  penalty weight (halved under ``budget_floor`` x budget, doubled over the budget); each evaluation is kept in the
-  history, which a resumed run continues. Exports ``search.json``.
+  penalty weight (halved under ``budget_floor`` of the way from the space's smallest cost to the budget, doubled
+  over the budget); each evaluation is kept in the history, which a resumed run continues. Exports ``search.json``.
 * :class:`Retrain`: the derived network from scratch, with the objective's retrain preset. Exports the student as
   ``generator.pt``.
 
@@ -39,7 +39,7 @@ from ganslim.checkpoints import save_model
 from ganslim.engine import MethodBase, TrainContext
 from ganslim.engine.state import cpu_state_dict
 from ganslim.errors import GanslimError
-from ganslim.methods.agd.budget import budget_value, filled_table
+from ganslim.methods.agd.budget import budget_value, filled_table, penalty_floor, smallest_cost
 from ganslim.methods.agd.config import GROUND_TRUTH, METHOD, SUPER_RESOLUTION, AGDStageConfig
 from ganslim.methods.agd.cost import PenaltyWeight, agd_cost
 from ganslim.methods.agd.space import ArchParameters, derived_choices, sandwich_widths, search_sample
@@ -161,7 +161,8 @@ class Search(_Stage):
                             "arch": torch.optim.Adam(self.arch.parameters(), lr=config.arch_lr, betas=(0.5, 0.999))}
         self.table = filled_table(config, self.supernet, Path(config.cost_table))
         self.budget = budget_value(config)
-        self.penalty_weight = PenaltyWeight(config.penalty_weight, config.budget_floor * self.budget, self.budget)
+        self.penalty_weight = PenaltyWeight(config.penalty_weight, penalty_floor(config, smallest_cost(self.table)),
+                                            self.budget)
         self.history: list[dict] = []
 
     def train_dataset(self) -> Dataset:
