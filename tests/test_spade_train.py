@@ -239,6 +239,32 @@ def test_short_run_exports_what_translate_and_the_importer_load_and_resumes_exac
         assert same_weights(latest[name], resumed[name]), name
 
 
+def test_student_channels_train_a_mobile_spade_from_scratch_with_the_same_objective(scenes, tmp_path):
+    config = spade_config(scenes, tmp_path, student_channels=(4, 4, 2, 2, 4, 2, 2, 1), epochs=1)
+    method, _ = build_method(SPADETeacher, config)
+    generator = method.nets["G"]
+    assert method.generator_arch == "mobile_spade" and generator.channels == [4, 4, 2, 2, 4, 2, 2, 1]
+    assert generator.label_nc == 6 and generator.size == (64, 64) and generator.instance_edges
+    assert generator.head_0.conv_0.weight_orig.shape == generator.head_0.conv_0.weight.shape  # spectral_g holds
+    run = fit(config, SPADETeacher, progress=False).run_dir
+    assert not (run / "reference").exists()  # NVlabs has no mobile SPADE layout
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["generator"]["arch"] == "mobile_spade" and summary["objective"]["terms"] == {
+        "gan": 1.0, "feature_matching": 10.0}
+    exported = load_generator(run)
+    assert exported.arch == "mobile_spade" and exported.arch_kwargs["channels"] == [4, 4, 2, 2, 4, 2, 2, 1]
+    latest = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["networks"]["G"]
+    trained = add_spectral_norm(build_generator("mobile_spade", **exported.arch_kwargs))
+    trained.load_state_dict(latest)
+    label_map = first_batch(method)["label_map"]
+    with torch.no_grad():
+        torch.testing.assert_close(exported.model(label_map), trained.eval()(label_map), rtol=0, atol=1e-5)
+    with pytest.raises(GanslimError, match=r"a mobile SPADE configuration is 8 positive ints .* got \[4, 4\]"):
+        generator_kwargs(spade_config(scenes, tmp_path, student_channels=(4, 4)))
+    with pytest.raises(GanslimError, match="drop spade_hidden"):
+        spade_config(scenes, tmp_path, student_channels=(4,) * 8, spade_hidden=8)
+
+
 # ---------------------------------------------------------------------------------------------- mistakes
 
 

@@ -5,6 +5,9 @@ options, 182 labels + instance edges at 256x256; ``spade_cityscapes``; ``spade_c
 arch's value. ``contain_dontcare_label`` and ``no_instance`` add to the arch's, as NVlabs' flags do to its dataset
 defaults (a preset's dontcare label cannot be turned off). :func:`resolve_defaults` writes the values the run uses
 into the config, so its ``config.yaml`` records them.
+
+``student_channels`` trains GAN Compression's ``mobile_spade`` at that 8-entry configuration instead, with the same
+label encoding, upsampling and size: the compressed architecture from scratch, GAN Compression's baseline.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import torch
 
 from ganslim.archs import build_generator
 from ganslim.archs.spade.generator import UPSAMPLINGS
+from ganslim.archs.spade.mobile import check_spade_channels
 from ganslim.config import TrainConfig, fill_auto, option
 from ganslim.data.label_datasets import LABEL_LAYOUTS
 from ganslim.errors import GanslimError
 from ganslim.losses import GAN_MODES
 
 METHOD = "spade"
-ARCH, DISCRIMINATOR_ARCH = "spade", "multiscale"
+ARCH, STUDENT_ARCH, DISCRIMINATOR_ARCH = "spade", "mobile_spade", "multiscale"
 ARCHS = ("spade", "spade_cityscapes", "spade_coco")
 # Config keys whose 0 / "" means "the arch's value", by the spade kwarg they set.
 FROM_ARCH = {"label_nc": "label_nc", "num_upsampling_layers": "num_upsampling_layers", "crop_size": "crop_size",
@@ -35,6 +39,10 @@ class SPADEConfig(TrainConfig):
     arch: str = option("spade", "generator preset whose label encoding, upsampling, size and width are the defaults "
                                 "below: spade (182 labels + edges, 256x256), spade_cityscapes (35 + edges, 'more', "
                                 "256x512), spade_coco (182 + dontcare + edges, 256x256)", choices=ARCHS)
+    student_channels: tuple[int, ...] = option((), "train GAN Compression's mobile_spade at this 8-entry "
+                                                   "configuration (fc, head_0, G_middle_0, G_middle_1, up_0 .. up_3), "
+                                                   "e.g. 8,8,8,8,8,8,8,8, instead of the spade generator: a "
+                                                   "compressed architecture from scratch ('': spade)")
     layout: str = option("", "dataset layout: cityscapes, ade20k, coco or folders ('': detected)",
                          choices=("", *LABEL_LAYOUTS))
     label_nc: int = option(0, "labels, without a dontcare label (0: the arch's)", min=0)
@@ -73,6 +81,9 @@ class SPADEConfig(TrainConfig):
         if self.ema_decay > 0 or self.ema_kimg > 0:
             raise GanslimError("spade keeps no average of the generator (NVlabs exports the last weights): drop "
                                "ema_decay / ema_kimg")
+        if self.student_channels and self.spade_hidden:
+            raise GanslimError("mobile_spade's SPADE hidden width is 2 x each block's entry of student_channels: "
+                               "drop spade_hidden")
 
 
 def arch_defaults(arch: str) -> dict:
@@ -81,14 +92,22 @@ def arch_defaults(arch: str) -> dict:
         return build_generator(arch).arch_kwargs()
 
 
+def generator_arch(config: SPADEConfig) -> str:
+    """``mobile_spade`` with ``student_channels``, else ``spade``."""
+    return STUDENT_ARCH if config.student_channels else ARCH
+
+
 def generator_kwargs(config: SPADEConfig) -> dict:
-    """The ``spade`` kwargs of the generator the config trains (see the module docstring)."""
+    """The kwargs of the generator the config trains (see the module docstring)."""
     kwargs = arch_defaults(config.arch)
     kwargs.update({name: getattr(config, key) for key, name in FROM_ARCH.items() if getattr(config, key)})
     kwargs["contain_dontcare_label"] = kwargs["contain_dontcare_label"] or config.contain_dontcare_label
     kwargs["instance_edges"] = kwargs["instance_edges"] and not config.no_instance
     kwargs["spade_hidden"] = config.spade_hidden or None
     kwargs.update(use_vae=False, norm="batch")
+    if config.student_channels:
+        del kwargs["use_vae"], kwargs["z_dim"], kwargs["spade_hidden"]
+        kwargs["channels"] = check_spade_channels(config.student_channels)
     return kwargs
 
 

@@ -36,6 +36,7 @@ from torch.nn.utils import spectral_norm
 
 from ganslim.archs import build_discriminator, build_generator, init_weights
 from ganslim.archs.spade import SPADEResnetBlock
+from ganslim.archs.spade.mobile import MobileSPADEResnetBlock
 from ganslim.atomic import atomic_torch_save, atomic_write_text
 from ganslim.checkpoints import save_model
 from ganslim.checkpoints.spade import OPTIONS_FILE, fold_spectral_norm, options_text
@@ -50,6 +51,7 @@ from ganslim.methods.spade.config import (
     METHOD,
     SPADEConfig,
     discriminator_kwargs,
+    generator_arch,
     generator_kwargs,
     resolve_defaults,
 )
@@ -67,7 +69,7 @@ def add_spectral_norm(generator: nn.Module) -> nn.Module:
     """``generator`` with spectral norm on every SPADE block's ``conv_0``, ``conv_1`` and ``conv_s`` (NVlabs'
     ``spectral`` norm_G), in place; its state dict then holds their ``weight_orig`` / ``weight_u`` / ``weight_v``."""
     for block in generator.modules():
-        if isinstance(block, SPADEResnetBlock):
+        if isinstance(block, (SPADEResnetBlock, MobileSPADEResnetBlock)):
             for name in SPECTRAL_CONVS:
                 if hasattr(block, name):
                     spectral_norm(getattr(block, name))
@@ -104,8 +106,9 @@ class SPADETeacher(MethodBase):
 
     def __init__(self, config: SPADEConfig, ctx: TrainContext) -> None:
         self.config, self.ctx = config, ctx
-        self.generator_kwargs = generator_kwargs(config)
-        generator = init_weights(build_generator(ARCH, **self.generator_kwargs), config.init_type, config.init_gain)
+        self.generator_arch, self.generator_kwargs = generator_arch(config), generator_kwargs(config)
+        generator = init_weights(build_generator(self.generator_arch, **self.generator_kwargs), config.init_type,
+                                 config.init_gain)
         if config.spectral_g:
             add_spectral_norm(generator)
         self.sync_batchnorm = ctx.dist.enabled and ctx.device.type == "cuda"
@@ -181,10 +184,10 @@ class SPADETeacher(MethodBase):
 
     def plain_generator(self) -> nn.Module:
         """The trained generator with spectral norm folded (W / sigma from its stored vectors, as in eval) and plain
-        BatchNorm: a ``spade`` of :attr:`generator_kwargs`, in eval mode, on the CPU."""
+        BatchNorm: a :attr:`generator_arch` of :attr:`generator_kwargs`, in eval mode, on the CPU."""
         state = {key: value.detach().cpu() for key, value in self.nets["G"].state_dict().items()}
         folded, _ = fold_spectral_norm(state, "the trained generator")
-        generator = build_generator(ARCH, **self.generator_kwargs)
+        generator = build_generator(self.generator_arch, **self.generator_kwargs)
         generator.load_state_dict(folded)
         return generator.eval()
 
@@ -198,7 +201,7 @@ class SPADETeacher(MethodBase):
                 "lr": {"G": config.lr / 2, "D": config.lr * 2}, **vgg19_record(self.vgg_status)}
 
     def model_specs(self) -> dict[str, tuple[str, str, dict]]:
-        return {"G": ("generator", ARCH, self.generator_kwargs),  # its spectral norms folded on load
+        return {"G": ("generator", self.generator_arch, self.generator_kwargs),  # its spectral norms folded on load
                 "D": ("discriminator", DISCRIMINATOR_ARCH, self.discriminator_kwargs)}
 
     def export_meta(self) -> dict[str, Any]:
@@ -206,13 +209,29 @@ class SPADETeacher(MethodBase):
                 "sync_batchnorm": self.sync_batchnorm, "spectral_g": self.config.spectral_g}
 
     def export(self, run_dir: Path) -> dict[str, Path]:
-        """``generator.pt``, ``discriminator.pt``, NVlabs' layout under ``reference/`` and ``summary.json``."""
-        meta, config = self.export_meta(), self.config
+        """``generator.pt``, ``discriminator.pt``, NVlabs' layout under ``reference/`` (for a ``spade`` generator;
+        NVlabs has no mobile SPADE) and ``summary.json``."""
+        meta = self.export_meta()
         generator, discriminator = self.plain_generator(), self.nets["D"]
         exported = {
-            "generator": save_model(run_dir / GENERATOR_FILE, generator, ARCH, self.generator_kwargs, meta=meta),
+            "generator": save_model(run_dir / GENERATOR_FILE, generator, self.generator_arch, self.generator_kwargs,
+                                    meta=meta),
             "discriminator": save_model(run_dir / DISCRIMINATOR_FILE, discriminator, DISCRIMINATOR_ARCH,
                                         self.discriminator_kwargs, kind="discriminator", meta=meta)}
+        if self.generator_arch == ARCH:
+            exported.update(self.export_reference(run_dir))
+        summary = {**meta, "selected": "last step",
+                   "generator": {"arch": self.generator_arch, "arch_kwargs": self.generator_kwargs,
+                                 "params": count_params(generator), "file": GENERATOR_FILE},
+                   "discriminator": {"arch": DISCRIMINATOR_ARCH, "arch_kwargs": self.discriminator_kwargs,
+                                     "params": count_params(discriminator), "file": DISCRIMINATOR_FILE},
+                   "objective": self.objective()}
+        exported["summary"] = atomic_write_text(json.dumps(summary, indent=1) + "\n", run_dir / SUMMARY_FILE)
+        return exported
+
+    def export_reference(self, run_dir: Path) -> dict[str, Path]:
+        """``reference/latest_net_G.pth`` / ``latest_net_D.pth`` (spectral-norm vectors kept) and its ``opt.txt``."""
+        config, exported = self.config, {}
         for key, name, path in (("reference_generator", "G", REFERENCE_GENERATOR),
                                 ("reference_discriminator", "D", REFERENCE_DISCRIMINATOR)):
             weights = {tensor_key: value.detach().cpu() for tensor_key, value in self.nets[name].state_dict().items()}
@@ -224,13 +243,6 @@ class SPADETeacher(MethodBase):
                    "no_vgg_loss": self.vgg is None, "lr": config.lr, "beta1": config.beta1, "beta2": config.beta2}
         exported["reference_options"] = atomic_write_text(options_text(self.generator_kwargs, options),
                                                           run_dir / "reference" / OPTIONS_FILE)
-        summary = {**meta, "selected": "last step",
-                   "generator": {"arch": ARCH, "arch_kwargs": self.generator_kwargs,
-                                 "params": count_params(generator), "file": GENERATOR_FILE},
-                   "discriminator": {"arch": DISCRIMINATOR_ARCH, "arch_kwargs": self.discriminator_kwargs,
-                                     "params": count_params(discriminator), "file": DISCRIMINATOR_FILE},
-                   "objective": self.objective()}
-        exported["summary"] = atomic_write_text(json.dumps(summary, indent=1) + "\n", run_dir / SUMMARY_FILE)
         return exported
 
 
