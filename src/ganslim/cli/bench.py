@@ -101,7 +101,9 @@ def _load(spec: str, direction: str, size: int | None):  # -> (BenchModel, the s
     if Path(target).exists():
         loaded = load_generator(target, direction=direction)
         model = BenchModel(label or _default_label(loaded.path), loaded.model, loaded.arch, str(loaded.path))
-        return model, loaded.trained_size
+        built = loaded.signature.image_input.size if loaded.signature.takes_image else None
+        square = built[0] if built is not None and built[0] == built[1] else None  # a SPADE model's square size
+        return model, loaded.trained_size or square
     if target in GENERATORS:
         return BenchModel(label or target, build_named_generator(target, None, None, size), target, None), None
     raise GanslimError(f"'{target}' is neither an existing checkpoint nor a generator name: pass a checkpoint "
