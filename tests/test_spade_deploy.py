@@ -238,3 +238,15 @@ def test_bench_refuses_label_map_and_image_models_together(spade_ckpt, tmp_path)
               for name, path in (("spade", spade_ckpt), ("resnet", save_resnet(tmp_path / "r.pt", 4)))]
     with pytest.raises(GanslimError, match="'spade' is label-map -> image, 'resnet' is image-to-image"):
         run_bench(models, "torch", size=64, progress=False)
+
+
+def test_bench_runs_a_wide_label_map_model_at_its_own_height_and_width(tmp_path, scenes, capsys):
+    kwargs = {"label_nc": 6, "ngf": 4, "crop_size": 128, "aspect_ratio": 2.0}
+    ckpt = save_model(tmp_path / "wide.pt", tiny_spade(**kwargs), "spade", kwargs)
+    bench = run_json(capsys, "bench", str(ckpt), "--data", str(scenes), "--backends", "torch,onnxruntime",
+                     "--repeats", "1", "--warmup", "0", "--threads", "1", "--peak-size", "64", "--out",
+                     str(tmp_path / "bench"))
+    assert bench["settings"]["size"] == [64, 128] and bench["models"][0]["input_shape"] == [1, 7, 64, 128]
+    assert "--size" not in bench["command"] and all(row["status"] == "ok" for row in bench["results"])
+    torch_row, onnx_row = bench["results"]
+    assert onnx_row["quality"]["psnr"] == pytest.approx(torch_row["quality"]["psnr"], abs=1e-3)

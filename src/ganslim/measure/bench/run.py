@@ -250,8 +250,9 @@ def run_bench(
             latent generators (z -> image); the first is the quality reference.
         backends: names from :data:`BACKENDS` (or ``int8``), as a list or a comma-separated string.
         size: the timed input is (1, C, size, size), and image-to-image data is resized to it; exports are
-            static at that shape (super-resolution: dynamic, for whole images). None: the smallest side of at
-            least 64 that every model takes. Latent generators: the image side they all make, the only ``size``
+            static at that shape (super-resolution: dynamic, for whole images). None: the (height, width)
+            label-map models are all built for, else the smallest side of at least 64 that every model takes.
+            Latent generators: the image side they all make, the only ``size``
             they take.
         threads: CPU threads of every runtime (None: torch's current count, runtimes' defaults).
         repeats: timed rounds; warmup: untimed rounds before them (each round runs every runner once).
@@ -287,9 +288,10 @@ def run_bench(
     if latent:
         side = _latent_side(signatures, size, data)
     else:
-        side = size if size is not None else default_side(models)
+        side = size if size is not None else _built_size(signatures) or default_side(models)
         for name, signature in signatures.items():
-            signature.check_side(side, f"model '{name}': --size")
+            for one in {side} if isinstance(side, int) else set(side):
+                signature.check_side(one, f"model '{name}': --size")
     scoring = scoring_for(signatures[models[0].name], sr_metric)
     labels = _takes_labels(signatures[models[0].name])
 
@@ -297,7 +299,7 @@ def run_bench(
         if progress:
             tqdm.write(text, file=sys.stderr)
 
-    settings = {"size": side, "batch": 1, "threads": threads if threads is not None else torch.get_num_threads(),
+    settings = {"size": side if isinstance(side, int) else list(side), "batch": 1, "threads": threads if threads is not None else torch.get_num_threads(),
                 "repeats": repeats, "warmup": warmup, "interleaved": True, "backends": list(backends),
                 "data": None if data is None else str(data), "split": split if data is not None else None,
                 "direction": direction, "num_images": num_images if data is not None else 0,
@@ -371,6 +373,12 @@ def run_bench(
             "note": f"2*n^3 / fastest time of an n x n fp32 matmul run {PEAK_RUNS} times in each of the rounds "
                     "(gflops_median: median time); peak_share = achieved GFLOP/s at median latency / gflops"}
     return BenchResult(models=infos, rows=rows, settings=settings, machine=_machine(), peak=peak, notes=notes)
+
+
+def _built_size(signatures: dict[str, Signature]) -> tuple[int, int] | None:
+    """The (height, width) label-map models (SPADE) are all built for, if they are and agree; else None."""
+    sizes = {signature.image_input.size if _takes_labels(signature) else None for signature in signatures.values()}
+    return tuple(sizes.pop()) if len(sizes) == 1 and None not in sizes else None
 
 
 def default_side(models: Sequence[BenchModel]) -> int:
@@ -456,7 +464,8 @@ def _quality_data(models: Sequence[BenchModel], signatures: list[Signature], dat
             listing = ", ".join(f"'{name}' takes {encoding.channels} channels" for name, encoding in encodings.items())
             raise GanslimError(f"the bench scores models on the same label maps, but {listing}: bench models of one "
                                f"label set together")
-        return open_label_eval_data(encodings[models[0].name], data, split, (side, side), max_images=num_images)
+        sides = (side, side) if isinstance(side, int) else side
+        return open_label_eval_data(encodings[models[0].name], data, split, sides, max_images=num_images)
     if sr_scale(reference) is not None:
         sides = combined(signature.image_input.sides for signature in signatures)
         every_model = replace(reference, inputs=(replace(reference.image_input, sides=sides),))
@@ -512,7 +521,8 @@ def _build(backend: str, module: nn.Module, folder: Path, size: int, whole_image
 
     runtime = backend.removesuffix("-int8")
     if _takes_labels(signature_of(module)):
-        result = quantize_label_model(module, calibration, folder / backend, backend=runtime, size=(size, size),
+        sides = (size, size) if isinstance(size, int) else size
+        result = quantize_label_model(module, calibration, folder / backend, backend=runtime, size=sides,
                                       num_calibration=num_calibration, num_eval=1, threads=threads, warmup=0,
                                       repeats=1)
         exported = load_exported(result.files[0], threads=threads)
