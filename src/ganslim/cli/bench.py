@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> None:
 
     from ganslim.cli.sizing import choose_size
     from ganslim.measure.bench import common_scale, format_markdown, run_bench, write_bench
-    from ganslim.signature import signature_of
+    from ganslim.signature import LABEL_MAP, signature_of
     from ganslim.outputs import check_output_folder
 
     check_output_folder(args.out, "--out")
@@ -67,7 +67,10 @@ def run(args: argparse.Namespace) -> None:
     models = _unique_names([model for model, _ in loaded])
     common_scale(models)  # models of different scales or kinds are refused before anything runs
     signatures = [signature_of(model.module) for model in models]
-    if signatures[0].takes_image:
+    labels = signatures[0].takes_image and signatures[0].image_input.kind == LABEL_MAP
+    if labels and args.size is None:  # label-map models: run_bench takes the (height, width) they are built for
+        size = None
+    elif signatures[0].takes_image:
         size = choose_size(args.size, [(model.name, trained) for model, trained in loaded], signatures,
                            resizes=False)
     else:  # latent generators make images of their own size, which run_bench checks --size against
@@ -76,6 +79,9 @@ def run(args: argparse.Namespace) -> None:
                        warmup=args.warmup, data=args.data, split=args.split, direction=args.direction,
                        num_images=args.num_images, num_calibration=args.num_calibration, peak_size=args.peak_size,
                        progress=not args.json, sr_metric=args.sr_metric)
+    if labels and args.size is None:
+        print(f"size {'x'.join(map(str, result.settings['size']))} (the size the models are built for)",
+              file=sys.stderr)
     result.info["command"] = _command(args, result.settings["size"])
     bench = result.to_dict()
     files = write_bench(bench, args.out)
@@ -125,8 +131,10 @@ def _unique_names(models: list) -> list:
     return unique
 
 
-def _command(args: argparse.Namespace, size: int) -> str:
-    parts = ["ganslim", "bench", *args.models, "--backends", args.backends, "--size", str(size),
+def _command(args: argparse.Namespace, size: int | list[int]) -> str:
+    """The command that reruns the bench; a label-map model's own (height, width) needs no --size."""
+    sized = ["--size", str(size)] if isinstance(size, int) else []
+    parts = ["ganslim", "bench", *args.models, "--backends", args.backends, *sized,
              "--threads", str(args.threads), "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
     if args.data is not None:
         parts += ["--data", args.data, "--split", args.split, "--num-images", str(args.num_images),

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 DEFAULT_NUM_IMAGES = 50_000  # latent generators: the published protocol (FID-50k)
 # The flags of one family of models (default None), each with the fix when given for the other family:
 IMAGE_FLAGS = {"--data": "pass --real DIR", "--gt": "pass --real DIR", "--lq": "pass --real DIR",
-               "--size": "drop --size", "--sr-metric": "drop --sr-metric", "--max-images": "pass --num-images N"}
+               "--size": "drop --size", "--sr-metric": "drop --sr-metric", "--max-images": "pass --num-images N",
+               "--drn-weights": "drop --drn-weights (mIoU scores label-map models)"}
 LATENT_FLAGS = {flag: f"drop {flag}" for flag in ("--real", "--num-images", "--seeds", "--truncation", "--noise-mode")}
 
 
@@ -36,7 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "quantised outputs (--sr-metric rgb for RGB). Latent generators (StyleGAN2) draw one image per "
                     "seed (as ganslim generate does) and are scored against --real images or --real-stats "
                     "(FID/KID) and, with --teacher, against the teacher's images of the same z and noise "
-                    "(PSNR/SSIM).")
+                    "(PSNR/SSIM). Label-map models (SPADE) read a label-map dataset (Cityscapes, ADE20K, COCO-Stuff "
+                    "or labels/ images/ [instances/]) at the size they are built for: PSNR/SSIM against the paired "
+                    "photos, FID/KID against them, and mIoU with --drn-weights (else reported as skipped).")
     parser.add_argument("--ckpt", required=True,
                         help="generator checkpoint (ganslim .pt/.safetensors or reference latest_net_G*.pth), "
                              "or a folder holding one")
@@ -62,6 +65,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "is then skipped")
     parser.add_argument("--save-real-stats", default=None, metavar="NPZ",
                         help="write the real images' mu/sigma there for later --real-stats")
+    parser.add_argument("--drn-weights", default=None, metavar="PATH",
+                        help="label-map models: the DRN-D-105 Cityscapes segmentation state dict "
+                             "(drn-d-105_ms_cityscapes.pth, as GAN Compression uses) for mIoU of the outputs against "
+                             "the label maps (Cityscapes labelIds -> 19 train ids, 255 ignored)")
     parser.add_argument("--size", type=int, default=None,
                         help="images are resized to SIZE x SIZE (default: the size the model was trained at, else "
                              "256); not for super-resolution models, which take whole images")
@@ -96,13 +103,17 @@ def run(args: argparse.Namespace) -> None:
     from ganslim.atomic import atomic_write_text
     from ganslim.checkpoints import load_generator
     from ganslim.devices import resolve_device
+    from ganslim.errors import GanslimError
     from ganslim.measure.evaluate import evaluate_generator, parse_metrics, scoring_for, sr_scale
+    from ganslim.metrics.drn import load_drn_segmenter
+    from ganslim.signature import LABEL_MAP
     from ganslim.outputs import check_output_file
 
     metrics = parse_metrics(args.metrics)
     if args.out is not None:
         check_output_file(args.out, "--out")
     device = resolve_device(args.device)
+    segmenter = None if args.drn_weights is None else load_drn_segmenter(args.drn_weights)  # a wrong file fails first
     loaded = load_generator(args.ckpt, direction=args.direction)
     teacher = load_generator(args.teacher, direction=args.direction) if args.teacher else None
     sampling = scale = None
@@ -111,7 +122,13 @@ def run(args: argparse.Namespace) -> None:
                                           f"image model")
         scale = sr_scale(loaded.signature)
         scoring_for(loaded.signature, args.sr_metric)  # a wrong --sr-metric fails before any work
-        data, size = _sr_data(args, loaded) if scale is not None else _translation_data(args, loaded)
+        if loaded.signature.image_input.kind == LABEL_MAP:
+            data, size = _label_data(args, loaded)
+        elif args.drn_weights is not None:
+            raise GanslimError(f"--drn-weights scores mIoU of label-map models (SPADE), and {loaded.arch} takes "
+                               f"images: drop --drn-weights")
+        else:
+            data, size = _sr_data(args, loaded) if scale is not None else _translation_data(args, loaded)
         sizes = {"size": size}
     else:
         _refuse_flags(args, IMAGE_FLAGS, f"is for image models, and {loaded.arch} ({loaded.path}) is a latent "
@@ -122,7 +139,7 @@ def run(args: argparse.Namespace) -> None:
         loaded.model, data, metrics=metrics, teacher=None if teacher is None else teacher.model,
         inception_weights=args.inception_weights, real_stats=args.real_stats, save_real_stats=args.save_real_stats,
         batch_size=args.batch_size, device=device, progress=not args.json, sr_metric=args.sr_metric,
-        sampling=sampling)
+        sampling=sampling, segmenter=segmenter)
     result.info.update(checkpoint=str(loaded.path), arch=loaded.arch, **sizes,
                        teacher=None if teacher is None else str(teacher.path))
     if scale is not None:
@@ -191,6 +208,28 @@ def _translation_data(args: argparse.Namespace, loaded: LoadedModel) -> tuple[Ev
                           input_nc=signature.image_input.channels, output_nc=signature.output.channels,
                           max_images=args.max_images)
     return data, size
+
+
+def _label_data(args: argparse.Namespace, loaded: LoadedModel) -> tuple[EvalData, list[int]]:
+    """A label-map model's data: ``--data`` at ``--size`` (square) or the (height, width) it is built for."""
+    from ganslim.data.labels import LabelEncoding
+    from ganslim.errors import GanslimError
+    from ganslim.measure.evaluate import open_label_eval_data
+
+    if args.data is None:
+        raise GanslimError("no data given: pass --data DIR, a label-map dataset (labels/ images/ [instances/], "
+                           "Cityscapes, ADE20K or COCO-Stuff)")
+    if args.gt is not None or args.lq is not None or args.sr_metric is not None:
+        raise GanslimError(f"--gt/--lq/--sr-metric are for super-resolution models; {loaded.arch} takes label maps: "
+                           f"pass --data DIR")
+    size = (args.size, args.size) if args.size is not None else loaded.signature.image_input.size
+    if size is None:
+        raise GanslimError(f"{loaded.arch} records no size it is built for: pass --size")
+    for side in size:
+        loaded.signature.check_side(side, "--size")
+    data = open_label_eval_data(LabelEncoding.of(loaded.model), args.data, split=args.split, size=size,
+                                max_images=args.max_images)
+    return data, list(size)
 
 
 def _sr_data(args: argparse.Namespace, loaded: LoadedModel) -> tuple[EvalData, None]:

@@ -27,7 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="onnx (checked in ONNX Runtime), openvino (.xml + .bin; needs ganslim[openvino]) "
                              "or torchscript (traced .pt) (default onnx)")
     parser.add_argument("--size", type=int, default=None,
-                        help="input height and width, the low-resolution side for super-resolution (default 256; "
+                        help="input height and width, the low-resolution side for super-resolution (default 256, a "
+                             "label-map model's own height x width; "
                              "latent generators take no image: their output size only)")
     parser.add_argument("--dynamic", action="store_true",
                         help="dynamic batch, height and width (parity also checked at 2 x C x SIZE x 2*SIZE; "
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> None:
     if subnet is not None:
         options |= sub_generator_options(loaded, model, subnet)
     if loaded.signature.takes_image:
-        size = 256 if args.size is None else args.size
+        size = args.size or loaded.signature.image_input.size or 256  # a SPADE model's own (height, width)
     else:  # a latent generator makes images of one size, the only --size it takes
         size = loaded.signature.output.resolution
         if args.size is not None:

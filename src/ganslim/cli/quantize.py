@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> None:
     from ganslim.export.calibration import split_data
     from ganslim.export.quantize import BACKENDS, SUFFIXES, quantize_model
     from ganslim.measure.evaluate import SR_NO_RESIZE, sr_scale
+    from ganslim.signature import LABEL_MAP
 
     if args.backend not in BACKENDS:
         raise GanslimError(f"unknown --backend '{args.backend}'; choose one of: {', '.join(BACKENDS)}")
@@ -86,6 +87,8 @@ def run(args: argparse.Namespace) -> None:
     output = output_file(args.output, checkpoint, suffix, SUFFIXES[args.backend], f"--backend {args.backend}")
     if latent:
         result = _quantize_synthesis(args, loaded, output)
+    elif loaded.signature.image_input.kind == LABEL_MAP:
+        result = _quantize_labels(args, loaded, output)
     else:
         if args.data is None:
             raise GanslimError(f"{loaded.arch} takes images: pass --data DIR, a dataset root or a folder of its "
@@ -133,6 +136,24 @@ def _qat_options(args: argparse.Namespace, arch: str, latent: bool) -> QatOption
         teacher, name = load_generator(teacher_file, direction=args.direction).model.eval(), str(teacher_file)
     return QatOptions(steps=options.steps, lr=options.lr, batch_size=options.batch_size, teacher=teacher,
                       teacher_name=name)
+
+
+def _quantize_labels(args: argparse.Namespace, loaded: LoadedModel, output: Path) -> QuantizeResult:
+    """A label-map model (SPADE), int8, calibrated on the one-hot label maps of --data's train split."""
+    from ganslim.cli.export import checkpoint_meta
+    from ganslim.errors import GanslimError
+    from ganslim.export.quantize import quantize_label_model
+
+    if args.data is None:
+        raise GanslimError(f"{loaded.arch} takes label maps: pass --data DIR, a label-map dataset (labels/ images/ "
+                           f"[instances/], Cityscapes, ...) whose train split calibrates")
+    if args.qat_steps is not None or args.sr_metric is not None:
+        raise GanslimError(f"--qat-steps and --sr-metric are for image models; {loaded.arch} takes label maps: drop "
+                           f"them")
+    return quantize_label_model(
+        loaded.model, args.data, output, backend=args.backend, size=None if args.size is None else (args.size,) * 2,
+        num_calibration=args.num_calibration, num_eval=args.num_eval, arch=loaded.arch,
+        arch_kwargs=loaded.arch_kwargs, meta=checkpoint_meta(loaded), threads=args.threads, repeats=args.repeats)
 
 
 def _quantize_synthesis(args: argparse.Namespace, loaded: LoadedModel, output: Path) -> QuantizeResult:

@@ -126,7 +126,7 @@ def export_model(
     generator: nn.Module,
     out: str | os.PathLike,
     format: str = "onnx",  # noqa: A002 - the word users know from --format
-    size: int = 256,
+    size: int | tuple[int, int] = 256,
     dynamic: bool = False,
     meta: dict | None = None,
     *,
@@ -149,9 +149,10 @@ def export_model(
             ``generator.torchscript.pt``. The sidecar is ``<model file>.json``.
         format: ``onnx`` (checked in ONNX Runtime), ``openvino`` (OpenVINO, ``precision`` hint) or
             ``torchscript`` (traced; checked with ``torch.jit.load``).
-        size: height and width of the export's image, (1, C, size, size) (a super-resolution model's LR side;
+        size: height and width of the export's image, (1, C, size, size), or (height, width) (a SPADE model's
+            own size, e.g. Cityscapes' (256, 512)) (a super-resolution model's LR side;
             unused by a latent generator, whose z is (1, z_dim)).
-        dynamic: make batch, height and width dynamic; parity is then also checked at (2, C, size, 2*size) (a
+        dynamic: make batch, height and width dynamic; parity is then also checked at (2, C, height, 2*width) (a
             latent generator: at batch 2).
         meta: JSON-serialisable facts copied into the sidecar (e.g. the checkpoint it came from).
         arch: registered architecture name, recorded in the sidecar (None for unregistered modules).
@@ -173,7 +174,7 @@ def export_model(
     _check_size(size)
     reference = generator if reference is None else reference
     with eval_mode(generator), eval_mode(reference):  # a plain module's signature is probed with a forward
-        signature = signature_of(generator, size)
+        signature = signature_of(generator, size if isinstance(size, int) else size[0])
         if len(signature.inputs) != 1:
             raise GanslimError(f"export takes generators of one input; this one takes {signature.describe()}")
         deployed = deployable(generator)
@@ -333,13 +334,16 @@ def _export_checked(graph: Graph, expected: list[np.ndarray], stage: Path, optio
     return files, sidecar
 
 
-def _check_inputs(signature: Signature, size: int, dynamic: bool, seed: int) -> list[tuple[torch.Tensor, ...]]:
-    """The signature's example inputs the export is checked on: batch 1 at ``size`` x ``size``, and when
-    ``dynamic`` batch 2 at ``size`` x ``2 * size`` (latent generators: batch 1, and 2 when dynamic); one line if
-    the generator cannot take them."""
+def _check_inputs(signature: Signature, size: int | tuple[int, int], dynamic: bool,
+                  seed: int) -> list[tuple[torch.Tensor, ...]]:
+    """The signature's example inputs the export is checked on: batch 1 at ``size`` x ``size`` (or ``size`` =
+    (height, width)), and when ``dynamic`` batch 2 at twice the width (latent generators: batch 1, and 2 when
+    dynamic); one line if the generator cannot take them."""
+    height, width = (size, size) if isinstance(size, int) else size
     if signature.takes_image:
-        signature.check_side(size, "--size")
-    checks = [(1, (size, size))] + ([(2, (size, 2 * size))] if dynamic else [])
+        for side in {height, width}:
+            signature.check_side(side, "--size")
+    checks = [(1, (height, width))] + ([(2, (height, 2 * width))] if dynamic else [])
     return [signature.example_inputs(sides, batch, torch.Generator().manual_seed(seed + index))
             for index, (batch, sides) in enumerate(checks)]
 
@@ -389,8 +393,9 @@ def input_channels_of(generator: nn.Module, in_channels: int | None) -> int:
     return in_channels
 
 
-def _check_size(size: int) -> None:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+def _check_size(size: int | tuple[int, int]) -> None:
+    sides = size if isinstance(size, (tuple, list)) and len(size) == 2 else (size,)
+    if any(isinstance(side, bool) or not isinstance(side, int) or side < 1 for side in sides):
         raise GanslimError(f"--size {size!r} must be a positive integer (e.g. 256)")
 
 

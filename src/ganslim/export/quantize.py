@@ -45,17 +45,19 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from ganslim.apps.generate import MAX_SEED, Latents, format_seeds, seed_w_plus
 from ganslim.apps.translate import load_input
+from ganslim.data.label_datasets import detect_label_layout, has_split
+from ganslim.data.labels import LabelEncoding
 from ganslim.data.validate import image_sizes
 from ganslim.errors import GanslimError
 from ganslim.export import (
@@ -83,13 +85,14 @@ from ganslim.measure.evaluate import (
     array_run,
     check_sr_inputs,
     json_safe,
+    open_label_eval_data,
     rescale,
     score_models,
     scoring_for,
     sr_scale,
 )
 from ganslim.measure.profile import LatencyStats, eval_mode, time_interleaved
-from ganslim.signature import SIGNED, UNIT, Signature, parts_of, signature_of
+from ganslim.signature import LABEL_MAP, SIGNED, UNIT, Signature, parts_of, signature_of
 
 __all__ = ["BACKENDS", "FloatLayer", "QatComparison", "QuantizeResult", "TaskMetrics", "quantize_model",
            "quantize_synthesis"]
@@ -361,6 +364,71 @@ def quantize_synthesis(
                 graph, graph.signature, target, backend, calibration, evaluation, Scoring(),
                 evaluation.inputs[0]["w_plus"][None].numpy(), dynamic=True, held_out=True, threads=threads,
                 warmup=warmup, repeats=repeats, arch=arch, arch_kwargs=arch_kwargs, meta=meta, fields=fields)
+
+
+def quantize_label_model(
+    generator: nn.Module,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    backend: str = "onnxruntime",
+    size: tuple[int, int] | None = None,
+    num_calibration: int = 32,
+    num_eval: int = 8,
+    *,
+    arch: str | None = None,
+    arch_kwargs: dict | None = None,
+    meta: dict | None = None,
+    threads: int | None = None,
+    warmup: int = 2,
+    repeats: int = 10,
+) -> QuantizeResult:
+    """Quantize a label-map generator (SPADE) to static int8 for ``backend``, calibrated on the real one-hot label
+    maps (+ instance edges) of the dataset at ``data``, and report.
+
+    Calibration reads its ``train`` split (a ``folders`` dataset without split folders: all of it); evaluation its
+    ``val`` (else ``test``) split against the paired photos, else ``num_eval`` training maps held out from
+    calibration. ``size``: (height, width) the maps are resized to (nearest), default the one the model is built
+    for. The other arguments are :func:`quantize_model`'s.
+    """
+    _check_backend(backend)
+    signature = signature_of(generator)
+    if not signature.takes_image or signature.image_input.kind != LABEL_MAP:
+        raise GanslimError(f"{type(generator).__name__} takes {signature.describe()}, not a label map: quantize it "
+                           f"with quantize_model")
+    size = tuple(size or signature.image_input.size or ())
+    if len(size) != 2:
+        raise GanslimError(f"{type(generator).__name__} records no size it is built for: pass --size")
+    _check_counts(num_calibration=num_calibration, num_eval=num_eval)
+    target = resolve_output(out, SUFFIXES[backend], DEFAULT_NAMES[backend], f"--backend {backend}")
+    calibration, evaluation, held_out = _label_splits(LabelEncoding.of(generator), data, size, num_calibration,
+                                                      num_eval)
+    arrays = [_model_input(calibration, index, signature) for index in range(len(calibration.inputs))]
+    with eval_mode(generator):
+        return _quantize_and_publish(
+            generator, signature, target, backend, arrays, evaluation, scoring_for(signature),
+            _model_input(evaluation, 0, signature), dynamic=False, held_out=held_out, threads=threads, warmup=warmup,
+            repeats=repeats, arch=arch, arch_kwargs=arch_kwargs, meta=meta)
+
+
+def _label_splits(encoding: LabelEncoding, data: str | os.PathLike, size: tuple[int, int], num_calibration: int,
+                  num_eval: int) -> tuple[EvalData, EvalData, bool]:
+    """(calibration, evaluation, held out?) label-map data, chosen as :func:`~ganslim.export.calibration.
+    select_images` chooses image files (see :func:`quantize_label_model`)."""
+    root = Path(data)
+    layout = detect_label_layout(root)
+    train = open_label_eval_data(encoding, root, "train", size)
+    split = next((split for split in ("val", "test") if has_split(root, split, layout)), None)
+    held = None if split is None else open_label_eval_data(encoding, root, split, size)
+    calibration, evaluation, held_out = select_images(list(train.label_paths), held and list(held.label_paths),
+                                                      num_calibration, num_eval)
+    return _pick(train, calibration), _pick(held or train, evaluation), held_out
+
+
+def _pick(data: EvalData, label_paths: list[Path]) -> EvalData:
+    """The items of label-map ``data`` whose label files are ``label_paths``."""
+    index = {path: position for position, path in enumerate(data.label_paths)}
+    inputs = Subset(data.inputs, [index[path] for path in label_paths])
+    return replace(data, inputs=inputs, real=inputs, label_paths=tuple(label_paths))
 
 
 def _check_backend(backend: str) -> None:

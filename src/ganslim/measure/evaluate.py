@@ -18,6 +18,10 @@ data's range before scoring. Three families are told apart by the signature (:fu
   in [0, 1]: HR images with their LR made on the fly at the model's scale, or BasicSR's GT / LQ folders; the
   outputs are compared with the GT at the output size as BasicSR computes it (uint8-quantised, s pixels
   cropped per side, BT.601 Y channel or RGB: :mod:`ganslim.metrics.sr`); FID/KID against the GT images.
+* **label-map** models (SPADE: a one-hot label map in, scale 1), on :func:`open_label_eval_data`: the label maps of
+  any layout :mod:`ganslim.data.label_datasets` reads at the model's (height, width), PSNR/SSIM and FID/KID
+  against their paired photos, and with a segmentation network mIoU against the label maps' Cityscapes train ids
+  (:class:`_Segmentation`); without one, mIoU is reported as skipped.
 * **latent** (unconditional) generators (StyleGAN2, mobile_stylegan: z in, an output of fixed ``resolution``),
   on :func:`open_latent_eval_data`: one image per seed, drawn as :mod:`ganslim.apps.generate` draws it (truncation,
   noise mode: :class:`~ganslim.apps.generate.Sampling`); FID/KID against a folder of real images, each resized
@@ -60,6 +64,8 @@ from ganslim.apps.generate import (
 )
 from ganslim.archs.stylegan2 import LatentGenerator
 from ganslim.data import AlignedDataset, HRFolderDataset, PairedSRDataset, SingleImageDataset, detect_layout
+from ganslim.data.label_datasets import LabelMapDataset, detect_label_layout, has_split
+from ganslim.data.labels import LabelEncoding, read_id_map
 from ganslim.data.validate import image_sizes
 from ganslim.errors import GanslimError, first_line
 from ganslim.metrics import (
@@ -78,7 +84,9 @@ from ganslim.metrics import (
     sr_ssim,
     ssim,
 )
+from ganslim.metrics.drn import CITYSCAPES_CLASSES, DRN_FILE, DRN_URL
 from ganslim.metrics.inception import WEIGHTS_FILENAME, WEIGHTS_URL
+from ganslim.metrics.segmentation import confusion_matrix, label_ids_to_train_ids, mean_iou, segment
 from ganslim.outputs import check_output_file
 from ganslim.signature import SIGNED, UNIT, Signature, signature_of
 from ganslim.weights import weights_source
@@ -101,6 +109,7 @@ __all__ = [
     "mean_ssim",
     "module_run",
     "open_eval_data",
+    "open_label_eval_data",
     "open_latent_eval_data",
     "open_sr_eval_data",
     "parse_metrics",
@@ -116,6 +125,8 @@ METRICS = ("fid", "kid", "psnr", "ssim")
 SR_METRICS = ("y", "rgb")  # super-resolution PSNR/SSIM on the BT.601 luma (as papers report) or on RGB
 SSIM_WINDOW = 11
 SR_NO_RESIZE = "SR models take whole images and never resize them: drop --size"
+MIOU_SKIPPED = (f"no segmentation model: pass --drn-weights {DRN_FILE} (DRN-D-105 for Cityscapes, from {DRN_URL}) "
+                f"to score the outputs against the label maps")
 
 # A model as the scoring loop runs it: (N, C, h, w) inputs in the data's value range -> outputs in that range (a
 # latent generator: (N,) row numbers of its latents -> images, :func:`latent_run`).
@@ -145,9 +156,10 @@ def _scale_name(signature: Signature) -> str:
     return "image-to-image" if scale is None else f"x{scale} super-resolution"
 
 
-def rescale(images: Tensor, source: tuple[float, float], target: tuple[float, float]) -> Tensor:
-    """``images`` in the value range ``source`` mapped linearly onto ``target``; the very tensor when they agree."""
-    if tuple(source) == tuple(target):
+def rescale(images: Tensor, source: tuple[float, float], target: tuple[float, float] | None) -> Tensor:
+    """``images`` in the value range ``source`` mapped linearly onto ``target``; the very tensor when they agree, or
+    when ``target`` is None (a label map, which has no value range: its one-hot channels go in as they are)."""
+    if target is None or tuple(source) == tuple(target):
         return images
     (low, high), (new_low, new_high) = source, target
     return (images - low) * ((new_high - new_low) / (high - low)) + new_low
@@ -241,6 +253,8 @@ class EvalData:
     ``layout``: ``aligned``, ``unaligned``, ``single`` (a folder of images), ``hr`` (HR images, LR made from
     them), ``gt-lq`` (paired GT / LQ folders: ``root`` and ``lq_root``), ``files`` (a list of files) or ``latent``
     (:func:`open_latent_eval_data`: ``inputs`` are row numbers of ``latents``, ``real`` the folder ``root``, if any).
+    Label-map data (:func:`open_label_eval_data`): keys ``label_map`` (one-hot + edges) / ``image`` ([-1, 1]),
+    ``layout`` the label layout (``cityscapes``, ``folders``, ...), ``label_paths`` the label files in input order.
     """
 
     inputs: Dataset
@@ -256,6 +270,7 @@ class EvalData:
     scale: int = 1
     lq_root: Path | None = None
     latents: Latents | None = None
+    label_paths: tuple[Path, ...] | None = None
 
     def describe(self) -> str:
         """e.g. ``aligned split 'test' of data/facades (106 pairs)``."""
@@ -271,6 +286,8 @@ class EvalData:
         if self.layout == "gt-lq":
             return f"GT {self.root}, LQ {self.lq_root} ({count} pairs, x{self.scale})"
         what = "pairs" if self.paired else "inputs"
+        if self.label_paths is not None:
+            return f"label maps ({self.layout} layout), split '{self.split}' of {self.root} ({count} {what})"
         return f"{self.layout} split '{self.split}' of {self.root} ({count} {what})"
 
 
@@ -324,6 +341,25 @@ def open_eval_data(
                         root=root, split=split)
     inputs = _Keyed(SingleImageDataset(root, load_size=size, input_nc=input_nc), "A")
     return EvalData(_first(inputs, max_images), None, paired=False, layout=layout, root=root, split=split)
+
+
+def open_label_eval_data(encoding: LabelEncoding, data: str | os.PathLike, split: str = "test",
+                         size: tuple[int, int] = (256, 256), max_images: int | None = None) -> EvalData:
+    """Open ``split`` of the label-map dataset at ``data`` (any layout :mod:`ganslim.data.label_datasets` reads; a
+    ``folders`` dataset without split folders is read whole) for a SPADE generator of ``encoding``: label maps
+    resized (nearest) to ``size`` = (height, width) and encoded, their photos (bicubic) as the paired targets and
+    the real images of FID/KID; no flip."""
+    _check_max_images(max_images)
+    root = Path(data)
+    layout = detect_label_layout(root)
+    if layout != "folders" and not has_split(root, split, layout):
+        raise GanslimError(f"{layout} dataset '{root}' has no '{split}' split: pass --split train, val or test "
+                           f"(one it has)")
+    pairs = LabelMapDataset(root, encoding, size, split=split, layout=layout, flip=False)
+    count = len(pairs) if max_images is None else min(max_images, len(pairs))
+    inputs = _first(pairs, count)
+    return EvalData(inputs, inputs, paired=True, layout=layout, root=root, split=split, input_key="label_map",
+                    target_key="image", label_paths=tuple(pair.label for pair in pairs.pairs[:count]))
 
 
 def _splits(root: Path) -> str:
@@ -697,7 +733,7 @@ class EvalResult:
     def lines(self) -> list[str]:
         """Human-readable lines: one per metric, then one per skipped metric group."""
         names = {"psnr": "PSNR vs target", "ssim": "SSIM vs target", "fid": "FID", "kid": "KID",
-                 "psnr_teacher": "PSNR vs teacher", "ssim_teacher": "SSIM vs teacher"}
+                 "miou": "mIoU (DRN)", "psnr_teacher": "PSNR vs teacher", "ssim_teacher": "SSIM vs teacher"}
         lines = [f"evaluated {self.num_images} image(s): {self.data}"]
         if self.sr_metrics:
             lines.append(f"  {self.sr_metrics}")
@@ -709,13 +745,15 @@ class EvalResult:
                 text = f"{value:.5f} ± {self.metrics['kid_std']:.5f}"
             elif key.startswith("psnr"):
                 text = f"{value:.2f} dB"
+            elif key == "miou":
+                text = f"{value:.2f}"
             else:
                 text = f"{value:.4f}"
             lines.append(f"  {label:<16} {text}")
         if self.real_stats_saved is not None:
             lines.append(f"  real statistics saved to {self.real_stats_saved}")
         for reason, names_skipped in _group(self.skipped).items():
-            lines.append(f"{'/'.join(n.upper() for n in names_skipped)} skipped: {reason}")
+            lines.append(f"{'/'.join('mIoU' if n == 'miou' else n.upper() for n in names_skipped)} skipped: {reason}")
         return lines
 
 
@@ -756,6 +794,7 @@ def evaluate_generator(
     seed: int = 0,
     sr_metric: str | None = None,
     sampling: Sampling | None = None,
+    segmenter: nn.Module | None = None,
 ) -> EvalResult:
     """Run ``generator`` over ``data`` once and score it.
 
@@ -789,6 +828,9 @@ def evaluate_generator(
             :class:`~ganslim.apps.generate.Sampling`'s); only for latent generators. With truncation, a model
             that stores no mean W gets one estimated into its ``w_avg`` (:func:`~ganslim.apps.generate.
             prepare_truncation`).
+        segmenter: label-map data only: a Cityscapes segmentation network (:func:`ganslim.metrics.drn.
+            load_drn_segmenter`) that adds ``miou`` of the outputs against the label maps' train ids
+            (:mod:`ganslim.metrics.segmentation`); without it label-map data reports mIoU as skipped.
     """
     wanted = parse_metrics(metrics)
     if real_stats is not None and save_real_stats is not None:
@@ -811,6 +853,11 @@ def evaluate_generator(
         raise GanslimError("truncation and noise modes apply to latent generators; this one is "
                            f"{_scale_name(signature)}: drop them")
     skipped: dict[str, str] = {}
+    if segmenter is not None and data.label_paths is None:
+        raise GanslimError("mIoU (--drn-weights) scores a label-map model's outputs against its label maps, and "
+                           "this data holds no label maps: drop --drn-weights")
+    if data.label_paths is not None and segmenter is None:
+        skipped["miou"] = MIOU_SKIPPED
     for name in ("psnr", "ssim"):
         if name in wanted and latent and teacher is None:
             skipped[name] = ("an unconditional generator has no targets: pass --teacher REF for PSNR/SSIM against "
@@ -872,17 +919,29 @@ def evaluate_generator(
         if teacher is not None:
             runs["the teacher"] = module_run(teacher.to(device).eval(), data.value_range, "the teacher")
     fake_features: list[np.ndarray] = []
+    segmentation = None if segmenter is None else _Segmentation(segmenter.to(device).eval(), data.label_paths)
 
     def keep_features(name: Hashable, outputs: Tensor) -> None:
         # From the metric primitives rather than compute_fid_kid, which always computes FID: KID alone skips the
         # 2048x2048 matrix square root (tens of seconds on a small CPU).
-        if name == "the generator":
+        if name != "the generator":
+            return
+        if distribution:
             fake_features.append(extract_features([rescale(outputs, data.value_range, SIGNED)], extractor))
+        if segmentation is not None:
+            segmentation.add(outputs)
 
     scored = score_models(runs, data, scoring, reference="the teacher" if teacher is not None else None,
                           metrics=wanted, batch_size=batch_size, device=device,
-                          on_outputs=keep_features if distribution else None, progress=progress)
+                          on_outputs=keep_features if distribution or segmentation else None, progress=progress)
     scores: dict[str, float] = dict(scored.metrics["the generator"])
+    if segmentation is not None:
+        miou = mean_iou(segmentation.confusion)
+        if math.isnan(miou):
+            skipped["miou"] = ("no pixel of the label maps is one of the 19 Cityscapes classes: mIoU needs "
+                               "Cityscapes labelIds")
+        else:
+            scores["miou"] = miou
     scores.update({key.replace("_ref", "_teacher"): value for key, value in scores.items() if key.endswith("_ref")})
     if distribution:
         fake = np.concatenate(fake_features)
@@ -897,7 +956,7 @@ def evaluate_generator(
         logger.warning("warning: the generator output NaN or infinite values for %d of %d image(s), so the scores "
                        "are not meaningful: the checkpoint may be damaged or its training diverged", non_finite,
                        len(data.inputs))
-    ordered = {k: scores[k] for k in ("psnr", "ssim", "fid", "kid", "kid_std", "psnr_teacher", "ssim_teacher")
+    ordered = {k: scores[k] for k in ("psnr", "ssim", "fid", "kid", "kid_std", "miou", "psnr_teacher", "ssim_teacher")
                if k in scores}
     return EvalResult(metrics=ordered, skipped=skipped, num_images=len(data.inputs), num_real=num_real,
                       paired=data.paired, data=data.describe(), real_stats_saved=saved,
@@ -940,6 +999,23 @@ def _latent_runs(models: dict[str, LatentGenerator], data: EvalData, sampling: S
     if sampling.truncation_psi != 1:
         info["truncation_mean"] = {name.removeprefix("the "): source for name, source in means.items()}
     return {name: latent_run(model, data.latents, sampling, device) for name, model in models.items()}, info
+
+
+class _Segmentation:
+    """The confusion matrix of ``segmenter``'s classes of the generated images, in data order, against the train
+    ids of ``label_paths`` at each label map's own resolution."""
+
+    def __init__(self, segmenter: nn.Module, label_paths: Sequence[Path]) -> None:
+        self.segmenter, self.label_paths, self.seen = segmenter, label_paths, 0
+        self.confusion = np.zeros((CITYSCAPES_CLASSES, CITYSCAPES_CLASSES), dtype=np.int64)
+
+    def add(self, images: Tensor) -> None:
+        """(N, 3, h, w) generated images in [-1, 1], the next N of the data."""
+        for image in images:
+            train_ids = label_ids_to_train_ids(read_id_map(self.label_paths[self.seen], None, "label map"))
+            prediction = segment(self.segmenter, image[None], train_ids.shape)[0]
+            self.confusion += confusion_matrix(prediction, train_ids, CITYSCAPES_CLASSES)
+            self.seen += 1
 
 
 def _real_batches(data: EvalData, batch_size: int) -> Iterable[Tensor]:

@@ -77,6 +77,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ganslim import __version__
+from ganslim.data.labels import LabelEncoding
 from ganslim.errors import GanslimError, first_line
 from ganslim.measure.compare import model_cost
 from ganslim.measure.evaluate import (
@@ -85,6 +86,7 @@ from ganslim.measure.evaluate import (
     array_run,
     json_safe,
     open_eval_data,
+    open_label_eval_data,
     open_sr_eval_data,
     score_models,
     scoring_for,
@@ -98,7 +100,7 @@ from ganslim.measure.profile import (
     matmul_gflops,
     num_threads,
 )
-from ganslim.signature import IMAGE, LATENT, Signature, combined, common_side, signature_of
+from ganslim.signature import IMAGE, LABEL_MAP, LATENT, Signature, combined, common_side, signature_of
 
 BACKENDS = ("torch", "onnxruntime", "openvino", "onnxruntime-int8", "openvino-int8")
 DEFAULT_BACKENDS = ("torch", "onnxruntime", "openvino", "int8")
@@ -243,19 +245,22 @@ def run_bench(
     """Benchmark every model on every backend, interleaved, and score them on ``data``.
 
     Args:
-        models: the generators (CPU ``nn.Module`` with a signature of one image or latent input, or plain modules
-            taken as image-to-image in [-1, 1]), all image-to-image, all super-resolution of one scale or all latent
-            generators (z -> image); the first is the quality reference.
+        models: the generators (CPU ``nn.Module`` with a signature of one image, label-map or latent input, or plain
+            modules taken as image-to-image in [-1, 1]), all image-to-image, all super-resolution of one scale or all
+            latent generators (z -> image); the first is the quality reference.
         backends: names from :data:`BACKENDS` (or ``int8``), as a list or a comma-separated string.
         size: the timed input is (1, C, size, size), and image-to-image data is resized to it; exports are
-            static at that shape (super-resolution: dynamic, for whole images). None: the smallest side of at
-            least 64 that every model takes. Latent generators: the image side they all make, the only ``size``
+            static at that shape (super-resolution: dynamic, for whole images). None: the (height, width)
+            label-map models are all built for, else the smallest side of at least 64 that every model takes.
+            Latent generators: the image side they all make, the only ``size``
             they take.
         threads: CPU threads of every runtime (None: torch's current count, runtimes' defaults).
         repeats: timed rounds; warmup: untimed rounds before them (each round runs every runner once).
         data: a dataset root or image folder (see :func:`ganslim.measure.evaluate.open_eval_data`; HR images for
             super-resolution: :func:`~ganslim.measure.evaluate.open_sr_eval_data`) for quality metrics and int8
-            calibration (its train split); None: no quality, int8 backends skipped. Latent generators take none.
+            calibration (its train split); None: no quality, int8 backends skipped. Latent generators take none;
+            label-map models (SPADE) a label-map dataset (:func:`~ganslim.measure.evaluate.open_label_eval_data`),
+            timed on its first label map.
         split: the split scored for quality; direction: which side of the data is the input.
         num_images: images of ``split`` scored per model x backend.
         num_calibration: int8 calibration images.
@@ -283,16 +288,18 @@ def run_bench(
     if latent:
         side = _latent_side(signatures, size, data)
     else:
-        side = size if size is not None else default_side(models)
+        side = size if size is not None else _built_size(signatures) or default_side(models)
         for name, signature in signatures.items():
-            signature.check_side(side, f"model '{name}': --size")
+            for one in {side} if isinstance(side, int) else set(side):
+                signature.check_side(one, f"model '{name}': --size")
     scoring = scoring_for(signatures[models[0].name], sr_metric)
+    labels = _takes_labels(signatures[models[0].name])
 
     def say(text: str) -> None:
         if progress:
             tqdm.write(text, file=sys.stderr)
 
-    settings = {"size": side, "batch": 1, "threads": threads if threads is not None else torch.get_num_threads(),
+    settings = {"size": side if isinstance(side, int) else list(side), "batch": 1, "threads": threads if threads is not None else torch.get_num_threads(),
                 "repeats": repeats, "warmup": warmup, "interleaved": True, "backends": list(backends),
                 "data": None if data is None else str(data), "split": split if data is not None else None,
                 "direction": direction, "num_images": num_images if data is not None else 0,
@@ -306,12 +313,14 @@ def run_bench(
 
     with num_threads(threads), tempfile.TemporaryDirectory(prefix="ganslim-bench-") as scratch:
         infos = [_model_info(model, signatures[model.name], side) for model in models]
-        quality = None if data is None else _quality_data(list(signatures.values()), data, split, side, direction,
-                                                          num_images)
+        quality = None if data is None else _quality_data(models, list(signatures.values()), data, split, side,
+                                                          direction, num_images)
         if quality is not None:
             settings["num_images"] = len(quality.inputs)
         calibration, no_calibration = None, "int8 calibrates on your images: pass --data DIR"
-        if data is not None and any(is_int8(b) for b in backends):
+        if data is not None and any(is_int8(b) for b in backends) and labels:
+            calibration = data  # the label-map dataset's train split calibrates (quantize_label_model)
+        elif data is not None and any(is_int8(b) for b in backends):
             from ganslim.export.calibration import split_data
 
             try:
@@ -349,6 +358,8 @@ def run_bench(
         say(f"bench: timing {len(runners)} runner(s) + {PEAK_RUNS} {peak_size}x{peak_size} fp32 matmuls a round, "
             f"{warmup} warm-up + {repeats} timed rounds")
         examples = {name: _example(signature, side) for name, signature in signatures.items()}
+        if labels and quality is not None:  # timed on the first real label map rather than random one-hots
+            examples = dict.fromkeys(examples, quality.inputs[0][quality.input_key][None].numpy())
         latency, peak_ms = _time(runners, examples, peak_size, warmup, repeats, progress)
         runners.clear()  # release the sessions before their scratch files are deleted
 
@@ -362,6 +373,12 @@ def run_bench(
             "note": f"2*n^3 / fastest time of an n x n fp32 matmul run {PEAK_RUNS} times in each of the rounds "
                     "(gflops_median: median time); peak_share = achieved GFLOP/s at median latency / gflops"}
     return BenchResult(models=infos, rows=rows, settings=settings, machine=_machine(), peak=peak, notes=notes)
+
+
+def _built_size(signatures: dict[str, Signature]) -> tuple[int, int] | None:
+    """The (height, width) label-map models (SPADE) are all built for, if they are and agree; else None."""
+    sizes = {signature.image_input.size if _takes_labels(signature) else None for signature in signatures.values()}
+    return tuple(sizes.pop()) if len(sizes) == 1 and None not in sizes else None
 
 
 def default_side(models: Sequence[BenchModel]) -> int:
@@ -384,9 +401,9 @@ def _latent_side(signatures: dict[str, Signature], size: int | None, data: str |
 def _bench_signature(model: BenchModel) -> Signature:
     """``model``'s signature, which must take one image or one latent (what the bench feeds)."""
     signature = signature_of(model.module.eval())
-    if len(signature.inputs) != 1 or signature.inputs[0].kind not in (IMAGE, LATENT):
+    if len(signature.inputs) != 1 or signature.inputs[0].kind not in (IMAGE, LABEL_MAP, LATENT):
         raise GanslimError(f"model '{model.name}' takes {signature.describe()}: the bench times models of one "
-                           f"image or latent input")
+                           f"image, label-map or latent input")
     return signature
 
 
@@ -406,6 +423,8 @@ def common_scale(models: Sequence[BenchModel]) -> int | None:
 def _kind(signature: Signature) -> str:
     if not signature.takes_image:
         return LATENT_KIND
+    if _takes_labels(signature):
+        return "label-map -> image"
     scale = sr_scale(signature)
     return "image-to-image" if scale is None else f"x{scale} super-resolution"
 
@@ -429,11 +448,24 @@ def _model_info(model: BenchModel, signature: Signature, side: int) -> dict[str,
             **({"output_side": output} if output is not None else {})}
 
 
-def _quality_data(signatures: list[Signature], data: str | os.PathLike, split: str, side: int, direction: str,
-                  num_images: int) -> EvalData:
-    """The first ``num_images`` images of ``split`` for the models of ``signatures`` (the reference first):
-    resized to ``side`` for image-to-image models, whole images (of sides every model takes) for super-resolution."""
+def _takes_labels(signature: Signature) -> bool:
+    return signature.takes_image and signature.image_input.kind == LABEL_MAP
+
+
+def _quality_data(models: Sequence[BenchModel], signatures: list[Signature], data: str | os.PathLike, split: str,
+                  side: int, direction: str, num_images: int) -> EvalData:
+    """The first ``num_images`` images of ``split`` for ``models`` of ``signatures`` (the reference first):
+    resized to ``side`` for image-to-image models, whole images (of sides every model takes) for super-resolution,
+    label maps and their photos at ``side`` x ``side`` for label-map models (which must share one encoding)."""
     reference = signatures[0]
+    if _takes_labels(reference):
+        encodings = {model.name: LabelEncoding.of(model.module) for model in models}
+        if len(set(encodings.values())) > 1:
+            listing = ", ".join(f"'{name}' takes {encoding.channels} channels" for name, encoding in encodings.items())
+            raise GanslimError(f"the bench scores models on the same label maps, but {listing}: bench models of one "
+                               f"label set together")
+        sides = (side, side) if isinstance(side, int) else side
+        return open_label_eval_data(encodings[models[0].name], data, split, sides, max_images=num_images)
     if sr_scale(reference) is not None:
         sides = combined(signature.image_input.sides for signature in signatures)
         every_model = replace(reference, inputs=(replace(reference.image_input, sides=sides),))
@@ -485,9 +517,16 @@ def _build(backend: str, module: nn.Module, folder: Path, size: int, whole_image
         exported = load_exported(export.files[0], threads=threads)
         return exported, exported.runtime, {"parity_max_abs_diff": export.max_abs_diff}
 
-    from ganslim.export.quantize import quantize_model
+    from ganslim.export.quantize import quantize_label_model, quantize_model
 
     runtime = backend.removesuffix("-int8")
+    if _takes_labels(signature_of(module)):
+        sides = (size, size) if isinstance(size, int) else size
+        result = quantize_label_model(module, calibration, folder / backend, backend=runtime, size=sides,
+                                      num_calibration=num_calibration, num_eval=1, threads=threads, warmup=0,
+                                      repeats=1)
+        exported = load_exported(result.files[0], threads=threads)
+        return exported, exported.runtime, _int8_details(result)
     # The quantizer's own report is not used here: one eval image and one timed run keep its cost small.
     result = quantize_model(module, calibration.calibration, folder / backend, backend=runtime,
                             size=None if whole_images else size,
@@ -495,9 +534,13 @@ def _build(backend: str, module: nn.Module, folder: Path, size: int, whole_image
                             aligned=calibration.aligned, direction=direction, threads=threads, warmup=0,
                             repeats=1)
     exported = load_exported(result.files[0], threads=threads)
-    details = {"int8": {"int8_layers": dict(result.int8_layers), "float_layers": _count_ops(result.float_layers),
-                        "num_calibration": result.num_calibration}}
-    return exported, exported.runtime, details
+    return exported, exported.runtime, _int8_details(result)
+
+
+def _int8_details(result: Any) -> dict[str, Any]:
+    """The JSON fields of an int8 row: its layers' precisions and calibration count (a ``QuantizeResult``)."""
+    return {"int8": {"int8_layers": dict(result.int8_layers), "float_layers": _count_ops(result.float_layers),
+                     "num_calibration": result.num_calibration}}
 
 
 def _build_latent_int8(backend: str, generator: nn.Module, folder: Path, threads: int | None,

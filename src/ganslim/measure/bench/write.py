@@ -95,7 +95,7 @@ def format_markdown(bench: dict[str, Any]) -> str:
         given = f"input z {'x'.join(map(str, shape))} (latent generators: {_latent_sides(bench)} images out)"
     else:
         lr = f" LR (x{scale} super-resolution; exports dynamic in height and width, for whole images)" if scale else ""
-        given = f"input 1x{shape[1]}x{settings['size']}x{settings['size']}{lr}"
+        given = f"input {'x'.join(map(str, shape))}{lr}"
     lines += [
         f"- {given}, "
         f"{settings['threads']} thread(s), {settings['warmup']} warm-up + {settings['repeats']} timed rounds, all "
