@@ -73,16 +73,17 @@ def train_scratch(work: Path, task: Task, data: Path, name: str, channels: list[
                              epochs_decay=SUPERNET_EPOCHS + FINETUNE_EPOCHS, seed=seed)
 
 
-def repeat_finetune(work: Path, pipeline_run: Path, name: str, seed: int) -> Path:
-    """The fine-tune stage of ``pipeline_run`` again with another ``seed`` (same supernet, same architecture);
-    returns its compact ``generator.pt`` (a finished run is reused)."""
+def repeat_finetune(work: Path, pipeline_run: Path, name: str, seed: int,
+                    method: type[FinetuneDistillation] = FinetuneDistillation) -> Path:
+    """The fine-tune stage of ``pipeline_run`` again with another ``seed`` (same supernet, same architecture; the
+    stage's ``method``, the student family's); returns its compact ``generator.pt`` (a finished run is reused)."""
     name = f"{name}-seed{seed}"
-    if (path := finished_run(work, FinetuneDistillation.name, name, "generator.pt")) is not None:
+    if (path := finished_run(work, method.name, name, "generator.pt")) is not None:
         return path
     stage = Path(json.loads((pipeline_run / "pipeline.json").read_text())["stages"]["finetune"]["run_dir"])
-    config = load_config(DistillConfig, stage / "config.yaml", method=FinetuneDistillation.name,
+    config = load_config(DistillConfig, stage / "config.yaml", method=method.name,
                          overrides={"seed": seed, "name": name, "out_dir": str(work / "runs")})
-    return Path(fit(config, FinetuneDistillation).exported["generator"])
+    return Path(fit(config, method).exported["generator"])
 
 
 def paired_target_line(label: str, row: dict, teacher: dict, scratch: dict, seeds: dict) -> str:
