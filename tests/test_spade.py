@@ -23,7 +23,7 @@ from ganslim.data.labels import LabelEncoding, instance_edges
 from ganslim.errors import GanslimError
 from ganslim.measure.profile import count_macs, count_params
 from ganslim.signature import Signature
-from spade_reference import nvlabs_forward, nvlabs_options, nvlabs_shapes, random_nvlabs_state
+from spade_reference import nvlabs_forward, nvlabs_options, nvlabs_shapes, one_hot_map, random_nvlabs_state
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -33,12 +33,6 @@ TINY = {"label_nc": 3, "contain_dontcare_label": True, "instance_edges": True, "
 TINY_OPTIONS = {"label_nc": 3, "contain_dontcare_label": True, "no_instance": False, "ngf": 2,
                 "num_upsampling_layers": "more", "crop_size": 256, "aspect_ratio": 2.0, "netG": "spade",
                 "norm_G": "spectralspadesyncbatch3x3", "use_vae": False, "name": "tiny", "gpu_ids": "0"}
-
-
-def one_hot_map(semantic_nc: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
-    labels = torch.randint(semantic_nc - 1, (1, height, width), generator=torch.Generator().manual_seed(seed))
-    edges = torch.rand(1, 1, height, width, generator=torch.Generator().manual_seed(seed + 1)) < 0.2
-    return torch.cat([nn.functional.one_hot(labels, semantic_nc - 1).permute(0, 3, 1, 2).float(), edges.float()], 1)
 
 
 def write_nvlabs_run(folder, shapes, seed=0, options=TINY_OPTIONS):

@@ -1,5 +1,6 @@
-"""Load and save models: ganslim checkpoints and the reference files (pix2pix/CycleGAN, ESRGAN, SPADE / GauGAN,
-StyleGAN2's rosinality checkpoints and NVIDIA ``.pkl`` snapshots), behind one call."""
+"""Load and save models: ganslim checkpoints and the reference files (pix2pix/CycleGAN, ESRGAN, SPADE / GauGAN and
+GAN Compression's mobile SPADEs, StyleGAN2's rosinality checkpoints and NVIDIA ``.pkl`` snapshots), behind one
+call."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def load_discriminator(path: str | os.PathLike, arch: str | None = None, **arch_
 
 
 def _load(path: Path, kind: str, arch: str | None, overrides: dict, direction: str = "AtoB") -> LoadedModel:
-    from ganslim.checkpoints import esrgan, reference, spade, stylegan2
+    from ganslim.checkpoints import esrgan, mobile_spade, reference, spade, stylegan2
 
     content = (stylegan2.read_nvidia_pickle(path) if path.suffix == ".pkl"
                else read_checkpoint(path, kind, direction))
@@ -93,7 +94,8 @@ def _load(path: Path, kind: str, arch: str | None, overrides: dict, direction: s
                                                                     overrides)
         loaded = LoadedModel(model, arch_name, kwargs, "reference", path, meta)
     elif kind == "generator" and spade.is_spade(content):
-        model, arch_name, kwargs, meta = spade.import_spade(content, path, arch, overrides)
+        importer = mobile_spade.import_mobile_spade if mobile_spade.is_mobile_spade(content) else spade.import_spade
+        model, arch_name, kwargs, meta = importer(content, path, arch, overrides)
         loaded = LoadedModel(model, arch_name, kwargs, "reference", path, meta)
     elif kind == "generator" and esrgan.is_esrgan(content):
         model, arch_name, kwargs, layout = esrgan.import_rrdbnet(content, f"checkpoint '{path}'", arch, overrides)

@@ -5,7 +5,9 @@
   sigma = uᵀ W_mat v with the stored vectors (W_mat: W reshaped to (out, in*k*k)), which is the weight torch's
   ``spectral_norm`` uses in eval mode; no power iteration runs. Its SyncBatchNorm statistics
   (``param_free_norm.running_mean`` / ``running_var``) load into plain BatchNorm.
-* **GAN Compression** removed spectral norm before saving its SPADE teachers: their weights are plain already.
+* **GAN Compression** removed spectral norm before saving its SPADE teachers: their weights are plain already. Its
+  mobile teacher and compressed students (separable gamma / beta convs) load through
+  :mod:`ganslim.checkpoints.mobile_spade`, which reads options with the helpers here.
 
 The tensors give the width, the label-map channels, SPADE's hidden width and kernel, the VAE's fc, the norm and
 'most' upsampling (``up_4``). The rest (how the label-map channels split into labels, a dontcare label and instance
@@ -34,6 +36,8 @@ ARCH = "spade"
 PRESETS = ("spade_cityscapes", "spade_coco")
 OPTIONS_FILE = "opt.txt"
 SPECTRAL_SUFFIXES = ("_orig", "_u", "_v")
+# The opt.txt netG values imported: NVlabs' generator and GAN Compression's mobile teacher and exported student.
+IMPORTED_NETS = (ARCH, "mobile_spade", "sub_mobile_spade")
 # What the label split and the latent's size need when the tensors cannot tell them.
 NEEDED = ("label_nc", "contain_dontcare_label", "instance_edges", "num_upsampling_layers", "crop_size",
           "aspect_ratio")
@@ -111,13 +115,16 @@ def options_beside(checkpoint: Path) -> Path | None:
     return None
 
 
-def spade_kwargs_from_options(options: dict[str, str], source: str) -> dict:
-    """The ``spade`` kwargs an ``opt.txt`` sets (only those it holds); a netG other than SPADE's, or a value of the
-    wrong type, is one line naming the option."""
-    net = options.get("netG", "spade")
-    if net != "spade":
-        raise GanslimError(f"{source} says netG {net}: only SPADE generators (netG spade) are imported; GAN "
-                           f"Compression's mobile and sub-network SPADEs are not supported yet")
+def spade_kwargs_from_options(options: dict[str, str], source: str, nets: tuple[str, ...] = (ARCH,)) -> dict:
+    """The ``spade`` kwargs an ``opt.txt`` sets (only those it holds); a netG other than ``nets`` (the layouts the
+    tensors are in), or a value of the wrong type, is one line naming the option."""
+    net = options.get("netG", nets[0])
+    if net not in nets:
+        if net in IMPORTED_NETS:
+            raise GanslimError(f"{source} says netG {net}, but the checkpoint holds {' / '.join(nets)} tensors: put "
+                               f"that run's opt.txt beside it, or fix netG")
+        raise GanslimError(f"{source} says netG {net}: only SPADE generators (netG {', '.join(IMPORTED_NETS)}) are "
+                           f"imported")
     kwargs: dict = {}
     # GAN Compression names the label count input_nc (SPADE's input_nc is an image's channels).
     if "label_nc" not in options and "input_nc" in options:
@@ -180,34 +187,53 @@ def import_spade(state_dict: StateDict, path: Path, arch: str | None = None,
     """
     label = f"checkpoint '{path}'"
     overrides = dict(overrides or {})
-    if arch not in (None, ARCH, *PRESETS):
-        raise GanslimError(f"{label} holds a SPADE generator, not a {arch}: drop the architecture or pass one of "
-                           f"{', '.join((ARCH, *PRESETS))}")
-    unknown = sorted(set(overrides) - set(builder_parameters(GENERATORS, ARCH)))
-    if unknown:
-        raise GanslimError(f"{label} is a {ARCH} generator, which takes no {', '.join(unknown)}")
+    check_request(ARCH, arch, overrides, label, "a SPADE generator")
     weights, folded = fold_spectral_norm(_strip_module_prefix(state_dict), label)
     weights = _with_batch_counters(weights)
     inferred = infer_from_tensors(weights, label)
     semantic_nc = inferred.pop("semantic_nc")
     options_file = options_beside(path)
     from_file = spade_kwargs_from_options(read_options_file(options_file), f"'{options_file}'") if options_file else {}
+    kwargs = resolve_kwargs(inferred, from_file, arch, overrides, label, "SPADE")
+    _check_semantic_channels(kwargs, semantic_nc, label)
+    model = build_generator(ARCH, **kwargs)
+    load_checked(model, ARCH, weights, label)
+    meta = {"spectral_norms_folded": folded, "options": str(options_file) if options_file else None}
+    return model, ARCH, model.arch_kwargs(), meta
+
+
+def check_request(arch_name: str, arch: str | None, overrides: dict, label: str, holds: str) -> None:
+    """One line for an ``arch`` other than ``arch_name`` or a preset, or an override ``arch_name`` does not take."""
+    if arch not in (None, arch_name, *PRESETS):
+        raise GanslimError(f"{label} holds {holds}, not a {arch}: drop the architecture or pass one of "
+                           f"{', '.join((arch_name, *PRESETS))}")
+    unknown = sorted(set(overrides) - set(builder_parameters(GENERATORS, arch_name)))
+    if unknown:
+        raise GanslimError(f"{label} is a {arch_name} generator, which takes no {', '.join(unknown)}")
+
+
+def resolve_kwargs(inferred: dict, from_file: dict, arch: str | None, overrides: dict, label: str,
+                   writer: str) -> dict:
+    """The tensors', the opt.txt's, the preset ``arch``'s and the given kwargs, later ones winning; one line naming
+    what is missing when none gives :data:`NEEDED` (``writer``: who writes the opt.txt)."""
     preset = _preset_kwargs(arch) if arch in PRESETS else {}
     kwargs = {**inferred, **from_file, **preset, **overrides}
     missing = [name for name in NEEDED if name not in kwargs]
     if missing:
         raise GanslimError(f"{label} has no {OPTIONS_FILE} beside it and nothing gives its {', '.join(missing)}: put "
-                           f"SPADE's {OPTIONS_FILE} beside it, or pass --arch {' / '.join(PRESETS)} or the options")
-    _check_semantic_channels(kwargs, semantic_nc, label)
-    model = build_generator(ARCH, **kwargs)
+                           f"{writer}'s {OPTIONS_FILE} beside it, or pass --arch {' / '.join(PRESETS)} or the options")
+    return kwargs
+
+
+def load_checked(model: nn.Module, arch_name: str, weights: StateDict, label: str) -> None:
+    """Load ``weights`` into ``model`` strictly and set eval mode; keys or shapes that differ are one line."""
     problem = describe_mismatch(weights, model.state_dict())
     if problem:
         described = ", ".join(f"{key} {value}" for key, value in model.arch_kwargs().items())
-        raise GanslimError(f"{label} does not fit {ARCH} ({described}): {problem}; fix the options "
+        raise GanslimError(f"{label} does not fit {arch_name} ({described}): {problem}; fix the options "
                            f"({OPTIONS_FILE}, --arch) or check the file")
     model.load_state_dict(weights, strict=True)
-    meta = {"spectral_norms_folded": folded, "options": str(options_file) if options_file else None}
-    return model.eval(), ARCH, model.arch_kwargs(), meta
+    model.eval()
 
 
 def _with_batch_counters(weights: StateDict) -> StateDict:
