@@ -25,6 +25,7 @@ from ganslim.engine import fit
 from ganslim.errors import GanslimError
 from ganslim.measure.profile import count_macs
 from ganslim.methods import COMPRESS, METHODS
+from ganslim.methods.agd.budget import penalty_floor
 from ganslim.methods.agd.config import AGDConfig, AGDStageConfig
 from ganslim.methods.agd.cost import CostTable
 from ganslim.methods.agd import pipeline
@@ -259,6 +260,8 @@ def test_the_floor_is_measured_from_the_smallest_network_so_the_weight_falls_in_
     choose(search, "conv1x1", 0)
     search.evaluate(10)
     assert search.history[-1]["cost"] == 421888 and search.history[-1]["penalty_weight"] == 0.005
+    # A latency table timed again can put the smallest network over a budget the check passed: the floor stays at it.
+    assert penalty_floor(search.config, 0.7e6) == 0.6e6
 
 
 def test_a_latency_budget_searches_with_a_table_measured_here(shapes, resnet, tmp_path):

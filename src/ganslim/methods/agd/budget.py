@@ -62,9 +62,10 @@ def filled_table(config: AGDConfig, supernet: AGDSupernet, path: Path) -> CostTa
 def penalty_floor(config: AGDConfig, smallest: float) -> float:
     """The cost under which the penalty weight halves: ``budget_floor`` of the way from the space's smallest
     sub-network to the budget. A fraction of the budget alone would never act in a space whose smallest network
-    already costs more than that fraction (the SR benchmark's did: 66% of its budget)."""
+    already costs more than that fraction (the SR benchmark's did: 66% of its budget). At most the budget: a latency
+    table measured again may put the smallest network a little over a budget the check's own table passed."""
     budget = budget_value(config)
-    return smallest + config.budget_floor * (budget - smallest)
+    return min(budget, smallest + config.budget_floor * (budget - smallest))
 
 
 def smallest_cost(table: CostTable) -> float:
