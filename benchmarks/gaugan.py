@@ -30,6 +30,7 @@ import json  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
 from compression_task import finished_run, run_seconds, write_results  # noqa: E402
@@ -156,7 +157,7 @@ def test_scenes(model: torch.nn.Module, data: Path) -> tuple[torch.Tensor, torch
 
 
 @torch.inference_mode()
-def quality(models: dict[str, torch.nn.Module], teacher: torch.nn.Module, data: Path) -> dict[str, dict]:
+def quality(models: dict[Any, torch.nn.Module], teacher: torch.nn.Module, data: Path) -> dict[str, dict]:
     """PSNR/SSIM of each model's test outputs to the photos and to the teacher's outputs."""
     label_maps, photos = test_scenes(teacher, data)
     reference = teacher(label_maps)
@@ -205,10 +206,10 @@ def main() -> None:
     costs = {name: model_cost(model, SIDE).to_dict() for name, model in models.items()}
     times = latency(paths, data, args.threads, args.repeats)
     scores = quality(models, teacher, data)
-    per_seed = {name: [quality({"model": load_generator(path).model.eval()}, teacher, data)["model"]["psnr"]
-                       for path in paths_] for name, paths_ in seeds.items()}
-    wall_clock = {name: run_seconds(path) for name, path in paths.items()}
-    wall_clock["gan_compression"] = (run / "generator.pt").stat().st_mtime - (run / "config.yaml").stat().st_mtime
+    seeded = quality({(name, seed): load_generator(path).model.eval() for name, paths_ in seeds.items()
+                      for seed, path in enumerate(paths_)}, teacher, data)
+    per_seed = {name: [seeded[(name, seed)]["psnr"] for seed in range(len(paths_))] for name, paths_ in seeds.items()}
+    wall_clock = {name: run_seconds(path) for name, path in paths.items()}  # gan_compression: the whole pipeline
     macs_ratio = costs["teacher"]["macs"] / costs["gan_compression"]["macs"]
     gap = scores["gan_compression"]["psnr"] - scores["teacher"]["psnr"]
     wins = sum(s > t for s, t in zip(per_seed["gan_compression"], per_seed["twin"]))
